@@ -1,0 +1,370 @@
+// Package rtc connects two lanft peers directly with a WebRTC data channel
+// (Pion) and exposes that channel as a byte stream with backpressure.
+//
+// A Peer knows nothing of the signaling server: it hands the SDP offer or
+// answer and its ICE candidates to a SendFunc and is fed the remote ones
+// through Handle. Payloads are the browser's JSON shapes
+// (RTCSessionDescriptionInit {"type","sdp"} and RTCIceCandidateInit
+// {"candidate","sdpMid","sdpMLineIndex","usernameFragment"}), so a browser
+// client of the original protocol could be a peer.
+//
+//	offerer (receiver)                      answerer (sharer)
+//	  NewPeer, Dial ──── offer ─────────────▶ NewPeer, Handle(offer), Accept
+//	                ◀─── answer ────────────
+//	                ◀──▶ candidate (trickled both ways, queued until the
+//	                     remote description is set)
+//	  Stream ◀═══════ data channel "lanft" (DTLS, SCTP) ═══════▶ Stream
+//
+// ICE is restricted to the configured interfaces (and loopback only when it
+// is named), Pion's own mDNS responder is off, and DTLS fingerprint checking
+// is Pion's default and never disabled.
+package rtc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+)
+
+// Signal kinds, named as in the signaling protocol.
+const (
+	KindOffer     = "offer"
+	KindAnswer    = "answer"
+	KindCandidate = "candidate"
+)
+
+// Signal is one message for the remote peer's signaling.
+type Signal struct {
+	Kind    string
+	Payload json.RawMessage
+}
+
+// SendFunc delivers a Signal to the remote peer.
+type SendFunc func(Signal) error
+
+// ErrPeerGone is returned when the connection fails or closes before it is up.
+var ErrPeerGone = errors.New("peer connection closed")
+
+// Config tunes the peer connection.
+type Config struct {
+	// Interfaces restricts ICE to these interface names; empty means all.
+	// Naming "lo" (or any loopback interface) enables loopback candidates.
+	Interfaces []string
+	Logger     *slog.Logger
+	// ReceiveBuffer is the SCTP receive buffer in bytes (8 MiB).
+	ReceiveBuffer uint32
+}
+
+const (
+	label = "lanft"
+	// maxMessage is the largest data-channel message lanft sends: Pion's
+	// default limit on the receiving side.
+	maxMessage = 64 << 10
+)
+
+// Peer is one WebRTC connection to one remote peer.
+type Peer struct {
+	cfg  Config
+	pc   *webrtc.PeerConnection
+	send SendFunc
+
+	mu            sync.Mutex
+	remoteSet     bool
+	remoteCands   []webrtc.ICECandidateInit // before the remote description
+	localSent     bool
+	localCands    []webrtc.ICECandidateInit // before our description is sent
+	sendErr       error
+	remoteDesc    chan webrtc.SessionDescription
+	doneOnce      sync.Once
+	done          chan struct{}
+	dataChannelCh chan *webrtc.DataChannel
+}
+
+func isLoopbackName(name string) bool { return name == "lo" || name == "lo0" }
+
+// NewPeer creates a peer connection; nothing is sent until Dial or Accept.
+func NewPeer(cfg Config, send SendFunc) (*Peer, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ReceiveBuffer == 0 {
+		cfg.ReceiveBuffer = 8 << 20
+	}
+	var se webrtc.SettingEngine
+	se.DetachDataChannels()
+	se.EnableDataChannelBlockWrite(true)
+	se.EnableSCTPZeroChecksum(true)
+	se.SetSCTPMaxReceiveBufferSize(cfg.ReceiveBuffer)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	se.SetICETimeouts(4*time.Second, 10*time.Second, time.Second)
+	if len(cfg.Interfaces) > 0 {
+		names := slices.Clone(cfg.Interfaces)
+		se.SetInterfaceFilter(func(name string) bool { return slices.Contains(names, name) })
+		if slices.ContainsFunc(names, isLoopbackName) {
+			se.SetIncludeLoopbackCandidate(true)
+		}
+	}
+	api := webrtc.NewAPI(webrtc.WithSettingEngine(se))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("rtc: new peer connection: %w", err)
+	}
+	p := &Peer{
+		cfg:           cfg,
+		pc:            pc,
+		send:          send,
+		remoteDesc:    make(chan webrtc.SessionDescription, 1),
+		done:          make(chan struct{}),
+		dataChannelCh: make(chan *webrtc.DataChannel, 1),
+	}
+	pc.OnICECandidate(p.onLocalCandidate)
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		cfg.Logger.Debug("rtc: connection state", "state", s.String())
+		switch s {
+		case webrtc.PeerConnectionStateFailed:
+			p.markDone()
+			go pc.Close() // unblocks stream reads; cannot close from inside the callback
+		case webrtc.PeerConnectionStateClosed:
+			p.markDone()
+		}
+	})
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		if dc.Label() != label {
+			cfg.Logger.Warn("rtc: ignoring unknown data channel", "label", dc.Label())
+			return
+		}
+		select {
+		case p.dataChannelCh <- dc:
+		default:
+		}
+	})
+	return p, nil
+}
+
+func (p *Peer) markDone() { p.doneOnce.Do(func() { close(p.done) }) }
+
+// Done is closed when the connection has failed or been closed.
+func (p *Peer) Done() <-chan struct{} { return p.done }
+
+func (p *Peer) onLocalCandidate(c *webrtc.ICECandidate) {
+	if c == nil {
+		return // gathering complete
+	}
+	init := c.ToJSON()
+	p.mu.Lock()
+	if !p.localSent {
+		p.localCands = append(p.localCands, init)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	p.sendCandidate(init)
+}
+
+func (p *Peer) sendCandidate(init webrtc.ICECandidateInit) {
+	b, err := json.Marshal(init)
+	if err == nil {
+		err = p.send(Signal{Kind: KindCandidate, Payload: b})
+	}
+	if err != nil {
+		p.cfg.Logger.Debug("rtc: send candidate", "err", err)
+	}
+}
+
+// sendDescription sends our offer or answer, then the candidates gathered
+// meanwhile, so the remote sees the description first.
+func (p *Peer) sendDescription(kind string, d webrtc.SessionDescription) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("rtc: encode %s: %w", kind, err)
+	}
+	if err := p.send(Signal{Kind: kind, Payload: b}); err != nil {
+		return fmt.Errorf("rtc: send %s: %w", kind, err)
+	}
+	p.mu.Lock()
+	p.localSent = true
+	held := p.localCands
+	p.localCands = nil
+	p.mu.Unlock()
+	for _, c := range held {
+		p.sendCandidate(c)
+	}
+	return nil
+}
+
+// Handle feeds a signal from the remote peer: an offer (for Accept), an
+// answer (for Dial) or a trickled candidate.
+func (p *Peer) Handle(s Signal) error {
+	switch s.Kind {
+	case KindOffer, KindAnswer:
+		var d webrtc.SessionDescription
+		if err := json.Unmarshal(s.Payload, &d); err != nil {
+			return fmt.Errorf("rtc: decode %s: %w", s.Kind, err)
+		}
+		if d.Type.String() != s.Kind {
+			return fmt.Errorf("rtc: %s carries a description of type %q", s.Kind, d.Type.String())
+		}
+		select {
+		case p.remoteDesc <- d:
+			return nil
+		default:
+			return fmt.Errorf("rtc: unexpected second %s", s.Kind)
+		}
+	case KindCandidate:
+		var c webrtc.ICECandidateInit
+		if err := json.Unmarshal(s.Payload, &c); err != nil {
+			return fmt.Errorf("rtc: decode candidate: %w", err)
+		}
+		if c.Candidate == "" {
+			return nil // end-of-candidates marker
+		}
+		p.mu.Lock()
+		if !p.remoteSet {
+			if len(p.remoteCands) < 256 {
+				p.remoteCands = append(p.remoteCands, c)
+			}
+			p.mu.Unlock()
+			return nil
+		}
+		p.mu.Unlock()
+		if err := p.pc.AddICECandidate(c); err != nil {
+			return fmt.Errorf("rtc: add candidate: %w", err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("rtc: unknown signal %q", s.Kind)
+	}
+}
+
+func (p *Peer) setRemote(d webrtc.SessionDescription) error {
+	if err := p.pc.SetRemoteDescription(d); err != nil {
+		return fmt.Errorf("rtc: set remote %s: %w", d.Type, err)
+	}
+	p.mu.Lock()
+	p.remoteSet = true
+	queued := p.remoteCands
+	p.remoteCands = nil
+	p.mu.Unlock()
+	for _, c := range queued {
+		if err := p.pc.AddICECandidate(c); err != nil {
+			p.cfg.Logger.Debug("rtc: add queued candidate", "err", err)
+		}
+	}
+	return nil
+}
+
+func (p *Peer) waitDescription(ctx context.Context, kind string) (webrtc.SessionDescription, error) {
+	select {
+	case d := <-p.remoteDesc:
+		return d, nil
+	case <-p.done:
+		return webrtc.SessionDescription{}, fmt.Errorf("rtc: waiting for %s: %w", kind, ErrPeerGone)
+	case <-ctx.Done():
+		return webrtc.SessionDescription{}, fmt.Errorf("rtc: waiting for %s: %w", kind, ctx.Err())
+	}
+}
+
+// Dial makes the offer, waits for the answer and for the data channel to
+// open. It is the receiving side's call.
+func (p *Peer) Dial(ctx context.Context) (*Stream, error) {
+	ordered := true
+	dc, err := p.pc.CreateDataChannel(label, &webrtc.DataChannelInit{Ordered: &ordered})
+	if err != nil {
+		return nil, fmt.Errorf("rtc: create data channel: %w", err)
+	}
+	opened := p.onOpen(dc)
+	offer, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		return nil, fmt.Errorf("rtc: create offer: %w", err)
+	}
+	if err := p.pc.SetLocalDescription(offer); err != nil {
+		return nil, fmt.Errorf("rtc: set local offer: %w", err)
+	}
+	if err := p.sendDescription(KindOffer, offer); err != nil {
+		return nil, err
+	}
+	answer, err := p.waitDescription(ctx, KindAnswer)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.setRemote(answer); err != nil {
+		return nil, err
+	}
+	return p.waitOpen(ctx, dc, opened)
+}
+
+// Accept waits for the remote offer (delivered through Handle), answers it
+// and waits for the remote's data channel to open. It is the sharing side's call.
+func (p *Peer) Accept(ctx context.Context) (*Stream, error) {
+	offer, err := p.waitDescription(ctx, KindOffer)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.setRemote(offer); err != nil {
+		return nil, err
+	}
+	answer, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		return nil, fmt.Errorf("rtc: create answer: %w", err)
+	}
+	if err := p.pc.SetLocalDescription(answer); err != nil {
+		return nil, fmt.Errorf("rtc: set local answer: %w", err)
+	}
+	if err := p.sendDescription(KindAnswer, answer); err != nil {
+		return nil, err
+	}
+	var dc *webrtc.DataChannel
+	select {
+	case dc = <-p.dataChannelCh:
+	case <-p.done:
+		return nil, fmt.Errorf("rtc: waiting for data channel: %w", ErrPeerGone)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("rtc: waiting for data channel: %w", ctx.Err())
+	}
+	return p.waitOpen(ctx, dc, p.onOpen(dc))
+}
+
+// onOpen must be registered before the channel can open.
+func (p *Peer) onOpen(dc *webrtc.DataChannel) <-chan struct{} {
+	ch := make(chan struct{})
+	var once sync.Once
+	dc.OnOpen(func() { once.Do(func() { close(ch) }) })
+	if dc.ReadyState() == webrtc.DataChannelStateOpen {
+		once.Do(func() { close(ch) })
+	}
+	return ch
+}
+
+func (p *Peer) waitOpen(ctx context.Context, dc *webrtc.DataChannel, opened <-chan struct{}) (*Stream, error) {
+	select {
+	case <-opened:
+	case <-p.done:
+		return nil, fmt.Errorf("rtc: waiting for data channel to open: %w", ErrPeerGone)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("rtc: waiting for data channel to open: %w", ctx.Err())
+	}
+	raw, err := dc.Detach()
+	if err != nil {
+		return nil, fmt.Errorf("rtc: detach data channel: %w", err)
+	}
+	return newStream(p, dc, raw), nil
+}
+
+// Close tears the connection down. It is idempotent.
+func (p *Peer) Close() error {
+	err := p.pc.Close()
+	p.markDone()
+	if err != nil {
+		return fmt.Errorf("rtc: close: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package rtc
+
+import (
+	"io"
+	"sync"
+	"time"
+
+	"github.com/pion/datachannel"
+	"github.com/pion/webrtc/v4"
+)
+
+// Stream is a detached, ordered, reliable data channel seen as a byte
+// stream. Write splits into messages of at most 64 KiB and blocks while
+// SCTP's send queue is full (real backpressure); Read returns bytes as they
+// arrive, whatever the message boundaries were.
+type Stream struct {
+	peer *Peer
+	dc   *webrtc.DataChannel
+	raw  datachannel.ReadWriteCloser
+
+	rmu  sync.Mutex
+	buf  []byte // holds a message bigger than the caller's slice
+	rest []byte // unread part of buf
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func newStream(p *Peer, dc *webrtc.DataChannel, raw datachannel.ReadWriteCloser) *Stream {
+	return &Stream{peer: p, dc: dc, raw: raw}
+}
+
+// Read implements io.Reader. It returns io.EOF once the remote has closed
+// the channel.
+func (s *Stream) Read(b []byte) (int, error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if len(s.rest) > 0 {
+		n := copy(b, s.rest)
+		s.rest = s.rest[n:]
+		return n, nil
+	}
+	if len(b) >= maxMessage {
+		return s.readMessage(b)
+	}
+	if s.buf == nil {
+		s.buf = make([]byte, maxMessage)
+	}
+	n, err := s.readMessage(s.buf)
+	if n > 0 {
+		m := copy(b, s.buf[:n])
+		s.rest = s.buf[m:n]
+		return m, nil
+	}
+	return 0, err
+}
+
+func (s *Stream) readMessage(b []byte) (int, error) {
+	for {
+		n, err := s.raw.Read(b)
+		if err != nil {
+			return n, err
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// Write implements io.Writer.
+func (s *Stream) Write(b []byte) (int, error) {
+	written := 0
+	for len(b) > 0 {
+		chunk := b[:min(len(b), maxMessage)]
+		n, err := s.raw.Write(chunk)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		b = b[len(chunk):]
+	}
+	return written, nil
+}
+
+// Close waits briefly for what was written to leave (so a final message is
+// not lost), then closes the channel and the peer connection. It is idempotent.
+func (s *Stream) Close() error {
+	s.closeOnce.Do(func() {
+		deadline := time.Now().Add(3 * time.Second)
+		for s.dc.BufferedAmount() > 0 && time.Now().Before(deadline) {
+			select {
+			case <-s.peer.done:
+				deadline = time.Now()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		_ = s.raw.Close()
+		s.closeErr = s.peer.Close()
+	})
+	return s.closeErr
+}
+
+var _ io.ReadWriteCloser = (*Stream)(nil)

@@ -1,0 +1,280 @@
+package signal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Client errors that callers branch on.
+var (
+	// ErrLoginRefused: the server answered login with success false.
+	ErrLoginRefused = errors.New("login refused")
+	// ErrConnectionLost: the WebSocket to the server ended.
+	ErrConnectionLost = errors.New("connection to the signaling host lost")
+)
+
+// ClientConfig says where and as whom to log in.
+type ClientConfig struct {
+	URL  string // ws://host:port/ws
+	Name string
+	// Meta is the additive "lanft" object sent with login (see Message).
+	Meta   json.RawMessage
+	Header http.Header
+	Logger *slog.Logger
+	// PingInterval is how often the client pings the server (5s); a server
+	// silent for three intervals is taken as gone.
+	PingInterval time.Duration
+}
+
+// Client is a logged-in connection to a signaling server. It keeps the
+// online-user list from userlist and updata, and hands every other message
+// (offer, answer, candidate, leave, error) to Messages.
+type Client struct {
+	cfg  ClientConfig
+	ws   *websocket.Conn
+	name string
+
+	writeMu sync.Mutex
+
+	mu    sync.Mutex
+	peers []PeerInfo // online users, login order, self included
+
+	messages chan Message
+	changes  chan struct{}
+}
+
+// Dial connects to cfg.URL and logs in. It returns once the server has
+// accepted the login and sent the user list; a refused login returns an
+// error wrapping ErrLoginRefused with the server's reason.
+func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PingInterval == 0 {
+		cfg.PingInterval = 5 * time.Second
+	}
+	if err := CheckName(cfg.Name); err != nil {
+		return nil, fmt.Errorf("signal: %w", err)
+	}
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 8192, WriteBufferSize: 8192}
+	ws, resp, err := d.DialContext(ctx, cfg.URL, cfg.Header)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("signal: connect to %s: %w (HTTP %s)", cfg.URL, err, resp.Status)
+		}
+		return nil, fmt.Errorf("signal: connect to %s: %w", cfg.URL, err)
+	}
+	ws.SetReadLimit(MaxMessageSize * 64) // a userlist of many users
+	c := &Client{
+		cfg:      cfg,
+		ws:       ws,
+		name:     cfg.Name,
+		messages: make(chan Message, 256),
+		changes:  make(chan struct{}, 1),
+	}
+	if err := c.login(ctx); err != nil {
+		ws.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) login(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { _ = c.ws.SetReadDeadline(time.Now()) })
+	defer stop()
+	if err := c.write(Message{Type: TypeLogin, Name: c.name, Meta: c.cfg.Meta}); err != nil {
+		return err
+	}
+	loggedIn := false
+	for {
+		m, err := c.read()
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("signal: log in to %s: %w", c.cfg.URL, ctx.Err())
+			}
+			return fmt.Errorf("signal: log in to %s: %w", c.cfg.URL, err)
+		}
+		switch {
+		case m.Type == TypeLogin && m.Success != nil && !*m.Success:
+			why := m.Message
+			if why == "" {
+				why = "no reason given"
+			}
+			return fmt.Errorf("signal: log in as %q: %w: %s", c.name, ErrLoginRefused, why)
+		case m.Type == TypeLogin:
+			loggedIn = true
+		case m.Type == TypeUserlist && loggedIn:
+			c.setUserlist(m)
+			return nil
+		case m.Type == TypeError:
+			c.cfg.Logger.Debug("signal: error during login", "message", m.Message)
+		default:
+			// Anything else before the list is kept for the caller.
+			c.track(m)
+		}
+	}
+}
+
+func (c *Client) read() (Message, error) {
+	_, data, err := c.ws.ReadMessage()
+	if err != nil {
+		return Message{}, err
+	}
+	return Decode(data)
+}
+
+func (c *Client) write(m Message) error {
+	b, err := Encode(m)
+	if err != nil {
+		return err
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		return fmt.Errorf("signal: send %s: %w", m.Type, err)
+	}
+	return nil
+}
+
+// Name is the name this client logged in under.
+func (c *Client) Name() string { return c.name }
+
+// Run reads from the server until ctx is cancelled (it then logs out and
+// returns nil) or the connection ends (an error wrapping ErrConnectionLost).
+func (c *Client) Run(ctx context.Context) error {
+	alive := 3 * c.cfg.PingInterval
+	_ = c.ws.SetReadDeadline(time.Now().Add(alive))
+	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(alive)) })
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(done)
+	wg.Go(func() {
+		t := time.NewTicker(c.cfg.PingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				c.writeMu.Lock()
+				_ = c.ws.WriteControl(websocket.CloseMessage,
+					websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
+				c.writeMu.Unlock()
+				_ = c.ws.SetReadDeadline(time.Now())
+				return
+			case <-t.C:
+				if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.cfg.PingInterval)); err != nil {
+					_ = c.ws.SetReadDeadline(time.Now())
+					return
+				}
+			}
+		}
+	})
+	for {
+		m, err := c.read()
+		if err != nil {
+			if errors.Is(err, ErrMalformed) || errors.Is(err, ErrTooLarge) {
+				c.cfg.Logger.Warn("signal: bad message from server", "err", err)
+				continue
+			}
+			c.ws.Close()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("signal: %w: %v", ErrConnectionLost, err)
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(alive))
+		if !c.track(m) {
+			continue
+		}
+		select {
+		case c.messages <- m:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// track applies userlist and updata to the user list. It reports whether m
+// is for the caller instead.
+func (c *Client) track(m Message) bool {
+	switch m.Type {
+	case TypeUserlist:
+		c.setUserlist(m)
+	case TypeUpdata:
+		c.mu.Lock()
+		i := slices.IndexFunc(c.peers, func(p PeerInfo) bool { return p.Name == m.Name })
+		switch {
+		case m.Action == ActionLogin && i < 0:
+			c.peers = append(c.peers, PeerInfo{Name: m.Name, Meta: m.Meta})
+		case m.Action == ActionLogin:
+			c.peers[i].Meta = m.Meta
+		case m.Action == ActionOffline && i >= 0:
+			c.peers = slices.Delete(c.peers, i, i+1)
+		}
+		c.mu.Unlock()
+		c.notify()
+	default:
+		return true
+	}
+	return false
+}
+
+func (c *Client) setUserlist(m Message) {
+	peers := make([]PeerInfo, 0, len(m.Users))
+	for i, name := range m.Users {
+		p := PeerInfo{Name: name}
+		// peers is additive: use its meta when it lines up with users.
+		if i < len(m.Peers) && m.Peers[i].Name == name {
+			p.Meta = m.Peers[i].Meta
+		}
+		peers = append(peers, p)
+	}
+	c.mu.Lock()
+	c.peers = peers
+	c.mu.Unlock()
+	c.notify()
+}
+
+func (c *Client) notify() {
+	select {
+	case c.changes <- struct{}{}:
+	default:
+	}
+}
+
+// Peers returns the users online now, in login order, this client included.
+func (c *Client) Peers() []PeerInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.peers)
+}
+
+// Changes receives a value whenever the user list has changed since it was
+// last read.
+func (c *Client) Changes() <-chan struct{} { return c.changes }
+
+// Messages receives relayed offers, answers, candidates, leaves and errors
+// while Run runs.
+func (c *Client) Messages() <-chan Message { return c.messages }
+
+// Send sends m under this client's name.
+func (c *Client) Send(m Message) error {
+	m.Name = c.name
+	return c.write(m)
+}
+
+// Close ends the connection at once.
+func (c *Client) Close() error {
+	return c.ws.Close()
+}

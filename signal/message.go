@@ -1,0 +1,119 @@
+package signal
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Message types of the original protocol. "updata" is the protocol's own
+// spelling and is kept.
+const (
+	TypeLogin     = "login"
+	TypeOffer     = "offer"
+	TypeAnswer    = "answer"
+	TypeCandidate = "candidate"
+	TypeLeave     = "leave"
+	TypeUserlist  = "userlist"
+	TypeUpdata    = "updata"
+	TypeError     = "error"
+)
+
+// Actions carried by an updata message.
+const (
+	ActionLogin   = "login"
+	ActionOffline = "offline"
+)
+
+// MaxMessageSize bounds one WebSocket frame in either direction. An SDP offer
+// with all its candidates is a few KiB; 64 KiB leaves room for extensions.
+const MaxMessageSize = 64 << 10
+
+// MaxMetaSize bounds the opaque lanft extension object a client attaches at login.
+const MaxMetaSize = 4 << 10
+
+// Message is one protocol message. The fields are those of PROTOCOL.md; a
+// field is omitted from the JSON when it is empty, so every message encodes
+// exactly as the original text writes it.
+//
+// Additive lanft extensions, which an original client ignores:
+//   - Meta on login (client -> server): an opaque JSON object, at most
+//     MaxMetaSize bytes, that the server hands on to the others with updata
+//     and userlist (lanft puts its share announcement there).
+//   - Peers on userlist: the same users as Users, each with its Meta.
+//   - Message on a failed login reply: why it failed.
+type Message struct {
+	Type      string          `json:"type"`
+	Name      string          `json:"name,omitempty"`
+	OtherName string          `json:"othername,omitempty"`
+	Success   *bool           `json:"success,omitempty"`
+	Offer     json.RawMessage `json:"offer,omitempty"`
+	Answer    json.RawMessage `json:"answer,omitempty"`
+	Candidate json.RawMessage `json:"candidate,omitempty"`
+	Users     []string        `json:"users,omitempty"`
+	Action    string          `json:"action,omitempty"`
+	Message   string          `json:"message,omitempty"`
+
+	Meta  json.RawMessage `json:"lanft,omitempty"`
+	Peers []PeerInfo      `json:"peers,omitempty"`
+}
+
+// PeerInfo is one entry of the additive userlist.peers field.
+type PeerInfo struct {
+	Name string          `json:"name"`
+	Meta json.RawMessage `json:"lanft,omitempty"`
+}
+
+// Errors returned by Decode; callers branch on them with errors.Is.
+var (
+	ErrTooLarge  = errors.New("message too large")
+	ErrMalformed = errors.New("malformed message")
+)
+
+// Decode parses one frame received from the network. It rejects frames over
+// MaxMessageSize, anything that is not a single JSON object with a string
+// "type", and invalid UTF-8.
+func Decode(data []byte) (Message, error) {
+	var m Message
+	if len(data) > MaxMessageSize {
+		return m, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxMessageSize)
+	}
+	if !utf8.Valid(data) {
+		return m, fmt.Errorf("%w: not UTF-8", ErrMalformed)
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return m, fmt.Errorf("%w: not a JSON object", ErrMalformed)
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if err := dec.Decode(&m); err != nil {
+		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if dec.More() {
+		return Message{}, fmt.Errorf("%w: trailing data after the JSON object", ErrMalformed)
+	}
+	if m.Type == "" {
+		return Message{}, fmt.Errorf("%w: missing \"type\"", ErrMalformed)
+	}
+	return m, nil
+}
+
+// Encode marshals m for sending.
+func Encode(m Message) ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("signal: encode %s: %w", m.Type, err)
+	}
+	return b, nil
+}
+
+func boolPtr(b bool) *bool { return &b }
+
+// isJSONObject reports whether raw holds a JSON object (the shape of offers,
+// answers and candidates in the original protocol).
+func isJSONObject(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) >= 2 && t[0] == '{'
+}

@@ -1,0 +1,541 @@
+package signal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+)
+
+// Path is where the WebSocket endpoint is served.
+const Path = "/ws"
+
+// Config holds the server's limits. The zero value of each field selects the
+// default named beside it.
+type Config struct {
+	Logger *slog.Logger
+	// MaxClients caps open WebSocket connections (4096). Past it an upgrade
+	// is answered with 503.
+	MaxClients int
+	// LoginTimeout is how long a new connection may take to log in (10s).
+	LoginTimeout time.Duration
+	// QueueSize bounds each client's outbound queue, in messages (8192).
+	// A client whose queue is full is a slow reader and is disconnected;
+	// nobody else waits for it.
+	QueueSize int
+	// Rate and Burst limit the messages one connection may send (100/s, burst 400).
+	Rate  float64
+	Burst int
+	// PingInterval is how often the server pings (20s); a client that
+	// answers neither ping nor anything else for two intervals is dropped.
+	PingInterval time.Duration
+	// WriteTimeout bounds one frame write (10s).
+	WriteTimeout time.Duration
+	// AllowedHosts are extra Host header names accepted besides IP literals,
+	// "localhost" and names under ".local" (the DNS-rebinding guard). A
+	// remote host reached by a domain name lists it here.
+	AllowedHosts []string
+	// AllowedOrigins are extra browser origins ("https://example.org") that
+	// may open the WebSocket besides same-host ones.
+	AllowedOrigins []string
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxClients == 0 {
+		c.MaxClients = 4096
+	}
+	if c.LoginTimeout == 0 {
+		c.LoginTimeout = 10 * time.Second
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = 8192
+	}
+	if c.Rate == 0 {
+		c.Rate = 100
+	}
+	if c.Burst == 0 {
+		c.Burst = 400
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = 20 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	return c
+}
+
+// Server is a signaling server: an http.Handler for the WebSocket endpoint.
+type Server struct {
+	cfg      Config
+	upgrader websocket.Upgrader
+
+	mu     sync.Mutex
+	conns  map[*conn]struct{} // every open connection
+	users  map[string]*conn   // logged-in users by nameKey
+	order  []*conn            // logged-in users in login order
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewServer validates cfg and returns a server that accepts nothing until
+// it is used as a handler or run with Serve.
+func NewServer(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if cfg.MaxClients < 0 || cfg.QueueSize < 0 || cfg.Rate < 0 || cfg.Burst < 0 {
+		return nil, errors.New("signal: negative limit in config")
+	}
+	s := &Server{
+		cfg:   cfg,
+		conns: make(map[*conn]struct{}),
+		users: make(map[string]*conn),
+	}
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 5 * time.Second,
+		ReadBufferSize:   4096,
+		WriteBufferSize:  4096,
+		WriteBufferPool:  &sync.Pool{},
+		CheckOrigin:      s.checkOrigin,
+	}
+	return s, nil
+}
+
+// Handler returns the HTTP routes of a signaling host: the WebSocket at
+// Path and a plain-text page at "/" that says what this is.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(Path, s)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'none'")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, "lanft signaling host: WebSocket at %s\n", Path)
+	})
+	return mux
+}
+
+// Serve answers HTTP on ln until ctx is cancelled, then closes every
+// connection. It returns nil on a clean cancel.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second, // slowloris
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		s.Close()
+		return fmt.Errorf("signal: serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	<-errc
+	s.Close()
+	return nil
+}
+
+// Close disconnects every client and waits for their goroutines. It is
+// idempotent; a closed server refuses new connections.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// Users returns the names logged in now, in login order.
+func (s *Server) Users() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, len(s.order))
+	for i, c := range s.order {
+		names[i] = c.name
+	}
+	return names
+}
+
+// checkOrigin admits non-browser clients (no Origin header), same-host
+// pages and configured origins. A page on another site must not log in.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, o := range s.cfg.AllowedOrigins {
+		if strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHost guards against DNS rebinding: a name that resolves to this host
+// by an attacker's DNS is not one of ours.
+func (s *Server) checkHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if host == "" {
+		return false
+	}
+	if net.ParseIP(host) != nil || strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".local") {
+		return true
+	}
+	for _, h := range s.cfg.AllowedHosts {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// ServeHTTP upgrades to a WebSocket and runs the connection until it ends.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.checkHost(r.Host) {
+		http.Error(w, "signal: host name not accepted", http.StatusMisdirectedRequest)
+		return
+	}
+	c := &conn{srv: s, done: make(chan struct{})}
+	s.mu.Lock()
+	if s.closed || len(s.conns) >= s.cfg.MaxClients {
+		s.mu.Unlock()
+		http.Error(w, "signal: too many clients", http.StatusServiceUnavailable)
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	defer s.drop(c)
+
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.cfg.Logger.Debug("signal: upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	c.ws = ws
+	c.send = make(chan []byte, s.cfg.QueueSize)
+	c.limiter = rate.NewLimiter(rate.Limit(s.cfg.Rate), s.cfg.Burst)
+	c.remote = r.RemoteAddr
+	c.run()
+}
+
+// drop forgets c and tells the others it went offline.
+func (s *Server) drop(c *conn) {
+	c.close()
+	s.mu.Lock()
+	delete(s.conns, c)
+	loggedIn := c.key != "" && s.users[c.key] == c
+	if loggedIn {
+		delete(s.users, c.key)
+		if i := slices.Index(s.order, c); i >= 0 {
+			s.order = slices.Delete(s.order, i, i+1)
+		}
+		s.broadcastLocked(c, Message{Type: TypeUpdata, Action: ActionOffline, Name: c.name})
+	}
+	s.mu.Unlock()
+	if loggedIn {
+		s.cfg.Logger.Info("signal: user offline", "name", c.name)
+	}
+}
+
+// broadcastLocked queues m for every logged-in user but except. The
+// message is encoded once; a recipient whose queue is full is dropped.
+func (s *Server) broadcastLocked(except *conn, m Message) {
+	b, err := Encode(m)
+	if err != nil {
+		s.cfg.Logger.Error("signal: broadcast", "err", err)
+		return
+	}
+	for _, o := range s.order {
+		if o != except {
+			o.enqueue(b)
+		}
+	}
+}
+
+// conn is one client connection. Only its own goroutines touch ws: the
+// handler goroutine reads, the writer goroutine writes.
+type conn struct {
+	srv     *Server
+	ws      *websocket.Conn
+	send    chan []byte
+	limiter *rate.Limiter
+	remote  string
+
+	// name, key and meta are set once at login, under srv.mu.
+	name string
+	key  string
+	meta json.RawMessage
+
+	closeOnce   sync.Once
+	done        chan struct{}
+	lastLimited time.Time
+}
+
+func (c *conn) close() {
+	c.closeOnce.Do(func() { close(c.done) })
+}
+
+// enqueue hands b to the writer without blocking. A full queue means the
+// client does not read: it is disconnected rather than holding others up.
+func (c *conn) enqueue(b []byte) {
+	select {
+	case <-c.done:
+	case c.send <- b:
+	default:
+		c.srv.cfg.Logger.Warn("signal: dropping slow reader", "name", c.name, "remote", c.remote)
+		c.close()
+	}
+}
+
+func (c *conn) run() {
+	cfg := c.srv.cfg
+	var wg sync.WaitGroup
+	wg.Go(c.writeLoop)
+	defer wg.Wait()
+	defer c.close()
+
+	c.ws.SetReadLimit(MaxMessageSize)
+	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.LoginTimeout))
+	alive := 2*cfg.PingInterval + cfg.WriteTimeout
+	c.ws.SetPongHandler(func(string) error {
+		if c.key != "" {
+			return c.ws.SetReadDeadline(time.Now().Add(alive))
+		}
+		return nil
+	})
+	// Unblock the read when the connection is closed from elsewhere.
+	stop := make(chan struct{})
+	defer close(stop)
+	wg.Go(func() {
+		select {
+		case <-c.done:
+			_ = c.ws.SetReadDeadline(time.Now())
+		case <-stop:
+		}
+	})
+
+	for {
+		kind, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+				cfg.Logger.Debug("signal: read", "name", c.name, "remote", c.remote, "err", err)
+			}
+			return
+		}
+		if !c.limiter.Allow() {
+			if time.Since(c.lastLimited) > time.Second {
+				c.lastLimited = time.Now()
+				c.sendError("rate limit exceeded: message dropped")
+			}
+			continue
+		}
+		if c.key != "" {
+			_ = c.ws.SetReadDeadline(time.Now().Add(alive))
+		}
+		if kind != websocket.TextMessage {
+			c.sendError("binary frames are not part of the protocol: send JSON text frames")
+			continue
+		}
+		m, err := Decode(data)
+		if err != nil {
+			c.sendError(err.Error())
+			continue
+		}
+		c.handle(m)
+	}
+}
+
+func (c *conn) writeLoop() {
+	cfg := c.srv.cfg
+	ping := time.NewTicker(cfg.PingInterval)
+	defer ping.Stop()
+	defer c.ws.Close()
+	for {
+		select {
+		case b := <-c.send:
+			_ = c.ws.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+				c.close()
+				return
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
+				c.close()
+				return
+			}
+		case <-c.done:
+			// Flush what is queued (a final error or login reply), briefly.
+			deadline := time.Now().Add(time.Second)
+			for {
+				select {
+				case b := <-c.send:
+					_ = c.ws.SetWriteDeadline(deadline)
+					if c.ws.WriteMessage(websocket.TextMessage, b) != nil {
+						return
+					}
+					continue
+				default:
+				}
+				break
+			}
+			_ = c.ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), deadline)
+			return
+		}
+	}
+}
+
+func (c *conn) sendMsg(m Message) {
+	b, err := Encode(m)
+	if err != nil {
+		c.srv.cfg.Logger.Error("signal: encode reply", "err", err)
+		return
+	}
+	c.enqueue(b)
+}
+
+func (c *conn) sendError(text string) {
+	c.sendMsg(Message{Type: TypeError, Message: text})
+}
+
+func (c *conn) handle(m Message) {
+	switch m.Type {
+	case TypeLogin:
+		c.login(m)
+	case TypeOffer, TypeAnswer, TypeCandidate, TypeLeave:
+		c.relay(m)
+	default:
+		c.sendError(fmt.Sprintf("unknown message type %q", m.Type))
+	}
+}
+
+func (c *conn) login(m Message) {
+	s := c.srv
+	fail := func(why string) {
+		c.sendMsg(Message{Type: TypeLogin, Success: boolPtr(false), Message: why})
+		c.sendError("login failed: " + why)
+	}
+	if c.key != "" {
+		c.sendError(fmt.Sprintf("already logged in as %q", c.name))
+		return
+	}
+	if err := CheckName(m.Name); err != nil {
+		fail(err.Error())
+		return
+	}
+	if len(m.Meta) > MaxMetaSize || len(m.Meta) > 0 && !isJSONObject(m.Meta) {
+		fail(fmt.Sprintf("the \"lanft\" field must be a JSON object of at most %d bytes", MaxMetaSize))
+		return
+	}
+	key := nameKey(m.Name)
+	s.mu.Lock()
+	if other, taken := s.users[key]; taken {
+		s.mu.Unlock()
+		if other.name == m.Name {
+			fail(fmt.Sprintf("name %q is taken", m.Name))
+		} else {
+			fail(fmt.Sprintf("name %q is too close to %q, who is online", m.Name, other.name))
+		}
+		return
+	}
+	c.name, c.key, c.meta = m.Name, key, m.Meta
+	s.users[key] = c
+	s.order = append(s.order, c)
+	users := make([]string, len(s.order))
+	peers := make([]PeerInfo, len(s.order))
+	for i, o := range s.order {
+		users[i] = o.name
+		peers[i] = PeerInfo{Name: o.name, Meta: o.meta}
+	}
+	// Queue the reply and the list before anyone else can relay to c, so
+	// that c always hears "login" first.
+	c.sendMsg(Message{Type: TypeLogin, Success: boolPtr(true)})
+	c.sendMsg(Message{Type: TypeUserlist, Users: users, Peers: peers})
+	s.broadcastLocked(c, Message{Type: TypeUpdata, Action: ActionLogin, Name: c.name, Meta: c.meta})
+	s.mu.Unlock()
+	_ = c.ws.SetReadDeadline(time.Now().Add(2*s.cfg.PingInterval + s.cfg.WriteTimeout))
+	s.cfg.Logger.Info("signal: user online", "name", c.name, "remote", c.remote)
+}
+
+// relay forwards offer, answer, candidate and leave to othername, stamped
+// with the sender's logged-in name whatever name the message claims.
+func (c *conn) relay(m Message) {
+	if c.key == "" {
+		c.sendError(fmt.Sprintf("log in before sending %q", m.Type))
+		return
+	}
+	if m.OtherName == "" {
+		c.sendError(fmt.Sprintf("%q needs \"othername\"", m.Type))
+		return
+	}
+	out := Message{Type: m.Type, Name: c.name}
+	var payload json.RawMessage
+	switch m.Type {
+	case TypeOffer:
+		payload, out.Offer = m.Offer, m.Offer
+	case TypeAnswer:
+		payload, out.Answer = m.Answer, m.Answer
+	case TypeCandidate:
+		payload, out.Candidate = m.Candidate, m.Candidate
+	}
+	if m.Type != TypeLeave && !isJSONObject(payload) {
+		c.sendError(fmt.Sprintf("%q needs an object in %q", m.Type, m.Type))
+		return
+	}
+	s := c.srv
+	s.mu.Lock()
+	to := s.users[nameKey(m.OtherName)]
+	if to != nil && to.name == m.OtherName {
+		b, err := Encode(out)
+		if err == nil {
+			to.enqueue(b)
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	c.sendError(fmt.Sprintf("cannot send %q: no user %q is online", m.Type, m.OtherName))
+}
