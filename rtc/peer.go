@@ -72,9 +72,10 @@ const (
 
 // Peer is one WebRTC connection to one remote peer.
 type Peer struct {
-	cfg  Config
-	pc   *webrtc.PeerConnection
-	send SendFunc
+	cfg         Config
+	pc          *webrtc.PeerConnection
+	fingerprint string // of our DTLS certificate
+	send        SendFunc
 
 	mu            sync.Mutex
 	remoteSet     bool
@@ -113,14 +114,19 @@ func NewPeer(cfg Config, send SendFunc) (*Peer, error) {
 			se.SetIncludeLoopbackCandidate(true)
 		}
 	}
+	cert, fingerprint, err := newCertificate()
+	if err != nil {
+		return nil, err
+	}
 	api := webrtc.NewAPI(webrtc.WithSettingEngine(se))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{*cert}})
 	if err != nil {
 		return nil, fmt.Errorf("rtc: new peer connection: %w", err)
 	}
 	p := &Peer{
 		cfg:           cfg,
 		pc:            pc,
+		fingerprint:   fingerprint,
 		send:          send,
 		remoteDesc:    make(chan webrtc.SessionDescription, 1),
 		done:          make(chan struct{}),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -209,4 +210,50 @@ func BenchmarkStream(b *testing.B) {
 		}
 	}
 	<-done
+}
+
+func TestFingerprintsMatchAcrossTheConnection(t *testing.T) {
+	a, b := pair(t, loopback)
+	ra, err := a.peer.RemoteFingerprint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := b.peer.RemoteFingerprint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra != b.peer.LocalFingerprint() || rb != a.peer.LocalFingerprint() {
+		t.Fatalf("remote fingerprints %q / %q, want %q / %q", ra, rb, b.peer.LocalFingerprint(), a.peer.LocalFingerprint())
+	}
+	if !strings.HasPrefix(ra, "sha-256 ") || len(ra) != len("sha-256 ")+32*3-1 {
+		t.Fatalf("fingerprint %q is not a sha-256 one", ra)
+	}
+}
+
+func TestSDPFingerprint(t *testing.T) {
+	const fp = "AB:CD"
+	tests := []struct {
+		name, sdp, want, err string
+	}{
+		{"one", "v=0\r\na=fingerprint:sha-256 ab:cd\r\n", "sha-256 " + fp, ""},
+		{"repeated alike", "a=fingerprint:sha-256 AB:CD\na=fingerprint:sha-256 ab:cd\n", "sha-256 " + fp, ""},
+		{"two different", "a=fingerprint:sha-256 AB:CD\na=fingerprint:sha-256 EF:01\n", "", "several"},
+		{"none", "v=0\r\n", "", "none"},
+		{"other algorithm", "a=fingerprint:sha-1 AB\n", "", "unsupported"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			payload, _ := json.Marshal(map[string]string{"type": "offer", "sdp": tt.sdp})
+			got, err := SDPFingerprint(payload)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("got %q, %v; want an error saying %q", got, err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
 }

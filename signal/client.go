@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,9 +19,18 @@ import (
 var (
 	// ErrLoginRefused: the server answered login with success false.
 	ErrLoginRefused = errors.New("login refused")
+	// ErrNameTaken: the login was refused because the name is in use (it
+	// wraps ErrLoginRefused). A client that just logged out may still hold
+	// it for a moment.
+	ErrNameTaken = fmt.Errorf("%w: name in use", ErrLoginRefused)
 	// ErrConnectionLost: the WebSocket to the server ended.
 	ErrConnectionLost = errors.New("connection to the signaling host lost")
 )
+
+// maxServerMessage bounds a message from the server. It is larger than
+// MaxMessageSize because a userlist carries every user's meta (up to
+// MaxMetaSize each).
+const maxServerMessage = MaxMessageSize * 64
 
 // ClientConfig says where and as whom to log in.
 type ClientConfig struct {
@@ -73,7 +83,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		}
 		return nil, fmt.Errorf("signal: connect to %s: %w", cfg.URL, err)
 	}
-	ws.SetReadLimit(MaxMessageSize * 64) // a userlist of many users
+	ws.SetReadLimit(maxServerMessage)
 	c := &Client{
 		cfg:      cfg,
 		ws:       ws,
@@ -109,7 +119,11 @@ func (c *Client) login(ctx context.Context) error {
 			if why == "" {
 				why = "no reason given"
 			}
-			return fmt.Errorf("signal: log in as %q: %w: %s", c.name, ErrLoginRefused, why)
+			sentinel := ErrLoginRefused
+			if strings.Contains(why, "is taken") || strings.Contains(why, "too close to") {
+				sentinel = ErrNameTaken
+			}
+			return fmt.Errorf("signal: log in as %q: %w: %s", c.name, sentinel, why)
 		case m.Type == TypeLogin:
 			loggedIn = true
 		case m.Type == TypeUserlist && loggedIn:
@@ -129,7 +143,7 @@ func (c *Client) read() (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	return Decode(data)
+	return decode(data, maxServerMessage)
 }
 
 func (c *Client) write(m Message) error {

@@ -42,6 +42,7 @@ const MaxMetaSize = 4 << 10
 //   - Meta on login (client -> server): an opaque JSON object, at most
 //     MaxMetaSize bytes, that the server hands on to the others with updata
 //     and userlist (lanft puts its share announcement there).
+//   - Meta on offer and answer: relayed with them (lanft's identity proof).
 //   - Peers on userlist: the same users as Users, each with its Meta.
 //   - Message on a failed login reply: why it failed.
 type Message struct {
@@ -76,9 +77,15 @@ var (
 // MaxMessageSize, anything that is not a single JSON object with a string
 // "type", and invalid UTF-8.
 func Decode(data []byte) (Message, error) {
+	return decode(data, MaxMessageSize)
+}
+
+// decode is Decode with another size limit: a userlist from the server
+// holds every user's meta and may exceed MaxMessageSize.
+func decode(data []byte, limit int) (Message, error) {
 	var m Message
-	if len(data) > MaxMessageSize {
-		return m, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxMessageSize)
+	if len(data) > limit {
+		return m, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), limit)
 	}
 	if !utf8.Valid(data) {
 		return m, fmt.Errorf("%w: not UTF-8", ErrMalformed)
@@ -87,12 +94,10 @@ func Decode(data []byte) (Message, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return m, fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	if err := dec.Decode(&m); err != nil {
+	// Unmarshal, unlike a Decoder, refuses anything after the object
+	// (a Decoder's More misses a stray "}" or "]").
+	if err := json.Unmarshal(trimmed, &m); err != nil {
 		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if dec.More() {
-		return Message{}, fmt.Errorf("%w: trailing data after the JSON object", ErrMalformed)
 	}
 	if m.Type == "" {
 		return Message{}, fmt.Errorf("%w: missing \"type\"", ErrMalformed)

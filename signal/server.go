@@ -42,6 +42,9 @@ type Config struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds one frame write (10s).
 	WriteTimeout time.Duration
+	// ReadHeaderTimeout bounds how long Serve waits for the headers of a
+	// request (5s): a slowloris client is cut off after it.
+	ReadHeaderTimeout time.Duration
 	// AllowedHosts are extra Host header names accepted besides IP literals,
 	// "localhost" and names under ".local" (the DNS-rebinding guard). A
 	// remote host reached by a domain name lists it here.
@@ -75,6 +78,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = 5 * time.Second
 	}
 	return c
 }
@@ -137,7 +143,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 5 * time.Second, // slowloris
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, // slowloris
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug),
@@ -327,6 +333,9 @@ func (c *conn) enqueue(b []byte) {
 	default:
 		c.srv.cfg.Logger.Warn("signal: dropping slow reader", "name", c.name, "remote", c.remote)
 		c.close()
+		// Its writer is stuck on a full socket: cut the connection now,
+		// not after WriteTimeout, so that it goes offline for the others.
+		_ = c.ws.NetConn().Close()
 	}
 }
 
@@ -339,7 +348,19 @@ func (c *conn) run() {
 
 	c.ws.SetReadLimit(MaxMessageSize)
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.LoginTimeout))
-	alive := 2*cfg.PingInterval + cfg.WriteTimeout
+	alive := 3 * cfg.PingInterval
+	// A client's own pings prove it alive too (lanft clients ping every
+	// few seconds, so a vanished client is noticed quickly).
+	c.ws.SetPingHandler(func(data string) error {
+		if c.key != "" {
+			_ = c.ws.SetReadDeadline(time.Now().Add(alive))
+		}
+		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(cfg.WriteTimeout))
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil
+		}
+		return err
+	})
 	c.ws.SetPongHandler(func(string) error {
 		if c.key != "" {
 			return c.ws.SetReadDeadline(time.Now().Add(alive))
@@ -520,6 +541,11 @@ func (c *conn) relay(m Message) {
 		payload, out.Answer = m.Answer, m.Answer
 	case TypeCandidate:
 		payload, out.Candidate = m.Candidate, m.Candidate
+	}
+	// The additive "lanft" object of an offer or answer (lanft's proof of
+	// identity) travels with it untouched.
+	if (m.Type == TypeOffer || m.Type == TypeAnswer) && len(m.Meta) <= MaxMetaSize && isJSONObject(m.Meta) {
+		out.Meta = m.Meta
 	}
 	if m.Type != TypeLeave && !isJSONObject(payload) {
 		c.sendError(fmt.Sprintf("%q needs an object in %q", m.Type, m.Type))

@@ -1,0 +1,133 @@
+// Command lanft shares files with anyone on the same LAN, peer to peer over
+// WebRTC data channels, with no server to set up and no account.
+//
+// This file wires flags to internal/node; the work happens there.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Set by the release build (goreleaser ldflags).
+var (
+	version = "dev"
+	commit  = "none"
+	date    = "unknown"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newApp(os.Stdin, os.Stdout, os.Stderr).RunContext(ctx, os.Args)
+	stop()
+	if err != nil {
+		var exit cli.ExitCoder
+		if errors.As(err, &exit) {
+			if msg := err.Error(); msg != "" {
+				fmt.Fprintln(os.Stderr, "lanft:", msg)
+			}
+			os.Exit(exit.ExitCode())
+		}
+		fmt.Fprintln(os.Stderr, "lanft:", oneLine(err))
+		os.Exit(1)
+	}
+}
+
+// oneLine keeps an error to one line on the terminal.
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:      "lanft",
+		Usage:     "send files to anyone on your LAN, peer to peer, with no setup",
+		Version:   fmt.Sprintf("%s (commit %s, built %s)", version, commit, date),
+		Reader:    stdin,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "log detail on stderr: debug, info, warn or error"},
+			&cli.StringFlag{Name: "config-dir", EnvVars: []string{"LANFT_CONFIG_DIR"}, Usage: "keep the device key and known peers in `DIR` (default: the user config folder/lanft)"},
+		},
+		EnableBashCompletion: true,
+		Suggest:              true,
+		Commands: []*cli.Command{
+			shareCommand(),
+			receiveCommand(),
+			peersCommand(),
+			signalCommand(),
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors once
+	}
+}
+
+// Flags shared by share, receive and peers.
+var (
+	signalFlag = &cli.StringFlag{
+		Name:    "signal",
+		Usage:   "signaling host `URL` (ws://HOST:PORT/ws); skips LAN discovery",
+		EnvVars: []string{"LANFT_SIGNAL"},
+	}
+	interfaceFlag = &cli.StringSliceFlag{
+		Name:  "interface",
+		Usage: "use only this network interface `NAME` for peer connections (repeatable); \"lo\" allows loopback",
+	}
+	jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print newline-delimited JSON events on stdout instead of human output"}
+	fallbackFlag = &cli.StringFlag{
+		Name:    "fallback-signal",
+		Usage:   "signaling host `URL` to use when no other lanft instance is found on the LAN",
+		EnvVars: []string{"LANFT_FALLBACK_SIGNAL"},
+	}
+	nameFlag = &cli.StringFlag{Name: "name", Usage: "the `NAME` others see (default: host name and the start of the device id)"}
+	codeFlag = &cli.StringFlag{
+		Name:    "code",
+		Usage:   "connect only to a peer that knows these `WORDS` (both sides give the same code; for untrusted networks)",
+		EnvVars: []string{"LANFT_CODE"},
+	}
+	acceptKeyFlag = &cli.BoolFlag{Name: "accept-new-key", Usage: "accept a known peer name that presents a new device key (after checking why)"}
+)
+
+func logger(c *cli.Context) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, cli.Exit(fmt.Sprintf("bad --log-level %q: use debug, info, warn or error", c.String("log-level")), 2)
+	}
+	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})), nil
+}
+
+// defaultName is the --name, or the host name with the start of the device
+// id, stable across runs so that peers' pins keep matching.
+func defaultName(c *cli.Context, deviceID string) string {
+	if n := c.String("name"); n != "" {
+		return n
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "lanft"
+	}
+	host, _, _ = strings.Cut(host, ".")
+	return host + "-" + strings.ToLower(deviceID[:4])
+}
+
+// configDir is where the device key and pins live.
+func configDir(c *cli.Context) (string, error) {
+	if d := c.String("config-dir"); d != "" {
+		return d, nil
+	}
+	base, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no config folder (set --config-dir or LANFT_CONFIG_DIR): %w", err)
+	}
+	return filepath.Join(base, "lanft"), nil
+}

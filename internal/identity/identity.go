@@ -1,0 +1,249 @@
+// Package identity gives a lanft device a long-term Ed25519 key, a short
+// printable device id, proofs that bind a WebRTC session's DTLS
+// fingerprint to that key, and the pins (name -> key) of peers seen before.
+//
+// The signaling host relays every offer and answer and could swap the DTLS
+// fingerprints in them to sit in the middle. A proof is a signature, by the
+// sender's device key, over the fingerprint of the certificate it will use,
+// the names of both ends, and (in an answer) the fingerprint of the offer
+// it answers. A peer checks the signature, that the SDP carries the signed
+// fingerprint, and after the DTLS handshake that the certificate it got is
+// the one proven. A host that rewrites a fingerprint breaks the signature;
+// a host that substitutes its own key is caught by the pin of a peer seen
+// before, or at first contact by comparing the verification code, or
+// always with a shared code (see internal/cpace).
+package identity
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+const keyFile = "device.key"
+
+// Identity is this device's long-term key.
+type Identity struct {
+	priv ed25519.PrivateKey
+}
+
+// Load reads the device key from dir, creating dir and a new key (mode
+// 0600) on first run.
+func Load(dir string) (*Identity, error) {
+	path := filepath.Join(dir, keyFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		seed, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(seed) != ed25519.SeedSize {
+			return nil, fmt.Errorf("identity: %s is not a device key; move it away to make a new one", path)
+		}
+		return &Identity{priv: ed25519.NewKeyFromSeed(seed)}, nil
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("identity: create %s: %w", dir, err)
+		}
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("identity: generate key: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			return Load(dir) // another lanft created it meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("identity: create key: %w", err)
+		}
+		_, err = fmt.Fprintln(f, hex.EncodeToString(priv.Seed()))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("identity: write key: %w", err)
+		}
+		return &Identity{priv: priv}, nil
+	default:
+		return nil, fmt.Errorf("identity: read key: %w", err)
+	}
+}
+
+// New returns a fresh identity that is not stored (tests, one-off runs).
+func New() *Identity {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	return &Identity{priv: priv}
+}
+
+// Public is the device's public key.
+func (id *Identity) Public() ed25519.PublicKey { return id.priv.Public().(ed25519.PublicKey) }
+
+// DeviceID is the short printable id of the device key.
+func (id *Identity) DeviceID() string { return DeviceID(id.Public()) }
+
+// DeviceID formats a public key's short id: 60 bits of its SHA-256 in
+// base32, as three groups of four ("ABCD-EFGH-IJKL").
+func DeviceID(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	s := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:8])[:12]
+	return s[:4] + "-" + s[4:8] + "-" + s[8:]
+}
+
+// Proof is the additive "lanft" object on offer and answer messages.
+type Proof struct {
+	Key string `json:"key"` // base64 Ed25519 public key
+	Sig string `json:"sig"` // base64 signature over Statement
+}
+
+// Statement is what a proof signs.
+type Statement struct {
+	Kind        string // "offer" or "answer"
+	From, To    string // signaling names of sender and recipient
+	Fingerprint string // sender's DTLS certificate fingerprint, "sha-256 AB:CD:..."
+	OfferPrint  string // in an answer: the offer's fingerprint it answers
+}
+
+func (s Statement) bytes() []byte {
+	var b bytes.Buffer
+	b.WriteString("lanft-proof-v1")
+	for _, f := range []string{s.Kind, s.From, s.To, strings.ToLower(s.Fingerprint), strings.ToLower(s.OfferPrint)} {
+		fmt.Fprintf(&b, "\x00%d:%s", len(f), f)
+	}
+	return b.Bytes()
+}
+
+// Prove signs st.
+func (id *Identity) Prove(st Statement) Proof {
+	return Proof{
+		Key: base64.StdEncoding.EncodeToString(id.Public()),
+		Sig: base64.StdEncoding.EncodeToString(ed25519.Sign(id.priv, st.bytes())),
+	}
+}
+
+// ErrUnverified is returned when a peer cannot be verified.
+var ErrUnverified = errors.New("the peer could not be verified")
+
+// Verify checks that p signs st and returns the signer's key.
+func Verify(p Proof, st Statement) (ed25519.PublicKey, error) {
+	key, err := base64.StdEncoding.DecodeString(p.Key)
+	if err != nil || len(key) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("%w: %s sent no valid device key", ErrUnverified, st.From)
+	}
+	sig, err := base64.StdEncoding.DecodeString(p.Sig)
+	if err != nil || !ed25519.Verify(key, st.bytes(), sig) {
+		return nil, fmt.Errorf("%w: the %s from %s does not match its signature (the signaling host may have altered it)", ErrUnverified, st.Kind, st.From)
+	}
+	return key, nil
+}
+
+// VerificationCode is a short code both ends compute alike from both keys
+// and both fingerprints, for people to compare at first contact.
+func VerificationCode(keyA, keyB ed25519.PublicKey, printA, printB string) string {
+	a := append(append([]byte{}, keyA...), strings.ToLower(printA)...)
+	b := append(append([]byte{}, keyB...), strings.ToLower(printB)...)
+	if bytes.Compare(a, b) > 0 {
+		a, b = b, a
+	}
+	h := sha256.New()
+	h.Write([]byte("lanft-sas-v1"))
+	h.Write(a)
+	h.Write(b)
+	sum := h.Sum(nil)
+	n := (uint32(sum[0])<<16 | uint32(sum[1])<<8 | uint32(sum[2])) % 1000000
+	return fmt.Sprintf("%03d %03d", n/1000, n%1000)
+}
+
+// Pins remembers the key of every peer name seen, in a JSON file.
+type Pins struct {
+	path string
+	mu   sync.Mutex
+}
+
+type pin struct {
+	Key   string    `json:"key"`
+	First time.Time `json:"first_seen"`
+}
+
+// ErrKeyChanged is returned when a known name shows up with another key.
+var ErrKeyChanged = errors.New("device key changed")
+
+// OpenPins uses the pin file in dir.
+func OpenPins(dir string) *Pins { return &Pins{path: filepath.Join(dir, "pins.json")} }
+
+func (p *Pins) load() (map[string]pin, error) {
+	m := map[string]pin{}
+	b, err := os.ReadFile(p.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return m, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("identity: read pins: %w", err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("identity: %s is corrupt: %w", p.path, err)
+	}
+	return m, nil
+}
+
+// Check reports whether name is new (first contact), known with key, or
+// known with another key (ErrKeyChanged, with both device ids in the text).
+// A new name is pinned to key.
+func (p *Pins) Check(name string, key ed25519.PublicKey) (isNew bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, err := p.load()
+	if err != nil {
+		return false, err
+	}
+	enc := base64.StdEncoding.EncodeToString(key)
+	if old, ok := m[name]; ok {
+		if old.Key == enc {
+			return false, nil
+		}
+		oldKey, _ := base64.StdEncoding.DecodeString(old.Key)
+		return false, fmt.Errorf("%w: %q used device %s before and now presents %s; if that is expected (a new install), run again with --accept-new-key",
+			ErrKeyChanged, name, DeviceID(oldKey), DeviceID(key))
+	}
+	m[name] = pin{Key: enc, First: time.Now().UTC()}
+	return true, p.save(m)
+}
+
+// Replace pins name to key, accepting a changed key.
+func (p *Pins) Replace(name string, key ed25519.PublicKey) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, err := p.load()
+	if err != nil {
+		return err
+	}
+	m[name] = pin{Key: base64.StdEncoding.EncodeToString(key), First: time.Now().UTC()}
+	return p.save(m)
+}
+
+func (p *Pins) save(m map[string]pin) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p.path), 0o700); err != nil {
+		return fmt.Errorf("identity: save pins: %w", err)
+	}
+	tmp := p.path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("identity: save pins: %w", err)
+	}
+	if err := os.Rename(tmp, p.path); err != nil {
+		return fmt.Errorf("identity: save pins: %w", err)
+	}
+	return nil
+}

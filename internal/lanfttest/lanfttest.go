@@ -1,0 +1,257 @@
+// Package lanfttest runs the real lanft binary in tests and benchmarks:
+// it builds it once, starts processes (optionally inside a network
+// namespace), waits for their output lines, and compares files.
+package lanfttest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Build compiles ./cmd/lanft into dir and returns the binary's path.
+func Build(dir string) (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	bin := filepath.Join(dir, "lanft")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/lanft")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build lanft: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Proc is a running process whose stdout lines can be awaited.
+type Proc struct {
+	Cmd    *exec.Cmd
+	lines  chan Line
+	stderr *syncBuffer
+	done   chan struct{}
+	args   []string
+}
+
+// Line is one stdout line and when it was read.
+type Line struct {
+	Text string
+	At   time.Time
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Start runs argv (prefix it with "ip netns exec NS" to run in a
+// namespace). The process is killed when the test ends, and its stderr is
+// logged if the test failed.
+func Start(t testing.TB, argv ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin = strings.NewReader("")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p := &Proc{Cmd: cmd, lines: make(chan Line, 4096), stderr: &syncBuffer{}, done: make(chan struct{}), args: argv}
+	cmd.Stderr = p.stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			select {
+			case p.lines <- Line{sc.Text(), time.Now()}:
+			default: // nobody waits for these lines
+			}
+		}
+		close(p.lines)
+	}()
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", strings.Join(argv, " "), p.stderr.String())
+		}
+	})
+	return p
+}
+
+// Kill kills the process group (ip netns exec forks the real process) and
+// waits for it.
+func (p *Proc) Kill() {
+	if p.Cmd.Process != nil {
+		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+	}
+	<-p.done
+}
+
+// Interrupt sends SIGINT to the process group and waits for the exit.
+func (p *Proc) Interrupt() {
+	_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGINT)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.Kill()
+	}
+}
+
+// Done is closed when the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Stderr is what the process wrote to stderr so far.
+func (p *Proc) Stderr() string { return p.stderr.String() }
+
+// ExitCode waits for the process and returns its exit code.
+func (p *Proc) ExitCode() int {
+	<-p.done
+	return p.Cmd.ProcessState.ExitCode()
+}
+
+// MaxRSS is the peak resident set size of the exited process, in bytes.
+func (p *Proc) MaxRSS() int64 {
+	<-p.done
+	if ru, ok := p.Cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		return ru.Maxrss * 1024
+	}
+	return 0
+}
+
+// WaitLine waits for a stdout line containing want.
+func (p *Proc) WaitLine(t testing.TB, want string, timeout time.Duration) Line {
+	t.Helper()
+	l, err := p.Next(want, timeout)
+	if err != nil {
+		t.Fatalf("%s: %v; stderr:\n%s", strings.Join(p.args, " "), err, p.stderr.String())
+	}
+	return l
+}
+
+// Next waits for a stdout line containing want.
+func (p *Proc) Next(want string, timeout time.Duration) (Line, error) {
+	deadline := time.After(timeout)
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				return Line{}, fmt.Errorf("process ended before printing %q", want)
+			}
+			if strings.Contains(l.Text, want) {
+				return l, nil
+			}
+		case <-deadline:
+			return Line{}, fmt.Errorf("no line with %q within %s", want, timeout)
+		}
+	}
+}
+
+// Run runs argv to completion and returns stdout, stderr and the exit code.
+func Run(t testing.TB, timeout time.Duration, argv ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdin = strings.NewReader("")
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%v did not finish within %s; stderr:\n%s", argv, timeout, stderr.String())
+	}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return stdout.String(), stderr.String(), 0
+	case errors.As(err, &exit):
+		return stdout.String(), stderr.String(), exit.ExitCode()
+	default:
+		t.Fatalf("run %v: %v", argv, err)
+		return "", "", -1
+	}
+}
+
+// WriteRandom writes size pseudo-random (incompressible) bytes to path.
+func WriteRandom(t testing.TB, path string, size int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.NewChaCha8([32]byte{byte(size), byte(size >> 8), 42})
+	if _, err := io.CopyN(f, r, size); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// SameFile fails the test unless got holds exactly the bytes of want.
+func SameFile(t testing.TB, want, got string) {
+	t.Helper()
+	a, err := os.Open(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := os.Open(got)
+	if err != nil {
+		t.Fatalf("received file missing: %v", err)
+	}
+	defer b.Close()
+	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
+	var off int64
+	for {
+		na, ea := io.ReadFull(a, ba)
+		nb, eb := io.ReadFull(b, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			t.Fatalf("%s differs from %s near byte %d", got, want, off)
+		}
+		off += int64(na)
+		if ea != nil || eb != nil {
+			if (ea == nil) != (eb == nil) {
+				t.Fatalf("%s and %s differ in length", got, want)
+			}
+			return
+		}
+	}
+}
+
+// NoPartFiles fails the test if any .part file is left under dir.
+func NoPartFiles(t testing.TB, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(path, ".part") {
+			t.Errorf("left behind: %s", path)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,131 @@
+package node
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/lanft/lanft/internal/cpace"
+)
+
+// ErrCode is returned when the shared code does not match or only one
+// side has one.
+var ErrCode = errors.New("shared code")
+
+// The preamble opens every lanft data channel, before the transfer
+// protocol:
+//
+//	both ──▶ "LANFT" 0x01 FLAGS          FLAGS bit 0: "I have a --code"
+//	(both with a code)
+//	receiver ──▶ u16 len | CPace Ya     sharer ──▶ u16 len | CPace Yb
+//	both ──▶ u16 len | HMAC-SHA-512(ISK, role, fp(receiver), fp(sharer))
+//
+// Each side fills the fingerprints from its own view: its certificate and
+// the one the DTLS handshake showed it. A host in the middle, terminating
+// DTLS on both sides, makes those views differ (and does not know the code),
+// so the confirmation fails; it has seen only Ya and Yb, random group
+// elements that give no way to test a guess of the code offline.
+var preambleMagic = []byte("LANFT\x01")
+
+const flagCode = 1
+
+// authenticate runs the preamble on a freshly connected stream.
+func authenticate(ctx context.Context, cfg *Config, rw io.ReadWriteCloser, l *link, initiator bool) error {
+	stop := context.AfterFunc(ctx, func() { rw.Close() })
+	defer stop()
+	var flags byte
+	if cfg.Code != "" {
+		flags |= flagCode
+	}
+	if _, err := rw.Write(append(append([]byte{}, preambleMagic...), flags)); err != nil {
+		return fmt.Errorf("node: send preamble: %w", err)
+	}
+	hello := make([]byte, len(preambleMagic)+1)
+	if _, err := io.ReadFull(rw, hello); err != nil {
+		return fmt.Errorf("node: read preamble: %w", err)
+	}
+	if string(hello[:len(preambleMagic)]) != string(preambleMagic) {
+		return fmt.Errorf("node: %s does not speak lanft's data-channel protocol", l.remote)
+	}
+	theirs := hello[len(preambleMagic)]&flagCode != 0
+	switch {
+	case cfg.Code == "" && !theirs:
+		return nil
+	case cfg.Code == "" && theirs:
+		return fmt.Errorf("%w: %s requires a shared code: run again with --code", ErrCode, l.remote)
+	case !theirs:
+		return fmt.Errorf("%w: %s did not give the shared code (it must run with the same --code)", ErrCode, l.remote)
+	}
+
+	remotePrint, err := l.peer.RemoteFingerprint()
+	if err != nil {
+		return err
+	}
+	local := l.peer.LocalFingerprint()
+	printI, printR := local, remotePrint
+	if !initiator {
+		printI, printR = remotePrint, local
+	}
+	channel := []byte("lanft-code-v1")
+	party, msg, err := cpace.Start([]byte(cfg.Code), channel, nil, nil, rand.Reader)
+	if err != nil {
+		return fmt.Errorf("node: start code exchange: %w", err)
+	}
+	if err := writeChunk(rw, msg); err != nil {
+		return err
+	}
+	peerMsg, err := readChunk(rw)
+	if err != nil {
+		return err
+	}
+	isk, err := party.Finish(peerMsg, nil, initiator)
+	if err != nil {
+		return fmt.Errorf("%w: %s sent an invalid code exchange: %v", ErrCode, l.remote, err)
+	}
+	role, peerRole := "receiver", "sharer"
+	if !initiator {
+		role, peerRole = peerRole, role
+	}
+	mine := cpace.Confirm(isk, "lanft-confirm-"+role, []byte(printI), []byte(printR))
+	if err := writeChunk(rw, mine); err != nil {
+		return err
+	}
+	got, err := readChunk(rw)
+	if err != nil {
+		return fmt.Errorf("%w: %s closed the connection during the code check (codes differ?)", ErrCode, l.remote)
+	}
+	want := cpace.Confirm(isk, "lanft-confirm-"+peerRole, []byte(printI), []byte(printR))
+	if !hmac.Equal(got, want) {
+		return fmt.Errorf("%w: the code does not match %s's, or someone is in the middle", ErrCode, l.remote)
+	}
+	return nil
+}
+
+func writeChunk(w io.Writer, b []byte) error {
+	var hdr [2]byte
+	binary.BigEndian.PutUint16(hdr[:], uint16(len(b)))
+	if _, err := w.Write(append(hdr[:], b...)); err != nil {
+		return fmt.Errorf("node: code exchange: %w", err)
+	}
+	return nil
+}
+
+func readChunk(r io.Reader) ([]byte, error) {
+	var hdr [2]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, fmt.Errorf("node: code exchange: %w", err)
+	}
+	n := binary.BigEndian.Uint16(hdr[:])
+	if n > 1024 {
+		return nil, fmt.Errorf("%w: code exchange message of %d bytes", ErrCode, n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("node: code exchange: %w", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,256 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lanft/lanft/discovery"
+	"github.com/lanft/lanft/signal"
+)
+
+// LANConfig configures zero-config mode: every instance runs a signaling
+// server, advertises it over mDNS, and all log in to the elected one.
+type LANConfig struct {
+	Name       string
+	Interfaces []string // empty: discovery's default interfaces
+	Logger     *slog.Logger
+	// Fallback is a remote signaling URL used when discovery finds no other
+	// instance within FallbackAfter (3s). Empty: stay on the LAN.
+	Fallback      string
+	FallbackAfter time.Duration
+	// Notice tells the user something they should know (a fallback).
+	Notice func(string)
+	// Discovery overrides discovery's timing and source (tests).
+	Discovery discovery.Config
+}
+
+// LAN is a Hosts that finds the signaling host on the LAN. Run it for as
+// long as the node runs.
+type LAN struct {
+	cfg  LANConfig
+	disc *discovery.Discovery
+	srv  *signal.Server
+	lns  []net.Listener
+
+	mu      sync.Mutex
+	state   discovery.State
+	changed chan struct{} // closed and replaced on every state change
+	started time.Time
+	done    chan struct{} // closed when Run returns
+}
+
+// errStopped is returned by Wait once Run has returned.
+var errStopped = errors.New("node: LAN discovery stopped")
+
+// NewLAN binds this instance's signaling server on the chosen interfaces
+// (port picked by the system) and prepares discovery. Nothing runs until Run.
+func NewLAN(cfg LANConfig) (*LAN, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.FallbackAfter == 0 {
+		cfg.FallbackAfter = 3 * time.Second
+	}
+	if cfg.Notice == nil {
+		cfg.Notice = func(string) {}
+	}
+	lns, err := listenOn(cfg.Interfaces)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := signal.NewServer(signal.Config{Logger: cfg.Logger, PingInterval: 2 * time.Second})
+	if err != nil {
+		closeAll(lns)
+		return nil, err
+	}
+	dcfg := cfg.Discovery
+	dcfg.Self.Name = cfg.Name
+	dcfg.Self.Port = lns[0].Addr().(*net.TCPAddr).Port
+	dcfg.Interfaces = cfg.Interfaces
+	dcfg.Logger = cfg.Logger
+	disc, err := discovery.New(dcfg)
+	if err != nil {
+		closeAll(lns)
+		return nil, err
+	}
+	return &LAN{cfg: cfg, disc: disc, srv: srv, lns: lns, changed: make(chan struct{}), started: time.Now(), done: make(chan struct{})}, nil
+}
+
+func closeAll(lns []net.Listener) {
+	for _, ln := range lns {
+		ln.Close()
+	}
+}
+
+// listenOn opens one TCP listener per IPv4 address of the named interfaces
+// (all addresses when none are named), all on the same port.
+func listenOn(names []string) ([]net.Listener, error) {
+	if len(names) == 0 {
+		ln, err := net.Listen("tcp", ":0")
+		if err != nil {
+			return nil, fmt.Errorf("node: listen for signaling: %w", err)
+		}
+		return []net.Listener{ln}, nil
+	}
+	var ips []net.IP
+	for _, name := range names {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("node: interface %q: %w", name, err)
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			return nil, fmt.Errorf("node: addresses of %q: %w", name, err)
+		}
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+				ips = append(ips, ipn.IP)
+			}
+		}
+	}
+	if len(ips) == 0 {
+		return nil, fmt.Errorf("node: interfaces %v have no IPv4 address", names)
+	}
+	var lns []net.Listener
+	port := 0
+	for _, ip := range ips {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)))
+		if err != nil {
+			closeAll(lns)
+			return nil, fmt.Errorf("node: listen for signaling on %s: %w", ip, err)
+		}
+		port = ln.Addr().(*net.TCPAddr).Port
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// Run serves signaling and runs discovery until ctx is cancelled.
+func (l *LAN) Run(ctx context.Context) error {
+	defer close(l.done)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(l.lns)+1)
+	for _, ln := range l.lns {
+		wg.Go(func() {
+			if err := l.srv.Serve(ctx, ln); err != nil {
+				errc <- err
+			}
+		})
+	}
+	wg.Go(func() {
+		if err := l.disc.Run(ctx); err != nil {
+			errc <- err
+		}
+	})
+	wg.Go(func() {
+		for s := range l.disc.Updates() {
+			l.mu.Lock()
+			l.state = s
+			close(l.changed)
+			l.changed = make(chan struct{})
+			l.mu.Unlock()
+		}
+	})
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		cancel()
+	}
+	wg.Wait()
+	return err
+}
+
+// State is the latest discovery state.
+func (l *LAN) State() discovery.State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state
+}
+
+// Wait blocks until cond holds for the discovery state, or ctx ends.
+func (l *LAN) Wait(ctx context.Context, cond func(discovery.State) bool) (discovery.State, error) {
+	for {
+		l.mu.Lock()
+		s, ch := l.state, l.changed
+		l.mu.Unlock()
+		if cond(s) {
+			return s, nil
+		}
+		select {
+		case <-ch:
+		case <-l.done:
+			return s, errStopped
+		case <-ctx.Done():
+			return s, ctx.Err()
+		}
+	}
+}
+
+func others(s discovery.State) int {
+	n := 0
+	for _, p := range s.Peers {
+		if !p.Self {
+			n++
+		}
+	}
+	return n
+}
+
+// Host waits for an elected host and returns its URL; the channel closes
+// when another host is elected. With a fallback configured and no other
+// instance seen within FallbackAfter, the fallback URL is returned instead,
+// going stale as soon as an instance shows up on the LAN.
+func (l *LAN) Host(ctx context.Context) (string, <-chan struct{}, error) {
+	waitCtx := ctx
+	if l.cfg.Fallback != "" {
+		var cancel context.CancelFunc
+		waitCtx, cancel = context.WithDeadline(ctx, l.started.Add(l.cfg.FallbackAfter))
+		defer cancel()
+	}
+	cond := func(s discovery.State) bool { return s.HasHost && s.HostURL() != "" }
+	if l.cfg.Fallback != "" {
+		cond = func(s discovery.State) bool { return s.HasHost && s.HostURL() != "" && others(s) > 0 }
+	}
+	s, err := l.Wait(waitCtx, cond)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", nil, ctx.Err()
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return "", nil, err
+		}
+		l.cfg.Notice(fmt.Sprintf("no other lanft instance found on the LAN; using %s", l.cfg.Fallback))
+		return l.cfg.Fallback, l.watch(func(s discovery.State) bool { return others(s) > 0 }), nil
+	}
+	hostID := s.Host.ID
+	return s.HostURL(), l.watch(func(s discovery.State) bool { return !s.HasHost || s.Host.ID != hostID }), nil
+}
+
+// watch returns a channel closed once cond holds for the state.
+func (l *LAN) watch(cond func(discovery.State) bool) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		// Ends when cond holds or Run returns.
+		_, _ = l.Wait(context.Background(), cond)
+		close(ch)
+	}()
+	return ch
+}
+
+// Lost is told that the connection to url ended: if url is the elected
+// host's, it is forgotten at once instead of waiting for its mDNS expiry.
+func (l *LAN) Lost(url string) {
+	s := l.State()
+	if s.HasHost && s.HostURL() == url && !s.IAmHost {
+		l.disc.Forget(s.Host.ID)
+	}
+}

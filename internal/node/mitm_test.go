@@ -1,0 +1,512 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/lanft/lanft/internal/identity"
+	"github.com/lanft/lanft/rtc"
+	"github.com/lanft/lanft/signal"
+	"github.com/lanft/lanft/transfer"
+)
+
+// hostile is a signaling host that can put itself in the middle: in MITM
+// mode it answers every offer with a WebRTC peer of its own, makes its own
+// offer to the callee, and relays the bytes between the two connections
+// (so each end sees the host's DTLS certificate). It forwards the proofs it
+// has: the offer's, and the callee's answer proof recorded from an earlier,
+// honest session.
+type hostile struct {
+	t    testing.TB
+	mitm atomic.Bool
+	up   websocket.Upgrader
+
+	mu      sync.Mutex
+	conns   map[string]*hconn
+	answers map[string]json.RawMessage // last answer proof by sender
+	middles map[string]*middle         // by caller name
+	relayed bytes.Buffer               // plaintext the host saw pass
+	wg      sync.WaitGroup
+	ctx     context.Context
+}
+
+type hconn struct {
+	ws   *websocket.Conn
+	wmu  sync.Mutex
+	name string
+	meta json.RawMessage
+}
+
+type middle struct {
+	toCaller, toCallee *rtc.Peer
+}
+
+func newHostile(t *testing.T) (*hostile, string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &hostile{t: t, conns: map[string]*hconn{}, answers: map[string]json.RawMessage{}, middles: map[string]*middle{}, ctx: ctx}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		cancel()
+		srv.CloseClientConnections()
+		srv.Close()
+		h.mu.Lock()
+		for _, m := range h.middles {
+			m.toCaller.Close()
+			m.toCallee.Close()
+		}
+		h.mu.Unlock()
+		h.wg.Wait()
+	})
+	return h, "ws" + strings.TrimPrefix(srv.URL, "http") + signal.Path
+}
+
+func (h *hostile) send(to string, m signal.Message) {
+	h.mu.Lock()
+	c := h.conns[to]
+	h.mu.Unlock()
+	if c == nil {
+		return
+	}
+	b, _ := signal.Encode(m)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.ws.WriteMessage(websocket.TextMessage, b)
+}
+
+func (h *hostile) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ws, err := h.up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	c := &hconn{ws: ws}
+	defer ws.Close()
+	for {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		m, err := signal.Decode(data)
+		if err != nil {
+			continue
+		}
+		if m.Type == signal.TypeLogin {
+			c.name, c.meta = m.Name, m.Meta
+			h.mu.Lock()
+			h.conns[c.name] = c
+			var users []string
+			var peers []signal.PeerInfo
+			for _, o := range h.conns {
+				users = append(users, o.name)
+				peers = append(peers, signal.PeerInfo{Name: o.name, Meta: o.meta})
+			}
+			h.mu.Unlock()
+			ok := true
+			h.send(c.name, signal.Message{Type: signal.TypeLogin, Success: &ok})
+			h.send(c.name, signal.Message{Type: signal.TypeUserlist, Users: users, Peers: peers})
+			for _, other := range users {
+				if other != c.name {
+					h.send(other, signal.Message{Type: signal.TypeUpdata, Action: signal.ActionLogin, Name: c.name, Meta: c.meta})
+				}
+			}
+			continue
+		}
+		m.Name = c.name
+		if h.mitm.Load() {
+			h.intercept(m)
+			continue
+		}
+		if m.Type == signal.TypeAnswer {
+			h.mu.Lock()
+			h.answers[m.Name] = m.Meta
+			h.mu.Unlock()
+		}
+		to := m.OtherName
+		m.OtherName = ""
+		h.send(to, m)
+	}
+}
+
+func (h *hostile) intercept(m signal.Message) {
+	cfg := rtc.Config{Interfaces: []string{"lo"}}
+	caller, callee := m.Name, m.OtherName
+	switch m.Type {
+	case signal.TypeOffer:
+		offerProof := m.Meta
+		h.mu.Lock()
+		replayed := h.answers[callee]
+		h.mu.Unlock()
+		toCaller, err := rtc.NewPeer(cfg, func(s rtc.Signal) error {
+			msg := signal.Message{Type: s.Kind, Name: callee}
+			switch s.Kind {
+			case rtc.KindAnswer:
+				msg.Answer, msg.Meta = s.Payload, replayed
+			case rtc.KindCandidate:
+				msg.Candidate = s.Payload
+			}
+			h.send(caller, msg)
+			return nil
+		})
+		if err != nil {
+			h.t.Error(err)
+			return
+		}
+		toCallee, err := rtc.NewPeer(cfg, func(s rtc.Signal) error {
+			msg := signal.Message{Type: s.Kind, Name: caller}
+			switch s.Kind {
+			case rtc.KindOffer:
+				msg.Offer, msg.Meta = s.Payload, offerProof
+			case rtc.KindCandidate:
+				msg.Candidate = s.Payload
+			}
+			h.send(callee, msg)
+			return nil
+		})
+		if err != nil {
+			h.t.Error(err)
+			return
+		}
+		h.mu.Lock()
+		h.middles[caller] = &middle{toCaller: toCaller, toCallee: toCallee}
+		h.mu.Unlock()
+		toCaller.Handle(rtc.Signal{Kind: rtc.KindOffer, Payload: m.Offer})
+		h.wg.Go(func() {
+			ctx, cancel := context.WithTimeout(h.ctx, 20*time.Second)
+			defer cancel()
+			var a, b *rtc.Stream
+			var ea, eb error
+			var wg sync.WaitGroup
+			wg.Go(func() { a, ea = toCaller.Accept(ctx) })
+			wg.Go(func() { b, eb = toCallee.Dial(ctx) })
+			wg.Wait()
+			if ea != nil || eb != nil {
+				toCaller.Close()
+				toCallee.Close()
+				return
+			}
+			// Relay, keeping what passes: the host reads everything.
+			var relay sync.WaitGroup
+			relay.Go(func() { io.Copy(b, io.TeeReader(a, h.sink())); b.Close() })
+			relay.Go(func() { io.Copy(a, io.TeeReader(b, h.sink())); a.Close() })
+			relay.Wait()
+		})
+	case signal.TypeAnswer, signal.TypeCandidate:
+		h.mu.Lock()
+		mid, fromCaller := h.middles[m.Name], true
+		if mid == nil {
+			mid, fromCaller = h.middles[m.OtherName], false
+		}
+		h.mu.Unlock()
+		if mid == nil {
+			return
+		}
+		s, _ := rtcSignal(m)
+		if fromCaller {
+			mid.toCaller.Handle(s)
+		} else {
+			mid.toCallee.Handle(s)
+		}
+	}
+}
+
+type lockedWriter struct{ h *hostile }
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.h.mu.Lock()
+	defer w.h.mu.Unlock()
+	if w.h.relayed.Len() < 1<<20 {
+		w.h.relayed.Write(p)
+	}
+	return len(p), nil
+}
+
+func (h *hostile) sink() io.Writer { return lockedWriter{h} }
+
+func (h *hostile) saw(b []byte) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return bytes.Contains(h.relayed.Bytes(), b)
+}
+
+var loopbackRTC = rtc.Config{Interfaces: []string{"lo"}}
+
+func testShare(t *testing.T, url, name string, files map[string]string, mutate func(*Config)) {
+	t.Helper()
+	dir := t.TempDir()
+	var paths []string
+	for n, body := range files {
+		p := filepath.Join(dir, n)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	src, err := transfer.NewSource(ctx, paths, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Hosts: StaticHost(url), Name: name, RTC: loopbackRTC}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	online := make(chan struct{}, 1)
+	cfg.Events = func(e Event) {
+		if e.Kind == "online" {
+			select {
+			case online <- struct{}{}:
+			default:
+			}
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- Share(ctx, cfg, src) }()
+	select {
+	case <-online:
+	case err := <-done:
+		t.Fatalf("share ended before logging in: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("share did not log in")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("share: %v", err)
+		}
+	})
+}
+
+func testReceive(t *testing.T, url, name, from, dir string, mutate func(*Config)) (*transfer.Result, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := Config{Hosts: StaticHost(url), Name: name, RTC: loopbackRTC}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return Receive(ctx, cfg, ReceiveConfig{From: from, Wait: 10 * time.Second, RetryFor: time.Second,
+		Transfer: transfer.ReceiveOptions{Dir: dir}})
+}
+
+func emptyDir(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Fatalf("%s holds %d entries, want nothing written", dir, len(entries))
+	}
+}
+
+// TestHostInTheMiddleWithoutChecks shows the attack is real: two plain
+// WebRTC peers (no lanft identity) talk through the hostile host, which
+// reads every byte, and neither notices (Pion's own fingerprint check
+// passes, because the host rewrote the descriptions).
+func TestHostInTheMiddleWithoutChecks(t *testing.T) {
+	h, url := newHostile(t)
+	h.mitm.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dial := func(name string) *signal.Client {
+		c, err := signal.Dial(ctx, signal.ClientConfig{URL: url, Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		go c.Run(ctx)
+		return c
+	}
+	alice, bob := dial("alice"), dial("bob")
+	plain := func(c *signal.Client, to string) *rtc.Peer {
+		p, err := rtc.NewPeer(loopbackRTC, func(s rtc.Signal) error {
+			m := signal.Message{Type: s.Kind, OtherName: to}
+			switch s.Kind {
+			case rtc.KindOffer:
+				m.Offer = s.Payload
+			case rtc.KindAnswer:
+				m.Answer = s.Payload
+			default:
+				m.Candidate = s.Payload
+			}
+			return c.Send(m)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		go func() {
+			for {
+				select {
+				case m := <-c.Messages():
+					if s, ok := rtcSignal(m); ok {
+						p.Handle(s)
+					}
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		return p
+	}
+	pa, pb := plain(alice, "bob"), plain(bob, "alice")
+	var sb *rtc.Stream
+	accepted := make(chan error, 1)
+	go func() {
+		var err error
+		sb, err = pb.Accept(ctx)
+		accepted <- err
+	}()
+	sa, err := pa.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-accepted; err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("the secret payload")
+	if _, err := sa.Write(secret); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(secret))
+	if _, err := io.ReadFull(sb, got); err != nil || !bytes.Equal(got, secret) {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	fa, _ := pa.RemoteFingerprint()
+	if fa == pb.LocalFingerprint() {
+		t.Fatal("alice is connected to bob's certificate: the host was not in the middle")
+	}
+	if !h.saw(secret) {
+		t.Fatal("the host did not see the bytes it relayed")
+	}
+}
+
+// TestHostInTheMiddleIsRefused: the same host against lanft nodes. It
+// forwards the offer's proof and replays the sharer's answer proof from an
+// earlier honest session; the receiver refuses, says why, writes nothing.
+func TestHostInTheMiddleIsRefused(t *testing.T) {
+	h, url := newHostile(t)
+	testShare(t, url, "sharer", map[string]string{"a.txt": "the secret payload"}, nil)
+
+	// An honest session first: it works, and the host records proofs.
+	honest := t.TempDir()
+	if _, err := testReceive(t, url, "r1", "sharer", honest, nil); err != nil {
+		t.Fatalf("honest transfer: %v", err)
+	}
+
+	h.mitm.Store(true)
+	dir := t.TempDir()
+	_, err := testReceive(t, url, "r1", "sharer", dir, nil)
+	if !errors.Is(err, identity.ErrUnverified) {
+		t.Fatalf("got %v, want an error wrapping %v", err, identity.ErrUnverified)
+	}
+	if !strings.Contains(err.Error(), "could not be verified") {
+		t.Fatalf("error %q does not say the peer could not be verified", err)
+	}
+	emptyDir(t, dir)
+	if h.saw([]byte("the secret payload")) {
+		t.Fatal("the host in the middle saw the file")
+	}
+}
+
+// TestChangedKeyIsRefusedUnlessAccepted: a sharer name seen before with
+// another device key is refused, with both device ids in the message;
+// --accept-new-key lets it through and re-pins.
+func TestChangedKeyIsRefusedUnlessAccepted(t *testing.T) {
+	srv, err := signal.NewServer(signal.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); srv.Close() })
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + signal.Path
+	pinDir := t.TempDir()
+	pins := func(c *Config) { c.Pins = identity.OpenPins(pinDir) }
+
+	first := identity.New()
+	testShare(t, url, "laptop", map[string]string{"a.txt": "one"}, func(c *Config) { c.Identity = first; c.Name = "laptop" })
+	if _, err := testReceive(t, url, "desk", "laptop", t.TempDir(), pins); err != nil {
+		t.Fatalf("first contact: %v", err)
+	}
+
+	// The same name comes back with another key (a new install, or an impostor).
+	second := identity.New()
+	testShare(t, url, "laptop2", map[string]string{"b.txt": "two"}, func(c *Config) { c.Identity = second; c.Name = "laptop2" })
+	// Re-pin the second sharer's name to the first key to stage the change.
+	p := identity.OpenPins(pinDir)
+	if err := p.Replace("laptop2", first.Public()); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	_, err = testReceive(t, url, "desk", "laptop2", dir, pins)
+	if !errors.Is(err, identity.ErrKeyChanged) {
+		t.Fatalf("got %v, want %v", err, identity.ErrKeyChanged)
+	}
+	for _, want := range []string{first.DeviceID(), second.DeviceID(), "--accept-new-key"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	emptyDir(t, dir)
+
+	if _, err := testReceive(t, url, "desk", "laptop2", dir, func(c *Config) { pins(c); c.AcceptNewKey = true }); err != nil {
+		t.Fatalf("with AcceptNewKey: %v", err)
+	}
+	if isNew, err := p.Check("laptop2", second.Public()); err != nil || isNew {
+		t.Fatalf("after accepting, the new key is not pinned: new=%v err=%v", isNew, err)
+	}
+}
+
+// TestSharedCode: the right code transfers; a wrong code or a missing one
+// fails fast with a clear error and writes nothing.
+func TestSharedCode(t *testing.T) {
+	srv, err := signal.NewServer(signal.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); srv.Close() })
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + signal.Path
+	testShare(t, url, "vault", map[string]string{"s.txt": "coded"}, func(c *Config) { c.Code = "purple-river-seven" })
+
+	dir := t.TempDir()
+	if _, err := testReceive(t, url, "ok", "vault", dir, func(c *Config) { c.Code = "purple-river-seven" }); err != nil {
+		t.Fatalf("right code: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "s.txt")); err != nil || string(b) != "coded" {
+		t.Fatalf("got %q, %v", b, err)
+	}
+	tests := []struct {
+		name, code, want string
+	}{
+		{"wrong code", "purple-river-eight", "does not match"},
+		{"no code", "", "requires a shared code"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			start := time.Now()
+			_, err := testReceive(t, url, "guess", "vault", dir, func(c *Config) { c.Code = tt.code })
+			if !errors.Is(err, ErrCode) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %v saying %q", err, ErrCode, tt.want)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("took %v to fail", d)
+			}
+			emptyDir(t, dir)
+		})
+	}
+}

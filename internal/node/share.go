@@ -1,0 +1,126 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/lanft/lanft/signal"
+	"github.com/lanft/lanft/transfer"
+)
+
+// Share keeps cfg.Name logged in at the signaling host, announcing src,
+// and serves src to every receiver that offers a connection, several at
+// once, until ctx is cancelled (it then returns nil). A lost host is
+// re-dialled (or, with discovery, replaced) while transfers already
+// running carry on peer to peer. Only a failure to log in the very first
+// time is returned as an error.
+func Share(ctx context.Context, cfg Config, src *transfer.Source) error {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	m := src.Manifest()
+	meta := Meta{V: MetaVersion, Role: RoleShare, Files: m.Files(), Bytes: m.TotalSize(), Title: title(m)}
+
+	peers := newPeerSet()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sess := newSession(&cfg, meta)
+	return sess.run(ctx, nil, func(msg signal.Message) {
+		handleShareMessage(ctx, &cfg, src, peers, &wg, sess.client, msg)
+	})
+}
+
+func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, peers *peerSet,
+	wg *sync.WaitGroup, current func() *signal.Client, msg signal.Message) {
+	log := cfg.Logger
+	switch msg.Type {
+	case signal.TypeOffer:
+		l, err := newLink(cfg, msg.Name, current)
+		if err != nil {
+			log.Error("node: new peer", "peer", msg.Name, "err", err)
+			return
+		}
+		if old := peers.put(msg.Name, l); old != nil {
+			old.peer.Close() // the receiver started over
+		}
+		l.handle(msg)
+		if err := l.err(); err != nil {
+			peers.remove(msg.Name, l)
+			cfg.Events(Event{Kind: "error", Peer: msg.Name, Text: err.Error()})
+			return
+		}
+		wg.Go(func() {
+			defer peers.remove(msg.Name, l)
+			serve(ctx, cfg, src, l)
+		})
+	case signal.TypeError:
+		log.Warn("node: signaling host reports an error", "message", msg.Message)
+	default:
+		if l := peers.get(msg.Name); l != nil {
+			l.handle(msg)
+		}
+	}
+}
+
+func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
+	who := l.remote
+	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	stream, err := l.peer.Accept(connectCtx)
+	cancel()
+	if err == nil {
+		err = l.checkConnected()
+		if err == nil {
+			err = authenticate(ctx, cfg, stream, l, false)
+		}
+		if err != nil {
+			stream.Close()
+		}
+	}
+	if err != nil {
+		l.peer.Close()
+		cfg.Logger.Warn("node: connection to receiver failed", "peer", who, "err", err)
+		cfg.Events(Event{Kind: "error", Peer: who, Text: fmt.Sprintf("connect to %s: %v", who, err)})
+		return
+	}
+	defer stream.Close()
+	cfg.Events(Event{Kind: "peer", Peer: who, Text: "connected"})
+	err = src.Serve(ctx, stream, transfer.SendOptions{
+		Logger: cfg.Logger.With("peer", who),
+		Progress: func(pr transfer.Progress) {
+			cfg.Events(Event{Kind: "progress", Peer: who, File: pr.File, Done: pr.Done, Size: pr.Total})
+		},
+	})
+	if err != nil {
+		cfg.Events(Event{Kind: "error", Peer: who, Text: err.Error()})
+		return
+	}
+	cfg.Events(Event{Kind: "done", Peer: who, Size: src.Manifest().TotalSize()})
+}
+
+func title(m *transfer.Manifest) string {
+	var top []string
+	seen := map[string]bool{}
+	for _, e := range m.Entries {
+		name := e.Path
+		for i := 0; i < len(name); i++ {
+			if name[i] == '/' {
+				name = name[:i]
+				break
+			}
+		}
+		if !seen[name] {
+			seen[name] = true
+			top = append(top, name)
+		}
+	}
+	switch len(top) {
+	case 0:
+		return ""
+	case 1:
+		return top[0]
+	default:
+		return fmt.Sprintf("%s and %d more", top[0], len(top)-1)
+	}
+}
