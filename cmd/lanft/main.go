@@ -83,7 +83,7 @@ var (
 		Name:  "interface",
 		Usage: "use only this network interface `NAME` for peer connections (repeatable); \"lo\" allows loopback",
 	}
-	jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print newline-delimited JSON events on stdout instead of human output"}
+	jsonFlag     = &cli.BoolFlag{Name: "json", Usage: "print newline-delimited JSON events on stdout instead of human output"}
 	fallbackFlag = &cli.StringFlag{
 		Name:    "fallback-signal",
 		Usage:   "signaling host `URL` to use when no other lanft instance is found on the LAN",
