@@ -18,6 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/lanft/lanft/internal/cpace"
 	"github.com/lanft/lanft/internal/identity"
 	"github.com/lanft/lanft/rtc"
 	"github.com/lanft/lanft/signal"
@@ -33,6 +34,11 @@ import (
 type hostile struct {
 	t    testing.TB
 	mitm atomic.Bool
+	// impersonate: in MITM mode, sign the host's own descriptions with the
+	// host's own device key instead of forwarding or replaying proofs (the
+	// first-contact attack, which only pins or a shared code stop).
+	impersonate atomic.Bool
+	id          *identity.Identity
 	up   websocket.Upgrader
 
 	mu      sync.Mutex
@@ -40,6 +46,7 @@ type hostile struct {
 	answers map[string]json.RawMessage // last answer proof by sender
 	middles map[string]*middle         // by caller name
 	relayed bytes.Buffer               // plaintext the host saw pass
+	fromCaller, fromCallee bytes.Buffer // the same, by direction
 	wg      sync.WaitGroup
 	ctx     context.Context
 }
@@ -57,7 +64,7 @@ type middle struct {
 
 func newHostile(t *testing.T) (*hostile, string) {
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &hostile{t: t, conns: map[string]*hconn{}, answers: map[string]json.RawMessage{}, middles: map[string]*middle{}, ctx: ctx}
+	h := &hostile{t: t, id: identity.New(), conns: map[string]*hconn{}, answers: map[string]json.RawMessage{}, middles: map[string]*middle{}, ctx: ctx}
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		cancel()
@@ -149,11 +156,18 @@ func (h *hostile) intercept(m signal.Message) {
 		h.mu.Lock()
 		replayed := h.answers[callee]
 		h.mu.Unlock()
-		toCaller, err := rtc.NewPeer(cfg, func(s rtc.Signal) error {
+		offerPrint, _ := rtc.SDPFingerprint(m.Offer)
+		var toCaller, toCallee *rtc.Peer
+		var err error
+		toCaller, err = rtc.NewPeer(cfg, func(s rtc.Signal) error {
 			msg := signal.Message{Type: s.Kind, Name: callee}
 			switch s.Kind {
 			case rtc.KindAnswer:
 				msg.Answer, msg.Meta = s.Payload, replayed
+				if h.impersonate.Load() {
+					msg.Meta, _ = json.Marshal(h.id.Prove(identity.Statement{Kind: s.Kind, From: callee, To: caller,
+						Fingerprint: toCaller.LocalFingerprint(), OfferPrint: offerPrint}))
+				}
 			case rtc.KindCandidate:
 				msg.Candidate = s.Payload
 			}
@@ -164,11 +178,15 @@ func (h *hostile) intercept(m signal.Message) {
 			h.t.Error(err)
 			return
 		}
-		toCallee, err := rtc.NewPeer(cfg, func(s rtc.Signal) error {
+		toCallee, err = rtc.NewPeer(cfg, func(s rtc.Signal) error {
 			msg := signal.Message{Type: s.Kind, Name: caller}
 			switch s.Kind {
 			case rtc.KindOffer:
 				msg.Offer, msg.Meta = s.Payload, offerProof
+				if h.impersonate.Load() {
+					msg.Meta, _ = json.Marshal(h.id.Prove(identity.Statement{Kind: s.Kind, From: caller, To: callee,
+						Fingerprint: toCallee.LocalFingerprint()}))
+				}
 			case rtc.KindCandidate:
 				msg.Candidate = s.Payload
 			}
@@ -199,8 +217,8 @@ func (h *hostile) intercept(m signal.Message) {
 			}
 			// Relay, keeping what passes: the host reads everything.
 			var relay sync.WaitGroup
-			relay.Go(func() { io.Copy(b, io.TeeReader(a, h.sink())); b.Close() })
-			relay.Go(func() { io.Copy(a, io.TeeReader(b, h.sink())); a.Close() })
+			relay.Go(func() { io.Copy(b, io.TeeReader(a, h.sink(&h.fromCaller))); b.Close() })
+			relay.Go(func() { io.Copy(a, io.TeeReader(b, h.sink(&h.fromCallee))); a.Close() })
 			relay.Wait()
 		})
 	case signal.TypeAnswer, signal.TypeCandidate:
@@ -222,18 +240,22 @@ func (h *hostile) intercept(m signal.Message) {
 	}
 }
 
-type lockedWriter struct{ h *hostile }
+type lockedWriter struct {
+	h   *hostile
+	dir *bytes.Buffer
+}
 
 func (w lockedWriter) Write(p []byte) (int, error) {
 	w.h.mu.Lock()
 	defer w.h.mu.Unlock()
 	if w.h.relayed.Len() < 1<<20 {
 		w.h.relayed.Write(p)
+		w.dir.Write(p)
 	}
 	return len(p), nil
 }
 
-func (h *hostile) sink() io.Writer { return lockedWriter{h} }
+func (h *hostile) sink(dir *bytes.Buffer) io.Writer { return lockedWriter{h, dir} }
 
 func (h *hostile) saw(b []byte) bool {
 	h.mu.Lock()
@@ -508,5 +530,66 @@ func TestSharedCode(t *testing.T) {
 			}
 			emptyDir(t, dir)
 		})
+	}
+}
+
+// TestCodeGivesTheHostNothingToTestOffline: a host in the middle of a
+// --code transfer relays the whole code exchange (it terminated DTLS, so it
+// reads Ya, Yb and both confirmations in clear). The transfer is refused,
+// and the host cannot use what it saw to check a guess of the code offline,
+// not even the right one: checking needs the shared point K = ya*Yb, and
+// ya never leaves the receiver (see internal/cpace). Its only move is to
+// run CPace itself with one guess per connection, which the peers see fail.
+func TestCodeGivesTheHostNothingToTestOffline(t *testing.T) {
+	const code = "amber-falcon-42"
+	h, url := newHostile(t)
+	testShare(t, url, "vault", map[string]string{"s.txt": "coded"}, func(c *Config) { c.Code = code })
+	h.mitm.Store(true)
+	h.impersonate.Store(true) // gets it past the identity check (first contact, no pins)
+	dir := t.TempDir()
+	_, err := testReceive(t, url, "guest", "vault", dir, func(c *Config) { c.Code = code })
+	if !errors.Is(err, ErrCode) || !strings.Contains(err.Error(), "in the middle") {
+		t.Fatalf("got %v, want the code check to fail and say someone may be in the middle", err)
+	}
+	emptyDir(t, dir)
+
+	// What the host saw from the receiver: preamble, Ya, confirmation.
+	h.mu.Lock()
+	seen := bytes.Clone(h.fromCaller.Bytes())
+	h.mu.Unlock()
+	r := bytes.NewReader(seen)
+	hello := make([]byte, len(preambleMagic)+1)
+	if _, err := io.ReadFull(r, hello); err != nil || !bytes.HasPrefix(hello, preambleMagic) {
+		t.Fatalf("host did not see the preamble (%d bytes seen)", len(seen))
+	}
+	ya, err := readChunk(r)
+	if err != nil {
+		t.Fatalf("host did not see Ya: %v", err)
+	}
+	// The host's best offline check of a guess: derive an ISK with the
+	// guess against the captured Ya and compare it with the receiver's
+	// confirmation. No guess checks out, the right one included.
+	mac, err := readChunk(r)
+	if err != nil || len(mac) != cpace.ConfirmSize {
+		t.Fatalf("host did not see the receiver's confirmation: %d bytes, %v", len(mac), err)
+	}
+	guesses := []string{"amber-falcon-41", code, "amber-falcon-43", ""}
+	for _, g := range guesses {
+		party, _, err := cpace.Start([]byte(g), []byte("lanft-code-v1"), nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		isk, err := party.Finish(ya, nil, false)
+		if err != nil {
+			continue
+		}
+		for _, label := range []string{"lanft-confirm-receiver", "lanft-confirm-sharer"} {
+			if cpace.Equal(cpace.Confirm(isk, label), mac) {
+				t.Fatalf("guess %q checks out offline", g)
+			}
+		}
+	}
+	if bytes.Contains(seen, []byte(code)) {
+		t.Fatal("the code itself crossed the wire")
 	}
 }

@@ -1,0 +1,78 @@
+// Package signal is lanft's signaling: a WebSocket server that lets users
+// on a LAN find each other and relays the WebRTC offers, answers and ICE
+// candidates that connect them, a client that logs in to it, and the
+// messages both speak.
+//
+// # Wire format
+//
+// The protocol is that of the original WebRTC-FileTransferTool, kept
+// byte-compatible so that a client written from its README works
+// unchanged: one JSON object per WebSocket text frame, each with a string
+// "type". "updata" is the original's spelling and is kept. Server at Path.
+//
+//	alice                       host                        bob (online)
+//	  |                          |                            |
+//	  |-- login ---------------->|  {"type":"login","name":"alice","lanft":{..}}
+//	  |<--------------- login ---|  {"type":"login","success":true}
+//	  |<------------ userlist ---|  {"type":"userlist","users":["bob","alice"],
+//	  |                          |   "peers":[{"name":"bob"},{"name":"alice","lanft":{..}}]}
+//	  |                          |-- updata ----------------->|
+//	  |                          |  {"type":"updata","action":"login","name":"alice","lanft":{..}}
+//	  |                          |                            |
+//	  |-- offer ---------------->|  {"type":"offer","name":"alice","othername":"bob","offer":{SDP}}
+//	  |                          |-- offer ------------------>|
+//	  |                          |  {"type":"offer","name":"alice","offer":{SDP}}
+//	  |                          |<----------------- answer --|
+//	  |                          |  {"type":"answer","name":"bob","othername":"alice","answer":{SDP}}
+//	  |<-------------- answer ---|  {"type":"answer","name":"bob","answer":{SDP}}
+//	  |-- candidate ------------>|-- candidate -------------->|  both ways, as gathered:
+//	  |<------------ candidate --|<-------------- candidate --|  {"type":"candidate","name":..,"candidate":{..}}
+//	  |                          |                            |
+//	  |-- leave ---------------->|-- leave ------------------>|
+//	  |  {"type":"leave","name":"alice","othername":"bob"}    {"type":"leave","name":"alice"}
+//	  |                          |                            |
+//	  X disconnects              |-- updata ----------------->|
+//	                             |  {"type":"updata","action":"offline","name":"alice"}
+//
+// Errors never close the connection:
+//
+//	client                      host
+//	  |-- bad frame ------------>|  malformed JSON, no "type", unknown type, no "othername",
+//	  |                          |  no offer/answer/candidate object, unknown "othername",
+//	  |                          |  anything but login before login, a second login
+//	  |<--------------- error ---|  {"type":"error","message":"cannot send \"offer\": no user \"carol\" is online"}
+//	  |                          |
+//	  |-- login (taken name) --->|
+//	  |<--------------- login ---|  {"type":"login","success":false,"message":"name \"bob\" is taken"}
+//	  |<--------------- error ---|  {"type":"error","message":"login failed: name \"bob\" is taken"}
+//
+// # Extensions
+//
+// lanft's additions are optional fields an original client ignores; the
+// fields of the original are never changed:
+//
+//   - "lanft" on login (client to server) and on updata login (server to
+//     client): an opaque JSON object of at most MaxMetaSize bytes that the
+//     server hands on unchanged.
+//   - "lanft" on offer and answer: an object of at most MaxMetaSize bytes
+//     (lanft's identity proof) relayed with them.
+//   - "peers" on userlist: the same users as "users", in the same order,
+//     each as {"name":..,"lanft":{..}}.
+//   - "message" on a failed login reply: why it failed.
+//
+// # Rules the original leaves open
+//
+// The server stamps every relayed offer, answer, candidate and leave with
+// the sender's logged-in name and ignores the "name" the sender claims.
+// Names are refused at login when empty, not NFC, over MaxNameLength, or
+// holding control, format (bidi, zero-width) or leading/trailing space
+// characters, and when they fold (case, compatibility forms) to the name
+// of a user online. A frame is at most MaxMessageSize; a message for a
+// user who is not online is answered with an error. Each connection is
+// rate-limited and has a bounded outbound queue; a reader too slow to
+// drain it is disconnected. A connection must log in within
+// Config.LoginTimeout. The upgrade is refused for a Host that is not an IP
+// address, localhost, a .local name or Config.AllowedHosts (DNS
+// rebinding), and for a browser Origin other than the host itself or
+// Config.AllowedOrigins.
+package signal
