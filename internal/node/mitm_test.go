@@ -39,16 +39,16 @@ type hostile struct {
 	// first-contact attack, which only pins or a shared code stop).
 	impersonate atomic.Bool
 	id          *identity.Identity
-	up   websocket.Upgrader
+	up          websocket.Upgrader
 
-	mu      sync.Mutex
-	conns   map[string]*hconn
-	answers map[string]json.RawMessage // last answer proof by sender
-	middles map[string]*middle         // by caller name
-	relayed bytes.Buffer               // plaintext the host saw pass
-	fromCaller, fromCallee bytes.Buffer // the same, by direction
-	wg      sync.WaitGroup
-	ctx     context.Context
+	mu                     sync.Mutex
+	conns                  map[string]*hconn
+	answers                map[string]json.RawMessage // last answer proof by sender
+	middles                map[string]*middle         // by caller name
+	relayed                bytes.Buffer               // plaintext the host saw pass
+	fromCaller, fromCallee bytes.Buffer               // the same, by direction
+	wg                     sync.WaitGroup
+	ctx                    context.Context
 }
 
 type hconn struct {
