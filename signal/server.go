@@ -30,10 +30,12 @@ type Config struct {
 	MaxClients int
 	// LoginTimeout is how long a new connection may take to log in (10s).
 	LoginTimeout time.Duration
-	// QueueSize bounds each client's outbound queue, in messages (8192).
-	// A client whose queue is full is a slow reader and is disconnected;
-	// nobody else waits for it.
-	QueueSize int
+	// QueueSize and QueueBytes bound each client's outbound queue, in
+	// messages (8192) and bytes (4 MiB). A client whose queue is full is a
+	// slow reader and is disconnected; nobody else waits for it. The queue
+	// grows as needed, so an idle client costs little.
+	QueueSize  int
+	QueueBytes int
 	// Rate and Burst limit the messages one connection may send (100/s, burst 400).
 	Rate  float64
 	Burst int
@@ -66,6 +68,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QueueSize == 0 {
 		c.QueueSize = 8192
+	}
+	if c.QueueBytes == 0 {
+		c.QueueBytes = 4 << 20
 	}
 	if c.Rate == 0 {
 		c.Rate = 100
@@ -102,7 +107,7 @@ type Server struct {
 // it is used as a handler or run with Serve.
 func NewServer(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
-	if cfg.MaxClients < 0 || cfg.QueueSize < 0 || cfg.Rate < 0 || cfg.Burst < 0 {
+	if cfg.MaxClients < 0 || cfg.QueueSize < 0 || cfg.QueueBytes < 0 || cfg.Rate < 0 || cfg.Burst < 0 {
 		return nil, errors.New("signal: negative limit in config")
 	}
 	s := &Server{
@@ -242,7 +247,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "signal: host name not accepted", http.StatusMisdirectedRequest)
 		return
 	}
-	c := &conn{srv: s, done: make(chan struct{})}
+	c := &conn{srv: s, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	s.mu.Lock()
 	if s.closed || len(s.conns) >= s.cfg.MaxClients {
 		s.mu.Unlock()
@@ -261,7 +266,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.ws = ws
-	c.send = make(chan []byte, s.cfg.QueueSize)
 	c.limiter = rate.NewLimiter(rate.Limit(s.cfg.Rate), s.cfg.Burst)
 	c.remote = r.RemoteAddr
 	c.run()
@@ -306,8 +310,12 @@ func (s *Server) broadcastLocked(except *conn, m Message) {
 type conn struct {
 	srv     *Server
 	ws      *websocket.Conn
-	send    chan []byte
 	limiter *rate.Limiter
+
+	qmu    sync.Mutex
+	queue  [][]byte // outbound messages, oldest first
+	qbytes int
+	wake   chan struct{} // capacity 1: the queue has something
 	remote  string
 
 	// name, key and meta are set once at login, under srv.mu.
@@ -327,9 +335,22 @@ func (c *conn) close() {
 // enqueue hands b to the writer without blocking. A full queue means the
 // client does not read: it is disconnected rather than holding others up.
 func (c *conn) enqueue(b []byte) {
+	c.qmu.Lock()
+	full := len(c.queue) >= c.srv.cfg.QueueSize || c.qbytes+len(b) > c.srv.cfg.QueueBytes
+	if !full {
+		c.queue = append(c.queue, b)
+		c.qbytes += len(b)
+	}
+	c.qmu.Unlock()
+	if !full {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
 	select {
 	case <-c.done:
-	case c.send <- b:
 	default:
 		c.srv.cfg.Logger.Warn("signal: dropping slow reader", "name", c.name, "remote", c.remote)
 		c.close()
@@ -416,11 +437,13 @@ func (c *conn) writeLoop() {
 	defer c.ws.Close()
 	for {
 		select {
-		case b := <-c.send:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-				c.close()
-				return
+		case <-c.wake:
+			for _, b := range c.takeQueue() {
+				_ = c.ws.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+				if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+					c.close()
+					return
+				}
 			}
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
@@ -430,23 +453,26 @@ func (c *conn) writeLoop() {
 		case <-c.done:
 			// Flush what is queued (a final error or login reply), briefly.
 			deadline := time.Now().Add(time.Second)
-			for {
-				select {
-				case b := <-c.send:
-					_ = c.ws.SetWriteDeadline(deadline)
-					if c.ws.WriteMessage(websocket.TextMessage, b) != nil {
-						return
-					}
-					continue
-				default:
+			for _, b := range c.takeQueue() {
+				_ = c.ws.SetWriteDeadline(deadline)
+				if c.ws.WriteMessage(websocket.TextMessage, b) != nil {
+					return
 				}
-				break
 			}
 			_ = c.ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), deadline)
 			return
 		}
 	}
+}
+
+// takeQueue empties the queue and returns what it held.
+func (c *conn) takeQueue() [][]byte {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	q := c.queue
+	c.queue, c.qbytes = nil, 0
+	return q
 }
 
 func (c *conn) sendMsg(m Message) {
