@@ -107,6 +107,9 @@ func NewPeer(cfg Config, send SendFunc) (*Peer, error) {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	se.SetICETimeouts(4*time.Second, 10*time.Second, time.Second)
+	if n, err := newBufferedNet(); err == nil {
+		se.SetNet(n)
+	}
 	if len(cfg.Interfaces) > 0 {
 		names := slices.Clone(cfg.Interfaces)
 		se.SetInterfaceFilter(func(name string) bool { return slices.Contains(names, name) })
