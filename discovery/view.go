@@ -1,0 +1,146 @@
+package discovery
+
+import (
+	"cmp"
+	"maps"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// seen is what one interface last heard of one instance.
+type seen struct {
+	addrs []netip.Addr
+	at    time.Time
+}
+
+// entry is one other instance in the view.
+type entry struct {
+	rec    record
+	recAt  time.Time       // when rec was heard
+	ifaces map[string]seen // by interface name
+}
+
+// view is one instance's picture of the LAN: itself plus every instance heard
+// within the expiry time. It is owned by one goroutine.
+type view struct {
+	self     record
+	selfSeen map[string]seen // our own answers, heard back: our addresses
+	others   map[string]*entry
+}
+
+func newView(self record) *view {
+	return &view{self: self, selfSeen: map[string]seen{}, others: map[string]*entry{}}
+}
+
+// observe adds one answer heard at now. It returns the record heard and
+// whether it is a new instance in the view, or the parse error of an answer
+// that is ignored.
+func (v *view) observe(s Sighting, now time.Time) (rec record, added bool, err error) {
+	rec, err = parseTXT(s.TXT)
+	if err != nil {
+		return record{}, false, err
+	}
+	addrs := normAddrs(s.Addrs)
+	if rec.ID == v.self.ID {
+		// Our own answer, looped back: it only tells our addresses. Our
+		// record is what we advertise, never what the network says.
+		v.selfSeen[s.Iface] = seen{addrs: addrs, at: now}
+		return rec, false, nil
+	}
+	e := v.others[rec.ID]
+	if e == nil {
+		e = &entry{ifaces: map[string]seen{}}
+		v.others[rec.ID] = e
+		added = true
+	}
+	if !now.Before(e.recAt) {
+		e.rec, e.recAt = rec, now
+	}
+	e.ifaces[s.Iface] = seen{addrs: addrs, at: now}
+	return rec, added, nil
+}
+
+// forget drops another instance at once; it returns if it answers again.
+func (v *view) forget(id string) {
+	delete(v.others, id)
+}
+
+// expire drops what was not heard for longer than after, and returns the IDs
+// of the instances that left.
+func (v *view) expire(now time.Time, after time.Duration) (gone []string) {
+	maps.DeleteFunc(v.selfSeen, func(_ string, s seen) bool { return now.Sub(s.at) > after })
+	for id, e := range v.others {
+		maps.DeleteFunc(e.ifaces, func(_ string, s seen) bool { return now.Sub(s.at) > after })
+		if len(e.ifaces) == 0 {
+			delete(v.others, id)
+			gone = append(gone, id)
+		}
+	}
+	slices.Sort(gone)
+	return gone
+}
+
+// peers returns the view, self included, sorted by name then ID.
+func (v *view) peers(now time.Time) []Peer {
+	out := make([]Peer, 0, len(v.others)+1)
+	self := peerOf(v.self, v.selfSeen)
+	self.Self, self.LastSeen = true, now
+	out = append(out, self)
+	for _, e := range v.others {
+		out = append(out, peerOf(e.rec, e.ifaces))
+	}
+	slices.SortFunc(out, func(a, b Peer) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	})
+	return out
+}
+
+func peerOf(r record, ifaces map[string]seen) Peer {
+	p := Peer{
+		ID:        r.ID,
+		Name:      r.Name,
+		Port:      r.Port,
+		Priority:  r.Priority,
+		Version:   ProtocolVersion,
+		Host:      r.Host,
+		HostSince: r.HostSince,
+	}
+	for name, s := range ifaces {
+		// The first interface by name, so that the choice is stable.
+		if p.Iface == "" || name < p.Iface {
+			p.Iface = name
+		}
+		if s.at.After(p.LastSeen) {
+			p.LastSeen = s.at
+		}
+		p.Addrs = append(p.Addrs, s.addrs...)
+	}
+	p.Addrs = normAddrs(p.Addrs)
+	return p
+}
+
+// normAddrs returns valid addresses without duplicates, IPv4 first, then
+// global IPv6, then link-local IPv6, each group in address order.
+func normAddrs(in []netip.Addr) []netip.Addr {
+	out := make([]netip.Addr, 0, len(in))
+	for _, a := range in {
+		if a.IsValid() {
+			out = append(out, a.Unmap())
+		}
+	}
+	rank := func(a netip.Addr) int {
+		switch {
+		case a.Is4():
+			return 0
+		case !a.IsLinkLocalUnicast():
+			return 1
+		default:
+			return 2
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Addr) int {
+		return cmp.Or(cmp.Compare(rank(a), rank(b)), a.Compare(b))
+	})
+	return slices.Compact(out)
+}
