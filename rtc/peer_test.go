@@ -257,3 +257,26 @@ func TestSDPFingerprint(t *testing.T) {
 		})
 	}
 }
+
+func TestLingerLetsTheLastMessageArrive(t *testing.T) {
+	a, b := pair(t, loopback)
+	// b speaks last: its final message must reach a even though b closes
+	// right after writing it.
+	if _, err := b.Write([]byte("OK")); err != nil {
+		t.Fatal(err)
+	}
+	lingered := make(chan error, 1)
+	go func() { lingered <- b.Linger(5 * time.Second) }()
+	got := make([]byte, 2)
+	if _, err := io.ReadFull(a, got); err != nil || string(got) != "OK" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	start := time.Now()
+	a.Close()
+	if err := <-lingered; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Linger took %v after the remote closed", d)
+	}
+}

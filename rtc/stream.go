@@ -100,4 +100,24 @@ func (s *Stream) Close() error {
 	return s.closeErr
 }
 
+// Linger waits up to d for the remote to close the channel first (reading
+// and discarding anything more), then closes. The side that speaks last in
+// a protocol uses it so that its last message is read before the
+// connection goes: closing at once could reset the channel under it.
+func (s *Stream) Linger(d time.Duration) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = io.Copy(io.Discard, s)
+	}()
+	select {
+	case <-done:
+	case <-s.peer.done:
+	case <-time.After(d):
+	}
+	err := s.Close()
+	<-done
+	return err
+}
+
 var _ io.ReadWriteCloser = (*Stream)(nil)

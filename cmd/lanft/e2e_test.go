@@ -72,6 +72,10 @@ func TestShareReceiveTwoReceivers(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// The sharer saw both transfers complete (it read each receiver's OK).
+	for range outs {
+		sharer.WaitLine(t, `"event":"done"`, 10*time.Second)
+	}
 	for i, out := range outs {
 		if codes[i] != 0 {
 			t.Fatalf("receiver %d exited %d; stderr:\n%s", i, codes[i], stderrs[i])

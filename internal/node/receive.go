@@ -153,7 +153,6 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 		l.peer.Close()
 		return nil, fmt.Errorf("connect to %s: %w", sharer, err)
 	}
-	defer stream.Close()
 	cfg.Events(Event{Kind: "peer", Peer: sharer, Text: "connected"})
 	if opts.Progress == nil {
 		opts.Progress = func(pr transfer.Progress) {
@@ -161,6 +160,8 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 		}
 	}
 	res, err := transfer.Receive(ctx, stream, opts)
+	// The sharer closes once it has read our final OK or ERROR.
+	_ = stream.Linger(2 * time.Second)
 	if c := sess.client(); c != nil {
 		_ = c.Send(signal.Message{Type: signal.TypeLeave, OtherName: sharer})
 	}
