@@ -106,7 +106,9 @@ func NewPeer(cfg Config, send SendFunc) (*Peer, error) {
 	se.SetSCTPMaxReceiveBufferSize(cfg.ReceiveBuffer)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
-	se.SetICETimeouts(4*time.Second, 10*time.Second, time.Second)
+	// A LAN peer that is silent for 5 s is gone: fail fast so that a
+	// receive can resume from another attempt instead of hanging.
+	se.SetICETimeouts(2*time.Second, 5*time.Second, 500*time.Millisecond)
 	if n, err := newBufferedNet(); err == nil {
 		se.SetNet(n)
 	}

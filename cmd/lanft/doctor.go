@@ -32,7 +32,7 @@ Examples:
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "interface", Usage: "check this interface `NAME` instead of the ones discovery picks (repeatable)"},
 			&cli.StringFlag{Name: "signal", Usage: "also check that the signaling host at `URL` (ws://HOST:PORT/ws) answers", EnvVars: []string{"LANFT_SIGNAL"}},
-			&cli.DurationFlag{Name: "timeout", Value: time.Second, Usage: "how long to wait for the multicast probe on each interface"},
+			&cli.DurationFlag{Name: "timeout", Value: time.Second, Usage: "wait this `DURATION` for the multicast probe on each interface"},
 			jsonFlag,
 		},
 		Action: func(c *cli.Context) error {
