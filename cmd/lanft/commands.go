@@ -160,7 +160,11 @@ Examples:
 // confirm shows the manifest and asks, unless --yes.
 func confirm(c *cli.Context, out *output, m *transfer.Manifest) error {
 	if out.json {
-		out.emit(map[string]any{"event": "manifest", "files": m.Files(), "total": m.TotalSize(), "entries": m.Entries})
+		// Scripts get the entries, up to a line size any reader copes with.
+		const maxListed = 1000
+		entries := m.Entries[:min(len(m.Entries), maxListed)]
+		out.emit(map[string]any{"event": "manifest", "files": m.Files(), "total": m.TotalSize(),
+			"entries": entries, "entries_omitted": len(m.Entries) - len(entries)})
 	} else {
 		fmt.Fprintf(c.App.ErrWriter, "%d file(s), %s in total:\n", m.Files(), formatBytes(m.TotalSize()))
 		shown := 0

@@ -8,6 +8,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/lanft/lanft/internal/lanfttest"
+	"github.com/lanft/lanft/internal/netns"
 )
 
 var (
@@ -202,5 +204,74 @@ func BenchmarkLoopback(b *testing.B) {
 		lanfttest.SameFile(b, src, filepath.Join(out, "payload.bin"))
 		os.RemoveAll(out)
 		report(b, "loopback", size, tcp, r)
+	}
+}
+
+// BenchmarkVeth1G moves one file between two network namespaces joined by
+// a veth shaped to 1 Gbit/s with tbf (this kernel has no netem), lanft and
+// raw TCP on the same link.
+func BenchmarkVeth1G(b *testing.B) {
+	lan := netns.NewLAN(b, 2)
+	for i := 1; i <= 2; i++ {
+		cmd := lan.Command(context.Background(), i, "tc", "qdisc", "add", "dev", lan.Iface(i), "root", "tbf", "rate", "1gbit", "burst", "512kb", "latency", "20ms")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("shape the link: %v: %s", err, out)
+		}
+	}
+	hostOf := func(i int) host {
+		return host{prefix: []string{"ip", "netns", "exec", lan.Namespace(i)}, addr: lan.Addr(i).String(), iface: lan.Iface(i)}
+	}
+	from, to := hostOf(1), hostOf(2)
+	size := sizeMiB() << 20
+	dir := b.TempDir()
+	src := filepath.Join(dir, "payload.bin")
+	lanfttest.WriteRandom(b, src, size)
+	for i := 0; i < b.N; i++ {
+		tcpDst := filepath.Join(dir, fmt.Sprintf("tcp-%d.bin", i))
+		tcp := tcpCopy(b, from, to, src, tcpDst)
+		os.Remove(tcpDst)
+		out := filepath.Join(dir, fmt.Sprintf("out-%d", i))
+		os.Mkdir(out, 0o755)
+		r := lanftCopy(b, from, to, src, out)
+		lanfttest.SameFile(b, src, filepath.Join(out, "payload.bin"))
+		os.RemoveAll(out)
+		report(b, "veth 1 Gbit/s", size, tcp, r)
+	}
+}
+
+// BenchmarkManyFiles moves a folder of 10,000 files of 4 KiB on loopback
+// and reports files per second.
+func BenchmarkManyFiles(b *testing.B) {
+	const files, each = 10000, 4 << 10
+	dir := b.TempDir()
+	tree := filepath.Join(dir, "tree")
+	for i := 0; i < files; i++ {
+		sub := filepath.Join(tree, fmt.Sprintf("d%02d", i%100))
+		if i < 100 {
+			os.MkdirAll(sub, 0o755)
+		}
+		lanfttest.WriteRandom(b, filepath.Join(sub, fmt.Sprintf("f%05d.dat", i)), each)
+	}
+	local := host{addr: "127.0.0.1", iface: "lo"}
+	for i := 0; i < b.N; i++ {
+		out := filepath.Join(dir, fmt.Sprintf("out-%d", i))
+		os.Mkdir(out, 0o755)
+		r := lanftCopy(b, local, local, tree, out)
+		n := 0
+		filepath.WalkDir(filepath.Join(out, "tree"), func(_ string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return nil
+		})
+		if n != files {
+			b.Fatalf("received %d files, want %d", n, files)
+		}
+		os.RemoveAll(out)
+		rate := float64(files) / r.transfer.Seconds()
+		b.ReportMetric(rate, "files/s")
+		b.ReportMetric(float64(r.receiveRSS)/(1<<20), "receive-peak-MiB")
+		fmt.Printf("many files: %d x %d KiB: %.0f files/s (%.1f s; %.1f s wall with setup); peak RSS share %.1f MiB, receive %.1f MiB\n",
+			files, each>>10, rate, r.transfer.Seconds(), r.wall.Seconds(), float64(r.sendRSS)/(1<<20), float64(r.receiveRSS)/(1<<20))
 	}
 }

@@ -86,7 +86,7 @@ func Start(t testing.TB, argv ...string) *Proc {
 	}
 	go func() {
 		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
 		for sc.Scan() {
 			select {
 			case p.lines <- Line{sc.Text(), time.Now()}:
