@@ -317,8 +317,17 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 	if u := c.String("signal"); u != "" {
 		return node.StaticHost(u), func() {}, nil
 	}
+	// Long-lived shares make better hosts than a receive or a listing.
+	priority := 0
+	switch c.Command.Name {
+	case "share":
+		priority = 10
+	case "peers":
+		priority = -10
+	}
 	lan, err := node.NewLAN(node.LANConfig{
 		Name:       name,
+		Priority:   priority,
 		Interfaces: c.StringSlice("interface"),
 		Logger:     log,
 		Fallback:   c.String("fallback-signal"),

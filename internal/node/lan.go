@@ -17,7 +17,11 @@ import (
 // LANConfig configures zero-config mode: every instance runs a signaling
 // server, advertises it over mDNS, and all log in to the elected one.
 type LANConfig struct {
-	Name       string
+	Name string
+	// Priority weighs this instance in a host election when nobody hosts
+	// yet: long-lived instances (shares) should host rather than a
+	// receive or a peers listing that will soon exit.
+	Priority   int
 	Interfaces []string // empty: discovery's default interfaces
 	Logger     *slog.Logger
 	// Fallback is a remote signaling URL used when discovery finds no other
@@ -71,6 +75,7 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	}
 	dcfg := cfg.Discovery
 	dcfg.Self.Name = cfg.Name
+	dcfg.Self.Priority = cfg.Priority
 	dcfg.Self.Port = lns[0].Addr().(*net.TCPAddr).Port
 	dcfg.Interfaces = cfg.Interfaces
 	dcfg.Logger = cfg.Logger
