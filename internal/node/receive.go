@@ -114,7 +114,8 @@ func Receive(ctx context.Context, cfg Config, rc ReceiveConfig) (*transfer.Resul
 func retryable(err error) bool {
 	for _, final := range []error{
 		transfer.ErrRejected, transfer.ErrUnsafeName, transfer.ErrIntegrity,
-		transfer.ErrNoSpace, transfer.ErrProtocol, context.Canceled,
+		transfer.ErrNoSpace, transfer.ErrProtocol, transfer.ErrConflict,
+		transfer.ErrSourceChanged, transfer.ErrRemote, context.Canceled,
 		identity.ErrUnverified, identity.ErrKeyChanged, ErrCode,
 	} {
 		if errors.Is(err, final) {
