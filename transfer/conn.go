@@ -89,8 +89,8 @@ func hashN(ctx context.Context, w io.Writer, r io.Reader, n int64, buf []byte) (
 	return done, nil
 }
 
-// formatBytes renders a size for people: "1.5 GiB".
-func formatBytes(n int64) string {
+// FormatSize renders a size for people: "1.5 GiB".
+func FormatSize(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

@@ -449,7 +449,7 @@ func (r *receiver) checkSpace() error {
 	}
 	if free < uint64(need) {
 		return newErr(ErrNoSpace, nil, fmt.Sprintf("transfer: not enough free space in the target folder: the files need %s, %s is free",
-			formatBytes(need), formatBytes(int64(min(free, 1<<62)))))
+			FormatSize(need), FormatSize(int64(min(free, 1<<62)))))
 	}
 	return nil
 }
@@ -685,7 +685,7 @@ func (r *receiver) readFailure(ctx context.Context, err error, cur *rfile, got i
 	if cur != nil {
 		e := r.entry(cur)
 		what = fmt.Sprintf(" while receiving %s (%s of %s); the partial file is kept and the next transfer resumes it",
-			quote(e.Path), formatBytes(cur.offset+got), formatBytes(e.Size))
+			quote(e.Path), FormatSize(cur.offset+got), FormatSize(e.Size))
 	}
 	if ctx.Err() != nil {
 		return newErr(ErrInterrupted, context.Cause(ctx), "transfer: cancelled"+what)

@@ -93,7 +93,7 @@ func NewSource(ctx context.Context, paths []string, logger *slog.Logger) (*Sourc
 	}
 	if len(b) > maxControlLen {
 		return nil, fmt.Errorf("transfer: too many files to send at once: the list takes %s, the limit is %s; send fewer at a time",
-			formatBytes(int64(len(b))), formatBytes(maxControlLen))
+			FormatSize(int64(len(b))), FormatSize(maxControlLen))
 	}
 	s.frame = appendFrame(nil, frameManifest, b)
 	log.Debug("source ready", "entries", len(s.manifest.Entries), "files", s.manifest.Files(), "bytes", s.manifest.TotalSize())

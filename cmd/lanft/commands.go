@@ -82,7 +82,7 @@ Examples:
 				return err
 			}
 			m := src.Manifest()
-			out.say("sharing %d file(s), %s, as %q; run `lanft receive` on another machine", m.Files(), formatBytes(m.TotalSize()), cfg.Name)
+			out.say("sharing %d file(s), %s, as %q; run `lanft receive` on another machine", m.Files(), transfer.FormatSize(m.TotalSize()), cfg.Name)
 			if out.json {
 				out.emit(map[string]any{"event": "sharing", "name": cfg.Name, "files": m.Files(), "total": m.TotalSize()})
 			}
@@ -148,7 +148,7 @@ Examples:
 				return nil
 			}
 			fmt.Fprintf(c.App.ErrWriter, "received %d file(s) into %s (%s transferred, %s already there)\n",
-				len(res.Files), abs, formatBytes(res.Bytes), formatBytes(res.Skipped))
+				len(res.Files), abs, transfer.FormatSize(res.Bytes), transfer.FormatSize(res.Skipped))
 			for from, to := range res.Renamed {
 				fmt.Fprintf(c.App.ErrWriter, "  %s existed: saved as %s\n", transfer.DisplayName(from), transfer.DisplayName(to))
 			}
@@ -166,7 +166,7 @@ func confirm(c *cli.Context, out *output, m *transfer.Manifest) error {
 		out.emit(map[string]any{"event": "manifest", "files": m.Files(), "total": m.TotalSize(),
 			"entries": entries, "entries_omitted": len(m.Entries) - len(entries)})
 	} else {
-		fmt.Fprintf(c.App.ErrWriter, "%d file(s), %s in total:\n", m.Files(), formatBytes(m.TotalSize()))
+		fmt.Fprintf(c.App.ErrWriter, "%d file(s), %s in total:\n", m.Files(), transfer.FormatSize(m.TotalSize()))
 		shown := 0
 		for _, e := range m.Entries {
 			if shown == 20 {
@@ -176,7 +176,7 @@ func confirm(c *cli.Context, out *output, m *transfer.Manifest) error {
 			if e.Kind == transfer.KindDir {
 				fmt.Fprintf(c.App.ErrWriter, "  %s/\n", transfer.DisplayName(e.Path))
 			} else {
-				fmt.Fprintf(c.App.ErrWriter, "  %-50s %10s\n", transfer.DisplayName(e.Path), formatBytes(e.Size))
+				fmt.Fprintf(c.App.ErrWriter, "  %-50s %10s\n", transfer.DisplayName(e.Path), transfer.FormatSize(e.Size))
 			}
 			shown++
 		}
@@ -237,7 +237,7 @@ func peersCommand() *cli.Command {
 				if p.Meta != nil {
 					role = p.Meta.Role
 					if p.Sharing() {
-						shares = fmt.Sprintf("%s (%d file(s), %s)", transfer.DisplayName(p.Meta.Title), p.Meta.Files, formatBytes(p.Meta.Bytes))
+						shares = fmt.Sprintf("%s (%d file(s), %s)", transfer.DisplayName(p.Meta.Title), p.Meta.Files, transfer.FormatSize(p.Meta.Bytes))
 					}
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", transfer.DisplayName(p.Name), role, shares, found(p.Name))

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/lanft/lanft/internal/node"
+	"github.com/lanft/lanft/transfer"
 )
 
 // output renders node events for a person (stderr, with a progress bar on
@@ -85,7 +86,7 @@ func (o *output) event(e node.Event) {
 	case "peer":
 		o.say("%s: %s", e.Peer, e.Text)
 	case "done":
-		o.say("%s: sent %s", e.Peer, formatBytes(e.Size))
+		o.say("%s: sent %s", e.Peer, transfer.FormatSize(e.Size))
 	case "error":
 		o.say("%s: %s", e.Peer, e.Text)
 	case "info", "verify":
@@ -122,17 +123,4 @@ func (o *output) finishBar() {
 		fmt.Fprintln(o.stderr)
 		o.bar = nil
 	}
-}
-
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
