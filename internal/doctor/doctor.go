@@ -4,10 +4,13 @@
 // signaling and WebRTC, and whether a remote signaling host answers.
 //
 // Each check returns one Result: a status, a one-line detail and, when
-// something is wrong, a fix a person can apply. The checks only send
-// packets on the interfaces they check: a multicast probe to 224.0.0.251 on
-// a port of its own (never 5353) with a TTL of 1, heard back through the
-// kernel's multicast loopback, and, when asked, one WebSocket handshake.
+// something is wrong, a fix a person can apply. What the checks send: a
+// multicast probe to 224.0.0.251 on a port of its own (never 5353) with a
+// TTL of 1 on each checked interface, heard back through the kernel's
+// multicast loopback; the IGMP membership reports that joining 224.0.0.251
+// causes, as lanft's own mDNS does (the route check joins it the way the
+// mDNS library does, on the interface the system routes multicast to); and,
+// when asked, one WebSocket handshake.
 package doctor
 
 import (
