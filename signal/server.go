@@ -316,7 +316,7 @@ type conn struct {
 	queue  [][]byte // outbound messages, oldest first
 	qbytes int
 	wake   chan struct{} // capacity 1: the queue has something
-	remote  string
+	remote string
 
 	// name, key and meta are set once at login, under srv.mu.
 	name string
