@@ -8,6 +8,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -209,11 +210,13 @@ func BenchmarkLoopback(b *testing.B) {
 
 // BenchmarkVeth1G moves one file between two network namespaces joined by
 // a veth shaped to 1 Gbit/s with tbf (this kernel has no netem), lanft and
-// raw TCP on the same link.
+// raw TCP on the same link. LANFT_BENCH_RATE sets another tbf rate, or
+// "none" for an unshaped veth.
 func BenchmarkVeth1G(b *testing.B) {
 	lan := netns.NewLAN(b, 2)
-	for i := 1; i <= 2; i++ {
-		cmd := lan.Command(context.Background(), i, "tc", "qdisc", "add", "dev", lan.Iface(i), "root", "tbf", "rate", "1gbit", "burst", "512kb", "latency", "20ms")
+	rate := cmp.Or(os.Getenv("LANFT_BENCH_RATE"), "1gbit") // "none": an unshaped veth
+	for i := 1; i <= 2 && rate != "none"; i++ {
+		cmd := lan.Command(context.Background(), i, "tc", "qdisc", "add", "dev", lan.Iface(i), "root", "tbf", "rate", rate, "burst", "512kb", "latency", "20ms")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("shape the link: %v: %s", err, out)
 		}
@@ -235,7 +238,7 @@ func BenchmarkVeth1G(b *testing.B) {
 		r := lanftCopy(b, from, to, src, out)
 		lanfttest.SameFile(b, src, filepath.Join(out, "payload.bin"))
 		os.RemoveAll(out)
-		report(b, "veth 1 Gbit/s", size, tcp, r)
+		report(b, "veth "+rate, size, tcp, r)
 	}
 }
 
