@@ -103,7 +103,7 @@ func inNamespace(name string) error {
 
 // cluster tracks the helper processes of one test and their latest states.
 type cluster struct {
-	t   *testing.T
+	t   testing.TB
 	lan *netns.LAN
 	exe string
 
@@ -121,9 +121,10 @@ type proc struct {
 	done   chan struct{} // stdout closed
 	state  State         // guarded by cluster.mu
 	alive  bool          // guarded by cluster.mu
+	closed bool          // stdout closed (the process ended); guarded by cluster.mu
 }
 
-func newCluster(t *testing.T, hosts int) *cluster {
+func newCluster(t testing.TB, hosts int) *cluster {
 	lan := netns.NewLAN(t, hosts)
 	exe, err := os.Executable()
 	if err != nil {
@@ -173,6 +174,11 @@ func (c *cluster) start(id string, host, port int) *proc {
 			c.changed = make(chan struct{})
 			c.mu.Unlock()
 		}
+		c.mu.Lock()
+		p.closed = true
+		close(c.changed) // waitFor notices an unexpected exit at once
+		c.changed = make(chan struct{})
+		c.mu.Unlock()
 	}()
 	t.Cleanup(func() {
 		c.kill(p)
@@ -221,7 +227,8 @@ func (c *cluster) waitAgreed(what string, since time.Time, limit time.Duration, 
 }
 
 // waitFor waits for cond (called with c.mu held) to hold after each new
-// state, until limit has passed since `since`.
+// state, until limit has passed since `since`. It fails at once if one of
+// the shown processes ends without having been killed.
 func (c *cluster) waitFor(what string, since time.Time, limit time.Duration, cond func() bool, show ...*proc) time.Duration {
 	c.t.Helper()
 	deadline := time.NewTimer(time.Until(since.Add(limit)))
@@ -230,12 +237,19 @@ func (c *cluster) waitFor(what string, since time.Time, limit time.Duration, con
 		c.mu.Lock()
 		ok, changed := cond(), c.changed
 		var b strings.Builder
+		var died *proc
 		for _, p := range show {
 			fmt.Fprintf(&b, "\n  %s (host %d): peers %s host %q url %q IAmHost %v", p.id, p.host, peerIDs(p.state), p.state.Host.ID, p.state.HostURL(), p.state.IAmHost)
+			if p.closed && p.alive {
+				died = p
+			}
 		}
 		c.mu.Unlock()
 		if ok {
 			return time.Since(since)
+		}
+		if died != nil {
+			c.t.Fatalf("%s: %s (host %d) ended without being killed:%s", what, died.id, died.host, b.String())
 		}
 		select {
 		case <-changed:
