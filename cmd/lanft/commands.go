@@ -23,7 +23,14 @@ import (
 )
 
 // nodeConfig builds the node configuration common to share, receive and peers.
-func nodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
+// nodeConfig also returns the command's output and a stop function to defer.
+func nodeConfig(c *cli.Context) (*output, node.Config, func(), error) {
+	out := newOutput(c.Bool("json"), c.App.Writer, c.App.ErrWriter)
+	cfg, stop, err := buildNodeConfig(c, out)
+	return out, cfg, stop, err
+}
+
+func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 	log, err := logger(c)
 	if err != nil {
 		return node.Config{}, nil, err
@@ -70,8 +77,7 @@ Examples:
 			if c.NArg() == 0 {
 				return cli.Exit("share: name at least one file or folder to share", 2)
 			}
-			out := newOutput(c.Bool("json"), c.App.Writer, c.App.ErrWriter)
-			cfg, stop, err := nodeConfig(c, out)
+			out, cfg, stop, err := nodeConfig(c)
 			if err != nil {
 				return err
 			}
@@ -114,8 +120,7 @@ Examples:
 			&cli.DurationFlag{Name: "wait", Value: 15 * time.Second, Usage: "how long to look for a share before giving up"},
 		},
 		Action: func(c *cli.Context) error {
-			out := newOutput(c.Bool("json"), c.App.Writer, c.App.ErrWriter)
-			cfg, stop, err := nodeConfig(c, out)
+			out, cfg, stop, err := nodeConfig(c)
 			if err != nil {
 				return err
 			}
@@ -205,8 +210,7 @@ func peersCommand() *cli.Command {
    lanft peers --json --signal ws://10.0.0.2:7780/ws`,
 		Flags: []cli.Flag{signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag},
 		Action: func(c *cli.Context) error {
-			out := newOutput(c.Bool("json"), c.App.Writer, c.App.ErrWriter)
-			cfg, stop, err := nodeConfig(c, out)
+			out, cfg, stop, err := nodeConfig(c)
 			if err != nil {
 				return err
 			}
