@@ -46,6 +46,26 @@ func main() {
 	}
 }
 
+// versionString is what the release build stamped in, or else what the Go
+// toolchain recorded (a `go install ...@vX.Y.Z` or a build from a checkout).
+func versionString() string {
+	v, c, d := version, commit, date
+	if info, ok := debug.ReadBuildInfo(); ok && v == "dev" {
+		if mv := info.Main.Version; mv != "" && mv != "(devel)" {
+			v = mv
+		}
+		for _, s := range info.Settings {
+			switch {
+			case s.Key == "vcs.revision" && c == "none":
+				c = s.Value
+			case s.Key == "vcs.time" && d == "unknown":
+				d = s.Value
+			}
+		}
+	}
+	return fmt.Sprintf("%s (commit %s, built %s)", v, c, d)
+}
+
 // tuneGC trades memory for speed unless the user set GOGC or GOMEMLIMIT:
 // a transfer allocates per packet inside Pion, and the default GC spent
 // about a fifth of the CPU of a transfer on a 1 Gbit/s link. With these
@@ -66,7 +86,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:      "lanft",
 		Usage:     "send files to anyone on your LAN, peer to peer, with no setup",
-		Version:   fmt.Sprintf("%s (commit %s, built %s)", version, commit, date),
+		Version:   versionString(),
 		Reader:    stdin,
 		Writer:    stdout,
 		ErrWriter: stderr,
