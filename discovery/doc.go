@@ -9,10 +9,25 @@
 //
 // # Parts
 //
-// A Source moves packets: the default one (mDNS with hashicorp/mdns) runs,
-// per interface, a responder bound to that interface that answers with that
-// interface's own addresses, and sends a query on that interface every
-// query interval. Tests inject an in-memory Source. The rest is pure logic,
+// A Source moves packets: the default one (mDNS) runs, per interface, a
+// responder (hashicorp/mdns's server) bound to that interface that answers
+// with that interface's own addresses, and sends a query on that interface
+// every query interval with a querier of our own (query.go, on
+// miekg/dns). Tests inject an in-memory Source.
+//
+// mDNS stays on the interfaces discovery was given: the responder joins
+// 224.0.0.251 (and ff02::fb) on its interface only, and the querier joins
+// no group at all. Each query uses a fresh UDP socket bound to the
+// interface's IPv4 address with a random port, sends with the multicast
+// interface set to that interface (TTL 255, loopback on, so that two
+// instances on one machine hear each other) and asks for a unicast answer
+// (QU bit; a source port other than 5353 also makes it a "legacy unicast"
+// query, RFC 6762 section 6.7). The responders answer by unicast to that
+// socket; hashicorp/mdns's server answers every query that way. So
+// discovery works where only the named interface can carry multicast, and
+// an interface it was not given sees none of its packets. An interface
+// without IPv4 is queried over IPv6 the same way (ff02::fb zoned to it,
+// from [::]:0). The rest is pure logic,
 // tested without sockets: the TXT record (record, parseTXT), the view of
 // who answered recently (view) and the election rule (Elect).
 //
@@ -32,6 +47,7 @@
 // Service "_lanft._tcp" in "local.". Instance name "ID-IFINDEX", host name
 // "lanft-ID-IFINDEX.local.", unique per interface so that an answer leaked
 // from another interface of the same machine stays apart; the querier keeps
+// only answers sent from port 5353 by an address on the link, and in them
 // only addresses on the interface's own subnets (and link-local IPv6, zoned
 // to it). The SRV and TXT records carry the signaling server's port. TXT
 // strings are "key=value"; the keys are documented on record (txt.go):

@@ -21,7 +21,7 @@ import (
 // mdnsSource is the Source on real interfaces: per interface, one mDNS
 // responder (hashicorp/mdns Server bound to that interface, answering with
 // that interface's own addresses) and a query sent on that interface every
-// query interval.
+// query interval (our own querier, queryOnce: it joins no multicast group).
 type mdnsSource struct {
 	ifaces   []string
 	id       string
@@ -46,16 +46,12 @@ func newMDNSSource(ifaces []string, id string, port int, interval time.Duration,
 	}
 }
 
-// libWriter passes the library's log lines to the logger at debug level,
-// less the one it prints on every query when IPv6 is disabled on purpose.
+// libWriter passes the library's log lines (its responder's) to the logger
+// at debug level.
 type libWriter struct{ log *slog.Logger }
 
 func (w libWriter) Write(p []byte) (int, error) {
-	msg := strings.TrimSpace(string(p))
-	if !strings.Contains(msg, "Failed to listen to both unicast and multicast on IPv6") &&
-		!strings.Contains(msg, "Failed to listen to both unicast and multicast on IPv4") {
-		w.log.Debug("discovery: mdns library", "msg", msg)
-	}
+	w.log.Debug("discovery: mdns library", "msg", strings.TrimSpace(string(p)))
 	return len(p), nil
 }
 
@@ -146,22 +142,6 @@ func (s *mdnsSource) Run(ctx context.Context, heard func(Sighting)) error {
 // until ctx is done. A query listens for half an interval; probes come
 // every quarter, so up to three can be in flight.
 func (s *mdnsSource) browse(ctx context.Context, z *zone, heard func(Sighting)) {
-	// The library drops answers it cannot send at once: keep a buffer and a
-	// reader.
-	entries := make(chan *mdns.ServiceEntry, 64)
-	var reader sync.WaitGroup
-	reader.Go(func() {
-		for e := range entries {
-			if sg, ok := z.sighting(e); ok {
-				heard(sg)
-			} else {
-				s.log.Debug("discovery: answer without an address on the interface", "iface", z.iface, "name", e.Name)
-			}
-		}
-	})
-	defer reader.Wait()
-	defer close(entries)
-
 	var queries sync.WaitGroup
 	defer queries.Wait()
 	var inflight atomic.Int32
@@ -172,7 +152,7 @@ func (s *mdnsSource) browse(ctx context.Context, z *zone, heard func(Sighting)) 
 		}
 		queries.Go(func() {
 			defer inflight.Add(-1)
-			s.query(ctx, z, entries)
+			s.query(ctx, z, heard)
 		})
 	}
 
@@ -190,34 +170,30 @@ func (s *mdnsSource) browse(ctx context.Context, z *zone, heard func(Sighting)) 
 	}
 }
 
-// query sends one query on z's interface and collects answers for half an
-// interval (Wi-Fi stations in power save see a multicast query only at the
-// next DTIM beacon, a few hundred ms later). It returns when that time is
-// over, even if ctx is done earlier.
-func (s *mdnsSource) query(ctx context.Context, z *zone, entries chan<- *mdns.ServiceEntry) {
+// query sends one query on z's interface (see queryOnce) and collects
+// answers for half an interval (Wi-Fi stations in power save see a
+// multicast query only at the next DTIM beacon, a few hundred ms later),
+// or until ctx is done.
+func (s *mdnsSource) query(ctx context.Context, z *zone, heard func(Sighting)) {
 	ifi, err := z.refresh()
 	if err != nil {
 		s.log.Debug("discovery: interface unusable", "iface", z.iface, "err", err)
 		return
 	}
-	v4, v6 := z.families()
-	if !v4 && !v6 {
+	local, ok := z.queryAddr()
+	if !ok {
 		return // no address yet
 	}
-	params := &mdns.QueryParam{
-		Service:   serviceName,
-		Domain:    "local",
-		Timeout:   s.interval / 2,
-		Interface: ifi,
-		Entries:   entries,
-		// One family per interface: IPv4 where it has an IPv4 address,
-		// else IPv6. A family without a multicast route would make the
-		// whole query fail.
-		DisableIPv4: !v4,
-		DisableIPv6: v4,
-		Logger:      s.libLog,
-	}
-	if err := mdns.QueryContext(ctx, params); err != nil && ctx.Err() == nil {
+	err = queryOnce(ctx, ifi, local, s.interval/2, z.fromLink, func(a answer) {
+		if sg, ok := z.sighting(a); ok {
+			heard(sg)
+		} else {
+			s.log.Debug("discovery: answer without an address on the interface", "iface", z.iface, "name", a.name)
+		}
+	}, func(from netip.AddrPort, err error) {
+		s.log.Debug("discovery: ignoring packet", "iface", z.iface, "from", from, "err", err)
+	})
+	if err != nil && ctx.Err() == nil {
 		s.log.Debug("discovery: query failed", "iface", z.iface, "err", err)
 	}
 }
@@ -305,18 +281,39 @@ func (z *zone) rebuildLocked() error {
 	return nil
 }
 
-// families reports whether the interface has IPv4 and IPv6 addresses.
-func (z *zone) families() (v4, v6 bool) {
+// queryAddr returns the local address of z's queries: its first IPv4
+// address, else (an IPv6-only interface) the IPv6 unspecified address. ok is
+// false when the interface has no address.
+func (z *zone) queryAddr() (local netip.Addr, ok bool) {
 	z.mu.RLock()
 	defer z.mu.RUnlock()
 	for _, p := range z.prefixes {
 		if p.Addr().Is4() {
-			v4 = true
-		} else {
-			v6 = true
+			return p.Addr(), true
 		}
 	}
-	return v4, v6
+	if len(z.prefixes) > 0 {
+		return netip.IPv6Unspecified(), true
+	}
+	return netip.Addr{}, false
+}
+
+// fromLink reports whether a packet from addr comes from z's link: from one
+// of its prefixes, or from a link-local IPv6 address on its interface (RFC
+// 6762 section 11).
+func (z *zone) fromLink(from netip.AddrPort) bool {
+	a := from.Addr().Unmap()
+	if a.Is6() && a.IsLinkLocalUnicast() {
+		return a.Zone() == z.iface
+	}
+	return z.onLink(a.WithZone(""))
+}
+
+// onLink reports whether a is in one of the interface's prefixes.
+func (z *zone) onLink(a netip.Addr) bool {
+	z.mu.RLock()
+	defer z.mu.RUnlock()
+	return slices.ContainsFunc(z.prefixes, func(p netip.Prefix) bool { return p.Contains(a) })
 }
 
 // sighting turns an answer heard on z's interface into a Sighting. Only
@@ -324,31 +321,19 @@ func (z *zone) families() (v4, v6 bool) {
 // one of its prefixes, and link-local IPv6 (zoned to it). An answer with no
 // such address (one leaked from another interface of the answering machine)
 // is dropped.
-func (z *zone) sighting(e *mdns.ServiceEntry) (Sighting, bool) {
-	z.mu.RLock()
-	prefixes := z.prefixes
-	z.mu.RUnlock()
-	onLink := func(a netip.Addr) bool {
-		return slices.ContainsFunc(prefixes, func(p netip.Prefix) bool { return p.Contains(a) })
-	}
+func (z *zone) sighting(a answer) (Sighting, bool) {
 	var addrs []netip.Addr
-	if a, ok := netip.AddrFromSlice(e.AddrV4); ok {
-		if a = a.Unmap(); a.Is4() && onLink(a) {
-			addrs = append(addrs, a)
-		}
-	}
-	if e.AddrV6IPAddr != nil {
-		if a, ok := netip.AddrFromSlice(e.AddrV6IPAddr.IP); ok && a.Is6() && !a.Is4In6() {
-			switch {
-			case a.IsLinkLocalUnicast():
-				addrs = append(addrs, a.WithZone(z.iface))
-			case onLink(a):
-				addrs = append(addrs, a)
-			}
+	for _, ad := range a.addrs {
+		ad = ad.Unmap().WithZone("")
+		switch {
+		case ad.Is6() && ad.IsLinkLocalUnicast():
+			addrs = append(addrs, ad.WithZone(z.iface))
+		case z.onLink(ad):
+			addrs = append(addrs, ad)
 		}
 	}
 	if len(addrs) == 0 {
 		return Sighting{}, false
 	}
-	return Sighting{Iface: z.iface, Addrs: addrs, TXT: slices.Clone(e.InfoFields)}, true
+	return Sighting{Iface: z.iface, Addrs: addrs, TXT: slices.Clone(a.txt)}, true
 }

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/hashicorp/mdns"
 	"github.com/miekg/dns"
 )
 
@@ -34,14 +33,14 @@ func TestZoneSighting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := &mdns.ServiceEntry{Name: "x._lanft._tcp.local.", InfoFields: txt}
+			a := answer{name: "x._lanft._tcp.local.", txt: txt}
 			if tt.v4 != "" {
-				e.AddrV4 = net.ParseIP(tt.v4).To4()
+				a.addrs = append(a.addrs, netip.MustParseAddr(tt.v4))
 			}
 			if tt.v6 != "" {
-				e.AddrV6IPAddr = &net.IPAddr{IP: net.ParseIP(tt.v6)}
+				a.addrs = append(a.addrs, netip.MustParseAddr(tt.v6))
 			}
-			sg, ok := z.sighting(e)
+			sg, ok := z.sighting(a)
 			if tt.want == nil {
 				if ok {
 					t.Fatalf("kept %+v, want it dropped", sg)
