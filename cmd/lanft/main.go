@@ -73,7 +73,7 @@ func versionString() string {
 func tuneGC() {
 	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetGCPercent(400)
-		debug.SetMemoryLimit(80 << 20)
+		debug.SetMemoryLimit(64 << 20)
 	}
 }
 
