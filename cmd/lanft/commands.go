@@ -335,7 +335,7 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 		Interfaces: c.StringSlice("interface"),
 		Logger:     log,
 		Fallback:   c.String("fallback-signal"),
-		Notice:     func(s string) { out.say("%s", s) },
+		Notice:     func(s string) { out.event(node.Event{Kind: "info", Text: s}) },
 	})
 	if err != nil {
 		return nil, nil, err

@@ -126,3 +126,29 @@ func TestLANPeersShowsHostAndHowFound(t *testing.T) {
 		}
 	}
 }
+
+// TestLANFallsBackToRemoteSignal: alone on its LAN, an instance with
+// --fallback-signal says so and uses the remote host, where a peer that
+// is not on the LAN receives its share.
+func TestLANFallsBackToRemoteSignal(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	// The "remote" host: a standalone signaling host on host 2's address.
+	sig := lanfttest.Start(t, "ip", "netns", "exec", lan.Namespace(2), lanftBin, "signal", "--listen", lan.Addr(2).String()+":0")
+	url := strings.TrimSpace(sig.WaitLine(t, "ws://", 10*time.Second).Text)
+
+	src := filepath.Join(t.TempDir(), "far.txt")
+	os.WriteFile(src, []byte("over the fallback"), 0o644)
+	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "lonely", "--fallback-signal", url, "--json", src)
+	share.WaitLine(t, "no other lanft instance found on the LAN; using "+url, 20*time.Second)
+	online := share.WaitLine(t, `"event":"online"`, 20*time.Second)
+	if !strings.Contains(online.Text, url) {
+		t.Fatalf("online at another host than the fallback: %s", online.Text)
+	}
+	out := t.TempDir()
+	stdout, stderr, code := lanfttest.Run(t, time.Minute, "ip", "netns", "exec", lan.Namespace(2), lanftBin, "--config-dir", t.TempDir(),
+		"receive", "--signal", url, "--interface", lan.Iface(2), "--from", "lonely", "--yes", "--json", "--out", out)
+	if code != 0 {
+		t.Fatalf("receive exited %d: %s\n%s", code, stderr, stdout)
+	}
+	lanfttest.SameFile(t, src, filepath.Join(out, "far.txt"))
+}
