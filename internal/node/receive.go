@@ -83,11 +83,17 @@ func Receive(ctx context.Context, cfg Config, rc ReceiveConfig) (*transfer.Resul
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(rc.RetryFor)
+	// The retry window opens at a failure and opens again after any
+	// attempt that moved bytes: a long transfer that drops late still gets
+	// its full RetryFor.
+	var deadline time.Time
 	for attempt := 1; ; attempt++ {
 		res, err := receiveOnce(ctx, &cfg, sess, peers, sharer, rc.Transfer)
 		if err == nil {
 			return res, nil
+		}
+		if deadline.IsZero() || res != nil && res.Bytes > 0 {
+			deadline = time.Now().Add(rc.RetryFor)
 		}
 		if !retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
 			return nil, err
