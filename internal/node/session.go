@@ -46,6 +46,9 @@ func (s *session) run(ctx context.Context, first chan<- error, handle func(signa
 		isFirst = false
 	}
 	backoff := 250 * time.Millisecond
+	// A caller waiting for the first login (a receive) hears of a host it
+	// cannot reach after this long; a share keeps trying.
+	giveUp := time.Now().Add(20 * time.Second)
 	for ctx.Err() == nil {
 		c, url, stale, err := dial(ctx, cfg, s.meta)
 		if err != nil {
@@ -53,7 +56,7 @@ func (s *session) run(ctx context.Context, first chan<- error, handle func(signa
 				break
 			}
 			_, static := cfg.Hosts.(StaticHost)
-			if isFirst && (static || errors.Is(err, signal.ErrLoginRefused)) {
+			if isFirst && (static || errors.Is(err, signal.ErrLoginRefused) || first != nil && time.Now().After(giveUp)) {
 				report(err)
 				return err
 			}
