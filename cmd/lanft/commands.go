@@ -141,6 +141,9 @@ Examples:
 				},
 			})
 			out.finishBar()
+			if errors.Is(err, node.ErrNoShare) && c.String("signal") == "" {
+				err = fmt.Errorf("%w (is the sharer on this network? `lanft doctor` checks what discovery needs)", err)
+			}
 			if err != nil {
 				if out.json {
 					out.emit(map[string]any{"event": "error", "message": err.Error()})
