@@ -190,21 +190,27 @@ func report(b *testing.B, name string, size int64, tcp time.Duration, r result) 
 
 // BenchmarkLoopback moves one file between two lanft processes on loopback.
 func BenchmarkLoopback(b *testing.B) {
+	local := host{addr: "127.0.0.1", iface: "lo"}
+	compare(b, "loopback", local, local)
+}
+
+// compare moves a file of sizeMiB from one host to the other b.N times, by
+// raw TCP and by lanft, checks the bytes and reports both.
+func compare(b *testing.B, name string, from, to host) {
 	size := sizeMiB() << 20
 	dir := b.TempDir()
 	src := filepath.Join(dir, "payload.bin")
 	lanfttest.WriteRandom(b, src, size)
-	local := host{addr: "127.0.0.1", iface: "lo"}
 	for i := 0; i < b.N; i++ {
 		tcpDst := filepath.Join(dir, fmt.Sprintf("tcp-%d.bin", i))
-		tcp := tcpCopy(b, local, local, src, tcpDst)
+		tcp := tcpCopy(b, from, to, src, tcpDst)
 		os.Remove(tcpDst)
 		out := filepath.Join(dir, fmt.Sprintf("out-%d", i))
 		os.Mkdir(out, 0o755)
-		r := lanftCopy(b, local, local, src, out)
+		r := lanftCopy(b, from, to, src, out)
 		lanfttest.SameFile(b, src, filepath.Join(out, "payload.bin"))
 		os.RemoveAll(out)
-		report(b, "loopback", size, tcp, r)
+		report(b, name, size, tcp, r)
 	}
 }
 
@@ -224,22 +230,7 @@ func BenchmarkVeth1G(b *testing.B) {
 	hostOf := func(i int) host {
 		return host{prefix: []string{"ip", "netns", "exec", lan.Namespace(i)}, addr: lan.Addr(i).String(), iface: lan.Iface(i)}
 	}
-	from, to := hostOf(1), hostOf(2)
-	size := sizeMiB() << 20
-	dir := b.TempDir()
-	src := filepath.Join(dir, "payload.bin")
-	lanfttest.WriteRandom(b, src, size)
-	for i := 0; i < b.N; i++ {
-		tcpDst := filepath.Join(dir, fmt.Sprintf("tcp-%d.bin", i))
-		tcp := tcpCopy(b, from, to, src, tcpDst)
-		os.Remove(tcpDst)
-		out := filepath.Join(dir, fmt.Sprintf("out-%d", i))
-		os.Mkdir(out, 0o755)
-		r := lanftCopy(b, from, to, src, out)
-		lanfttest.SameFile(b, src, filepath.Join(out, "payload.bin"))
-		os.RemoveAll(out)
-		report(b, "veth "+rate, size, tcp, r)
-	}
+	compare(b, "veth "+rate, hostOf(1), hostOf(2))
 }
 
 // BenchmarkManyFiles moves a folder of 10,000 files of 4 KiB on loopback

@@ -17,7 +17,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 )
 
@@ -125,13 +124,4 @@ func Run(ctx context.Context, cfg Config) []Result {
 		results = append(results, Signal(ctx, cfg.Signal, max(5*time.Second, probe)))
 	}
 	return results
-}
-
-// names lists the interfaces' names, for messages.
-func names(ifs []net.Interface) string {
-	var n []string
-	for _, ifi := range ifs {
-		n = append(n, ifi.Name)
-	}
-	return strings.Join(n, ", ")
 }

@@ -124,9 +124,6 @@ func (p *Proc) Interrupt() {
 	}
 }
 
-// Done is closed when the process has exited.
-func (p *Proc) Done() <-chan struct{} { return p.done }
-
 // Stderr is what the process wrote to stderr so far.
 func (p *Proc) Stderr() string { return p.stderr.String() }
 
