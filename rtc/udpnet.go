@@ -35,6 +35,7 @@ func (n bufferedNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UD
 	if uc, ok := c.(*net.UDPConn); ok {
 		_ = uc.SetReadBuffer(udpBuffer)
 		_ = uc.SetWriteBuffer(udpBuffer)
+		return newBatchConn(uc), nil
 	}
 	return c, nil
 }

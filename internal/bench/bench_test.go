@@ -156,12 +156,18 @@ type result struct {
 // host on from.
 func lanftCopy(b *testing.B, from, to host, src, outDir string) result {
 	bin := binary(b)
+	profile := func(side string) []string { // LANFT_BENCH_PROFILE=DIR writes a CPU profile per side
+		if dir := os.Getenv("LANFT_BENCH_PROFILE"); dir != "" {
+			return []string{"--cpuprofile", filepath.Join(dir, side+".prof")}
+		}
+		return nil
+	}
 	sig := lanfttest.Start(b, from.argv(bin, "signal", "--listen", net.JoinHostPort(from.addr, "0"))...)
 	url := strings.TrimSpace(sig.WaitLine(b, "ws://", 10*time.Second).Text)
-	share := lanfttest.Start(b, from.argv(bin, "--config-dir", b.TempDir(), "share", "--signal", url, "--interface", from.iface, "--name", "bench-share", "--json", src)...)
+	share := lanfttest.Start(b, from.argv(append(append([]string{bin}, profile("share")...), "--config-dir", b.TempDir(), "share", "--signal", url, "--interface", from.iface, "--name", "bench-share", "--json", src)...)...)
 	share.WaitLine(b, `"event":"online"`, 5*time.Minute)
 	t0 := time.Now()
-	recv := lanfttest.Start(b, to.argv(bin, "--config-dir", b.TempDir(), "receive", "--signal", url, "--interface", to.iface, "--from", "bench-share", "--yes", "--json", "--out", outDir)...)
+	recv := lanfttest.Start(b, to.argv(append(append([]string{bin}, profile("receive")...), "--config-dir", b.TempDir(), "receive", "--signal", url, "--interface", to.iface, "--from", "bench-share", "--yes", "--json", "--out", outDir)...)...)
 	first := recv.WaitLine(b, `"event":"progress"`, time.Minute)
 	last := recv.WaitLine(b, `"event":"done"`, 30*time.Minute)
 	if code := recv.ExitCode(); code != 0 {

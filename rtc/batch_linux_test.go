@@ -1,0 +1,173 @@
+package rtc
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func listenBatch(t *testing.T) *batchConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadBuffer(udpBuffer)
+	bc, ok := newBatchConn(c).(*batchConn)
+	if !ok {
+		c.Close()
+		t.Skip("this kernel has no UDP_SEGMENT; lanft sends one datagram per system call here")
+	}
+	t.Cleanup(func() { bc.Close() })
+	return bc
+}
+
+// datagram i: its number, then a pattern derived from it, size bytes long.
+func datagram(i, size int) []byte {
+	p := make([]byte, size)
+	binary.BigEndian.PutUint32(p, uint32(i))
+	for k := 4; k < size; k++ {
+		p[k] = byte(i*31 + k)
+	}
+	return p
+}
+
+// sizeOf mimics SCTP over DTLS: full packets, a shorter one closing each
+// message, and now and then a tiny one (a SACK).
+func sizeOf(i int) int {
+	switch {
+	case i%97 == 0:
+		return 40
+	case i%47 == 46:
+		return 300 + i%500
+	default:
+		return 1228
+	}
+}
+
+type readFunc func([]byte) (int, netip.AddrPort, error)
+
+// expect reads the datagrams numbered in want, in order, with read.
+func expect(read readFunc, want []int) error {
+	buf := make([]byte, 2048)
+	for _, i := range want {
+		n, _, err := read(buf)
+		if err != nil {
+			return fmt.Errorf("datagram %d: %w", i, err)
+		}
+		if got := int(binary.BigEndian.Uint32(buf)); got != i {
+			return fmt.Errorf("got datagram %d, want %d (out of order or lost)", got, i)
+		}
+		if string(buf[:n]) != string(datagram(i, sizeOf(i))) {
+			return fmt.Errorf("datagram %d: %d bytes differ from the %d sent", i, n, sizeOf(i))
+		}
+	}
+	return nil
+}
+
+// TestBatchConnDelivers sends runs of datagrams with shorter tails, tiny
+// ones and changes of destination, to a GRO reader and to a plain socket:
+// every datagram arrives whole and in order, the sender used fewer sendmsg
+// calls than datagrams, and the GRO reader fewer recvmsg calls.
+func TestBatchConnDelivers(t *testing.T) {
+	send, gro := listenBatch(t), listenBatch(t)
+	plain, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	_ = plain.SetReadBuffer(udpBuffer)
+	groAddr := gro.LocalAddr().(*net.UDPAddr).AddrPort()
+	plainAddr := plain.LocalAddr().(*net.UDPAddr)
+
+	const total, window = 6000, 100 // a window stays well under the socket buffer
+	for start := 0; start < total; start += window {
+		var toGRO, toPlain []int
+		for i := start; i < start+window; i++ {
+			var err error
+			if i%10 == 9 { // every tenth goes elsewhere: it splits a run
+				toPlain = append(toPlain, i)
+				_, err = send.WriteTo(datagram(i, sizeOf(i)), plainAddr)
+			} else {
+				toGRO = append(toGRO, i)
+				_, err = send.WriteToAddrPort(datagram(i, sizeOf(i)), groAddr)
+			}
+			if err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+		}
+		gro.SetReadDeadline(time.Now().Add(5 * time.Second))
+		plain.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if err := expect(gro.ReadFromAddrPort, toGRO); err != nil {
+			t.Fatalf("GRO reader: %v", err)
+		}
+		if err := expect(plain.ReadFromUDPAddrPort, toPlain); err != nil {
+			t.Fatalf("plain reader: %v", err)
+		}
+	}
+	send.Close() // waits for the sending goroutine: its counters are final
+	s, r := send.Stats(), gro.Stats()
+	t.Logf("sender: %d datagrams in %d sendmsg; GRO reader: %d datagrams from %d recvmsg", s.datagrams, s.sends, r.received, r.reads)
+	if s.datagrams != total {
+		t.Fatalf("sender counted %d datagrams, want %d", s.datagrams, total)
+	}
+	if s.sends*2 > s.datagrams {
+		t.Errorf("%d sendmsg calls for %d datagrams: runs are not being coalesced", s.sends, s.datagrams)
+	}
+	if r.reads >= r.received {
+		t.Errorf("%d recvmsg calls for %d datagrams: the kernel never coalesced a run", r.reads, r.received)
+	}
+}
+
+// TestBatchConnWithoutGSO covers the path taken when the kernel refuses
+// segmented sends: one sendmsg per datagram, nothing lost.
+func TestBatchConnWithoutGSO(t *testing.T) {
+	send, recv := listenBatch(t), listenBatch(t)
+	send.mu.Lock()
+	send.gso = false
+	send.mu.Unlock()
+	to := recv.LocalAddr().(*net.UDPAddr).AddrPort()
+	var want []int
+	for i := range 200 {
+		want = append(want, i)
+		if _, err := send.WriteToAddrPort(datagram(i, sizeOf(i)), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := expect(recv.ReadFromAddrPort, want); err != nil {
+		t.Fatal(err)
+	}
+	send.Close()
+	if s := send.Stats(); s.sends != s.datagrams {
+		t.Errorf("without GSO: %d sendmsg calls for %d datagrams", s.sends, s.datagrams)
+	}
+}
+
+// TestBatchConnCloseFlushes: what was queued before Close leaves (a DTLS
+// close_notify may be in it); writes after Close fail.
+func TestBatchConnCloseFlushes(t *testing.T) {
+	send, recv := listenBatch(t), listenBatch(t)
+	to := recv.LocalAddr().(*net.UDPAddr).AddrPort()
+	var want []int
+	for i := range 100 {
+		want = append(want, i)
+		if _, err := send.WriteToAddrPort(datagram(i, sizeOf(i)), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := send.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := send.WriteToAddrPort(datagram(0, 10), to); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("write after Close: %v, want net.ErrClosed", err)
+	}
+	recv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := expect(recv.ReadFromAddrPort, want); err != nil {
+		t.Fatal(err)
+	}
+}
