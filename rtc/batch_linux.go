@@ -26,12 +26,12 @@ import (
 // recvmsg, and ReadFrom returns its datagrams one by one. The wire carries
 // the same datagrams either way, so a peer without GSO sees no difference.
 const (
-	maxSegments = 64        // the kernel's UDP_MAX_SEGMENTS
-	runCap      = 64 << 10  // bytes of one run's buffer
-	maxRunBytes = 63 << 10  // payload of one GSO send, under UDP's 65,507 bytes
-	queueRuns   = 64        // runs waiting before a writer blocks (about 4 MiB)
-	refusals    = 8         // consecutive refused GSO sends before giving up on GSO
-	groBuffer   = 256 << 10 // the kernel may coalesce up to 64 KiB per read
+	maxSegments = 64       // the kernel's UDP_MAX_SEGMENTS
+	runCap      = 64 << 10 // bytes of one run's buffer
+	maxRunBytes = 63 << 10 // payload of one GSO send, under UDP's 65,507 bytes
+	queueRuns   = 64       // runs waiting before a writer blocks (about 4 MiB)
+	refusals    = 8        // consecutive refused GSO sends before giving up on GSO
+	groBuffer   = 64 << 10 // the most the kernel coalesces into one read, and the largest datagram
 )
 
 // run is datagrams to one address stored back to back: all but the last

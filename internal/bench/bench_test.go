@@ -4,7 +4,9 @@
 //
 //	go test -run '^$' -bench . -benchtime 1x ./internal/bench/
 //
-// LANFT_BENCH_SIZE sets the file size in MiB (256).
+// LANFT_BENCH_SIZE sets the file size in MiB (256); LANFT_BENCH_PROFILE=DIR
+// writes a CPU profile of each lanft process to DIR/share.prof and
+// DIR/receive.prof (go tool pprof BINARY FILE).
 package bench
 
 import (
