@@ -388,6 +388,12 @@ func (r *receiver) inspectPart(ctx context.Context, rf *rfile, e *Entry) error {
 		return conflict(part, "is in the way in the target folder (not a regular file)")
 	}
 	rf.partExists = true
+	if n, ok := linkCount(fi); ok && n > 1 {
+		// Another name shares this file, maybe outside the folder: writing
+		// into it would change that file too. It is replaced, not resumed.
+		r.log.Warn("partial file has other names (hard links); starting it over", "file", part)
+		return nil
+	}
 	if fi.Size() == 0 || fi.Size() > e.Size {
 		return nil // nothing reusable: start over
 	}
@@ -619,12 +625,25 @@ func (r *receiver) openPart(rf *rfile) (*os.File, error) {
 	case !rf.partExists:
 		f, err = dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	case rf.offset == 0:
-		f, err = dir.OpenFile(name, os.O_WRONLY|os.O_TRUNC, 0)
+		// Removed and created afresh rather than truncated: truncating
+		// would also empty any file the .part is a hard link to.
+		if err = dir.Remove(name); err == nil || errors.Is(err, fs.ErrNotExist) {
+			f, err = dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		}
 	default:
 		f, err = dir.OpenFile(name, os.O_WRONLY, 0)
 		if err == nil {
-			if err = f.Truncate(rf.offset); err == nil {
-				_, err = f.Seek(rf.offset, io.SeekStart)
+			var fi fs.FileInfo
+			if fi, err = f.Stat(); err == nil {
+				if n, ok := linkCount(fi); ok && n > 1 {
+					f.Close()
+					return nil, conflict(part, "gained another name (a hard link) during the transfer; refusing to write into it")
+				}
+			}
+			if err == nil {
+				if err = f.Truncate(rf.offset); err == nil {
+					_, err = f.Seek(rf.offset, io.SeekStart)
+				}
 			}
 			if err != nil {
 				f.Close()
