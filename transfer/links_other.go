@@ -1,9 +1,8 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package transfer
 
-import "io/fs"
+import "os"
 
-// linkCount is unknown here: os.Stat does not report hard links on this
-// system.
-func linkCount(fs.FileInfo) (uint64, bool) { return 0, false }
+// linkCount is unknown on this system.
+func linkCount(*os.File) (uint64, bool) { return 0, false }

@@ -3,12 +3,16 @@
 package transfer
 
 import (
-	"io/fs"
+	"os"
 	"syscall"
 )
 
-// linkCount returns how many names (hard links) the file fi describes has.
-func linkCount(fi fs.FileInfo) (uint64, bool) {
+// linkCount returns how many names (hard links) the open file f has.
+func linkCount(f *os.File) (uint64, bool) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, false
+	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return 0, false

@@ -388,12 +388,6 @@ func (r *receiver) inspectPart(ctx context.Context, rf *rfile, e *Entry) error {
 		return conflict(part, "is in the way in the target folder (not a regular file)")
 	}
 	rf.partExists = true
-	if n, ok := linkCount(fi); ok && n > 1 {
-		// Another name shares this file, maybe outside the folder: writing
-		// into it would change that file too. It is replaced, not resumed.
-		r.log.Warn("partial file has other names (hard links); starting it over", "file", part)
-		return nil
-	}
 	if fi.Size() == 0 || fi.Size() > e.Size {
 		return nil // nothing reusable: start over
 	}
@@ -402,6 +396,12 @@ func (r *receiver) inspectPart(ctx context.Context, rf *rfile, e *Entry) error {
 		return fmt.Errorf("transfer: open %s: %w", quote(part), err)
 	}
 	defer f.Close()
+	if n, ok := linkCount(f); ok && n > 1 {
+		// Another name shares this file, maybe outside the folder: writing
+		// into it would change that file too. It is replaced, not resumed.
+		r.log.Warn("partial file has other names (hard links); starting it over", "file", part)
+		return nil
+	}
 	h := sha256.New()
 	n, err := hashN(ctx, h, f, fi.Size(), r.hashBuf())
 	if err != nil {
@@ -633,17 +633,12 @@ func (r *receiver) openPart(rf *rfile) (*os.File, error) {
 	default:
 		f, err = dir.OpenFile(name, os.O_WRONLY, 0)
 		if err == nil {
-			var fi fs.FileInfo
-			if fi, err = f.Stat(); err == nil {
-				if n, ok := linkCount(fi); ok && n > 1 {
-					f.Close()
-					return nil, conflict(part, "gained another name (a hard link) during the transfer; refusing to write into it")
-				}
+			if n, ok := linkCount(f); ok && n > 1 {
+				f.Close()
+				return nil, conflict(part, "gained another name (a hard link) during the transfer; refusing to write into it")
 			}
-			if err == nil {
-				if err = f.Truncate(rf.offset); err == nil {
-					_, err = f.Seek(rf.offset, io.SeekStart)
-				}
+			if err = f.Truncate(rf.offset); err == nil {
+				_, err = f.Seek(rf.offset, io.SeekStart)
 			}
 			if err != nil {
 				f.Close()
