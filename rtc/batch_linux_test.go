@@ -14,7 +14,7 @@ import (
 
 // listen opens a UDP socket on addr, with lanft's buffers.
 func listen(addr netip.Addr) (*net.UDPConn, error) {
-	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0)))
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0)))
 	if err != nil {
 		return nil, err
 	}
@@ -87,15 +87,25 @@ func expect(read readFunc, want []int) error {
 
 // TestBatchConnDelivers sends runs of datagrams with shorter tails, tiny
 // ones and changes of destination, to a GRO reader and to a plain socket,
-// on loopback: see checkDelivery.
+// on loopback over IPv4 and IPv6 (the kernel segments each in its own
+// code): see checkDelivery.
 func TestBatchConnDelivers(t *testing.T) {
-	send, gro := listenBatch(t, lo4), listenBatch(t, lo4)
-	plain, err := listen(lo4)
-	if err != nil {
-		t.Fatal(err)
+	for _, addr := range []netip.Addr{lo4, netip.IPv6Loopback()} {
+		t.Run(addr.String(), func(t *testing.T) {
+			if c, err := listen(addr); err != nil {
+				t.Skipf("no %s here: %v", addr, err)
+			} else {
+				c.Close()
+			}
+			send, gro := listenBatch(t, addr), listenBatch(t, addr)
+			plain, err := listen(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer plain.Close()
+			checkDelivery(t, send, gro, plain)
+		})
 	}
-	defer plain.Close()
-	checkDelivery(t, send, gro, plain)
 }
 
 // TestBatchConnAcrossLAN is TestBatchConnDelivers between two hosts of a
