@@ -61,6 +61,7 @@ type batchConn struct {
 	queue   []*run
 	free    []*run
 	closed  bool
+	held    bool // tests: the sender waits, so that runs form deterministically
 	gso     bool // false once the kernel kept refusing segmented sends
 	refused int  // consecutive refusals
 	done    chan struct{}
@@ -122,7 +123,8 @@ func (b *batchConn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) 
 	var r *run
 	if k := len(b.queue); k > 0 {
 		r = b.queue[k-1]
-		if r.closed || r.addr != addr || len(p) > r.seg || r.n >= maxSegments || len(r.buf)+len(p) > maxRunBytes {
+		if r.closed || r.addr != addr || len(p) > r.seg || r.n >= maxSegments || len(r.buf)+len(p) > maxRunBytes ||
+			len(p) == 0 && r.seg > 0 { // GSO has no empty segments
 			r = nil
 		}
 	}
@@ -170,7 +172,7 @@ func (b *batchConn) sendLoop() {
 	h.SetLen(unix.CmsgLen(2))
 	for {
 		b.mu.Lock()
-		for len(b.queue) == 0 && !b.closed {
+		for (len(b.queue) == 0 || b.held) && !b.closed {
 			b.cond.Wait()
 		}
 		if len(b.queue) == 0 { // closed, and everything sent
@@ -185,7 +187,7 @@ func (b *batchConn) sendLoop() {
 		var sends int64
 		refusedNow, accepted := 0, false
 		for _, r := range batch {
-			if r.n > 1 && gso {
+			if r.n > 1 && r.seg > 0 && gso {
 				binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], uint16(r.seg))
 				_, _, err := b.UDPConn.WriteMsgUDPAddrPort(r.buf, oob, r.addr)
 				sends++
@@ -197,7 +199,8 @@ func (b *batchConn) sendLoop() {
 				}
 				refusedNow++
 			}
-			for off := 0; off < len(r.buf); off += r.seg {
+			for k := range r.n { // one by one; empty datagrams included
+				off := k * r.seg
 				_, _ = b.UDPConn.WriteToUDPAddrPort(r.buf[off:min(off+r.seg, len(r.buf))], r.addr)
 				sends++
 			}
@@ -260,6 +263,14 @@ func (b *batchConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		return n, nil, err
 	}
 	return n, net.UDPAddrFromAddrPort(ap), nil
+}
+
+// hold stops (true) or restarts (false) the sender; for tests.
+func (b *batchConn) hold(on bool) {
+	b.mu.Lock()
+	b.held = on
+	b.cond.Broadcast()
+	b.mu.Unlock()
 }
 
 // Stats returns the counters so far.
