@@ -5,8 +5,10 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/pion/transport/v5"
@@ -26,12 +28,13 @@ import (
 // recvmsg, and ReadFrom returns its datagrams one by one. The wire carries
 // the same datagrams either way, so a peer without GSO sees no difference.
 const (
-	maxSegments = 64       // the kernel's UDP_MAX_SEGMENTS
-	runCap      = 64 << 10 // bytes of one run's buffer
-	maxRunBytes = 63 << 10 // payload of one GSO send, under UDP's 65,507 bytes
-	queueRuns   = 64       // runs waiting before a writer blocks (about 4 MiB)
-	refusals    = 8        // consecutive refused GSO sends before giving up on GSO
-	groBuffer   = 64 << 10 // the most the kernel coalesces into one read, and the largest datagram
+	maxSegments  = 64          // the kernel's UDP_MAX_SEGMENTS
+	runCap       = 64 << 10    // bytes of one run's buffer
+	maxRunBytes  = 63 << 10    // payload of one GSO send, under UDP's 65,507 bytes
+	queueRuns    = 64          // runs waiting before a writer blocks (about 4 MiB)
+	refusals     = 8           // consecutive refused GSO sends before giving up on GSO
+	groBuffer    = 64 << 10    // the most the kernel coalesces into one read, and the largest datagram
+	drainTimeout = time.Second // for what is queued when the socket closes
 )
 
 // run is datagrams to one address stored back to back: all but the last
@@ -61,9 +64,10 @@ type batchConn struct {
 	queue   []*run
 	free    []*run
 	closed  bool
-	held    bool // tests: the sender waits, so that runs form deterministically
-	gso     bool // false once the kernel kept refusing segmented sends
-	refused int  // consecutive refusals
+	held    bool      // tests: the sender waits, so that runs form deterministically
+	wdl     time.Time // callers' write deadline: it bounds queueing, not sending
+	gso     bool      // false once the kernel kept refusing segmented sends
+	refused int       // consecutive refusals
 	done    chan struct{}
 
 	datagrams, sends, reads, received atomic.Int64 // see batchStats
@@ -120,6 +124,9 @@ func (b *batchConn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) 
 	if b.closed {
 		return 0, net.ErrClosed
 	}
+	if !b.wdl.IsZero() && !time.Now().Before(b.wdl) {
+		return 0, &net.OpError{Op: "write", Net: "udp", Source: b.LocalAddr(), Addr: net.UDPAddrFromAddrPort(addr), Err: os.ErrDeadlineExceeded}
+	}
 	var r *run
 	if k := len(b.queue); k > 0 {
 		r = b.queue[k-1]
@@ -150,6 +157,26 @@ func (b *batchConn) newRun(addr netip.AddrPort, seg int) *run {
 	}
 	r.addr, r.seg, r.n, r.closed = addr, seg, 0, false
 	return r
+}
+
+// SetWriteDeadline makes later writes fail once t has passed. Datagrams
+// queued before then are still sent: Pion sets a deadline in the past to
+// unblock writers when it closes, right after queueing its last words (a
+// DTLS close_notify), and those must leave. A writer blocked on a full queue
+// is not woken by the deadline; the queue drains in microseconds.
+func (b *batchConn) SetWriteDeadline(t time.Time) error {
+	b.mu.Lock()
+	b.wdl = t
+	b.mu.Unlock()
+	return nil
+}
+
+// SetDeadline sets the socket's read deadline and the write deadline above.
+func (b *batchConn) SetDeadline(t time.Time) error {
+	if err := b.UDPConn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return b.SetWriteDeadline(t)
 }
 
 // WriteTo is WriteToAddrPort for a net.Addr.
@@ -230,6 +257,7 @@ func (b *batchConn) Close() error {
 	b.closed = true
 	b.cond.Broadcast()
 	b.mu.Unlock()
+	_ = b.UDPConn.SetWriteDeadline(time.Now().Add(drainTimeout)) // a stuck socket cannot hold Close
 	<-b.done
 	return b.UDPConn.Close()
 }

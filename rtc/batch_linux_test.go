@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -268,5 +269,36 @@ func TestBatchConnEmptyDatagrams(t *testing.T) {
 		if n != want {
 			t.Fatalf("datagram %d: %d bytes, want %d", i, n, want)
 		}
+	}
+}
+
+// TestBatchConnDeadline: datagrams queued before a write deadline passes
+// are still sent (Pion sets one in the past right after queueing a DTLS
+// close_notify); writes after it fail with a timeout, and clearing it lets
+// writes through again.
+func TestBatchConnDeadline(t *testing.T) {
+	send, recv := listenBatch(t, lo4), listenBatch(t, lo4)
+	to := recv.LocalAddr().(*net.UDPAddr).AddrPort()
+	var want []int
+	send.hold(true)
+	for i := range 50 {
+		want = append(want, i)
+		if _, err := send.WriteToAddrPort(datagram(i, sizeOf(i)), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send.SetWriteDeadline(time.Now().Add(-time.Second))
+	send.hold(false)
+	if _, err := send.WriteToAddrPort(datagram(50, 100), to); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write after the deadline: %v, want a timeout", err)
+	}
+	send.SetWriteDeadline(time.Time{})
+	want = append(want, 51)
+	if _, err := send.WriteToAddrPort(datagram(51, sizeOf(51)), to); err != nil {
+		t.Fatalf("write with the deadline cleared: %v", err)
+	}
+	recv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := expect(recv.ReadFromAddrPort, want); err != nil {
+		t.Fatal(err)
 	}
 }
