@@ -159,6 +159,16 @@ func (b *batchConn) newRun(addr netip.AddrPort, seg int) *run {
 	return r
 }
 
+// WriteToUDPAddrPort and WriteToUDP queue too, so that no write overtakes
+// the queue.
+func (b *batchConn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
+	return b.WriteToAddrPort(p, addr)
+}
+
+func (b *batchConn) WriteToUDP(p []byte, addr *net.UDPAddr) (int, error) {
+	return b.WriteToAddrPort(p, addr.AddrPort())
+}
+
 // SetWriteDeadline makes later writes fail once t has passed. Datagrams
 // queued before then are still sent: Pion sets a deadline in the past to
 // unblock writers when it closes, right after queueing its last words (a
@@ -304,6 +314,19 @@ func (b *batchConn) hold(on bool) {
 // Stats returns the counters so far.
 func (b *batchConn) Stats() batchStats {
 	return batchStats{datagrams: b.datagrams.Load(), sends: b.sends.Load(), reads: b.reads.Load(), received: b.received.Load()}
+}
+
+// ReadFromUDPAddrPort and ReadFromUDP split coalesced reads too.
+func (b *batchConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
+	return b.ReadFromAddrPort(p)
+}
+
+func (b *batchConn) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
+	n, ap, err := b.ReadFromAddrPort(p)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(ap), nil
 }
 
 // groSize is the segment size the kernel reports for a coalesced read, or 0.

@@ -302,3 +302,53 @@ func TestBatchConnDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBatchConnEveryWriteQueues: every write method goes through the queue,
+// so none overtakes datagrams queued before it, and every read method splits
+// coalesced reads.
+func TestBatchConnEveryWriteQueues(t *testing.T) {
+	send, recv := listenBatch(t, lo4), listenBatch(t, lo4)
+	to := recv.LocalAddr().(*net.UDPAddr)
+	writes := []func([]byte) (int, error){
+		func(p []byte) (int, error) { return send.WriteToAddrPort(p, to.AddrPort()) },
+		func(p []byte) (int, error) { return send.WriteToUDP(p, to) },
+		func(p []byte) (int, error) { return send.WriteTo(p, to) },
+		func(p []byte) (int, error) { return send.WriteToUDPAddrPort(p, to.AddrPort()) },
+	}
+	reads := []readFunc{
+		recv.ReadFromAddrPort,
+		recv.ReadFromUDPAddrPort,
+		func(p []byte) (int, netip.AddrPort, error) {
+			n, a, err := recv.ReadFromUDP(p)
+			if err != nil {
+				return n, netip.AddrPort{}, err
+			}
+			return n, a.AddrPort(), nil
+		},
+		func(p []byte) (int, netip.AddrPort, error) {
+			n, a, err := recv.ReadFrom(p)
+			if err != nil {
+				return n, netip.AddrPort{}, err
+			}
+			return n, a.(*net.UDPAddr).AddrPort(), nil
+		},
+	}
+	send.hold(true) // all queued first: a write that bypassed the queue would arrive first
+	for i := range 40 {
+		if _, err := writes[i%len(writes)](datagram(i, 1228)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send.hold(false)
+	recv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	for i := range 40 {
+		n, _, err := reads[i%len(reads)](buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		if got := int(binary.BigEndian.Uint32(buf)); n != 1228 || got != i {
+			t.Fatalf("read %d: got datagram %d of %d bytes, want datagram %d of 1228", i, got, n, i)
+		}
+	}
+}
