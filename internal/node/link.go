@@ -1,10 +1,12 @@
 package node
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/lanft/lanft/internal/identity"
@@ -141,6 +143,20 @@ func (l *link) err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.verifyErr
+}
+
+// secure checks the freshly connected peer (checkConnected) and runs the
+// preamble on stream; on failure it closes the stream. The receiver is the
+// initiator.
+func (l *link) secure(ctx context.Context, stream io.ReadWriteCloser, initiator bool) error {
+	err := l.checkConnected()
+	if err == nil {
+		err = authenticate(ctx, l.cfg, stream, l, initiator)
+	}
+	if err != nil {
+		stream.Close()
+	}
+	return err
 }
 
 // checkConnected makes sure the certificate of the connected peer is the

@@ -148,13 +148,7 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 		err = verr
 	}
 	if err == nil {
-		err = l.checkConnected()
-		if err == nil {
-			err = authenticate(ctx, cfg, stream, l, true)
-		}
-		if err != nil {
-			stream.Close()
-		}
+		err = l.secure(ctx, stream, true)
 	}
 	if err != nil {
 		l.peer.Close()

@@ -70,13 +70,7 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 	stream, err := l.peer.Accept(connectCtx)
 	cancel()
 	if err == nil {
-		err = l.checkConnected()
-		if err == nil {
-			err = authenticate(ctx, cfg, stream, l, false)
-		}
-		if err != nil {
-			stream.Close()
-		}
+		err = l.secure(ctx, stream, false)
 	}
 	if err != nil {
 		l.peer.Close()
