@@ -296,11 +296,11 @@ func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 
 // ReadFrom is ReadFromAddrPort with a net.Addr.
 func (b *batchConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, ap, err := b.ReadFromAddrPort(p)
+	n, a, err := b.ReadFromUDP(p)
 	if err != nil {
-		return n, nil, err
+		return n, nil, err // not a typed nil *net.UDPAddr
 	}
-	return n, net.UDPAddrFromAddrPort(ap), nil
+	return n, a, nil
 }
 
 // hold stops (true) or restarts (false) the sender; for tests.
