@@ -2,7 +2,6 @@ package discovery
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanft/lanft/internal/lanfttest"
 	"github.com/lanft/lanft/internal/netns"
 )
 
@@ -117,7 +117,7 @@ type proc struct {
 	host   int // LAN host number
 	port   int
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *lanfttest.SyncBuffer
 	done   chan struct{} // stdout closed
 	state  State         // guarded by cluster.mu
 	alive  bool          // guarded by cluster.mu
@@ -145,7 +145,7 @@ func (c *cluster) start(id string, host, port int) *proc {
 		"LANFT_ID="+id,
 		"LANFT_PORT="+strconv.Itoa(port),
 	)
-	p := &proc{id: id, host: host, port: port, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{id: id, host: host, port: port, cmd: cmd, stderr: &lanfttest.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -183,7 +183,7 @@ func (c *cluster) start(id string, host, port int) *proc {
 	t.Cleanup(func() {
 		c.kill(p)
 		if t.Failed() || os.Getenv("LANFT_SHOW_STDERR") != "" {
-			t.Logf("stderr of %s (last 4 KiB):\n%s", id, p.stderr.tail(4096))
+			t.Logf("stderr of %s (last 4 KiB):\n%s", id, p.stderr.Tail(4096))
 		}
 	})
 	return p
@@ -363,26 +363,4 @@ func TestLANTwoOnOneHost(t *testing.T) {
 	}
 	newHost, took := c.waitAgreed("failover", killed, 5*time.Second, rest...)
 	t.Logf("failover: %s killed, %s host after %v", host.id, newHost.id, took.Round(time.Millisecond))
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's writes and our reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) tail(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.b.Bytes()
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }

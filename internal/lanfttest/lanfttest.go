@@ -39,7 +39,7 @@ func Build(dir string) (string, error) {
 type Proc struct {
 	Cmd    *exec.Cmd
 	lines  chan Line
-	stderr *syncBuffer
+	stderr *SyncBuffer
 	done   chan struct{}
 	args   []string
 }
@@ -50,21 +50,31 @@ type Line struct {
 	At   time.Time
 }
 
-type syncBuffer struct {
+// SyncBuffer collects a process's output: safe for its writes and a test's
+// reads at the same time.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String is everything written so far.
+func (s *SyncBuffer) String() string { return s.Tail(-1) }
+
+// Tail is the last n bytes written (all of them when n < 0).
+func (s *SyncBuffer) Tail(n int) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.b.String()
+	b := s.b.Bytes()
+	if n >= 0 && len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
 }
 
 // Start runs argv (prefix it with "ip netns exec NS" to run in a
@@ -75,7 +85,7 @@ func Start(t testing.TB, argv ...string) *Proc {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin = strings.NewReader("")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &Proc{Cmd: cmd, lines: make(chan Line, 4096), stderr: &syncBuffer{}, done: make(chan struct{}), args: argv}
+	p := &Proc{Cmd: cmd, lines: make(chan Line, 4096), stderr: &SyncBuffer{}, done: make(chan struct{}), args: argv}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
