@@ -47,12 +47,11 @@ type run struct {
 	buf    []byte
 }
 
-// batchStats counts what the socket did, for tests and profiling.
+// batchStats counts the system calls the socket made, for tests and
+// profiling (the callers know how many datagrams they wrote and read).
 type batchStats struct {
-	datagrams int64 // written by callers
-	sends     int64 // sendmsg calls made for them
-	reads     int64 // recvmsg calls
-	received  int64 // datagrams returned to callers
+	sends int64 // sendmsg calls
+	reads int64 // recvmsg calls
 }
 
 // batchConn is a UDP socket that sends with GSO and reads with GRO.
@@ -70,7 +69,7 @@ type batchConn struct {
 	refused int       // consecutive refusals
 	done    chan struct{}
 
-	datagrams, sends, reads, received atomic.Int64 // see batchStats
+	sends, reads atomic.Int64 // see batchStats
 
 	rmu   sync.Mutex // one reader at a time
 	rbuf  []byte
@@ -142,7 +141,6 @@ func (b *batchConn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) 
 	r.buf = append(r.buf, p...)
 	r.n++
 	r.closed = len(p) < r.seg || len(p) > maxRunBytes
-	b.datagrams.Add(1)
 	b.cond.Broadcast()
 	return len(p), nil
 }
@@ -290,7 +288,6 @@ func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	}
 	seg := b.rdata[:min(b.rseg, len(b.rdata))]
 	b.rdata = b.rdata[len(seg):]
-	b.received.Add(1)
 	return copy(p, seg), b.raddr, nil
 }
 
@@ -313,7 +310,7 @@ func (b *batchConn) hold(on bool) {
 
 // Stats returns the counters so far.
 func (b *batchConn) Stats() batchStats {
-	return batchStats{datagrams: b.datagrams.Load(), sends: b.sends.Load(), reads: b.reads.Load(), received: b.received.Load()}
+	return batchStats{sends: b.sends.Load(), reads: b.reads.Load()}
 }
 
 // ReadFromUDPAddrPort and ReadFromUDP split coalesced reads too.
