@@ -134,6 +134,8 @@ type Event struct {
 	Done int64  `json:"done,omitempty"`
 	Size int64  `json:"total,omitempty"`
 	Text string `json:"message,omitempty"`
+	// Path is how the bytes move, on "peer" (connected) and "progress".
+	Path Path `json:"path,omitempty"`
 }
 
 // dial logs in to the current host as cfg.Name with meta.
