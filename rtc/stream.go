@@ -1,6 +1,7 @@
 package rtc
 
 import (
+	"errors"
 	"io"
 	"sync"
 	"time"
@@ -55,11 +56,27 @@ func (s *Stream) Read(b []byte) (int, error) {
 	return 0, err
 }
 
+// ErrClosed is what a read or write on a Stream returns once the data
+// channel has ended other than by a clean close from the remote (io.EOF):
+// the remote aborted it, the network dropped it, or it was closed here.
+// Pion's own error (SCTP abort chunks and the like) is logged at debug
+// level, not shown: it says nothing a user can act on.
+var ErrClosed = errors.New("the data channel closed")
+
+// translate keeps Pion's internals out of the errors a Stream returns.
+func (s *Stream) translate(err error) error {
+	if err == nil || errors.Is(err, io.EOF) {
+		return err
+	}
+	s.peer.cfg.Logger.Debug("rtc: data channel ended", "err", err)
+	return ErrClosed
+}
+
 func (s *Stream) readMessage(b []byte) (int, error) {
 	for {
 		n, err := s.raw.Read(b)
 		if err != nil {
-			return n, err
+			return n, s.translate(err)
 		}
 		if n > 0 {
 			return n, nil
@@ -75,7 +92,7 @@ func (s *Stream) Write(b []byte) (int, error) {
 		n, err := s.raw.Write(chunk)
 		written += n
 		if err != nil {
-			return written, err
+			return written, s.translate(err)
 		}
 		b = b[len(chunk):]
 	}

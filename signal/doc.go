@@ -54,8 +54,9 @@
 //   - "lanft" on login (client to server) and on updata login (server to
 //     client): an opaque JSON object of at most MaxMetaSize bytes that the
 //     server hands on unchanged.
-//   - "lanft" on offer and answer: an object of at most MaxMetaSize bytes
-//     (lanft's identity proof) relayed with them.
+//   - "lanft" on offer, answer and leave: an object of at most MaxMetaSize
+//     bytes relayed with them (lanft's identity proof; on a leave, a
+//     refusal signed by the device key, so the host cannot forge one).
 //   - "peers" on userlist: the same users as "users", in the same order,
 //     each as {"name":..,"lanft":{..}}.
 //   - "message" on a failed login reply: why it failed.

@@ -569,8 +569,8 @@ func (c *conn) relay(m Message) {
 		payload, out.Candidate = m.Candidate, m.Candidate
 	}
 	// The additive "lanft" object of an offer or answer (lanft's proof of
-	// identity) travels with it untouched.
-	if (m.Type == TypeOffer || m.Type == TypeAnswer) && len(m.Meta) <= MaxMetaSize && isJSONObject(m.Meta) {
+	// identity) or of a leave (a signed refusal) travels with it untouched.
+	if m.Type != TypeCandidate && len(m.Meta) <= MaxMetaSize && isJSONObject(m.Meta) {
 		out.Meta = m.Meta
 	}
 	if m.Type != TypeLeave && !isJSONObject(payload) {

@@ -609,7 +609,7 @@ func (r *receiver) receiveFiles(ctx context.Context) error {
 func (r *receiver) progress(rf *rfile, fileDone, total int64) {
 	if r.opts.Progress != nil {
 		e := r.entry(rf)
-		r.opts.Progress(Progress{File: e.Path, FileDone: fileDone, FileSize: e.Size, Done: r.skipped + r.bytes, Total: total})
+		r.opts.Progress(Progress{File: e.Path, FileDone: fileDone, FileSize: e.Size, Done: r.skipped + r.bytes, Total: total, Skipped: r.skipped})
 	}
 }
 

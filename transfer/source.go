@@ -23,13 +23,15 @@ import (
 
 // Progress reports how far a transfer is. Done and Total count the bytes of
 // the whole transfer; bytes a receiver already had (resumed or identical
-// files) count as done.
+// files) count as done, and are Skipped as well: Done-Skipped is what this
+// connection moved.
 type Progress struct {
 	File     string // manifest path of the current file
 	FileDone int64
 	FileSize int64
 	Done     int64
 	Total    int64
+	Skipped  int64
 }
 
 // SendOptions configures one Serve call.
@@ -394,6 +396,7 @@ func (s *Source) serve(ctx context.Context, conn io.Writer, replies <-chan reply
 	for _, w := range wants {
 		p.done -= s.manifest.Entries[w.Index].Size - w.Offset
 	}
+	p.skipped = p.done
 	log.Debug("receiver plan", "files", len(wants), "of", s.manifest.Files(), "bytes", p.total-p.done)
 
 	buf := make([]byte, headerLen+maxDataLen)
@@ -426,13 +429,13 @@ func (s *Source) serve(ctx context.Context, conn io.Writer, replies <-chan reply
 var errWrite = errors.New("write failed")
 
 type sendProgress struct {
-	fn          func(Progress)
-	done, total int64
+	fn                   func(Progress)
+	done, total, skipped int64
 }
 
 func (p *sendProgress) report(file string, fileDone, fileSize int64) {
 	if p.fn != nil {
-		p.fn(Progress{File: file, FileDone: fileDone, FileSize: fileSize, Done: p.done, Total: p.total})
+		p.fn(Progress{File: file, FileDone: fileDone, FileSize: fileSize, Done: p.done, Total: p.total, Skipped: p.skipped})
 	}
 }
 

@@ -105,12 +105,17 @@ type Proof struct {
 	Sig string `json:"sig"` // base64 signature over Statement
 }
 
+// KindRefuse is the Statement kind of a signed refusal: the answer to an
+// offer that the recipient will not take, with the reason in words.
+const KindRefuse = "refuse"
+
 // Statement is what a proof signs.
 type Statement struct {
-	Kind        string // "offer" or "answer"
+	Kind        string // "offer", "answer" or KindRefuse
 	From, To    string // signaling names of sender and recipient
-	Fingerprint string // sender's DTLS certificate fingerprint, "sha-256 AB:CD:..."
+	Fingerprint string // sender's DTLS certificate fingerprint, "sha-256 AB:CD:..."; in a refusal, the fingerprint of the offer refused
 	OfferPrint  string // in an answer: the offer's fingerprint it answers
+	Reason      string // in a refusal: why, in words
 }
 
 func (s Statement) bytes() []byte {
@@ -118,6 +123,11 @@ func (s Statement) bytes() []byte {
 	b.WriteString("lanft-proof-v1")
 	for _, f := range []string{s.Kind, s.From, s.To, strings.ToLower(s.Fingerprint), strings.ToLower(s.OfferPrint)} {
 		fmt.Fprintf(&b, "\x00%d:%s", len(f), f)
+	}
+	if s.Kind == KindRefuse {
+		// Only refusals carry a reason, so the bytes of offers and
+		// answers are those of every earlier lanft.
+		fmt.Fprintf(&b, "\x00%d:%s", len(s.Reason), s.Reason)
 	}
 	return b.Bytes()
 }
@@ -197,7 +207,9 @@ func (p *Pins) load() (map[string]pin, error) {
 
 // Check reports whether name is new (first contact), known with key, or
 // known with another key (ErrKeyChanged, with both device ids in the text).
-// A new name is pinned to key.
+// It pins nothing: a key is pinned with Pin only once every check the user
+// asked for has passed, so a contact that fails (a wrong --code, a refused
+// connection) cannot poison the name.
 func (p *Pins) Check(name string, key ed25519.PublicKey) (isNew bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -205,17 +217,38 @@ func (p *Pins) Check(name string, key ed25519.PublicKey) (isNew bool, err error)
 	if err != nil {
 		return false, err
 	}
-	enc := base64.StdEncoding.EncodeToString(key)
-	if old, ok := m[name]; ok {
-		if old.Key == enc {
-			return false, nil
-		}
-		oldKey, _ := base64.StdEncoding.DecodeString(old.Key)
-		return false, fmt.Errorf("%w: %q used device %s before and now presents %s; if that is expected (a new install), run again with --accept-new-key",
-			ErrKeyChanged, name, DeviceID(oldKey), DeviceID(key))
+	return check(m, name, key)
+}
+
+func check(m map[string]pin, name string, key ed25519.PublicKey) (isNew bool, err error) {
+	old, ok := m[name]
+	if !ok {
+		return true, nil
 	}
-	m[name] = pin{Key: enc, First: time.Now().UTC()}
-	return true, p.save(m)
+	if old.Key == base64.StdEncoding.EncodeToString(key) {
+		return false, nil
+	}
+	oldKey, _ := base64.StdEncoding.DecodeString(old.Key)
+	return false, fmt.Errorf("%w: %q used device %s before and now presents %s; if that is expected (a new install), run again with --accept-new-key",
+		ErrKeyChanged, name, DeviceID(oldKey), DeviceID(key))
+}
+
+// Pin remembers key for a name seen for the first time. A name already
+// pinned to key is left as it is; one pinned to another key is refused
+// with ErrKeyChanged (Replace overrides it).
+func (p *Pins) Pin(name string, key ed25519.PublicKey) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, err := p.load()
+	if err != nil {
+		return err
+	}
+	isNew, err := check(m, name, key)
+	if err != nil || !isNew {
+		return err
+	}
+	m[name] = pin{Key: base64.StdEncoding.EncodeToString(key), First: time.Now().UTC()}
+	return p.save(m)
 }
 
 // Replace pins name to key, accepting a changed key.

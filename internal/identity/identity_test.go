@@ -90,6 +90,20 @@ func TestPins(t *testing.T) {
 	if isNew, err := p.Check("laptop", a.Public()); err != nil || !isNew {
 		t.Fatalf("first contact: new=%v err=%v", isNew, err)
 	}
+	// Check alone pins nothing: a first contact that fails a later check
+	// must leave the name free.
+	if isNew, err := OpenPins(dir).Check("laptop", b.Public()); err != nil || !isNew {
+		t.Fatalf("Check pinned the key: new=%v err=%v", isNew, err)
+	}
+	if err := p.Pin("laptop", a.Public()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Pin("laptop", a.Public()); err != nil {
+		t.Fatalf("pinning the same key again: %v", err)
+	}
+	if err := p.Pin("laptop", b.Public()); !errors.Is(err, ErrKeyChanged) {
+		t.Fatalf("Pin over another key: got %v, want ErrKeyChanged", err)
+	}
 	if isNew, err := OpenPins(dir).Check("laptop", a.Public()); err != nil || isNew {
 		t.Fatalf("second contact (pins reloaded): new=%v err=%v", isNew, err)
 	}
@@ -102,6 +116,27 @@ func TestPins(t *testing.T) {
 	}
 	if _, err := p.Check("laptop", b.Public()); err != nil {
 		t.Fatalf("after Replace: %v", err)
+	}
+}
+
+func TestRefusalSignsItsReason(t *testing.T) {
+	id := New()
+	st := Statement{Kind: KindRefuse, From: "alice", To: "bob", Fingerprint: "sha-256 AA", Reason: "alice shares only with carol"}
+	p := id.Prove(st)
+	if _, err := Verify(p, st); err != nil {
+		t.Fatalf("valid refusal: %v", err)
+	}
+	forged := st
+	forged.Reason = "alice is not sharing today"
+	if _, err := Verify(p, forged); !errors.Is(err, ErrUnverified) {
+		t.Fatalf("a changed reason verified: %v", err)
+	}
+	// An offer's bytes do not depend on Reason (compatibility).
+	offer := Statement{Kind: "offer", From: "a", To: "b", Fingerprint: "sha-256 AA"}
+	withReason := offer
+	withReason.Reason = "x"
+	if _, err := Verify(id.Prove(offer), withReason); err != nil {
+		t.Fatalf("Reason changed an offer's signed bytes: %v", err)
 	}
 }
 

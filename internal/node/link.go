@@ -7,12 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/lanft/lanft/internal/identity"
 	"github.com/lanft/lanft/rtc"
 	"github.com/lanft/lanft/signal"
+	"github.com/lanft/lanft/transfer"
 )
+
+// ErrRefused: the sharer refused the connection and said why (a signed
+// refusal), or declined it when asked.
+var ErrRefused = errors.New("refused by the sharer")
 
 // link is one WebRTC connection to a named peer, with the identity checks
 // around it: our offer or answer carries a proof (identity.Proof in the
@@ -25,16 +31,20 @@ type link struct {
 	peer    *rtc.Peer
 	current func() *signal.Client
 
+	// answered is closed once a verified answer arrived (receiver side).
+	answered chan struct{}
+
 	mu          sync.Mutex
 	offerPrint  string // the fingerprint of the offer being answered
 	remotePrint string // the verified fingerprint of the remote
 	remoteKey   ed25519.PublicKey
 	firstSeen   bool
+	replaceKey  bool // the remote's key differs from its pin, and AcceptNewKey is set
 	verifyErr   error
 }
 
 func newLink(cfg *Config, remote string, current func() *signal.Client) (*link, error) {
-	l := &link{cfg: cfg, remote: remote, current: current}
+	l := &link{cfg: cfg, remote: remote, current: current, answered: make(chan struct{})}
 	p, err := rtc.NewPeer(cfg.RTC, l.send)
 	if err != nil {
 		return nil, err
@@ -77,27 +87,41 @@ func (l *link) send(s rtc.Signal) error {
 
 // handle feeds a relayed message to the peer, verifying offers and answers
 // first. A description that fails verification is not used, and the
-// connection is closed with the reason kept for err.
+// connection is closed with the reason kept for err. A leave carrying a
+// refusal ends the link with that refusal as its error.
 func (l *link) handle(msg signal.Message) {
 	s, ok := rtcSignal(msg)
 	if !ok {
 		if msg.Type == signal.TypeLeave {
+			if len(msg.Meta) > 0 {
+				l.fail(l.refused(msg))
+			}
 			l.peer.Close()
 		}
 		return
 	}
 	if s.Kind == rtc.KindOffer || s.Kind == rtc.KindAnswer {
 		if err := l.verify(msg, s); err != nil {
-			l.mu.Lock()
-			l.verifyErr = err
-			l.mu.Unlock()
-			l.cfg.Logger.Warn("node: refusing peer", "peer", l.remote, "err", err)
+			l.fail(err)
+			l.cfg.Logger.Debug("node: refusing peer", "peer", l.remote, "err", err)
 			l.peer.Close()
 			return
+		}
+		if s.Kind == rtc.KindAnswer {
+			close(l.answered)
 		}
 	}
 	if err := l.peer.Handle(s); err != nil {
 		l.cfg.Logger.Debug("node: signal from peer", "peer", l.remote, "err", err)
+	}
+}
+
+// fail keeps the first error that ended the link.
+func (l *link) fail(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.verifyErr == nil {
+		l.verifyErr = err
 	}
 }
 
@@ -118,12 +142,13 @@ func (l *link) verify(msg signal.Message, s rtc.Signal) error {
 	if err != nil {
 		return err
 	}
-	first := false
+	// The key is only checked against the pins here; it is pinned once
+	// every check asked for has passed (see pin).
+	first, replace := true, false
 	if l.cfg.Pins != nil {
 		first, err = l.cfg.Pins.Check(msg.Name, key)
 		if errors.Is(err, identity.ErrKeyChanged) && l.cfg.AcceptNewKey {
-			err = l.cfg.Pins.Replace(msg.Name, key)
-			first = true
+			first, replace, err = true, true, nil
 		}
 		if err != nil {
 			return err
@@ -131,7 +156,7 @@ func (l *link) verify(msg signal.Message, s rtc.Signal) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.remotePrint, l.remoteKey, l.firstSeen = fp, key, first
+	l.remotePrint, l.remoteKey, l.firstSeen, l.replaceKey = fp, key, first, replace
 	if msg.Type == signal.TypeOffer {
 		l.offerPrint = fp
 	}
@@ -174,8 +199,87 @@ func (l *link) checkConnected() error {
 	}
 	if first {
 		code := identity.VerificationCode(l.cfg.Identity.Public(), key, l.peer.LocalFingerprint(), got)
-		l.cfg.Events(Event{Kind: "verify", Peer: l.remote, Text: fmt.Sprintf(
+		l.cfg.Events(Event{Kind: "verify", Peer: l.remote, Device: identity.DeviceID(key), Code: code, Text: fmt.Sprintf(
 			"first contact with %s (device %s): verification code %s; it must match on the other side", l.remote, identity.DeviceID(key), code)})
 	}
 	return nil
+}
+
+// verification is the remote's device id and the verification code of
+// this connection (both ends compute the same code).
+func (l *link) verification() (device, code string) {
+	got, _ := l.peer.RemoteFingerprint()
+	l.mu.Lock()
+	key := l.remoteKey
+	l.mu.Unlock()
+	return identity.DeviceID(key), identity.VerificationCode(l.cfg.Identity.Public(), key, l.peer.LocalFingerprint(), got)
+}
+
+// pin remembers the remote's key once everything asked for has passed
+// (the connection verified, the code confirmed, the sharer's own decision).
+func (l *link) pin() error {
+	if l.cfg.Pins == nil {
+		return nil
+	}
+	l.mu.Lock()
+	key, replace := l.remoteKey, l.replaceKey
+	l.mu.Unlock()
+	if key == nil {
+		return nil
+	}
+	if replace {
+		return l.cfg.Pins.Replace(l.remote, key)
+	}
+	return l.cfg.Pins.Pin(l.remote, key)
+}
+
+// refusal is the "lanft" object of a leave that refuses an offer: a proof
+// over identity.Statement{Kind: KindRefuse, Fingerprint: Print, Reason}.
+type refusal struct {
+	identity.Proof
+	Refuse string `json:"refuse"`
+	Print  string `json:"print"` // the fingerprint of the offer refused, as it arrived
+}
+
+// refuse tells the remote, through the host, that its offer is refused and
+// why, signed so that the host cannot forge or alter it. offer is the
+// refused offer's payload. Best effort: the host may drop it, and the
+// receiver's bounded wait for an answer covers that.
+func (l *link) refuse(offer json.RawMessage, reason string) {
+	c := l.current()
+	if c == nil {
+		return
+	}
+	fp, _ := rtc.SDPFingerprint(offer)
+	st := identity.Statement{Kind: identity.KindRefuse, From: l.cfg.Name, To: l.remote, Fingerprint: fp, Reason: reason}
+	meta, err := json.Marshal(refusal{Proof: l.cfg.Identity.Prove(st), Refuse: reason, Print: fp})
+	if err != nil {
+		return
+	}
+	if err := c.Send(signal.Message{Type: signal.TypeLeave, OtherName: l.remote, Meta: meta}); err != nil {
+		l.cfg.Logger.Debug("node: send refusal", "peer", l.remote, "err", err)
+	}
+}
+
+// refused turns a leave carrying a refusal into the error to show: the
+// sharer's words when its signature holds, a warning about the host when
+// it does not.
+func (l *link) refused(msg signal.Message) error {
+	var r refusal
+	if json.Unmarshal(msg.Meta, &r) != nil || r.Sig == "" {
+		return fmt.Errorf("%w: %s ended the connection", ErrRefused, msg.Name)
+	}
+	st := identity.Statement{Kind: identity.KindRefuse, From: msg.Name, To: l.cfg.Name, Fingerprint: r.Print, Reason: r.Refuse}
+	key, err := identity.Verify(r.Proof, st)
+	if err == nil && l.cfg.Pins != nil {
+		_, err = l.cfg.Pins.Check(msg.Name, key)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: a refusal in the name of %s could not be verified; the signaling host may be interfering", identity.ErrUnverified, msg.Name)
+	}
+	if r.Print != "" && !strings.EqualFold(r.Print, l.peer.LocalFingerprint()) {
+		return fmt.Errorf("%w: %s refused our offer because it arrived altered; the signaling host is interfering",
+			identity.ErrUnverified, msg.Name)
+	}
+	return fmt.Errorf("%w: %s", ErrRefused, transfer.DisplayName(r.Refuse))
 }

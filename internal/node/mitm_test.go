@@ -38,6 +38,11 @@ type hostile struct {
 	// host's own device key instead of forwarding or replaying proofs (the
 	// first-contact attack, which only pins or a shared code stop).
 	impersonate atomic.Bool
+	// tamper: relay honestly, except that offers get another DTLS
+	// fingerprint (the start of a MITM that the callee must refuse).
+	tamper atomic.Bool
+	// dropLeaves: swallow leave messages (and so the callee's refusal).
+	dropLeaves atomic.Bool
 	id          *identity.Identity
 	up          websocket.Upgrader
 
@@ -141,10 +146,49 @@ func (h *hostile) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.answers[m.Name] = m.Meta
 			h.mu.Unlock()
 		}
+		if m.Type == signal.TypeOffer && h.tamper.Load() {
+			m.Offer = swapFingerprint(h.t, m.Offer)
+		}
+		if m.Type == signal.TypeLeave && h.dropLeaves.Load() {
+			continue
+		}
 		to := m.OtherName
 		m.OtherName = ""
 		h.send(to, m)
 	}
+}
+
+// swapFingerprint replaces the DTLS fingerprint of an SDP payload with
+// another one, as a host putting itself in the middle must.
+func swapFingerprint(t testing.TB, payload json.RawMessage) json.RawMessage {
+	var d struct {
+		Type string `json:"type"`
+		SDP  string `json:"sdp"`
+	}
+	if err := json.Unmarshal(payload, &d); err != nil {
+		t.Errorf("offer payload: %v", err)
+		return payload
+	}
+	lines := strings.Split(d.SDP, "\r\n")
+	swapped := false
+	for i, line := range lines {
+		if strings.HasPrefix(line, "a=fingerprint:sha-256 ") {
+			fp := []byte(line)
+			last := len(fp) - 1
+			if fp[last] == '0' {
+				fp[last] = '1'
+			} else {
+				fp[last] = '0'
+			}
+			lines[i], swapped = string(fp), true
+		}
+	}
+	if !swapped {
+		t.Errorf("no fingerprint in the offer")
+	}
+	d.SDP = strings.Join(lines, "\r\n")
+	b, _ := json.Marshal(d)
+	return b
 }
 
 func (h *hostile) intercept(m signal.Message) {
@@ -286,7 +330,11 @@ func testShare(t *testing.T, url, name string, files map[string]string, mutate f
 		mutate(&cfg)
 	}
 	online := make(chan struct{}, 1)
+	events := cfg.Events
 	cfg.Events = func(e Event) {
+		if events != nil {
+			events(e)
+		}
 		if e.Kind == "online" {
 			select {
 			case online <- struct{}{}:

@@ -39,6 +39,9 @@ type Meta struct {
 	Files int    `json:"files,omitempty"`
 	Bytes int64  `json:"bytes,omitempty"`
 	Title string `json:"title,omitempty"`
+	// Ask: the sharer decides about each receiver (lanft share --ask); a
+	// receiver shows its verification code while it waits.
+	Ask bool `json:"ask,omitempty"`
 }
 
 // Peer is a user online at the signaling host, as lanft sees it.
@@ -104,6 +107,21 @@ type Config struct {
 	AcceptNewKey bool
 	// Code is the shared code (--code); both ends must know the same one.
 	Code string
+
+	// Share only. To names the only receivers allowed (--to); empty: all.
+	To []string
+	// Ask, if set, is asked about every receiver once its connection is
+	// verified (--ask); false declines it. It may be called from several
+	// goroutines at once.
+	Ask func(ctx context.Context, r Request) bool
+}
+
+// Request is a receiver asking a sharer that runs with --ask.
+type Request struct {
+	Peer   string // the receiver's name
+	Device string // its device id
+	Code   string // the verification code of this connection
+	First  bool   // never seen before
 }
 
 func (c *Config) defaults() error {
@@ -125,17 +143,28 @@ func (c *Config) defaults() error {
 	return nil
 }
 
-// Event is something a user may want to see.
+// Event is something a user may want to see. The CLI's --json output
+// prints it as it is, every field present whatever the kind (README: "JSON
+// events").
 type Event struct {
-	Kind string `json:"event"` // "online", "peer", "verify", "progress", "done", "error", "info"
-	Peer string `json:"peer,omitempty"`
-	Host string `json:"host,omitempty"`
-	File string `json:"file,omitempty"`
-	Done int64  `json:"done,omitempty"`
-	Size int64  `json:"total,omitempty"`
-	Text string `json:"message,omitempty"`
-	// Path is how the bytes move, on "peer" (connected) and "progress".
-	Path Path `json:"path,omitempty"`
+	// Kind is one of "online", "info", "peer" (connected), "verify",
+	// "ask", "progress", "done", "refused", "error".
+	Kind string `json:"event"`
+	Peer string `json:"peer"`
+	Host string `json:"host"`
+	File string `json:"file"`
+	// Done and Size are the bytes of the whole transfer done so far and in
+	// all; bytes the receiver already had count as done.
+	Done int64 `json:"done"`
+	Size int64 `json:"total"`
+	// Sent is what this connection moved (Done less what was already there).
+	Sent int64 `json:"sent"`
+	// Path is how the bytes move, on "peer", "progress" and "done".
+	Path Path `json:"path"`
+	// Device and Code identify the remote on "verify" and "ask".
+	Device string `json:"device"`
+	Code   string `json:"code"`
+	Text   string `json:"message"`
 }
 
 // dial logs in to the current host as cfg.Name with meta.

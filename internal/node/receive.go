@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +17,16 @@ import (
 var (
 	ErrNoShare    = errors.New("no share found")
 	ErrManyShares = errors.New("several shares are online")
+	// ErrNoAnswer: the sharer sent no verified answer in time (it refused
+	// and the host dropped the refusal, or the host is interfering).
+	ErrNoAnswer = errors.New("no verified answer")
+	// ErrConnect: no peer-to-peer connection could be made (ICE found no
+	// path, or the peer went away while connecting). Retried.
+	ErrConnect = errors.New("no connection")
 )
+
+// AnswerWait bounds the wait for a verified answer to an offer.
+const AnswerWait = 10 * time.Second
 
 // ReceiveConfig says what to receive and where.
 type ReceiveConfig struct {
@@ -79,16 +87,17 @@ func Receive(ctx context.Context, cfg Config, rc ReceiveConfig) (*transfer.Resul
 		return nil, err
 	}
 
-	sharer, err := findSharer(ctx, sess, rc.From, rc.Wait)
+	share, err := findSharer(ctx, &cfg, sess, rc.From, rc.Wait)
 	if err != nil {
 		return nil, err
 	}
+	sharer := share.Name
 	// The retry window opens at a failure and opens again after any
 	// attempt that moved bytes: a long transfer that drops late still gets
 	// its full RetryFor.
 	var deadline time.Time
 	for attempt := 1; ; attempt++ {
-		res, err := receiveOnce(ctx, &cfg, sess, peers, sharer, rc.Transfer)
+		res, err := receiveOnce(ctx, &cfg, sess, peers, share, rc.Transfer)
 		if err == nil {
 			return res, nil
 		}
@@ -99,10 +108,10 @@ func Receive(ctx context.Context, cfg Config, rc ReceiveConfig) (*transfer.Resul
 			return nil, err
 		}
 		cfg.Logger.Info("node: transfer interrupted; retrying", "attempt", attempt, "err", err)
-		cfg.Events(Event{Kind: "info", Peer: sharer, Text: fmt.Sprintf("connection lost (%v); resuming", err)})
+		cfg.Events(Event{Kind: "info", Peer: sharer, Text: fmt.Sprintf("%s; trying again", explain(err))})
 		// Wait for the sharer to be online again (it may be restarting).
 		waitCtx, cancelWait := context.WithDeadline(ctx, deadline)
-		_, err = findSharer(waitCtx, sess, sharer, time.Until(deadline))
+		_, err = findSharer(waitCtx, nil, sess, sharer, time.Until(deadline))
 		cancelWait()
 		if err != nil {
 			return nil, fmt.Errorf("node: %s did not come back: %w", sharer, err)
@@ -115,24 +124,27 @@ func Receive(ctx context.Context, cfg Config, rc ReceiveConfig) (*transfer.Resul
 	}
 }
 
-// retryable reports whether err is a lost connection rather than a
-// verdict (refused, unsafe, corrupt, no space) that a retry cannot change.
+// retryable reports whether err is a lost connection, the only failure a
+// retry can mend. Verdicts (refused, unverified, declined, unsafe, corrupt)
+// and local failures (permissions, a file in the way, no space) are final.
 func retryable(err error) bool {
-	for _, final := range []error{
-		transfer.ErrRejected, transfer.ErrUnsafeName, transfer.ErrIntegrity,
-		transfer.ErrNoSpace, transfer.ErrProtocol, transfer.ErrConflict,
-		transfer.ErrSourceChanged, transfer.ErrRemote, context.Canceled,
-		identity.ErrUnverified, identity.ErrKeyChanged, ErrCode,
-	} {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	for _, final := range []error{transfer.ErrRemote, identity.ErrUnverified, identity.ErrKeyChanged, ErrCode, ErrRefused, ErrNoAnswer} {
 		if errors.Is(err, final) {
 			return false
 		}
 	}
-	return true
+	return errors.Is(err, transfer.ErrInterrupted) || errors.Is(err, ErrConnect)
 }
 
-func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet, sharer string,
+// errNoAnswer cancels a dial whose offer got no verified answer in time.
+var errNoAnswer = errors.New("no answer")
+
+func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet, share Peer,
 	opts transfer.ReceiveOptions) (*transfer.Result, error) {
+	sharer := share.Name
 	l, err := newLink(cfg, sharer, sess.client)
 	if err != nil {
 		return nil, err
@@ -141,23 +153,53 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 		old.peer.Close()
 	}
 	defer peers.remove(sharer, l)
-	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	connectCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	connectTimer := time.AfterFunc(30*time.Second, func() { cancel(context.DeadlineExceeded) })
+	defer connectTimer.Stop()
+	answerTimer := time.AfterFunc(AnswerWait, func() {
+		select {
+		case <-l.answered:
+		default:
+			cancel(errNoAnswer)
+		}
+	})
+	defer answerTimer.Stop()
 	stream, err := l.peer.Dial(connectCtx)
-	cancel()
-	if verr := l.err(); verr != nil {
+	switch verr, cause := l.err(), context.Cause(connectCtx); {
+	case verr != nil:
 		err = verr
+	case err == nil:
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	case errors.Is(cause, errNoAnswer):
+		err = fmt.Errorf("%w from %s within %s: it may have refused this connection, or the signaling host may be interfering",
+			ErrNoAnswer, sharer, AnswerWait)
+	case errors.Is(cause, context.DeadlineExceeded):
+		err = fmt.Errorf("%w to %s within 30s: no network path between the two machines (a firewall, or different networks)", ErrConnect, sharer)
+	default:
+		err = fmt.Errorf("%w to %s: the connection failed while it was being set up", ErrConnect, sharer)
 	}
 	if err == nil {
 		err = l.secure(ctx, stream, true)
 	}
+	if err == nil {
+		err = l.pin()
+	}
 	if err != nil {
 		l.peer.Close()
-		return nil, fmt.Errorf("connect to %s: %w", sharer, err)
+		return nil, err
 	}
-	cfg.Events(Event{Kind: "peer", Peer: sharer, Text: "connected"})
+	path := PathDataChannel
+	cfg.Events(Event{Kind: "peer", Peer: sharer, Path: path, Text: "connected"})
+	if share.Meta != nil && share.Meta.Ask {
+		device, code := l.verification()
+		cfg.Events(Event{Kind: "ask", Peer: sharer, Device: device, Code: code, Text: fmt.Sprintf(
+			"waiting for %s to accept; verification code %s (it must match on %s's screen)", sharer, code, sharer)})
+	}
 	if opts.Progress == nil {
 		opts.Progress = func(pr transfer.Progress) {
-			cfg.Events(Event{Kind: "progress", Peer: sharer, File: pr.File, Done: pr.Done, Size: pr.Total})
+			cfg.Events(Event{Kind: "progress", Peer: sharer, File: pr.File, Done: pr.Done, Size: pr.Total, Sent: pr.Done - pr.Skipped, Path: path})
 		}
 	}
 	res, err := transfer.Receive(ctx, stream, opts)
@@ -166,42 +208,75 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 	if c := sess.client(); c != nil {
 		_ = c.Send(signal.Message{Type: signal.TypeLeave, OtherName: sharer})
 	}
+	if errors.Is(err, transfer.ErrRemote) && errors.Is(err, transfer.ErrRejected) {
+		err = fmt.Errorf("%w: %w", ErrRefused, err)
+	}
 	return res, err
 }
 
 // findSharer waits up to wait for the share named from (or the only share)
-// to be online.
-func findSharer(ctx context.Context, sess *session, from string, wait time.Duration) (string, error) {
+// to be online. Names compare as the host compares them (--from Alice finds
+// "alice"). With cfg set, a user who is online but not sharing fails at
+// once, and the user hears what it waits for.
+func findSharer(ctx context.Context, cfg *Config, sess *session, from string, wait time.Duration) (Peer, error) {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	told := false
 	for {
-		var shares []string
+		var shares []Peer
+		var online []string
+		var named *Peer
 		if c := sess.client(); c != nil {
 			for _, p := range peersFrom(c.Peers()) {
-				if p.Name != c.Name() && p.Sharing() {
-					shares = append(shares, p.Name)
+				if p.Name == c.Name() {
+					continue
+				}
+				online = append(online, p.Name)
+				if from != "" && signal.SameName(p.Name, from) {
+					named = &p
+				}
+				if p.Sharing() {
+					shares = append(shares, p)
 				}
 			}
 		}
 		switch {
-		case from != "" && slices.Contains(shares, from):
-			return from, nil
+		case named != nil && named.Sharing():
+			return *named, nil
+		case named != nil && cfg != nil:
+			return Peer{}, fmt.Errorf("%w: %s is online but not sharing (online shares: %s)", ErrNoShare, named.Name, listOrNone(names(shares)))
 		case from == "" && len(shares) == 1:
 			return shares[0], nil
 		case from == "" && len(shares) > 1:
-			return "", fmt.Errorf("%w: %s; pick one with --from", ErrManyShares, strings.Join(shares, ", "))
+			return Peer{}, fmt.Errorf("%w: %s; pick one with --from", ErrManyShares, strings.Join(names(shares), ", "))
+		}
+		if cfg != nil && !told && sess.client() != nil {
+			told = true
+			what := "a share"
+			if from != "" {
+				what = fmt.Sprintf("%q", from)
+			}
+			cfg.Events(Event{Kind: "info", Text: fmt.Sprintf("waiting up to %s for %s to come online (online now: %s)", wait, what, listOrNone(online))})
 		}
 		select {
 		case <-sess.changed:
 		case <-timer.C:
 			if from != "" {
-				return "", fmt.Errorf("%w: %q is not sharing (online shares: %s)", ErrNoShare, from, listOrNone(shares))
+				return Peer{}, fmt.Errorf("%w: nobody named %q came online within %s (online shares: %s)", ErrNoShare, from, wait, listOrNone(names(shares)))
 			}
-			return "", fmt.Errorf("%w within %s", ErrNoShare, wait)
+			return Peer{}, fmt.Errorf("%w within %s (online: %s)", ErrNoShare, wait, listOrNone(online))
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return Peer{}, ctx.Err()
 		}
 	}
+}
+
+func names(ps []Peer) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Name
+	}
+	return out
 }
 
 func listOrNone(names []string) string {

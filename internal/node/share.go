@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,7 +22,7 @@ func Share(ctx context.Context, cfg Config, src *transfer.Source) error {
 		return err
 	}
 	m := src.Manifest()
-	meta := Meta{V: MetaVersion, Role: RoleShare, Files: m.Files(), Bytes: m.TotalSize(), Title: title(m)}
+	meta := Meta{V: MetaVersion, Role: RoleShare, Files: m.Files(), Bytes: m.TotalSize(), Title: title(m), Ask: cfg.Ask != nil}
 
 	peers := newPeerSet()
 	var wg sync.WaitGroup
@@ -48,7 +49,15 @@ func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, 
 		l.handle(msg)
 		if err := l.err(); err != nil {
 			peers.remove(msg.Name, l)
-			cfg.Events(Event{Kind: "error", Peer: msg.Name, Text: err.Error()})
+			l.refuse(msg.Offer, fmt.Sprintf("%s could not verify the offer", cfg.Name))
+			cfg.Events(Event{Kind: "refused", Peer: msg.Name, Text: err.Error()})
+			return
+		}
+		if !allowed(cfg.To, msg.Name) {
+			peers.remove(msg.Name, l)
+			l.peer.Close()
+			l.refuse(msg.Offer, fmt.Sprintf("%s shares only with the receivers it named (--to)", cfg.Name))
+			cfg.Events(Event{Kind: "refused", Peer: msg.Name, Text: "not one of the receivers named with --to"})
 			return
 		}
 		wg.Go(func() {
@@ -56,12 +65,18 @@ func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, 
 			serve(ctx, cfg, src, l)
 		})
 	case signal.TypeError:
-		log.Warn("node: signaling host reports an error", "message", msg.Message)
+		log.Debug("node: signaling host reports an error", "message", msg.Message)
 	default:
 		if l := peers.get(msg.Name); l != nil {
 			l.handle(msg)
 		}
 	}
+}
+
+// allowed reports whether name may receive under --to (names compare as
+// the signaling host compares them).
+func allowed(to []string, name string) bool {
+	return len(to) == 0 || slices.ContainsFunc(to, func(n string) bool { return signal.SameName(n, name) })
 }
 
 func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
@@ -74,23 +89,45 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 	}
 	if err != nil {
 		l.peer.Close()
-		cfg.Logger.Warn("node: connection to receiver failed", "peer", who, "err", err)
-		cfg.Events(Event{Kind: "error", Peer: who, Text: fmt.Sprintf("connect to %s: %v", who, err)})
+		cfg.Logger.Debug("node: connection to receiver failed", "peer", who, "err", err)
+		cfg.Events(Event{Kind: "error", Peer: who, Text: "connect: " + explain(err)})
 		return
 	}
 	defer stream.Close()
-	cfg.Events(Event{Kind: "peer", Peer: who, Text: "connected"})
-	err = src.Serve(ctx, stream, transfer.SendOptions{
-		Logger: cfg.Logger.With("peer", who),
-		Progress: func(pr transfer.Progress) {
-			cfg.Events(Event{Kind: "progress", Peer: who, File: pr.File, Done: pr.Done, Size: pr.Total})
-		},
-	})
-	if err != nil {
+	if cfg.Ask != nil {
+		device, code := l.verification()
+		l.mu.Lock()
+		first := l.firstSeen
+		l.mu.Unlock()
+		if !cfg.Ask(ctx, Request{Peer: who, Device: device, Code: code, First: first}) {
+			_ = transfer.Decline(stream, fmt.Sprintf("%s declined to send to %s", cfg.Name, who))
+			_ = stream.Linger(2 * time.Second)
+			cfg.Events(Event{Kind: "refused", Peer: who, Device: device, Code: code, Text: "declined"})
+			return
+		}
+	}
+	if err := l.pin(); err != nil {
 		cfg.Events(Event{Kind: "error", Peer: who, Text: err.Error()})
 		return
 	}
-	cfg.Events(Event{Kind: "done", Peer: who, Size: src.Manifest().TotalSize()})
+	path := PathDataChannel
+	cfg.Events(Event{Kind: "peer", Peer: who, Path: path, Text: "connected"})
+	start := time.Now()
+	var last transfer.Progress
+	err = src.Serve(ctx, stream, transfer.SendOptions{
+		Logger: cfg.Logger.With("peer", who),
+		Progress: func(pr transfer.Progress) {
+			last = pr
+			cfg.Events(Event{Kind: "progress", Peer: who, File: pr.File, Done: pr.Done, Size: pr.Total, Sent: pr.Done - pr.Skipped, Path: path})
+		},
+	})
+	if err != nil {
+		cfg.Events(Event{Kind: "error", Peer: who, Done: last.Done, Size: last.Total, Sent: last.Done - last.Skipped, Path: path, Text: explain(err)})
+		return
+	}
+	total := src.Manifest().TotalSize()
+	cfg.Events(Event{Kind: "done", Peer: who, Done: total, Size: total, Sent: last.Done - last.Skipped, Path: path,
+		Text: fmt.Sprintf("in %s", time.Since(start).Round(100*time.Millisecond))})
 }
 
 func title(m *transfer.Manifest) string {
