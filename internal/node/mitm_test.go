@@ -43,8 +43,8 @@ type hostile struct {
 	tamper atomic.Bool
 	// dropLeaves: swallow leave messages (and so the callee's refusal).
 	dropLeaves atomic.Bool
-	id          *identity.Identity
-	up          websocket.Upgrader
+	id         *identity.Identity
+	up         websocket.Upgrader
 
 	mu                     sync.Mutex
 	conns                  map[string]*hconn
