@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -78,10 +80,22 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 8192, WriteBufferSize: 8192}
 	ws, resp, err := d.DialContext(ctx, cfg.URL, cfg.Header)
 	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("signal: connect to %s: %w (HTTP %s)", cfg.URL, err, resp.Status)
+		switch {
+		case resp != nil && (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotFound):
+			return nil, fmt.Errorf("signal: %s answered HTTP %s: it is not a lanft signaling endpoint (lanft's is ws://HOST:PORT%s)",
+				cfg.URL, resp.Status, Path)
+		case resp != nil:
+			return nil, fmt.Errorf("signal: %s refused the connection (HTTP %s)", cfg.URL, resp.Status)
 		}
-		return nil, fmt.Errorf("signal: connect to %s: %w", cfg.URL, err)
+		var opErr *net.OpError
+		if errors.As(err, &opErr) {
+			err = opErr.Err // "connection refused", not the addresses again
+			var sysErr *os.SyscallError
+			if errors.As(err, &sysErr) {
+				err = sysErr.Err
+			}
+		}
+		return nil, fmt.Errorf("signal: cannot reach the signaling host %s: %w", cfg.URL, err)
 	}
 	ws.SetReadLimit(maxServerMessage)
 	c := &Client{

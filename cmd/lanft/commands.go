@@ -5,14 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	neturl "net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/rivo/uniseg"
 	"github.com/urfave/cli/v2"
 
 	"github.com/lanft/lanft/internal/identity"
@@ -44,6 +47,10 @@ func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 		return node.Config{}, nil, err
 	}
 	name := defaultName(c, id.DeviceID())
+	ifaces, err := checkInterfaces(c.StringSlice("interface"))
+	if err != nil {
+		return node.Config{}, nil, err
+	}
 	hosts, stop, err := hostsFor(c, log, out, name)
 	if err != nil {
 		return node.Config{}, nil, err
@@ -51,7 +58,7 @@ func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 	return node.Config{
 		Hosts:        hosts,
 		Name:         name,
-		RTC:          rtc.Config{Interfaces: c.StringSlice("interface"), Logger: log},
+		RTC:          rtc.Config{Interfaces: ifaces, Logger: log},
 		Logger:       log,
 		Events:       out.event,
 		Identity:     id,
@@ -72,7 +79,10 @@ asks, several at once. Stop with Ctrl-C.
 Examples:
    lanft share photos/ notes.txt
    lanft share --name laptop --signal ws://10.0.0.2:7780/ws big.iso`,
-		Flags: []cli.Flag{signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag},
+		Flags: withGlobals(signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag,
+			&cli.StringSliceFlag{Name: "to", Usage: "let only the receiver named `NAME` fetch the files (repeatable); others are refused"},
+			&cli.BoolFlag{Name: "ask", Usage: "ask before sending to each receiver, showing its name, device id and verification code (with --json: decisions on stdin)"},
+		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return cli.Exit("share: name at least one file or folder to share", 2)
@@ -82,20 +92,31 @@ Examples:
 				return err
 			}
 			defer stop()
+			cfg.To = c.StringSlice("to")
+			if c.Bool("ask") {
+				cfg.Ask = newAsker(c, out).ask
+			}
 			out.say("hashing %d path(s)...", c.NArg())
 			src, err := transfer.NewSource(c.Context, c.Args().Slice(), cfg.Logger)
 			if err != nil {
 				return err
 			}
 			m := src.Manifest()
-			out.say("sharing %d file(s), %s, as %q; run `lanft receive` on another machine", m.Files(), transfer.FormatSize(m.TotalSize()), cfg.Name)
-			if out.json {
-				out.emit(map[string]any{"event": "sharing", "name": cfg.Name, "files": m.Files(), "total": m.TotalSize()})
+			out.onOnline = func(e node.Event) string {
+				who := "anyone on the LAN who runs `lanft receive`"
+				switch {
+				case len(cfg.To) > 0:
+					who = "only " + strings.Join(cfg.To, ", ") + " (--to)"
+				case cfg.Ask != nil:
+					who = "receivers you accept (--ask)"
+				}
+				return fmt.Sprintf("sharing %d file(s), %s, as %q at %s; for %s. Ctrl-C stops.",
+					m.Files(), transfer.FormatSize(m.TotalSize()), cfg.Name, e.Host, who)
 			}
-			if err := node.Share(c.Context, cfg, src); err != nil {
-				return err
-			}
-			return nil
+			out.emit(node.Event{Kind: "sharing", Peer: cfg.Name, Size: m.TotalSize()}, map[string]any{"files": m.Files()})
+			err = node.Share(c.Context, cfg, src)
+			out.finishBar()
+			return nameHint(err)
 		},
 	}
 }
@@ -112,13 +133,13 @@ receive resumes where it stopped when run again.
 Examples:
    lanft receive
    lanft receive --from laptop --out ~/Downloads --yes`,
-		Flags: []cli.Flag{
+		Flags: withGlobals(
 			signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag,
 			&cli.StringFlag{Name: "from", Usage: "receive from the sharer named `NAME`"},
 			&cli.StringFlag{Name: "out", Value: ".", Usage: "save into `DIR`"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "accept without asking"},
-			&cli.DurationFlag{Name: "wait", Value: 15 * time.Second, Usage: "how long to look for a share before giving up"},
-		},
+			&cli.DurationFlag{Name: "wait", Value: 15 * time.Second, Usage: "look for the share for this `DURATION` before giving up"},
+		),
 		Action: func(c *cli.Context) error {
 			out, cfg, stop, err := nodeConfig(c)
 			if err != nil {
@@ -126,8 +147,16 @@ Examples:
 			}
 			defer stop()
 			dir := c.String("out")
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("receive: create %s: %w", dir, err)
+			if err := writableDir(dir); err != nil {
+				return err
+			}
+			var from string // the sharer, once connected
+			events := cfg.Events
+			cfg.Events = func(e node.Event) {
+				if e.Kind == "peer" {
+					from = e.Peer
+				}
+				events(e)
 			}
 			res, err := node.Receive(c.Context, cfg, node.ReceiveConfig{
 				From: c.String("from"),
@@ -141,18 +170,22 @@ Examples:
 				},
 			})
 			out.finishBar()
-			if errors.Is(err, node.ErrNoShare) && c.String("signal") == "" {
-				err = fmt.Errorf("%w (is the sharer on this network? `lanft doctor` checks what discovery needs)", err)
+			if errors.Is(err, node.ErrNoShare) && c.String("signal") == "" && noOtherInstance(cfg) {
+				err = fmt.Errorf("%w; no other lanft was found on this network (`lanft doctor` checks what discovery needs)", err)
+			}
+			if c.Context.Err() != nil {
+				out.emit(node.Event{Kind: "error", Peer: from, Text: "interrupted"}, nil)
+				return cli.Exit("interrupted; run the same command again to resume (the .part files are kept)", exitInterrupted)
 			}
 			if err != nil {
-				if out.json {
-					out.emit(map[string]any{"event": "error", "message": err.Error()})
-				}
+				err = nameHint(err)
+				out.emit(node.Event{Kind: "error", Peer: from, Text: oneLine(err)}, nil)
 				return err
 			}
 			abs, _ := filepath.Abs(dir)
+			out.emit(node.Event{Kind: "done", Peer: from, Done: res.Bytes + res.Skipped, Size: res.Bytes + res.Skipped, Transferred: res.Bytes},
+				map[string]any{"dir": abs, "files": res.Files, "skipped": res.Skipped, "renamed": res.Renamed})
 			if out.json {
-				out.emit(map[string]any{"event": "done", "dir": abs, "files": res.Files, "received": res.Bytes, "skipped": res.Skipped, "renamed": res.Renamed})
 				return nil
 			}
 			fmt.Fprintf(c.App.ErrWriter, "received %d file(s) into %s (%s transferred, %s already there)\n",
@@ -165,13 +198,65 @@ Examples:
 	}
 }
 
+// nameHint says what to do about a name the signaling host refused.
+func nameHint(err error) error {
+	if errors.Is(err, signal.ErrNameTaken) {
+		return fmt.Errorf("%w; pick another with --name", err)
+	}
+	return err
+}
+
+// writableDir makes sure dir is a folder this user can write into, creating
+// it if needed, before anything is asked of the network: a transfer must
+// not be accepted only to fail on the first write.
+func writableDir(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return cli.Exit(fmt.Sprintf("receive: --out %s is not a folder", dir), 2)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("receive: cannot create the folder %s: %w", dir, unwrapPath(err))
+	}
+	f, err := os.CreateTemp(dir, ".lanft-write-check-*")
+	if err != nil {
+		return fmt.Errorf("receive: cannot write into %s: %w", dir, unwrapPath(err))
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// unwrapPath drops the *PathError's repetition of the path and operation:
+// "permission denied" rather than "open /x/.lanft-...: permission denied".
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// noOtherInstance reports whether LAN discovery saw no other lanft, the
+// case where `lanft doctor` can help.
+func noOtherInstance(cfg node.Config) bool {
+	lan, ok := cfg.Hosts.(*node.LAN)
+	if !ok {
+		return false
+	}
+	for _, p := range lan.State().Peers {
+		if !p.Self {
+			return false
+		}
+	}
+	return true
+}
+
 // confirm shows the manifest and asks, unless --yes.
 func confirm(c *cli.Context, out *output, m *transfer.Manifest) error {
 	if out.json {
 		// Scripts get the entries, up to a line size any reader copes with.
 		const maxListed = 1000
 		entries := m.Entries[:min(len(m.Entries), maxListed)]
-		out.emit(map[string]any{"event": "manifest", "files": m.Files(), "total": m.TotalSize(),
+		out.emit(node.Event{Kind: "manifest", Size: m.TotalSize()}, map[string]any{"files": m.Files(),
 			"entries": entries, "entries_omitted": len(m.Entries) - len(entries)})
 	} else {
 		fmt.Fprintf(c.App.ErrWriter, "%d file(s), %s in total:\n", m.Files(), transfer.FormatSize(m.TotalSize()))
@@ -184,7 +269,7 @@ func confirm(c *cli.Context, out *output, m *transfer.Manifest) error {
 			if e.Kind == transfer.KindDir {
 				fmt.Fprintf(c.App.ErrWriter, "  %s/\n", transfer.DisplayName(e.Path))
 			} else {
-				fmt.Fprintf(c.App.ErrWriter, "  %-50s %10s\n", transfer.DisplayName(e.Path), transfer.FormatSize(e.Size))
+				fmt.Fprintf(c.App.ErrWriter, "  %s %10s\n", padWidth(transfer.DisplayName(e.Path), 50), transfer.FormatSize(e.Size))
 			}
 			shown++
 		}
@@ -211,7 +296,7 @@ func peersCommand() *cli.Command {
 		Description: `Examples:
    lanft peers
    lanft peers --json --signal ws://10.0.0.2:7780/ws`,
-		Flags: []cli.Flag{signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag},
+		Flags: withGlobals(signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag),
 		Action: func(c *cli.Context) error {
 			out, cfg, stop, err := nodeConfig(c)
 			if err != nil {
@@ -229,7 +314,7 @@ func peersCommand() *cli.Command {
 				for _, p := range peers {
 					rows = append(rows, map[string]any{"name": p.Name, "lanft": p.Meta, "found": found(p.Name)})
 				}
-				out.emit(map[string]any{"event": "peers", "host": host, "peers": rows})
+				out.emit(node.Event{Kind: "peers", Host: host}, map[string]any{"peers": rows})
 				return nil
 			}
 			fmt.Fprintf(c.App.Writer, "signaling host: %s\n", host)
@@ -237,8 +322,7 @@ func peersCommand() *cli.Command {
 				fmt.Fprintln(c.App.Writer, "nobody else is online")
 				return nil
 			}
-			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tROLE\tSHARES\tFOUND")
+			rows := [][]string{{"NAME", "ROLE", "SHARES", "FOUND"}}
 			for _, p := range peers {
 				role, shares := "other client", ""
 				if p.Meta != nil {
@@ -247,9 +331,10 @@ func peersCommand() *cli.Command {
 						shares = fmt.Sprintf("%s (%d file(s), %s)", transfer.DisplayName(p.Meta.Title), p.Meta.Files, transfer.FormatSize(p.Meta.Bytes))
 					}
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", transfer.DisplayName(p.Name), role, shares, found(p.Name))
+				rows = append(rows, []string{transfer.DisplayName(p.Name), role, shares, found(p.Name)})
 			}
-			return w.Flush()
+			printTable(c.App.Writer, rows)
+			return nil
 		},
 	}
 }
@@ -285,16 +370,17 @@ func signalCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "signal",
 		Usage: "run a standalone signaling host (for when there is no LAN to discover peers on)",
-		Description: `Peers elsewhere then use --signal ws://ADDR/ws.
+		Description: `Prints the URLs others can use, one per address of this machine; peers
+elsewhere then pass one of them with --signal.
 
 Examples:
    lanft signal --listen :7780
    lanft signal --listen 0.0.0.0:7780 --allow-host signal.example.org`,
-		Flags: []cli.Flag{
+		Flags: withGlobals(
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7780", Usage: "listen on `ADDR` (host:port; port 0 picks a free one)"},
 			&cli.StringSliceFlag{Name: "allow-host", Usage: "accept this DNS `NAME` in the Host header (IP addresses, localhost and .local always are)"},
 			&cli.StringSliceFlag{Name: "allow-origin", Usage: "let web pages from this `ORIGIN` connect"},
-		},
+		),
 		Action: func(c *cli.Context) error {
 			log, err := logger(c)
 			if err != nil {
@@ -310,18 +396,124 @@ Examples:
 			}
 			ln, err := net.Listen("tcp", c.String("listen"))
 			if err != nil {
-				return fmt.Errorf("signal: listen: %w", err)
+				return fmt.Errorf("signal: listen on %s: %w", c.String("listen"), err)
 			}
-			fmt.Fprintf(c.App.Writer, "ws://%s%s\n", ln.Addr(), signal.Path)
+			for _, u := range signalURLs(ln.Addr().(*net.TCPAddr)) {
+				fmt.Fprintln(c.App.Writer, u)
+			}
 			return srv.Serve(c.Context, ln)
 		},
+	}
+}
+
+// signalURLs are the URLs under which a listener is reached: its own
+// address, or for an unspecified one (":7780", "0.0.0.0"), one per address
+// of this machine's interfaces that are up (loopback last, link-local
+// IPv6 left out: a URL cannot name its zone portably).
+func signalURLs(a *net.TCPAddr) []string {
+	url := func(ip net.IP) string {
+		return "ws://" + net.JoinHostPort(ip.String(), strconv.Itoa(a.Port)) + signal.Path
+	}
+	if !a.IP.IsUnspecified() {
+		return []string{url(a.IP)}
+	}
+	v4only := a.IP.To4() != nil && !a.IP.Equal(net.IPv6unspecified)
+	var urls, loop []string
+	ifaces, _ := net.Interfaces()
+	for _, ifi := range ifaces {
+		if ifi.Flags&net.FlagUp == 0 {
+			continue
+		}
+		addrs, _ := ifi.Addrs()
+		for _, ad := range addrs {
+			ipn, ok := ad.(*net.IPNet)
+			if !ok || ipn.IP.IsLinkLocalUnicast() || v4only && ipn.IP.To4() == nil {
+				continue
+			}
+			if ipn.IP.IsLoopback() {
+				loop = append(loop, url(ipn.IP))
+			} else {
+				urls = append(urls, url(ipn.IP))
+			}
+		}
+	}
+	return append(urls, loop...)
+}
+
+// signalURL makes a --signal value usable: http(s) becomes ws(s), a bare
+// HOST:PORT gets ws://, and a URL without a path gets lanft's /ws.
+func signalURL(raw string) (string, error) {
+	if !strings.Contains(raw, "://") {
+		raw = "ws://" + raw
+	}
+	u, err := neturl.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", cli.Exit(fmt.Sprintf("--signal %q is not a URL: write ws://HOST:PORT%s", raw, signal.Path), 2)
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return "", cli.Exit(fmt.Sprintf("--signal %q: the scheme must be ws:// or wss:// (ws://%s%s)", raw, u.Host, signal.Path), 2)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = signal.Path
+	}
+	return u.String(), nil
+}
+
+// checkInterfaces makes sure every --interface names an interface of this
+// machine, and says which ones there are when one does not.
+func checkInterfaces(names []string) ([]string, error) {
+	for _, name := range names {
+		if _, err := net.InterfaceByName(name); err != nil {
+			var have []string
+			ifaces, _ := net.Interfaces()
+			for _, ifi := range ifaces {
+				have = append(have, ifi.Name)
+			}
+			return nil, cli.Exit(fmt.Sprintf("--interface %s: this machine has no such network interface (it has: %s)", name, strings.Join(have, ", ")), 2)
+		}
+	}
+	return names, nil
+}
+
+// printTable writes rows as columns lined up by display width (names may
+// hold wide characters).
+func printTable(w io.Writer, rows [][]string) {
+	var widths []int
+	for _, r := range rows {
+		for i, cell := range r {
+			if i >= len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], uniseg.StringWidth(cell))
+		}
+	}
+	for _, r := range rows {
+		var b strings.Builder
+		for i, cell := range r {
+			if i == len(r)-1 {
+				b.WriteString(cell)
+			} else {
+				b.WriteString(padWidth(cell, widths[i]+2))
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
 	}
 }
 
 // hostsFor picks the signaling host: --signal (or LANFT_SIGNAL), else the
 // host elected on the LAN. The returned stop ends discovery and waits for it.
 func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.Hosts, func(), error) {
-	if u := c.String("signal"); u != "" {
+	if raw := c.String("signal"); raw != "" {
+		u, err := signalURL(raw)
+		if err != nil {
+			return nil, nil, err
+		}
 		return node.StaticHost(u), func() {}, nil
 	}
 	// Long-lived shares make better hosts than a receive or a listing.
@@ -332,12 +524,19 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 	case "peers":
 		priority = -10
 	}
+	fallback := c.String("fallback-signal")
+	if fallback != "" {
+		var err error
+		if fallback, err = signalURL(fallback); err != nil {
+			return nil, nil, err
+		}
+	}
 	lan, err := node.NewLAN(node.LANConfig{
 		Name:       name,
 		Priority:   priority,
 		Interfaces: c.StringSlice("interface"),
 		Logger:     log,
-		Fallback:   c.String("fallback-signal"),
+		Fallback:   fallback,
 		Notice:     func(s string) { out.event(node.Event{Kind: "info", Text: s}) },
 	})
 	if err != nil {

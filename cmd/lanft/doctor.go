@@ -29,12 +29,12 @@ Examples:
    lanft doctor --interface wlan0
    lanft doctor --signal ws://192.168.1.20:7780/ws
    lanft doctor --json | jq 'select(.status != "ok")'`,
-		Flags: []cli.Flag{
+		Flags: withGlobals(
 			&cli.StringSliceFlag{Name: "interface", Usage: "check this interface `NAME` instead of the ones discovery picks (repeatable)"},
 			&cli.StringFlag{Name: "signal", Usage: "also check that the signaling host at `URL` (ws://HOST:PORT/ws) answers", EnvVars: []string{"LANFT_SIGNAL"}},
 			&cli.DurationFlag{Name: "timeout", Value: time.Second, Usage: "wait this `DURATION` for the multicast probe on each interface"},
 			jsonFlag,
-		},
+		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return cli.Exit("doctor: takes no arguments; name interfaces with --interface", 2)

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -28,11 +29,26 @@ var (
 	date    = "unknown"
 )
 
+// exitInterrupted is the exit code after Ctrl-C (128+SIGINT).
+const exitInterrupted = 130
+
 func main() {
 	tuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newApp(os.Stdin, os.Stdout, os.Stderr).RunContext(ctx, os.Args)
+	interrupted := ctx.Err() != nil
 	stop()
+	if interrupted {
+		// Ctrl-C: the shell's convention, 128+SIGINT. A command may say
+		// more (a receive: how to resume) with an exit error of code 130.
+		msg := "interrupted"
+		var exit cli.ExitCoder
+		if errors.As(err, &exit) && exit.ExitCode() == exitInterrupted && err.Error() != "" {
+			msg = err.Error()
+		}
+		fmt.Fprintln(os.Stderr, "lanft:", msg)
+		os.Exit(exitInterrupted)
+	}
 	if err != nil {
 		var exit cli.ExitCoder
 		if errors.As(err, &exit) {
@@ -90,11 +106,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Reader:    stdin,
 		Writer:    stdout,
 		ErrWriter: stderr,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "log detail on stderr: debug, info, warn or error"},
-			&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile to `FILE` (for performance work)"},
-			&cli.StringFlag{Name: "config-dir", EnvVars: []string{"LANFT_CONFIG_DIR"}, Usage: "keep the device key and known peers in `DIR` (default: the user config folder/lanft)"},
-		},
+		Flags: append(globalFlags(),
+			&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile to `FILE` (for performance work)"}),
 		EnableBashCompletion: true,
 		Suggest:              true,
 		Commands: []*cli.Command{
@@ -152,10 +165,39 @@ var (
 	acceptKeyFlag = &cli.BoolFlag{Name: "accept-new-key", Usage: "accept a known peer name that presents a new device key (after checking why)"}
 )
 
+// globalFlags are accepted before the command and after it alike
+// (`lanft --log-level debug share` and `lanft share --log-level debug`).
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "log-level", Usage: "print log records of this `LEVEL` and above on stderr: debug, info, warn or error (default: none)"},
+		&cli.StringFlag{Name: "config-dir", EnvVars: []string{"LANFT_CONFIG_DIR"}, Usage: "keep the device key and known peers in `DIR` (default: the user config folder/lanft)"},
+	}
+}
+
+// withGlobals is a command's flags with the global ones.
+func withGlobals(flags ...cli.Flag) []cli.Flag { return append(flags, globalFlags()...) }
+
+// global is the value of a global flag wherever it was given: after the
+// command, before it, or from its environment variable.
+func global(c *cli.Context, name string) string {
+	for _, x := range c.Lineage() {
+		if slices.Contains(x.LocalFlagNames(), name) {
+			return x.String(name)
+		}
+	}
+	return c.String(name)
+}
+
+// logger prints log records only when --log-level asks for them: the human
+// output is one line an event, and --json output is events.
 func logger(c *cli.Context) (*slog.Logger, error) {
+	name := global(c, "log-level")
+	if name == "" {
+		return slog.New(slog.DiscardHandler), nil
+	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return nil, cli.Exit(fmt.Sprintf("bad --log-level %q: use debug, info, warn or error", c.String("log-level")), 2)
+	if err := level.UnmarshalText([]byte(name)); err != nil {
+		return nil, cli.Exit(fmt.Sprintf("bad --log-level %q: use debug, info, warn or error", name), 2)
 	}
 	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})), nil
 }
@@ -176,7 +218,7 @@ func defaultName(c *cli.Context, deviceID string) string {
 
 // configDir is where the device key and pins live.
 func configDir(c *cli.Context) (string, error) {
-	if d := c.String("config-dir"); d != "" {
+	if d := global(c, "config-dir"); d != "" {
 		return d, nil
 	}
 	base, err := os.UserConfigDir()

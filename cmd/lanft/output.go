@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/rivo/uniseg"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
@@ -15,17 +18,25 @@ import (
 	"github.com/lanft/lanft/transfer"
 )
 
-// output renders node events for a person (stderr, with a progress bar on
-// a terminal) or for a script (--json: one JSON object a line on stdout).
+// output renders node events for a person (stderr: one line an event, and
+// on a terminal a progress line) or for a script (--json: one JSON object
+// a line on stdout, the schema in the README's "JSON events").
 type output struct {
 	json   bool
 	stdout io.Writer
 	stderr io.Writer
 	tty    bool
+	// onOnline, if set, is said in place of the first "online" event (share
+	// prints what it shares only once the login was accepted).
+	onOnline func(node.Event) string
 
 	mu       sync.Mutex
-	bar      *progressbar.ProgressBar
-	lastJSON time.Time
+	online   bool
+	bar      *progressbar.ProgressBar // a receive's progress on a terminal
+	sending  map[string]node.Event    // a share's progress per receiver
+	status   string                   // the share's status line on screen
+	lastJSON map[string]time.Time     // per peer, to thin progress events
+	lastLine time.Time
 }
 
 func newOutput(asJSON bool, stdout, stderr io.Writer) *output {
@@ -33,12 +44,39 @@ func newOutput(asJSON bool, stdout, stderr io.Writer) *output {
 	if f, ok := stderr.(*os.File); ok {
 		tty = term.IsTerminal(int(f.Fd()))
 	}
-	return &output{json: asJSON, stdout: stdout, stderr: stderr, tty: tty}
+	return &output{json: asJSON, stdout: stdout, stderr: stderr, tty: tty,
+		sending: map[string]node.Event{}, lastJSON: map[string]time.Time{}}
+}
+
+// jsonEvent is a node.Event with the fields a command adds to some events
+// (the README lists which).
+type jsonEvent struct {
+	node.Event
+	Extra map[string]any `json:"-"`
+}
+
+// MarshalJSON flattens Extra beside the event's fields.
+func (e jsonEvent) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(e.Event)
+	if err != nil || len(e.Extra) == 0 {
+		return b, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range e.Extra {
+		m[k] = v
+	}
+	return json.Marshal(m)
 }
 
 // emit writes one JSON event (in --json mode).
-func (o *output) emit(v any) {
-	b, err := json.Marshal(v)
+func (o *output) emit(e node.Event, extra map[string]any) {
+	if !o.json {
+		return
+	}
+	b, err := json.Marshal(jsonEvent{Event: e, Extra: extra})
 	if err != nil {
 		return
 	}
@@ -54,65 +92,141 @@ func (o *output) say(format string, args ...any) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.sayLocked(format, args...)
+}
+
+func (o *output) sayLocked(format string, args ...any) {
 	if o.bar != nil {
 		o.bar.Clear()
 	}
+	if o.status != "" {
+		fmt.Fprint(o.stderr, "\r\033[K")
+	}
 	fmt.Fprintf(o.stderr, format+"\n", args...)
+	if o.status != "" {
+		fmt.Fprint(o.stderr, o.status)
+	}
 }
 
 // event is the node.Events callback.
 func (o *output) event(e node.Event) {
 	if o.json {
 		if e.Kind == "progress" {
-			// At most ten progress lines a second, plus the last one.
+			// At most ten progress lines a second per peer, plus the last one.
 			o.mu.Lock()
-			skip := time.Since(o.lastJSON) < 100*time.Millisecond && e.Done < e.Size
+			skip := time.Since(o.lastJSON[e.Peer]) < 100*time.Millisecond && e.Done < e.Size
 			if !skip {
-				o.lastJSON = time.Now()
+				o.lastJSON[e.Peer] = time.Now()
 			}
 			o.mu.Unlock()
 			if skip {
 				return
 			}
 		}
-		o.emit(e)
-		return
-	}
-	switch e.Kind {
-	case "progress":
-		o.progress(e.Done, e.Size)
-	case "online":
-		o.say("online as %q at %s", e.Peer, e.Host)
-	case "peer":
-		o.say("%s: %s", e.Peer, e.Text)
-	case "done":
-		o.say("%s: sent %s", e.Peer, transfer.FormatSize(e.Size))
-	case "error":
-		o.say("%s: %s", e.Peer, e.Text)
-	case "info", "verify":
-		o.say("%s", e.Text)
-	}
-}
-
-func (o *output) progress(done, total int64) {
-	if !o.tty {
+		o.emit(e, nil)
 		return
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.bar == nil {
-		o.bar = progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(o.stderr),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionShowTotalBytes(true),
-			progressbar.OptionUseIECUnits(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionFullWidth(),
-			progressbar.OptionSetDescription("receiving"),
-		)
+	who := transfer.DisplayName(e.Peer)
+	switch e.Kind {
+	case "progress":
+		o.progressLocked(e)
+	case "online":
+		switch {
+		case !o.online && o.onOnline != nil:
+			o.sayLocked("%s", o.onOnline(e))
+		case !o.online:
+			o.sayLocked("online as %s at %s", who, e.Host)
+		default:
+			o.sayLocked("online again at %s", e.Host)
+		}
+		o.online = true
+	case "peer":
+		o.sayLocked("%s: connected (%s)", who, e.Path.Describe())
+	case "done":
+		delete(o.sending, e.Peer)
+		o.redrawLocked()
+		line := fmt.Sprintf("%s: sent %s", who, transfer.FormatSize(e.Transferred))
+		if had := e.Size - e.Transferred; had > 0 {
+			line += fmt.Sprintf(" (it had %s already)", transfer.FormatSize(had))
+		}
+		if e.Text != "" {
+			line += " " + e.Text
+		}
+		o.sayLocked("%s", line)
+	case "refused":
+		o.sayLocked("%s: refused: %s", who, e.Text)
+	case "error":
+		delete(o.sending, e.Peer)
+		o.redrawLocked()
+		if e.Peer == "" {
+			o.sayLocked("%s", e.Text)
+		} else {
+			o.sayLocked("%s: %s", who, e.Text)
+		}
+	case "info", "verify", "ask":
+		o.sayLocked("%s", e.Text)
 	}
-	_ = o.bar.Set64(done)
+}
+
+// progressLocked shows progress on a terminal: a bar for a receive, one
+// status line with every receiver for a share. Without a terminal nothing
+// is drawn; the "done" line has the figures.
+func (o *output) progressLocked(e node.Event) {
+	if !o.tty {
+		return
+	}
+	if o.onOnline == nil { // a receive: one sharer
+		if o.bar == nil {
+			o.bar = progressbar.NewOptions64(e.Size,
+				progressbar.OptionSetWriter(o.stderr),
+				progressbar.OptionShowBytes(true),
+				progressbar.OptionShowTotalBytes(true),
+				progressbar.OptionUseIECUnits(true),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionFullWidth(),
+				progressbar.OptionSetDescription("receiving"),
+			)
+		}
+		_ = o.bar.Set64(e.Done)
+		return
+	}
+	o.sending[e.Peer] = e
+	if time.Since(o.lastLine) < 100*time.Millisecond && e.Done < e.Size {
+		return
+	}
+	o.lastLine = time.Now()
+	o.redrawLocked()
+}
+
+// redrawLocked rewrites the share's status line: "sending: bob 45% of
+// 1.0 GiB, carol 3% of 1.0 GiB".
+func (o *output) redrawLocked() {
+	if !o.tty || o.onOnline == nil {
+		return
+	}
+	peers := make([]string, 0, len(o.sending))
+	for p := range o.sending {
+		peers = append(peers, p)
+	}
+	slices.Sort(peers)
+	parts := make([]string, 0, len(peers))
+	for _, p := range peers {
+		e := o.sending[p]
+		pct := 100 * float64(e.Done) / float64(max(e.Size, 1))
+		parts = append(parts, fmt.Sprintf("%s %.0f%% of %s", transfer.DisplayName(p), pct, transfer.FormatSize(e.Size)))
+	}
+	status := ""
+	if len(parts) > 0 {
+		status = "sending: " + strings.Join(parts, ", ")
+		if w, _, err := term.GetSize(int(o.stderr.(*os.File).Fd())); err == nil && uniseg.StringWidth(status) >= w {
+			status = truncateWidth(status, w-1)
+		}
+	}
+	fmt.Fprint(o.stderr, "\r\033[K"+status)
+	o.status = status
 }
 
 func (o *output) finishBar() {
@@ -123,4 +237,31 @@ func (o *output) finishBar() {
 		fmt.Fprintln(o.stderr)
 		o.bar = nil
 	}
+	if o.status != "" {
+		fmt.Fprint(o.stderr, "\r\033[K")
+		o.status = ""
+	}
+}
+
+// padWidth pads s with spaces to w terminal columns (wide characters take
+// two), for lined-up listings.
+func padWidth(s string, w int) string {
+	if n := uniseg.StringWidth(s); n < w {
+		return s + strings.Repeat(" ", w-n)
+	}
+	return s
+}
+
+// truncateWidth cuts s to at most w terminal columns.
+func truncateWidth(s string, w int) string {
+	out, width := "", 0
+	g := uniseg.NewGraphemes(s)
+	for g.Next() {
+		if width+g.Width() > w {
+			break
+		}
+		out += g.Str()
+		width += g.Width()
+	}
+	return out
 }

@@ -18,7 +18,7 @@ type receiveEvent struct {
 	Event    string `json:"event"`
 	Done     int64  `json:"done"`
 	Total    int64  `json:"total"`
-	Received int64  `json:"received"`
+	Received int64  `json:"transferred"`
 	Skipped  int64  `json:"skipped"`
 }
 

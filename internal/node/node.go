@@ -157,8 +157,9 @@ type Event struct {
 	// all; bytes the receiver already had count as done.
 	Done int64 `json:"done"`
 	Size int64 `json:"total"`
-	// Sent is what this connection moved (Done less what was already there).
-	Sent int64 `json:"sent"`
+	// Transferred is what this connection moved (Done less what the
+	// receiver already had).
+	Transferred int64 `json:"transferred"`
 	// Path is how the bytes move, on "peer", "progress" and "done".
 	Path Path `json:"path"`
 	// Device and Code identify the remote on "verify" and "ask".

@@ -199,7 +199,7 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 	}
 	if opts.Progress == nil {
 		opts.Progress = func(pr transfer.Progress) {
-			cfg.Events(Event{Kind: "progress", Peer: sharer, File: pr.File, Done: pr.Done, Size: pr.Total, Sent: pr.Done - pr.Skipped, Path: path})
+			cfg.Events(Event{Kind: "progress", Peer: sharer, File: pr.File, Done: pr.Done, Size: pr.Total, Transferred: pr.Done - pr.Skipped, Path: path})
 		}
 	}
 	res, err := transfer.Receive(ctx, stream, opts)

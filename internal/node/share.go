@@ -118,15 +118,15 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 		Logger: cfg.Logger.With("peer", who),
 		Progress: func(pr transfer.Progress) {
 			last = pr
-			cfg.Events(Event{Kind: "progress", Peer: who, File: pr.File, Done: pr.Done, Size: pr.Total, Sent: pr.Done - pr.Skipped, Path: path})
+			cfg.Events(Event{Kind: "progress", Peer: who, File: pr.File, Done: pr.Done, Size: pr.Total, Transferred: pr.Done - pr.Skipped, Path: path})
 		},
 	})
 	if err != nil {
-		cfg.Events(Event{Kind: "error", Peer: who, Done: last.Done, Size: last.Total, Sent: last.Done - last.Skipped, Path: path, Text: explain(err)})
+		cfg.Events(Event{Kind: "error", Peer: who, Done: last.Done, Size: last.Total, Transferred: last.Done - last.Skipped, Path: path, Text: explain(err)})
 		return
 	}
 	total := src.Manifest().TotalSize()
-	cfg.Events(Event{Kind: "done", Peer: who, Done: total, Size: total, Sent: last.Done - last.Skipped, Path: path,
+	cfg.Events(Event{Kind: "done", Peer: who, Done: total, Size: total, Transferred: last.Done - last.Skipped, Path: path,
 		Text: fmt.Sprintf("in %s", time.Since(start).Round(100*time.Millisecond))})
 }
 

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/lanft/lanft/internal/node"
+	"github.com/lanft/lanft/transfer"
+)
+
+// askTimeout is how long a question of --ask waits before declining.
+const askTimeout = 2 * time.Minute
+
+// asker puts each receiver of `lanft share --ask` to the person sharing,
+// one at a time: a y/N question on the terminal, or with --json an "ask"
+// event answered by a line on stdin, {"peer":"NAME","accept":true}.
+type asker struct {
+	out *output
+	mu  sync.Mutex // one question at a time
+
+	start sync.Once
+	in    *bufio.Reader
+	lines chan string // closed at the end of stdin
+}
+
+func newAsker(c *cli.Context, out *output) *asker {
+	return &asker{out: out, in: bufio.NewReader(c.App.Reader), lines: make(chan string)}
+}
+
+// read delivers stdin's lines. Its goroutine ends with stdin (the process
+// exits with it blocked otherwise, as any reader of a terminal does).
+func (a *asker) read() {
+	for {
+		line, err := a.in.ReadString('\n')
+		if line != "" {
+			a.lines <- strings.TrimSpace(line)
+		}
+		if err != nil {
+			close(a.lines)
+			return
+		}
+	}
+}
+
+// ask is node.Config.Ask.
+func (a *asker) ask(ctx context.Context, r node.Request) bool {
+	a.start.Do(func() { go a.read() })
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	who := transfer.DisplayName(r.Peer)
+	seen := "seen before"
+	if r.First {
+		seen = "first contact"
+	}
+	text := fmt.Sprintf("%s (device %s, %s) wants the files; verification code %s (it must match on %s's screen)", who, r.Device, seen, r.Code, who)
+	if a.out.json {
+		a.out.emit(node.Event{Kind: "ask", Peer: r.Peer, Device: r.Device, Code: r.Code, Text: text}, nil)
+	} else {
+		a.out.say("%s", text)
+		a.out.mu.Lock()
+		fmt.Fprintf(a.out.stderr, "Send to %s? [y/N] ", who)
+		a.out.mu.Unlock()
+	}
+	timeout := time.NewTimer(askTimeout)
+	defer timeout.Stop()
+	for {
+		select {
+		case line, ok := <-a.lines:
+			if !ok {
+				a.out.say("no answer (standard input closed): declined")
+				return false
+			}
+			if !a.out.json {
+				a := strings.ToLower(line)
+				return a == "y" || a == "yes"
+			}
+			var d struct {
+				Peer   string `json:"peer"`
+				Accept bool   `json:"accept"`
+			}
+			if json.Unmarshal([]byte(line), &d) == nil && d.Peer == r.Peer {
+				return d.Accept
+			}
+			a.out.emit(node.Event{Kind: "error", Peer: r.Peer, Text: fmt.Sprintf(`expected {"peer":%q,"accept":true|false} on stdin`, r.Peer)}, nil)
+		case <-timeout.C:
+			a.out.say("no answer within %s: declined", askTimeout)
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
