@@ -82,8 +82,29 @@ func (s *SyncBuffer) Tail(n int) string {
 // logged if the test failed.
 func Start(t testing.TB, argv ...string) *Proc {
 	t.Helper()
+	p, _ := start(t, false, argv)
+	return p
+}
+
+// StartWithStdin is Start with a pipe to the process's standard input
+// (closed when the test ends, if not before).
+func StartWithStdin(t testing.TB, argv ...string) (*Proc, io.WriteCloser) {
+	t.Helper()
+	return start(t, true, argv)
+}
+
+func start(t testing.TB, withStdin bool, argv []string) (*Proc, io.WriteCloser) {
+	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin = strings.NewReader("")
+	var stdin io.WriteCloser
+	if withStdin {
+		var err error
+		if stdin, err = cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		cmd.Stdin = strings.NewReader("")
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &Proc{Cmd: cmd, lines: make(chan Line, 4096), stderr: &SyncBuffer{}, done: make(chan struct{}), args: argv}
 	cmd.Stderr = p.stderr
@@ -112,7 +133,7 @@ func Start(t testing.TB, argv ...string) *Proc {
 			t.Logf("%s stderr:\n%s", strings.Join(argv, " "), p.stderr.String())
 		}
 	})
-	return p
+	return p, stdin
 }
 
 // Kill kills the process group (ip netns exec forks the real process) and
