@@ -4,14 +4,21 @@ import (
 	"context"
 	"errors"
 	"strings"
+
+	"github.com/lanft/lanft/rtc"
 )
 
 // explain is an error's text for a person: what happened, without the
 // chain of library internals that may trail it (a cancelled context is an
 // interruption, not an error).
 func explain(err error) string {
-	if errors.Is(err, context.Canceled) {
+	switch {
+	case errors.Is(err, context.Canceled):
 		return "interrupted"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no connection within 30s: no network path between the two machines (a firewall, or different networks)"
+	case errors.Is(err, rtc.ErrPeerGone):
+		return "the connection failed while it was being set up (the other side left, or no network path was found)"
 	}
 	return strings.ReplaceAll(err.Error(), "\n", " ")
 }
