@@ -17,6 +17,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -34,20 +35,31 @@ const exitInterrupted = 130
 
 func main() {
 	tuneGC()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	var got atomic.Value
+	go func() {
+		got.Store(<-sigc)
+		cancel()
+	}()
 	err := newApp(os.Stdin, os.Stdout, os.Stderr).RunContext(ctx, os.Args)
-	interrupted := ctx.Err() != nil
-	stop()
-	if interrupted {
-		// Ctrl-C: the shell's convention, 128+SIGINT. A command may say
-		// more (a receive: how to resume) with an exit error of code 130.
+	signal.Stop(sigc)
+	if s, ok := got.Load().(os.Signal); ok {
+		// The shell's convention: 128+SIGINT (130) after Ctrl-C, 128+SIGTERM
+		// (143). A command may say more (a receive: how to resume) with an
+		// exit error of code 130.
+		code := exitInterrupted
+		if s == syscall.SIGTERM {
+			code = 128 + int(syscall.SIGTERM)
+		}
 		msg := "interrupted"
 		var exit cli.ExitCoder
 		if errors.As(err, &exit) && exit.ExitCode() == exitInterrupted && err.Error() != "" {
 			msg = err.Error()
 		}
 		fmt.Fprintln(os.Stderr, "lanft:", msg)
-		os.Exit(exitInterrupted)
+		os.Exit(code)
 	}
 	if err != nil {
 		var exit cli.ExitCoder
