@@ -125,9 +125,9 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 		cfg.Events(Event{Kind: "error", Peer: who, Done: last.Done, Size: last.Total, Transferred: last.Done - last.Skipped, Path: path, Text: explain(err)})
 		return
 	}
-	total := src.Manifest().TotalSize()
-	cfg.Events(Event{Kind: "done", Peer: who, Done: total, Size: total, Transferred: last.Done - last.Skipped, Path: path,
-		Text: fmt.Sprintf("in %s", time.Since(start).Round(100*time.Millisecond))})
+	total, moved, took := src.Manifest().TotalSize(), last.Done-last.Skipped, time.Since(start)
+	cfg.Events(Event{Kind: "done", Peer: who, Done: total, Size: total, Transferred: moved, Path: path,
+		Text: fmt.Sprintf("in %s (%s/s)", took.Round(100*time.Millisecond), transfer.FormatSize(int64(float64(moved)/took.Seconds())))})
 }
 
 func title(m *transfer.Manifest) string {
