@@ -158,7 +158,7 @@ Examples:
 			fmt.Fprintf(c.App.ErrWriter, "received %d file(s) into %s (%s transferred, %s already there)\n",
 				len(res.Files), abs, transfer.FormatSize(res.Bytes), transfer.FormatSize(res.Skipped))
 			for from, to := range res.Renamed {
-				fmt.Fprintf(c.App.ErrWriter, "  %s existed: saved as %s\n", transfer.DisplayName(from), transfer.DisplayName(to))
+				fmt.Fprintf(c.App.ErrWriter, "  %s saved as %s: %s\n", transfer.DisplayName(from), transfer.DisplayName(to), res.RenameReason(from))
 			}
 			return nil
 		},
