@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -118,6 +120,7 @@ Examples:
 			&cli.StringFlag{Name: "out", Value: ".", Usage: "save into `DIR`"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "accept without asking"},
 			&cli.DurationFlag{Name: "wait", Value: 15 * time.Second, Usage: "how long to look for a share before giving up"},
+			&cli.BoolFlag{Name: "windows-names", Usage: "save names Windows cannot hold (a ':' or '?', CON.txt) under safe names, as on Windows (for a USB stick or a Windows share; the default on Windows)"},
 		},
 		Action: func(c *cli.Context) error {
 			out, cfg, stop, err := nodeConfig(c)
@@ -125,6 +128,10 @@ Examples:
 				return err
 			}
 			defer stop()
+			names := transfer.NamesNative
+			if c.Bool("windows-names") {
+				names = transfer.NamesWindows
+			}
 			dir := c.String("out")
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return fmt.Errorf("receive: create %s: %w", dir, err)
@@ -135,6 +142,7 @@ Examples:
 				Transfer: transfer.ReceiveOptions{
 					Dir:    dir,
 					Logger: cfg.Logger,
+					Names:  names,
 					Accept: func(ctx context.Context, m *transfer.Manifest) error {
 						return confirm(c, out, m)
 					},
@@ -157,7 +165,8 @@ Examples:
 			}
 			fmt.Fprintf(c.App.ErrWriter, "received %d file(s) into %s (%s transferred, %s already there)\n",
 				len(res.Files), abs, transfer.FormatSize(res.Bytes), transfer.FormatSize(res.Skipped))
-			for from, to := range res.Renamed {
+			for _, from := range slices.Sorted(maps.Keys(res.Renamed)) {
+				to := res.Renamed[from]
 				fmt.Fprintf(c.App.ErrWriter, "  %s saved as %s: %s\n", transfer.DisplayName(from), transfer.DisplayName(to), res.RenameReason(from))
 			}
 			return nil
