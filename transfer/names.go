@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -37,7 +38,7 @@ func (r NameRule) String() string {
 	case NamesWindows:
 		return "windows"
 	}
-	return "NameRule(" + string(rune('0'+r)) + ")"
+	return "NameRule(" + strconv.Itoa(int(r)) + ")"
 }
 
 // effective resolves NamesNative for this system.

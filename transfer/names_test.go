@@ -201,9 +201,16 @@ func TestReceiveUnholdableNames(t *testing.T) {
 				t.Errorf("Renamed: got %q, want %q", res.Renamed, tc.renamed)
 			}
 			for from, to := range tc.renamed {
-				if why := res.RenameReason(from); why != "its name is not allowed on this system" {
-					t.Errorf("RenameReason(%q) = %q (saved as %q)", from, why, to)
+				want := ReasonNotHere
+				if from == "notes:2024/plain.txt" {
+					want = ReasonFolderNot
 				}
+				if why := res.RenameReason(from); why != want {
+					t.Errorf("RenameReason(%q) = %q (saved as %q), want %q", from, why, to, want)
+				}
+			}
+			if why := res.RenameReason("a_b_.txt"); why != "" {
+				t.Errorf("RenameReason of a file kept as it is: %q", why)
 			}
 			if tc.rule == NamesWindows {
 				filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {

@@ -59,21 +59,27 @@ type Result struct {
 	// hold it (see ReceiveOptions.Names and RenameReason).
 	Renamed map[string]string
 
-	unholdable map[string]bool // paths of Renamed renamed for the Names rule
+	why map[string]string // RenameReason of the paths renamed for the Names rule
 }
 
+// Reasons returned by Result.RenameReason.
+const (
+	ReasonTaken     = "a different file has that name"
+	ReasonNotHere   = "its name is not allowed on this system"
+	ReasonFolderNot = "its folder's name is not allowed on this system"
+)
+
 // RenameReason says why the file at manifest path p was saved as
-// Renamed[p], in words for a user: "its name is not allowed on this system"
-// or "a different file has that name". It returns "" for a file that was
-// not renamed.
+// Renamed[p], in words for a user: ReasonNotHere, ReasonFolderNot or
+// ReasonTaken. It returns "" for a file that was not renamed.
 func (r *Result) RenameReason(p string) string {
-	switch _, ok := r.Renamed[p]; {
-	case !ok:
+	if _, ok := r.Renamed[p]; !ok {
 		return ""
-	case r.unholdable[p]:
-		return "its name is not allowed on this system"
 	}
-	return "a different file has that name"
+	if why := r.why[p]; why != "" {
+		return why
+	}
+	return ReasonTaken
 }
 
 const (
@@ -765,11 +771,14 @@ func (r *receiver) result() *Result {
 				res.Renamed = make(map[string]string)
 			}
 			res.Renamed[p] = rf.final
-			if r.localPath(rf.index) != p {
-				if res.unholdable == nil {
-					res.unholdable = make(map[string]bool)
+			if local := r.localPath(rf.index); local != p {
+				if res.why == nil {
+					res.why = make(map[string]string)
 				}
-				res.unholdable[p] = true
+				res.why[p] = ReasonFolderNot
+				if _, base := splitPath(p); !strings.HasSuffix(local, "/"+base) && local != base {
+					res.why[p] = ReasonNotHere
+				}
 			}
 		}
 	}

@@ -201,6 +201,9 @@ func TestExistingFiles(t *testing.T) {
 		if res.Renamed[k] != v {
 			t.Errorf("Renamed[%q]: got %q, want %q", k, res.Renamed[k], v)
 		}
+		if why := res.RenameReason(k); why != ReasonTaken {
+			t.Errorf("RenameReason(%q) = %q, want %q", k, why, ReasonTaken)
+		}
 	}
 	for name, content := range map[string]string{"a (2).txt": "new content", "a (1).txt": "listed too", "d (1).txt": "file where a folder is"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
