@@ -66,14 +66,26 @@
 //
 // # Receiving safely
 //
-// ValidateManifest rejects the whole transfer before anything is written if any
-// path is absolute, escapes the folder, uses backslashes, drive letters, UNC
-// prefixes, ':' or another character Windows reserves (<>"|?*), contains
-// control, bidi or zero-width characters, uses a Windows device name or a
-// trailing dot or space, is too long, or collides
-// with another entry after Unicode normalisation and case folding. Writes go
-// through an os.Root on the target folder and never follow symbolic links; a
-// file is written as NAME.part and renamed only after its size and SHA-256
-// check, and never replaces an existing file (a different file gets
-// "NAME (1).ext"). Modes are fixed (0644 files, 0755 folders).
+// ValidateManifest rejects the whole transfer, on both sides, before anything
+// is written if any path is absolute, escapes the folder, uses backslashes
+// or UNC prefixes, contains control, bidi or zero-width characters, is too
+// long, or collides with another entry after Unicode normalisation and case
+// folding. Those names are unsafe everywhere.
+//
+// Names that only some systems cannot hold pass: a ':' or any of <>"|?*, a
+// trailing dot or space, a Windows device name (CON, NUL, COM1, ...). A
+// receiver whose system cannot hold one (ReceiveOptions.Names, by default
+// the system it runs on: Windows) saves it under a safe name: each reserved
+// character becomes '_', trailing dots and spaces become '_', and a device
+// name gets a '_' after its stem ("Meeting: notes?.txt" ->
+// "Meeting_ notes_.txt", "CON.txt" -> "CON_.txt"). A safe name that another
+// entry of the manifest has, or that an earlier entry took, gets a number
+// ("a_b (1).txt"); a renamed folder keeps its contents. The safe name depends
+// only on the manifest, so a resumed transfer finds the .part again. Such
+// files are listed in Result.Renamed, with RenameReason saying why.
+//
+// Writes go through an os.Root on the target folder and never follow
+// symbolic links; a file is written as NAME.part and renamed only after its
+// size and SHA-256 check, and never replaces an existing file (a different
+// file gets "NAME (1).ext"). Modes are fixed (0644 files, 0755 folders).
 package transfer

@@ -74,6 +74,14 @@ func (v victim) checkUntouched(t *testing.T, before map[string]string) {
 }
 
 func TestReceiveRefusesBadManifest(t *testing.T) {
+	for _, rule := range []NameRule{NamesAsSent, NamesWindows} {
+		t.Run(rule.String(), func(t *testing.T) { testReceiveRefusesBadManifest(t, rule) })
+	}
+}
+
+// testReceiveRefusesBadManifest: a name unsafe everywhere is refused
+// whatever the receiver's rule for names its system cannot hold.
+func testReceiveRefusesBadManifest(t *testing.T, rule NameRule) {
 	for _, tc := range badManifests {
 		t.Run(tc.name, func(t *testing.T) {
 			if m, err := decodeManifestJSON(manifestJSON(tc.entries)); err == nil && !slices.Equal(m, tc.entries) {
@@ -90,6 +98,7 @@ func TestReceiveRefusesBadManifest(t *testing.T) {
 			_, err := hostileReceive(t, stream, false, ReceiveOptions{
 				Dir:    v.dir,
 				Accept: func(context.Context, *Manifest) error { accepted = true; return nil },
+				Names:  rule,
 			})
 			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
 				t.Fatalf("got %v, want %v containing %q", err, tc.want, tc.text)

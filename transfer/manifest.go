@@ -114,7 +114,8 @@ func foldKey(p string) string {
 }
 
 // ValidateManifest checks every entry of m before anything is written: the
-// names (see checkPath), the kinds, sizes and hashes, duplicates and
+// names (see checkPath; names that only some systems cannot hold pass, see
+// NameRule), the kinds, sizes and hashes, duplicates and
 // collisions after Unicode normalisation and case folding, and that no file
 // is the parent of another entry. Name problems wrap ErrUnsafeName, shape
 // problems ErrProtocol.
@@ -219,7 +220,11 @@ func parseSum(s string) ([32]byte, error) {
 }
 
 // checkPath validates one manifest path: relative, slash-separated, and
-// made only of names that every mainstream filesystem stores as they are.
+// made only of names that no system could take for something else (a
+// parent, a root, a drive, another separator) and that show what they are
+// (no control, bidi, zero-width or line-separator characters). Names that
+// only some systems cannot hold (':', '?', "CON", a trailing dot) pass:
+// such a receiver renames them (see NameRule).
 func checkPath(p string) error {
 	switch {
 	case p == "":
@@ -232,8 +237,6 @@ func checkPath(p string) error {
 		return refuse(p, "absolute path; only paths inside the target folder are allowed")
 	case strings.HasPrefix(p, `\\`):
 		return refuse(p, "network (UNC) path; only paths inside the target folder are allowed")
-	case len(p) >= 2 && p[1] == ':' && (p[0]|0x20 >= 'a' && p[0]|0x20 <= 'z'):
-		return refuse(p, "drive path; only paths inside the target folder are allowed")
 	case strings.ContainsRune(p, '\\'):
 		return refuse(p, `contains a backslash; only "/" separates folders`)
 	}
@@ -247,11 +250,6 @@ func checkPath(p string) error {
 			return refuse(p, `empty folder name ("//", or "/" at the end)`)
 		case len(comp) > MaxComponentLen:
 			return refuse(p, fmt.Sprintf("a name is longer than %d bytes", MaxComponentLen))
-		case strings.HasSuffix(comp, ".") || strings.HasSuffix(comp, " "):
-			return refuse(p, fmt.Sprintf("%s ends with a dot or space, which Windows drops", quote(comp)))
-		}
-		if dev := deviceName(comp); dev != "" {
-			return refuse(p, fmt.Sprintf("%s is a reserved device name on Windows", dev))
 		}
 	}
 	for _, r := range p {
@@ -262,29 +260,7 @@ func checkPath(p string) error {
 			return refuse(p, fmt.Sprintf("contains invisible formatting character U+%04X (bidi override, zero-width or similar)", r))
 		case unicode.In(r, unicode.Zl, unicode.Zp):
 			return refuse(p, fmt.Sprintf("contains line separator U+%04X", r))
-		case r == ':':
-			return refuse(p, `contains ":" (drive letters and alternate data streams are not allowed)`)
-		case strings.ContainsRune(`<>"|?*`, r):
-			return refuse(p, fmt.Sprintf("contains %q, which Windows does not allow in names", r))
 		}
 	}
 	return nil
-}
-
-// deviceName returns the Windows device a path component opens ("NUL" for
-// "nul.txt"), or "".
-func deviceName(comp string) string {
-	stem, _, _ := strings.Cut(comp, ".")
-	stem = strings.ToUpper(strings.TrimRight(stem, " "))
-	switch stem {
-	case "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$":
-		return stem
-	}
-	if len(stem) >= 4 && (strings.HasPrefix(stem, "COM") || strings.HasPrefix(stem, "LPT")) {
-		switch stem[3:] {
-		case "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "¹", "²", "³":
-			return stem
-		}
-	}
-	return ""
 }

@@ -31,6 +31,11 @@ type ReceiveOptions struct {
 	// Progress, if set, is called from Receive's goroutine after each chunk.
 	Progress func(Progress)
 	Logger   *slog.Logger
+	// Names is the rule for names this system cannot hold (a ':' or '?',
+	// "CON.txt" on Windows): such a file or folder is saved under a safe
+	// name, reported in Result.Renamed. The zero value is the rule of the
+	// system Receive runs on.
+	Names NameRule
 
 	// freeSpace replaces the filesystem query in tests.
 	freeSpace func(dir string) (uint64, error)
@@ -50,8 +55,31 @@ type Result struct {
 	// partial files or identical existing files.
 	Skipped int64
 	// Renamed maps a manifest path to the path actually used, when a
-	// different existing file kept the original name.
+	// different existing file kept the original name or this system cannot
+	// hold it (see ReceiveOptions.Names and RenameReason).
 	Renamed map[string]string
+
+	why map[string]string // RenameReason of the paths renamed for the Names rule
+}
+
+// Reasons returned by Result.RenameReason.
+const (
+	ReasonTaken     = "a different file has that name"
+	ReasonNotHere   = "its name is not allowed on this system"
+	ReasonFolderNot = "its folder's name is not allowed on this system"
+)
+
+// RenameReason says why the file at manifest path p was saved as
+// Renamed[p], in words for a user: ReasonNotHere, ReasonFolderNot or
+// ReasonTaken. It returns "" for a file that was not renamed.
+func (r *Result) RenameReason(p string) string {
+	if _, ok := r.Renamed[p]; !ok {
+		return ""
+	}
+	if why := r.why[p]; why != "" {
+		return why
+	}
+	return ReasonTaken
 }
 
 const (
@@ -152,6 +180,7 @@ type receiver struct {
 	root   *os.Root
 	fr     *frameReader
 	m      *Manifest
+	local  []string // per entry, the path the Names rule stores it at; nil: as sent
 	files  []rfile  // one per file entry, in manifest order
 	wants  []int    // positions in files to fetch, in order
 	mkdirs []string // folders to create, parents first
@@ -197,6 +226,9 @@ func (r *receiver) run(ctx context.Context) error {
 	}
 	r.m = m
 	r.log.Debug("manifest received", "entries", len(m.Entries), "files", m.Files(), "bytes", m.TotalSize())
+	if r.local, err = localNames(m, r.opts.Names); err != nil {
+		return err
+	}
 	if r.opts.Accept != nil {
 		if err := r.opts.Accept(ctx, m.clone()); err != nil {
 			return &tErr{msg: "transfer: declined", kinds: []error{ErrRejected}, cause: err}
@@ -226,15 +258,15 @@ func (r *receiver) plan(ctx context.Context) error {
 	for i := range r.m.Entries {
 		e := &r.m.Entries[i]
 		if e.Kind == KindDir {
-			if _, err := r.ensureDir(e.Path, dirs); err != nil {
+			if _, err := r.ensureDir(r.localPath(i), dirs); err != nil {
 				return err
 			}
 			continue
 		}
 		sum, _ := parseSum(e.SHA256) // validated
-		rf := rfile{index: i, sum: sum, final: e.Path}
+		rf := rfile{index: i, sum: sum, final: r.localPath(i)}
 		parentExists := true
-		if dir := path.Dir(e.Path); dir != "." {
+		if dir := path.Dir(rf.final); dir != "." {
 			var err error
 			if parentExists, err = r.ensureDir(dir, dirs); err != nil {
 				return err
@@ -254,6 +286,14 @@ func (r *receiver) plan(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// localPath returns the path entry i is stored at, relative to Dir.
+func (r *receiver) localPath(i int) string {
+	if r.local == nil {
+		return r.m.Entries[i].Path
+	}
+	return r.local[i]
 }
 
 // ensureDir checks folder p and its parents, and reports whether p exists.
@@ -295,13 +335,15 @@ func conflict(p, why string) error {
 	return newErr(ErrConflict, nil, "transfer: "+quote(p)+" "+why)
 }
 
-// resolve picks the final name of a file whose folder exists: its own name
-// if free or identical, else the first free or identical "NAME (n).ext".
+// resolve picks the final name of a file whose folder exists: rf.final
+// (its local name) if free or identical, else the first free or identical
+// "NAME (n).ext".
 func (r *receiver) resolve(ctx context.Context, rf *rfile, e *Entry) error {
+	local := rf.final
 	for n := 0; n <= maxRenames; n++ {
-		name := e.Path
+		name := local
 		if n > 0 {
-			name = numbered(e.Path, n)
+			name = numbered(local, n)
 			if r.isReserved(name) {
 				continue
 			}
@@ -351,13 +393,18 @@ func numbered(p string, n int) string {
 	return dir + stem + " (" + strconv.Itoa(n) + ")" + ext
 }
 
-// isReserved reports whether a candidate name, or its .part, is a name the
-// manifest or an earlier renamed file will use.
+// isReserved reports whether a candidate name, or its .part, is a name an
+// entry of the manifest (or a folder it implies), or an earlier renamed
+// file, will use.
 func (r *receiver) isReserved(name string) bool {
 	if r.reserved == nil {
 		r.reserved = make(map[string]bool, 2*len(r.m.Entries))
 		for i := range r.m.Entries {
-			r.reserve(r.m.Entries[i].Path)
+			p := r.localPath(i)
+			r.reserve(p)
+			for j := strings.LastIndexByte(p, '/'); j > 0; j = strings.LastIndexByte(p[:j], '/') {
+				r.reserve(p[:j])
+			}
 		}
 	}
 	k := foldKey(name)
@@ -724,6 +771,15 @@ func (r *receiver) result() *Result {
 				res.Renamed = make(map[string]string)
 			}
 			res.Renamed[p] = rf.final
+			if local := r.localPath(rf.index); local != p {
+				if res.why == nil {
+					res.why = make(map[string]string)
+				}
+				res.why[p] = ReasonFolderNot
+				if _, base := splitPath(p); !strings.HasSuffix(local, "/"+base) && local != base {
+					res.why[p] = ReasonNotHere
+				}
+			}
 		}
 	}
 	return res

@@ -201,6 +201,9 @@ func TestExistingFiles(t *testing.T) {
 		if res.Renamed[k] != v {
 			t.Errorf("Renamed[%q]: got %q, want %q", k, res.Renamed[k], v)
 		}
+		if why := res.RenameReason(k); why != ReasonTaken {
+			t.Errorf("RenameReason(%q) = %q, want %q", k, why, ReasonTaken)
+		}
 	}
 	for name, content := range map[string]string{"a (2).txt": "new content", "a (1).txt": "listed too", "d (1).txt": "file where a folder is"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
@@ -305,9 +308,9 @@ func TestSourceChanged(t *testing.T) {
 func TestNewSource(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{
-		"one/x.txt": "1",
-		"two/x.txt": "2",
-		"bad/a:b":   "colon",
+		"one/x.txt":             "1",
+		"two/x.txt":             "2",
+		"bad/evil\u202etxt.exe": "a bidi override: unsafe everywhere",
 	})
 	if runtime.GOOS != "windows" {
 		if err := os.Symlink(filepath.Join(dir, "one"), filepath.Join(dir, "link")); err != nil {
@@ -323,7 +326,7 @@ func TestNewSource(t *testing.T) {
 		{"nothing", nil, nil, "nothing to share"},
 		{"same base name", []string{filepath.Join(dir, "one", "x.txt"), filepath.Join(dir, "two", "x.txt")}, nil, `would both arrive as "x.txt"`},
 		{"missing", []string{filepath.Join(dir, "nope")}, fs.ErrNotExist, "cannot share"},
-		{"unsafe name inside", []string{filepath.Join(dir, "bad")}, ErrUnsafeName, `refusing "bad/a:b"`},
+		{"unsafe name inside", []string{filepath.Join(dir, "bad")}, ErrUnsafeName, `refusing "bad/evil\u202etxt.exe": contains invisible formatting character U+202E`},
 		{"filesystem root", []string{string(filepath.Separator)}, nil, "choose files or folders inside it"},
 	}
 	if runtime.GOOS != "windows" {
@@ -333,6 +336,14 @@ func TestNewSource(t *testing.T) {
 			want  error
 			text  string
 		}{"symbolic link", []string{filepath.Join(dir, "link")}, nil, "is a symbolic link"})
+	}
+	if runtime.GOOS != "windows" {
+		// Names only some systems cannot hold are shared.
+		writeTree(t, dir, map[string]string{"fine/a:b?": "only Windows cannot hold it"})
+		src, err := NewSource(t.Context(), []string{filepath.Join(dir, "fine")}, nil)
+		if err != nil || src.Manifest().Entries[1].Path != "fine/a:b?" {
+			t.Errorf("sharing fine/a:b?: got %v", err)
+		}
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

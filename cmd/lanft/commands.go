@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	neturl "net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -139,6 +141,7 @@ Examples:
 			&cli.StringFlag{Name: "out", Value: ".", Usage: "save into `DIR`"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "accept without asking"},
 			&cli.DurationFlag{Name: "wait", Value: 15 * time.Second, Usage: "look for the share for this `DURATION` before giving up"},
+			&cli.BoolFlag{Name: "windows-names", Usage: "save names Windows cannot hold (a ':' or '?', CON.txt) under safe names, as on Windows (for a USB stick or a Windows share; the default on Windows)"},
 		),
 		Action: func(c *cli.Context) error {
 			out, cfg, stop, err := nodeConfig(c)
@@ -146,6 +149,10 @@ Examples:
 				return err
 			}
 			defer stop()
+			names := transfer.NamesNative
+			if c.Bool("windows-names") {
+				names = transfer.NamesWindows
+			}
 			dir := c.String("out")
 			if err := writableDir(dir); err != nil {
 				return err
@@ -164,6 +171,7 @@ Examples:
 				Transfer: transfer.ReceiveOptions{
 					Dir:    dir,
 					Logger: cfg.Logger,
+					Names:  names,
 					Accept: func(ctx context.Context, m *transfer.Manifest) error {
 						return confirm(c, out, m)
 					},
@@ -190,8 +198,9 @@ Examples:
 			}
 			fmt.Fprintf(c.App.ErrWriter, "received %d file(s) into %s (%s transferred, %s already there)\n",
 				len(res.Files), abs, transfer.FormatSize(res.Bytes), transfer.FormatSize(res.Skipped))
-			for from, to := range res.Renamed {
-				fmt.Fprintf(c.App.ErrWriter, "  %s existed: saved as %s\n", transfer.DisplayName(from), transfer.DisplayName(to))
+			for _, from := range slices.Sorted(maps.Keys(res.Renamed)) {
+				to := res.Renamed[from]
+				fmt.Fprintf(c.App.ErrWriter, "  %s saved as %s: %s\n", transfer.DisplayName(from), transfer.DisplayName(to), res.RenameReason(from))
 			}
 			return nil
 		},

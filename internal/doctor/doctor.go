@@ -1,16 +1,16 @@
 // Package doctor checks whether this machine can run lanft: which network
-// interfaces discovery would use, whether multicast (mDNS) works on them,
-// whether UDP 5353 is free or shared, whether lanft can listen for
+// interfaces discovery would use, whether mDNS works on them as discovery
+// does it, whether UDP 5353 is free or shared, whether lanft can listen for
 // signaling and WebRTC, and whether a remote signaling host answers.
 //
 // Each check returns one Result: a status, a one-line detail and, when
-// something is wrong, a fix a person can apply. What the checks send: a
+// something is wrong, a fix a person can apply. Only what keeps lanft from
+// working is a failure. What the checks send: on each checked interface, a
 // multicast probe to 224.0.0.251 on a port of its own (never 5353) with a
-// TTL of 1 on each checked interface, heard back through the kernel's
-// multicast loopback; the IGMP membership reports that joining 224.0.0.251
-// causes, as lanft's own mDNS does (the route check joins it the way the
-// mDNS library does, on the interface the system routes multicast to); and,
-// when asked, one WebSocket handshake.
+// TTL of 1, heard back through the kernel's multicast loopback, and a
+// unicast answer to it from this machine to itself; the IGMP membership
+// reports that joining 224.0.0.251 on that interface causes, as lanft's own
+// mDNS responder does; and, when asked, one WebSocket handshake.
 package doctor
 
 import (
@@ -100,9 +100,10 @@ func Run(ctx context.Context, cfg Config) []Result {
 		}
 	}
 
-	// Discovery: the mDNS library's listener, each interface, the port.
+	// Discovery: mDNS on each interface, the port. (No multicast route is
+	// needed: discovery joins the group and sends its queries on named
+	// interfaces.)
 	var disc []Result
-	disc = append(disc, MulticastRoute(ifs))
 	for i := range ifs {
 		disc = append(disc, Multicast(ctx, &ifs[i], probe))
 	}

@@ -25,7 +25,7 @@ func TestResultString(t *testing.T) {
 	}{
 		{"ok hides the fix", Result{Check: "mdns port", Status: OK, Detail: "free", Fix: "nothing"}, "ok    mdns port: free"},
 		{"warn", Result{Check: "interfaces", Status: Warn, Detail: "odd", Fix: "look"}, "warn  interfaces: odd — fix: look"},
-		{"fail is loud", Result{Check: "multicast route", Status: Fail, Detail: "no route", Fix: "add one"}, "FAIL  multicast route: no route — fix: add one"},
+		{"fail is loud", Result{Check: "multicast on eth0", Status: Fail, Detail: "cannot send", Fix: "allow it"}, "FAIL  multicast on eth0: cannot send — fix: allow it"},
 		{"fail without a fix", Result{Check: "x", Status: Fail, Detail: "broken"}, "FAIL  x: broken"},
 	}
 	for _, tt := range tests {
