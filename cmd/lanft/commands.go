@@ -298,6 +298,9 @@ func confirm(c *cli.Context, out *output, m *transfer.Manifest) error {
 	return nil
 }
 
+// peersWait bounds how long `lanft peers` looks for a signaling host.
+const peersWait = 10 * time.Second
+
 func peersCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "peers",
@@ -313,7 +316,12 @@ func peersCommand() *cli.Command {
 			}
 			defer stop()
 			cfg.Events = nil
-			peers, host, err := node.ListPeers(c.Context, cfg)
+			ctx, cancel := context.WithTimeout(c.Context, peersWait)
+			defer cancel()
+			peers, host, err := node.ListPeers(ctx, cfg)
+			if errors.Is(err, context.DeadlineExceeded) && c.Context.Err() == nil {
+				return fmt.Errorf("no signaling host answered within %s (`lanft doctor` checks what discovery needs)", peersWait)
+			}
 			if err != nil {
 				return err
 			}

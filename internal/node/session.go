@@ -3,11 +3,16 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/lanft/lanft/signal"
 )
+
+// slowFirstLogin is how long a first login may take before the user is
+// told that no host was found yet.
+const slowFirstLogin = 8 * time.Second
 
 // session keeps a node logged in at the signaling host, logging in again
 // (at the same host, or the newly elected one) whenever the connection ends.
@@ -49,6 +54,11 @@ func (s *session) run(ctx context.Context, first chan<- error, handle func(signa
 	// A caller waiting for the first login (a receive) hears of a host it
 	// cannot reach after this long; a share keeps trying.
 	giveUp := time.Now().Add(20 * time.Second)
+	// Whoever waits long for a first host is told what is going on.
+	slow := time.AfterFunc(slowFirstLogin, func() {
+		cfg.Events(Event{Kind: "info", Text: fmt.Sprintf("no signaling host yet after %s; still looking (`lanft doctor` checks what discovery needs)", slowFirstLogin)})
+	})
+	defer slow.Stop()
 	for ctx.Err() == nil {
 		c, url, stale, err := dial(ctx, cfg, s.meta)
 		if err != nil {
@@ -69,6 +79,7 @@ func (s *session) run(ctx context.Context, first chan<- error, handle func(signa
 			continue
 		}
 		backoff = 250 * time.Millisecond
+		slow.Stop()
 		s.current.Store(c)
 		report(nil)
 		s.notify()
