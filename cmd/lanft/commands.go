@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +42,10 @@ func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 	if err != nil {
 		return node.Config{}, nil, err
 	}
+	path, err := pathMode(c.String("path"))
+	if err != nil {
+		return node.Config{}, nil, err
+	}
 	name := defaultName(c, id.DeviceID())
 	hosts, stop, err := hostsFor(c, log, out, name)
 	if err != nil {
@@ -58,6 +61,7 @@ func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 		Pins:         identity.OpenPins(dir),
 		AcceptNewKey: c.Bool("accept-new-key"),
 		Code:         c.String("code"),
+		Path:         path,
 	}, stop, nil
 }
 
@@ -71,11 +75,24 @@ asks, several at once. Stop with Ctrl-C.
 
 Examples:
    lanft share photos/ notes.txt
-   lanft share --name laptop --signal ws://10.0.0.2:7780/ws big.iso`,
-		Flags: []cli.Flag{signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag},
+   lanft share --name laptop --signal ws://10.0.0.2:7780/ws big.iso
+   lanft share --signal wss://signal.example.org/ws --new-room big.iso`,
+		Flags: []cli.Flag{signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag, pathFlag,
+			&cli.BoolFlag{Name: "new-room", Usage: "share in a new unguessable room of the --signal host, and print the URL receivers need"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return cli.Exit("share: name at least one file or folder to share", 2)
+			}
+			if c.Bool("new-room") {
+				u := c.String("signal")
+				if u == "" {
+					return cli.Exit("share: --new-room needs --signal URL", 2)
+				}
+				u = strings.TrimSuffix(u, "/") + "/" + signal.NewRoomName()
+				if err := c.Set("signal", u); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.ErrWriter, "room: receivers run `lanft receive --signal %s`\n", u)
 			}
 			out, cfg, stop, err := nodeConfig(c)
 			if err != nil {
@@ -113,7 +130,7 @@ Examples:
    lanft receive
    lanft receive --from laptop --out ~/Downloads --yes`,
 		Flags: []cli.Flag{
-			signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag,
+			signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag, pathFlag,
 			&cli.StringFlag{Name: "from", Usage: "receive from the sharer named `NAME`"},
 			&cli.StringFlag{Name: "out", Value: ".", Usage: "save into `DIR`"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "accept without asking"},
@@ -278,43 +295,6 @@ func howFound(cfg node.Config) func(name string) string {
 			return s
 		}
 		return "signaling host only"
-	}
-}
-
-func signalCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "signal",
-		Usage: "run a standalone signaling host (for when there is no LAN to discover peers on)",
-		Description: `Peers elsewhere then use --signal ws://ADDR/ws.
-
-Examples:
-   lanft signal --listen :7780
-   lanft signal --listen 0.0.0.0:7780 --allow-host signal.example.org`,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7780", Usage: "listen on `ADDR` (host:port; port 0 picks a free one)"},
-			&cli.StringSliceFlag{Name: "allow-host", Usage: "accept this DNS `NAME` in the Host header (IP addresses, localhost and .local always are)"},
-			&cli.StringSliceFlag{Name: "allow-origin", Usage: "let web pages from this `ORIGIN` connect"},
-		},
-		Action: func(c *cli.Context) error {
-			log, err := logger(c)
-			if err != nil {
-				return err
-			}
-			srv, err := signal.NewServer(signal.Config{
-				Logger:         log,
-				AllowedHosts:   c.StringSlice("allow-host"),
-				AllowedOrigins: c.StringSlice("allow-origin"),
-			})
-			if err != nil {
-				return err
-			}
-			ln, err := net.Listen("tcp", c.String("listen"))
-			if err != nil {
-				return fmt.Errorf("signal: listen: %w", err)
-			}
-			fmt.Fprintf(c.App.Writer, "ws://%s%s\n", ln.Addr(), signal.Path)
-			return srv.Serve(c.Context, ln)
-		},
 	}
 }
 

@@ -19,6 +19,8 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/lanft/lanft/internal/node"
 )
 
 // Set by the release build (goreleaser ldflags).
@@ -150,7 +152,26 @@ var (
 		EnvVars: []string{"LANFT_CODE"},
 	}
 	acceptKeyFlag = &cli.BoolFlag{Name: "accept-new-key", Usage: "accept a known peer name that presents a new device key (after checking why)"}
+	pathFlag      = &cli.StringFlag{
+		Name:    "path",
+		Value:   "auto",
+		Usage:   "how the bytes move: `MODE` auto (the best path found), datachannel, or relay (only through the signaling host's TURN relay)",
+		EnvVars: []string{"LANFT_PATH"},
+	}
 )
+
+// pathMode maps --path to node.Path ("" for auto).
+func pathMode(s string) (node.Path, error) {
+	switch s {
+	case "", "auto":
+		return "", nil
+	case string(node.PathDataChannel):
+		return node.PathDataChannel, nil
+	case string(node.PathRelay):
+		return node.PathRelay, nil
+	}
+	return "", cli.Exit(fmt.Sprintf("bad --path %q: use auto, datachannel or relay", s), 2)
+}
 
 func logger(c *cli.Context) (*slog.Logger, error) {
 	var level slog.Level

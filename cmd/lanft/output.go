@@ -80,11 +80,15 @@ func (o *output) event(e node.Event) {
 	}
 	switch e.Kind {
 	case "progress":
-		o.progress(e.Done, e.Size)
+		o.progress(e.Done, e.Size, e.Path)
 	case "online":
 		o.say("online as %q at %s", e.Peer, e.Host)
 	case "peer":
-		o.say("%s: %s", e.Peer, e.Text)
+		if e.Path != "" {
+			o.say("%s: %s (%s)", e.Peer, e.Text, e.Path.Describe())
+		} else {
+			o.say("%s: %s", e.Peer, e.Text)
+		}
 	case "done":
 		o.say("%s: sent %s", e.Peer, transfer.FormatSize(e.Size))
 	case "error":
@@ -94,7 +98,7 @@ func (o *output) event(e node.Event) {
 	}
 }
 
-func (o *output) progress(done, total int64) {
+func (o *output) progress(done, total int64, path node.Path) {
 	if !o.tty {
 		return
 	}
@@ -109,7 +113,7 @@ func (o *output) progress(done, total int64) {
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionFullWidth(),
-			progressbar.OptionSetDescription("receiving"),
+			progressbar.OptionSetDescription(describeReceiving(path)),
 		)
 	}
 	_ = o.bar.Set64(done)
@@ -123,4 +127,13 @@ func (o *output) finishBar() {
 		fmt.Fprintln(o.stderr)
 		o.bar = nil
 	}
+}
+
+// describeReceiving is the progress bar's label: the path shows how the
+// bytes move.
+func describeReceiving(path node.Path) string {
+	if path == "" {
+		return "receiving"
+	}
+	return "receiving (" + path.Describe() + ")"
 }

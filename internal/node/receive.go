@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lanft/lanft/internal/identity"
+	"github.com/lanft/lanft/rtc"
 	"github.com/lanft/lanft/signal"
 	"github.com/lanft/lanft/transfer"
 )
@@ -95,7 +96,10 @@ func Receive(ctx context.Context, cfg Config, rc ReceiveConfig) (*transfer.Resul
 		if deadline.IsZero() || res != nil && res.Bytes > 0 {
 			deadline = time.Now().Add(rc.RetryFor)
 		}
-		if !retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
+		// No path at the first attempt is the networks' verdict (a
+		// symmetric NAT without a relay), not a dropped connection.
+		noPath := attempt == 1 && (errors.Is(err, rtc.ErrNoPair) || errors.Is(err, ErrNoRelay))
+		if noPath || !retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
 			return nil, err
 		}
 		cfg.Logger.Info("node: transfer interrupted; retrying", "attempt", attempt, "err", err)
@@ -154,10 +158,11 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 		l.peer.Close()
 		return nil, fmt.Errorf("connect to %s: %w", sharer, err)
 	}
-	cfg.Events(Event{Kind: "peer", Peer: sharer, Text: "connected"})
+	path := l.path()
+	cfg.Events(Event{Kind: "peer", Peer: sharer, Text: "connected", Path: path})
 	if opts.Progress == nil {
 		opts.Progress = func(pr transfer.Progress) {
-			cfg.Events(Event{Kind: "progress", Peer: sharer, File: pr.File, Done: pr.Done, Size: pr.Total})
+			cfg.Events(Event{Kind: "progress", Peer: sharer, File: pr.File, Done: pr.Done, Size: pr.Total, Path: path})
 		}
 	}
 	res, err := transfer.Receive(ctx, stream, opts)

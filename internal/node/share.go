@@ -79,11 +79,12 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 		return
 	}
 	defer stream.Close()
-	cfg.Events(Event{Kind: "peer", Peer: who, Text: "connected"})
+	path := l.path()
+	cfg.Events(Event{Kind: "peer", Peer: who, Text: "connected", Path: path})
 	err = src.Serve(ctx, stream, transfer.SendOptions{
 		Logger: cfg.Logger.With("peer", who),
 		Progress: func(pr transfer.Progress) {
-			cfg.Events(Event{Kind: "progress", Peer: who, File: pr.File, Done: pr.Done, Size: pr.Total})
+			cfg.Events(Event{Kind: "progress", Peer: who, File: pr.File, Done: pr.Done, Size: pr.Total, Path: path})
 		},
 	})
 	if err != nil {

@@ -50,6 +50,8 @@ type Config struct {
 	Rate           int
 	Directory      Directory
 	Logger         *slog.Logger
+	// STUNOnly answers STUN and refuses every allocation (--no-turn).
+	STUNOnly bool
 	// ListenPacket opens relay sockets (net.ListenPacket; tests open them
 	// inside a network namespace).
 	ListenPacket func(network, addr string) (net.PacketConn, error)
@@ -158,7 +160,10 @@ func (s *Server) ICEServers(room string) []signal.ICEServer {
 	if s.cfg.Listener != nil {
 		turnURLs = append(turnURLs, "turn:"+hostPort(s.cfg.PublicHost, portOf(s.cfg.Listener.Addr()))+"?transport=tcp")
 	}
-	out := []signal.ICEServer{{URLs: turnURLs, Username: c.Username, Credential: c.Password}}
+	var out []signal.ICEServer
+	if !s.cfg.STUNOnly {
+		out = []signal.ICEServer{{URLs: turnURLs, Username: c.Username, Credential: c.Password}}
+	}
 	if len(stunURLs) > 0 {
 		out = append([]signal.ICEServer{{URLs: stunURLs}}, out...)
 	}
@@ -220,6 +225,9 @@ func (s *Server) Run(ctx context.Context) error {
 // the other methods (refresh, permission, channel bind) of an allocation
 // made in time accept it after expiry, so a running relay is not cut.
 func (s *Server) auth(ra *pionturn.RequestAttributes) (string, []byte, bool) {
+	if s.cfg.STUNOnly {
+		return "", nil, false
+	}
 	exp, tag, err := parseUsername(ra.Username)
 	if err != nil {
 		return "", nil, false
