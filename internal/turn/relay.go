@@ -41,6 +41,7 @@ func (g *relayGen) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net
 	if err != nil {
 		return nil, nil, fmt.Errorf("turn: no free relay port in %d-%d: %w", cfg.MinPort, cfg.MaxPort, err)
 	}
+	bigBuffers(pc)
 	addr := &net.UDPAddr{IP: cfg.PublicIP.AsSlice(), Port: portOf(pc.LocalAddr())}
 	_, tag, _ := parseUsername(conf.UserID)
 	room, _ := g.s.tags.Load(tag)
@@ -94,4 +95,18 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 func (c *relayConn) Close() error {
 	c.s.forgetRelay(c.addr)
 	return c.PacketConn.Close()
+}
+
+// udpBuffer is asked for on the server's UDP sockets: at relay speed the
+// kernel's default (about 208 KiB) overflows, and every lost datagram
+// costs the peers' SCTP a retransmission and a smaller window.
+const udpBuffer = 4 << 20
+
+// bigBuffers enlarges pc's socket buffers (best effort: the kernel caps
+// them at net.core.rmem_max and wmem_max).
+func bigBuffers(pc net.PacketConn) {
+	if u, ok := pc.(*net.UDPConn); ok {
+		_ = u.SetReadBuffer(udpBuffer)
+		_ = u.SetWriteBuffer(udpBuffer)
+	}
 }

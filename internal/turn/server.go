@@ -123,6 +123,9 @@ func New(cfg Config) (*Server, error) {
 		limiters: make(map[string]*rate.Limiter),
 	}
 	s.own = append(s.own, cfg.PublicIP.Unmap(), cfg.RelayIP.Unmap())
+	if cfg.PacketConn != nil {
+		bigBuffers(cfg.PacketConn)
+	}
 	return s, nil
 }
 
