@@ -1,6 +1,7 @@
 package turn
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 
@@ -26,3 +27,10 @@ func (l slogLogger) Warn(m string)             { l.log.Debug(m) }
 func (l slogLogger) Warnf(f string, a ...any)  { l.log.Debug(fmt.Sprintf(f, a...)) }
 func (l slogLogger) Error(m string)            { l.log.Warn(m) }
 func (l slogLogger) Errorf(f string, a ...any) { l.log.Warn(fmt.Sprintf(f, a...)) }
+
+// at formats only when the level is on: Pion logs per relayed datagram.
+func (l slogLogger) at(level slog.Level, f string, a []any) {
+	if l.log.Enabled(context.Background(), level) {
+		l.log.Log(context.Background(), level, fmt.Sprintf(f, a...))
+	}
+}
