@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRoomFromPath(t *testing.T) {
@@ -156,4 +157,17 @@ type roomICE struct{}
 
 func (roomICE) ICEServers(room string) []ICEServer {
 	return []ICEServer{{URLs: []string{"turn:example.invalid:3478"}, Username: fmt.Sprintf("%s-user", room), Credential: "x"}}
+}
+
+// A client that stays gets fresh ICE servers in a "lanft" message before
+// its credentials expire.
+func TestICEServersAreRefreshed(t *testing.T) {
+	ts := startServer(t, Config{ICE: roomICE{}, ICERefresh: 50 * time.Millisecond})
+	raw := dialRaw(t, ts.url+"/blue")
+	raw.login("alice")
+	m := raw.expect(TypeLanft)
+	info := wantObject(t, m, "lanft")
+	if servers, _ := info["iceServers"].([]any); len(servers) != 1 {
+		t.Fatalf("refresh %s, want one ICE server", show(m))
+	}
 }
