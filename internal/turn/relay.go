@@ -28,6 +28,11 @@ func (g *relayGen) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net
 	if conf.Network != "udp4" && conf.Network != "udp6" && conf.Network != "udp" {
 		return nil, nil, fmt.Errorf("turn: relay network %q not offered", conf.Network)
 	}
+	_, tag, _ := parseUsername(conf.UserID)
+	roomName, ok := g.s.roomOf(tag)
+	if !ok {
+		return nil, nil, errors.New("turn: relay for a credential of no known room")
+	}
 	span := int(cfg.MaxPort) - int(cfg.MinPort) + 1
 	var pc net.PacketConn
 	var err error
@@ -43,9 +48,6 @@ func (g *relayGen) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net
 	}
 	bigBuffers(pc)
 	addr := &net.UDPAddr{IP: cfg.PublicIP.AsSlice(), Port: portOf(pc.LocalAddr())}
-	_, tag, _ := parseUsername(conf.UserID)
-	room, _ := g.s.tags.Load(tag)
-	roomName, _ := room.(string)
 	ap, _ := netip.ParseAddrPort(addr.String())
 	return &relayConn{PacketConn: pc, s: g.s, room: roomName, limit: g.s.limiter(conf.UserID),
 		addr: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}, addr, nil

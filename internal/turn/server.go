@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,11 +60,11 @@ type Config struct {
 
 // Server is the STUN/TURN server. New validates; Run serves.
 type Server struct {
-	cfg  Config
-	own  []netip.Addr // the host's own addresses (never relayed to)
-	tags sync.Map     // RoomTag -> room name, filled as credentials are issued
+	cfg Config
+	own []netip.Addr // the host's own addresses (never relayed to)
 
 	mu       sync.Mutex
+	tags     map[string]tagEntry       // RoomTag -> room, filled as credentials are issued
 	byClient map[string]string         // client transport address -> room
 	relays   map[netip.AddrPort]string // live relay address -> room
 	allocs   map[string]int            // username -> live allocations
@@ -117,6 +118,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		own:      ownAddrs(),
+		tags:     make(map[string]tagEntry),
 		byClient: make(map[string]string),
 		relays:   make(map[netip.AddrPort]string),
 		allocs:   make(map[string]int),
@@ -144,10 +146,41 @@ func ownAddrs() []netip.Addr {
 	return out
 }
 
+// tagEntry is a room a credential was issued for, and when the last one was.
+type tagEntry struct {
+	room   string
+	issued time.Time
+}
+
+// maxTags bounds the rooms remembered; past it, rooms without a credential
+// issued for TTL+1h are forgotten (a room with a client logged in gets one
+// every refresh, see signal.Config.ICERefresh).
+const maxTags = 10000
+
 // Credentials issues a credential for a client of room.
 func (s *Server) Credentials(room string, now time.Time) Credential {
-	s.tags.Store(RoomTag(s.cfg.Secret, room), room)
+	tag := RoomTag(s.cfg.Secret, room)
+	s.mu.Lock()
+	if len(s.tags) >= maxTags {
+		for t, e := range s.tags {
+			if now.Sub(e.issued) > s.cfg.TTL+time.Hour {
+				delete(s.tags, t)
+			}
+		}
+	}
+	if e, ok := s.tags[tag]; !ok || now.After(e.issued) {
+		s.tags[tag] = tagEntry{room: room, issued: now}
+	}
+	s.mu.Unlock()
 	return Issue(s.cfg.Secret, room, s.cfg.TTL, now)
+}
+
+// roomOf returns the room of a credential's tag.
+func (s *Server) roomOf(tag string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.tags[tag]
+	return e.room, ok
 }
 
 // ICEServers gives a client of room this server as STUN and TURN (UDP and
@@ -174,9 +207,26 @@ func (s *Server) ICEServers(room string) []signal.ICEServer {
 }
 
 // ICEServers makes External a signal.ICEProvider.
+// stun: URLs among e.URLs are handed out as they are, turn: ones with a
+// fresh credential.
 func (e External) ICEServers(room string) []signal.ICEServer {
-	c := e.Credentials(room, time.Now())
-	return []signal.ICEServer{{URLs: e.URLs, Username: c.Username, Credential: c.Password}}
+	var stunURLs, turnURLs []string
+	for _, u := range e.URLs {
+		if strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "stuns:") {
+			stunURLs = append(stunURLs, u)
+		} else {
+			turnURLs = append(turnURLs, u)
+		}
+	}
+	var out []signal.ICEServer
+	if len(stunURLs) > 0 {
+		out = append(out, signal.ICEServer{URLs: stunURLs})
+	}
+	if len(turnURLs) > 0 {
+		c := e.Credentials(room, time.Now())
+		out = append(out, signal.ICEServer{URLs: turnURLs, Username: c.Username, Credential: c.Password})
+	}
+	return out
 }
 
 func portOf(a net.Addr) int {
@@ -235,7 +285,7 @@ func (s *Server) auth(ra *pionturn.RequestAttributes) (string, []byte, bool) {
 	if err != nil {
 		return "", nil, false
 	}
-	room, known := s.tags.Load(tag)
+	room, known := s.roomOf(tag)
 	if !known {
 		// Not issued by this host since it started (another host's secret
 		// gives another tag, so it lands here too).
@@ -247,7 +297,7 @@ func (s *Server) auth(ra *pionturn.RequestAttributes) (string, []byte, bool) {
 		return "", nil, false
 	}
 	s.mu.Lock()
-	s.byClient[ra.SrcAddr.String()] = room.(string)
+	s.byClient[ra.SrcAddr.String()] = room
 	s.mu.Unlock()
 	return ra.Username, pionturn.GenerateAuthKey(ra.Username, ra.Realm, Password(s.cfg.Secret, ra.Username)), true
 }
