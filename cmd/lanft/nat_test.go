@@ -168,7 +168,7 @@ func TestNATSymmetricWithoutTURNFailsClearly(t *testing.T) {
 }
 
 // --path relay on an open network (one LAN, no NAT): the bytes go
-// through the relay all the same.
+// through the relay all the same; without it, they go directly.
 func TestForcedRelayOnOpenNetwork(t *testing.T) {
 	lan := netns.NewLAN(t, 3)
 	sigAddr := lan.Addr(1).String()
@@ -190,4 +190,14 @@ func TestForcedRelayOnOpenNetwork(t *testing.T) {
 	recv.WaitLine(t, `"event":"done"`, time.Minute)
 	lanfttest.SameFile(t, src, filepath.Join(out, "open.bin"))
 
+	// The same LAN with --path auto: host candidates, no relay.
+	out = t.TempDir()
+	recv = lanfttest.Start(t, "ip", "netns", "exec", lan.Namespace(3), lanftBin, "--config-dir", t.TempDir(),
+		"receive", "--signal", url, "--interface", lan.Iface(3), "--from", "open", "--yes", "--json", "--out", out)
+	line = recv.WaitLine(t, `"event":"peer"`, 30*time.Second)
+	if !strings.Contains(line.Text, `"path":"datachannel"`) {
+		t.Fatalf("peer event %s, want path datachannel on an open LAN", line.Text)
+	}
+	recv.WaitLine(t, `"event":"done"`, time.Minute)
+	lanfttest.SameFile(t, src, filepath.Join(out, "open.bin"))
 }
