@@ -40,6 +40,7 @@ func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, 
 		l, err := newLink(cfg, msg.Name, current)
 		if err != nil {
 			log.Error("node: new peer", "peer", msg.Name, "err", err)
+			cfg.Events(Event{Kind: "error", Peer: msg.Name, Text: err.Error()})
 			return
 		}
 		if old := peers.put(msg.Name, l); old != nil {
