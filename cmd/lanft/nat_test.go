@@ -96,6 +96,17 @@ func TestNATSymmetricUsesTheRelay(t *testing.T) {
 		size>>20, float64(size)/took.Seconds()/1e6, float64(size)/raw.Seconds()/1e6)
 }
 
+// A network that lets no UDP out: the peer there reaches the relay over
+// TCP (TURN over TCP), the other peer over UDP.
+func TestNATWithoutUDPUsesTURNOverTCP(t *testing.T) {
+	inet := netns.NewInternet(t, netns.NoUDP, netns.HomeNAT)
+	url := startInternetSignal(t, inet)
+	path, _ := transferAcross(t, inet, url, 4<<20)
+	if path != "relay" {
+		t.Fatalf("path %q, want relay", path)
+	}
+}
+
 // rawTCP copies n bytes over TCP from home 1's peer to the server, through
 // the NAT, and returns how long it took.
 func rawTCP(t *testing.T, inet *netns.Internet, n int64) time.Duration {

@@ -20,6 +20,9 @@ const (
 	// SymmetricNAT picks a new port per destination (masquerade
 	// random,fully-random): only a relay gets through to it.
 	SymmetricNAT
+	// NoUDP is a HomeNAT that lets no UDP out (networks that allow only
+	// TCP): only TURN over TCP gets through.
+	NoUDP
 )
 
 // Internet is an "internet" (a bridge namespace) holding one server host
@@ -79,15 +82,19 @@ func NewInternet(t testing.TB, homes ...NAT) *Internet {
 		if kind == SymmetricNAT {
 			masq = "masquerade random,fully-random"
 		}
+		out := `iifname "l0" accept;`
+		if kind == NoUDP {
+			out = `iifname "l0" meta l4proto udp drop; iifname "l0" accept;`
+		}
 		rules := fmt.Sprintf(`table ip nat {
   chain pre { type nat hook prerouting priority -100; }
   chain post { type nat hook postrouting priority 100; oifname "w0" %s; }
 }
 table ip filter {
-  chain fw { type filter hook forward priority 0; policy drop; ct state established,related accept; iifname "l0" accept; }
+  chain fw { type filter hook forward priority 0; policy drop; ct state established,related accept; %s }
   chain in { type filter hook input priority 0; policy accept; iifname "w0" ct state new drop; }
 }
-`, masq)
+`, masq, out)
 		cmd := exec.Command("ip", "netns", "exec", r, "nft", "-f", "-")
 		cmd.Stdin = strings.NewReader(rules)
 		if out, err := cmd.CombinedOutput(); err != nil {
