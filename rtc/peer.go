@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -67,7 +68,32 @@ type Config struct {
 	Logger     *slog.Logger
 	// ReceiveBuffer is the SCTP receive buffer in bytes (8 MiB).
 	ReceiveBuffer uint32
+	// ICEServers are STUN and TURN servers: with them ICE gathers
+	// server-reflexive and relay candidates besides host ones.
+	ICEServers []ICEServer
+	// RelayOnly restricts ICE to relay candidates (transport policy
+	// "relay"): every byte goes through a TURN server.
+	RelayOnly bool
+	// WAN selects ICE timeouts for a path across the Internet or a relay
+	// (a peer silent for 15 s is gone) instead of the LAN's 5 s. Either
+	// way a connection that finds no path fails after that long.
+	WAN bool
 }
+
+// ICEServer is one STUN or TURN server (as the browser's RTCIceServer).
+type ICEServer struct {
+	URLs       []string
+	Username   string
+	Credential string
+}
+
+// Candidate types, as ICE names them.
+const (
+	CandidateHost  = "host"
+	CandidateSrflx = "srflx"
+	CandidatePrflx = "prflx"
+	CandidateRelay = "relay"
+)
 
 const (
 	label = "lanft"
@@ -93,6 +119,10 @@ type Peer struct {
 	doneOnce      sync.Once
 	done          chan struct{}
 	dataChannelCh chan *webrtc.DataChannel
+	localTypes    []string // types of the candidates gathered here
+	remoteTypes   []string // types of the candidates the remote sent
+	remoteHosts   []string // "ip port" of the remote's host candidates
+	iceConnected  atomic.Bool
 }
 
 func isLoopbackName(name string) bool { return name == "lo" || name == "lo0" }
@@ -112,9 +142,15 @@ func NewPeer(cfg Config, send SendFunc) (*Peer, error) {
 	se.SetSCTPMaxReceiveBufferSize(cfg.ReceiveBuffer)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
-	// A LAN peer that is silent for 5 s is gone: fail fast so that a
-	// receive can resume from another attempt instead of hanging.
-	se.SetICETimeouts(2*time.Second, 5*time.Second, 500*time.Millisecond)
+	if cfg.WAN {
+		// Across the Internet or through a relay, a loaded path may go
+		// quiet for seconds without being gone.
+		se.SetICETimeouts(5*time.Second, 10*time.Second, time.Second)
+	} else {
+		// A LAN peer that is silent for 5 s is gone: fail fast so that a
+		// receive can resume from another attempt instead of hanging.
+		se.SetICETimeouts(2*time.Second, 5*time.Second, 500*time.Millisecond)
+	}
 	if n, err := newBufferedNet(); err == nil {
 		se.SetNet(n)
 	}
@@ -130,7 +166,15 @@ func NewPeer(cfg Config, send SendFunc) (*Peer, error) {
 		return nil, err
 	}
 	api := webrtc.NewAPI(webrtc.WithSettingEngine(se))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{*cert}})
+	conf := webrtc.Configuration{Certificates: []webrtc.Certificate{*cert}}
+	for _, s := range cfg.ICEServers {
+		conf.ICEServers = append(conf.ICEServers, webrtc.ICEServer{
+			URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	if cfg.RelayOnly {
+		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	pc, err := api.NewPeerConnection(conf)
 	if err != nil {
 		return nil, fmt.Errorf("rtc: new peer connection: %w", err)
 	}
@@ -144,6 +188,11 @@ func NewPeer(cfg Config, send SendFunc) (*Peer, error) {
 		dataChannelCh: make(chan *webrtc.DataChannel, 1),
 	}
 	pc.OnICECandidate(p.onLocalCandidate)
+	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		if s == webrtc.ICEConnectionStateConnected || s == webrtc.ICEConnectionStateCompleted {
+			p.iceConnected.Store(true)
+		}
+	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		cfg.Logger.Debug("rtc: connection state", "state", s.String())
 		switch s {
@@ -178,6 +227,9 @@ func (p *Peer) onLocalCandidate(c *webrtc.ICECandidate) {
 	}
 	init := c.ToJSON()
 	p.mu.Lock()
+	if t := c.Typ.String(); !slices.Contains(p.localTypes, t) {
+		p.localTypes = append(p.localTypes, t)
+	}
 	if !p.localSent {
 		p.localCands = append(p.localCands, init)
 		p.mu.Unlock()
@@ -245,6 +297,7 @@ func (p *Peer) Handle(s Signal) error {
 			return nil // end-of-candidates marker
 		}
 		p.mu.Lock()
+		p.noteRemote(c.Candidate)
 		if !p.remoteSet {
 			if len(p.remoteCands) < 256 {
 				p.remoteCands = append(p.remoteCands, c)
@@ -343,9 +396,9 @@ func (p *Peer) Accept(ctx context.Context) (*Stream, error) {
 	select {
 	case dc = <-p.dataChannelCh:
 	case <-p.done:
-		return nil, fmt.Errorf("rtc: waiting for data channel: %w", ErrPeerGone)
+		return nil, p.failed("waiting for data channel", ErrPeerGone)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("rtc: waiting for data channel: %w", ctx.Err())
+		return nil, p.failed("waiting for data channel", ctx.Err())
 	}
 	return p.waitOpen(ctx, dc, p.onOpen(dc))
 }
@@ -365,15 +418,26 @@ func (p *Peer) waitOpen(ctx context.Context, dc *webrtc.DataChannel, opened <-ch
 	select {
 	case <-opened:
 	case <-p.done:
-		return nil, fmt.Errorf("rtc: waiting for data channel to open: %w", ErrPeerGone)
+		return nil, p.failed("waiting for data channel to open", ErrPeerGone)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("rtc: waiting for data channel to open: %w", ctx.Err())
+		return nil, p.failed("waiting for data channel to open", ctx.Err())
 	}
 	raw, err := dc.Detach()
 	if err != nil {
 		return nil, fmt.Errorf("rtc: detach data channel: %w", err)
 	}
 	return newStream(p, dc, raw), nil
+}
+
+// failed is the error of a connection that did not come up: when ICE
+// never connected, it says why no path was found.
+func (p *Peer) failed(what string, cause error) error {
+	if !p.iceConnected.Load() && p.pc.RemoteDescription() != nil {
+		// Why no path was found says it all; what we were waiting for
+		// and Pion's closing are internals.
+		return p.explain()
+	}
+	return fmt.Errorf("rtc: %s: %w", what, cause)
 }
 
 // Close tears the connection down. It is idempotent.

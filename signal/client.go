@@ -2,6 +2,7 @@ package signal
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,10 @@ type ClientConfig struct {
 	// PingInterval is how often the client pings the server (5s); a server
 	// silent for three intervals is taken as gone.
 	PingInterval time.Duration
+	// TLS configures a wss:// connection; nil verifies the server's
+	// certificate against the system's roots (SSL_CERT_FILE and
+	// SSL_CERT_DIR add others on Linux).
+	TLS *tls.Config
 }
 
 // Client is a logged-in connection to a signaling server. It keeps the
@@ -59,6 +64,7 @@ type Client struct {
 
 	mu    sync.Mutex
 	peers []PeerInfo // online users, login order, self included
+	ice   []ICEServer
 
 	messages chan Message
 	changes  chan struct{}
@@ -77,7 +83,8 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if err := CheckName(cfg.Name); err != nil {
 		return nil, fmt.Errorf("signal: %w", err)
 	}
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 8192, WriteBufferSize: 8192}
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 8192, WriteBufferSize: 8192,
+		TLSClientConfig: cfg.TLS, Proxy: http.ProxyFromEnvironment}
 	ws, resp, err := d.DialContext(ctx, cfg.URL, cfg.Header)
 	if err != nil {
 		switch {
@@ -140,6 +147,7 @@ func (c *Client) login(ctx context.Context) error {
 			return fmt.Errorf("signal: log in as %q: %w: %s", c.name, sentinel, why)
 		case m.Type == TypeLogin:
 			loggedIn = true
+			c.setInfo(m.Meta)
 		case m.Type == TypeUserlist && loggedIn:
 			c.setUserlist(m)
 			return nil
@@ -239,6 +247,8 @@ func (c *Client) track(m Message) bool {
 	switch m.Type {
 	case TypeUserlist:
 		c.setUserlist(m)
+	case TypeLanft:
+		c.setInfo(m.Meta)
 	case TypeUpdata:
 		c.mu.Lock()
 		i := slices.IndexFunc(c.peers, func(p PeerInfo) bool { return p.Name == m.Name })
@@ -272,6 +282,25 @@ func (c *Client) setUserlist(m Message) {
 	c.peers = peers
 	c.mu.Unlock()
 	c.notify()
+}
+
+// setInfo keeps the ICE servers of a login reply or a refresh.
+func (c *Client) setInfo(raw json.RawMessage) {
+	var info LoginInfo
+	if len(raw) == 0 || json.Unmarshal(raw, &info) != nil {
+		return
+	}
+	c.mu.Lock()
+	c.ice = info.ICEServers
+	c.mu.Unlock()
+}
+
+// ICEServers returns the ICE servers the host offers (the latest ones it
+// sent), or nil.
+func (c *Client) ICEServers() []ICEServer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.ice)
 }
 
 func (c *Client) notify() {

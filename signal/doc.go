@@ -60,6 +60,15 @@
 //   - "peers" on userlist: the same users as "users", in the same order,
 //     each as {"name":..,"lanft":{..}}.
 //   - "message" on a failed login reply: why it failed.
+//   - "lanft" on a successful login reply (server to client), when the
+//     host offers STUN/TURN: {"iceServers":[{"urls":["stun:h:3478"]},
+//     {"urls":["turn:h:3478?transport=udp","turn:h:3478?transport=tcp"],
+//     "username":"EXPIRY:ID","credential":".."}]} (LoginInfo, in the shape
+//     of the browser's RTCIceServer); sent again, fresh, in a message of
+//     the new type "lanft" (TypeLanft) before the credentials expire.
+//   - Rooms: the endpoint at Path+"/ROOM" (RoomFromPath) is a host of its
+//     own for each ROOM: its own user list and names; nothing is relayed
+//     between rooms. Path itself is the default room.
 //
 // # Rules the original leaves open
 //

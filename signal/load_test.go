@@ -26,11 +26,20 @@ import (
 // measures and prints; it passes or fails only on correctness.
 //
 //	go test -run '^$' -bench BenchmarkLoad1000 -benchtime 1x ./signal/
-func BenchmarkLoad1000(b *testing.B) {
+func BenchmarkLoad1000(b *testing.B) { benchLoad(b, 1) }
+
+// BenchmarkLoad1000Rooms100 is BenchmarkLoad1000 with the 1,000 clients in
+// 100 rooms of 10 (at /ws/roomNNN): each list holds its room, offers go
+// between users of one room.
+//
+//	go test -run '^$' -bench BenchmarkLoad1000Rooms100 -benchtime 1x ./signal/
+func BenchmarkLoad1000Rooms100(b *testing.B) { benchLoad(b, 100) }
+
+func benchLoad(b *testing.B, rooms int) {
 	const users, offers = 1000, 2000
 	raiseFileLimit(b, 2*users+512)
 	for range b.N {
-		r := runLoad(b, users, offers)
+		r := runLoad(b, users, offers, rooms)
 		b.ReportMetric(0, "ns/op")
 		b.ReportMetric(float64(r.loggedIn.Milliseconds()), "login-all-ms")
 		b.ReportMetric(float64(r.listed.Milliseconds()), "full-list-ms")
@@ -40,9 +49,9 @@ func BenchmarkLoad1000(b *testing.B) {
 		b.ReportMetric(us(r.burst[len(r.burst)*99/100]), "burst-p99-µs")
 		b.ReportMetric(float64(r.hostRSS)/(1<<20), "host-peak-RSS-MiB")
 		b.ReportMetric(float64(r.peakRSS)/(1<<20), "clients-peak-RSS-MiB")
-		fmt.Printf("load: %d clients logged in after %v, all with the full %d-user list after %v; "+
+		fmt.Printf("load: %d clients in %d room(s) logged in after %v, all with the full %d-user list after %v; "+
 			"relay of %d offers one at a time p50 %v p99 %v max %v; %d sent at once p50 %v p99 %v max %v; host peak RSS %.0f MiB (its own process); the 1,000 clients' process %.0f MiB\n",
-			users, r.loggedIn.Round(time.Millisecond), users, r.listed.Round(time.Millisecond),
+			users, rooms, r.loggedIn.Round(time.Millisecond), users/rooms, r.listed.Round(time.Millisecond),
 			offers, r.seq[len(r.seq)/2], r.seq[len(r.seq)*99/100], r.seq[len(r.seq)-1],
 			offers, r.burst[len(r.burst)/2], r.burst[len(r.burst)*99/100], r.burst[len(r.burst)-1],
 			float64(r.hostRSS)/(1<<20), float64(r.peakRSS)/(1<<20))
@@ -124,7 +133,9 @@ func startLoadServer(b *testing.B) (string, func() int64) {
 	}
 }
 
-func runLoad(b *testing.B, users, offers int) loadResult {
+// runLoad spreads users over rooms (1: all in the default room); users must
+// be a multiple of rooms.
+func runLoad(b *testing.B, users, offers, rooms int) loadResult {
 	var r loadResult
 	url, stopServer := startLoadServer(b)
 	stopped := false
@@ -145,7 +156,11 @@ func runLoad(b *testing.B, users, offers int) loadResult {
 	var wg sync.WaitGroup
 	for i := range users {
 		wg.Go(func() {
-			clients[i], errs[i] = Dial(ctx, ClientConfig{URL: url, Name: fmt.Sprintf("user%04d", i)})
+			u := url
+			if rooms > 1 {
+				u = fmt.Sprintf("%s/room%03d", url, i%rooms)
+			}
+			clients[i], errs[i] = Dial(ctx, ClientConfig{URL: u, Name: fmt.Sprintf("user%04d", i)})
 		})
 	}
 	wg.Wait()
@@ -168,12 +183,13 @@ func runLoad(b *testing.B, users, offers int) loadResult {
 	}
 
 	// Wait until every client's list, built from userlist and updata,
-	// holds all users.
+	// holds all users of its room.
+	perRoom := users / rooms
 	listed := make([]time.Duration, users)
 	for i, c := range clients {
 		wg.Go(func() {
 			deadline := time.After(time.Minute)
-			for len(c.Peers()) != users {
+			for len(c.Peers()) != perRoom {
 				select {
 				case <-c.Changes():
 				case <-deadline:
@@ -186,16 +202,17 @@ func runLoad(b *testing.B, users, offers int) loadResult {
 	wg.Wait()
 	for i, d := range listed {
 		if d == 0 {
-			b.Fatalf("%s sees %d users after a minute, want %d", clients[i].Name(), len(clients[i].Peers()), users)
+			b.Fatalf("%s sees %d users after a minute, want %d", clients[i].Name(), len(clients[i].Peers()), perRoom)
 		}
 	}
 	r.listed = slices.Max(listed)
 
-	// Offers between random pairs, one at a time: the relay's latency.
+	// Offers between random pairs of one room, one at a time: the relay's
+	// latency. Client i is in room i%rooms.
 	rng := rand.New(rand.NewPCG(1, 2))
 	pair := func() (*Client, *Client) {
 		i := rng.IntN(users)
-		j := (i + 1 + rng.IntN(users-1)) % users
+		j := (i + rooms*(1+rng.IntN(perRoom-1))) % users
 		return clients[i], clients[j]
 	}
 	for k := range offers {

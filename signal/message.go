@@ -19,6 +19,10 @@ const (
 	TypeUserlist  = "userlist"
 	TypeUpdata    = "updata"
 	TypeError     = "error"
+	// TypeLanft is lanft's own additive message from the server: a fresh
+	// LoginInfo in its "lanft" field. Clients of the original protocol
+	// ignore a type they do not know.
+	TypeLanft = "lanft"
 )
 
 // Actions carried by an updata message.
@@ -45,6 +49,8 @@ const MaxMetaSize = 4 << 10
 //   - Meta on offer and answer: relayed with them (lanft's identity proof).
 //   - Peers on userlist: the same users as Users, each with its Meta.
 //   - Message on a failed login reply: why it failed.
+//   - Meta on a successful login reply (server -> client): a LoginInfo
+//     with the ICE servers this host offers; refreshed by TypeLanft.
 type Message struct {
 	Type      string          `json:"type"`
 	Name      string          `json:"name,omitempty"`
@@ -59,6 +65,22 @@ type Message struct {
 
 	Meta  json.RawMessage `json:"lanft,omitempty"`
 	Peers []PeerInfo      `json:"peers,omitempty"`
+}
+
+// LoginInfo is the additive "lanft" object of a successful login reply and
+// of a TypeLanft message.
+type LoginInfo struct {
+	ICEServers []ICEServer `json:"iceServers,omitempty"`
+}
+
+// ICEServer is one STUN or TURN server, in the shape of the browser's
+// RTCIceServer: URLs such as "stun:host:3478" and
+// "turn:host:3478?transport=tcp", with REST-style credentials for TURN
+// (Username "EXPIRY:ID", Credential base64(HMAC-SHA1(secret, Username))).
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
 }
 
 // PeerInfo is one entry of the additive userlist.peers field.

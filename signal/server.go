@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +54,20 @@ type Config struct {
 	// AllowedOrigins are extra browser origins ("https://example.org") that
 	// may open the WebSocket besides same-host ones.
 	AllowedOrigins []string
+	// ICE, when set, gives every logged-in client its ICE servers (STUN,
+	// TURN with short-lived credentials) in the additive "lanft" object of
+	// the login reply, and again every ICERefresh (30m) while it stays.
+	ICE        ICEProvider
+	ICERefresh time.Duration
+	// TrustProxy takes a client's address from the last X-Forwarded-For
+	// entry (set by a reverse proxy in front) instead of the connection's.
+	// Only the TURN relay's permissions use the address.
+	TrustProxy bool
+}
+
+// ICEProvider hands a client logged in to room its ICE servers.
+type ICEProvider interface {
+	ICEServers(room string) []ICEServer
 }
 
 func (c Config) withDefaults() Config {
@@ -87,6 +101,9 @@ func (c Config) withDefaults() Config {
 	if c.ReadHeaderTimeout == 0 {
 		c.ReadHeaderTimeout = 5 * time.Second
 	}
+	if c.ICERefresh == 0 {
+		c.ICERefresh = 30 * time.Minute
+	}
 	return c
 }
 
@@ -97,8 +114,7 @@ type Server struct {
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{} // every open connection
-	users  map[string]*conn   // logged-in users by nameKey
-	order  []*conn            // logged-in users in login order
+	rooms  roomSet            // who is logged in, room by room
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -113,7 +129,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:   cfg,
 		conns: make(map[*conn]struct{}),
-		users: make(map[string]*conn),
+		rooms: newRoomSet(),
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 5 * time.Second,
@@ -126,10 +142,12 @@ func NewServer(cfg Config) (*Server, error) {
 }
 
 // Handler returns the HTTP routes of a signaling host: the WebSocket at
-// Path and a plain-text page at "/" that says what this is.
+// Path (and its rooms below it, see RoomFromPath) and a plain-text page at
+// "/" that says what this is.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(Path, s)
+	mux.Handle(Path+"/", s)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", "default-src 'none'")
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -186,15 +204,22 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Users returns the names logged in now, in login order.
-func (s *Server) Users() []string {
+// Users returns the names logged in to the default room now, in login order.
+func (s *Server) Users() []string { return s.RoomUsers(DefaultRoom) }
+
+// RoomUsers returns the names logged in to room now, in login order.
+func (s *Server) RoomUsers(room string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names := make([]string, len(s.order))
-	for i, c := range s.order {
-		names[i] = c.name
-	}
-	return names
+	return s.rooms.names(room)
+}
+
+// RoomAddrs returns the addresses the users logged in to room connect
+// from (what a TURN relay of this host may send to).
+func (s *Server) RoomAddrs(room string) []netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms.addrs(room)
 }
 
 // checkOrigin admits non-browser clients (no Origin header), same-host
@@ -247,7 +272,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "signal: host name not accepted", http.StatusMisdirectedRequest)
 		return
 	}
-	c := &conn{srv: s, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	roomName, ok := RoomFromPath(r.URL.Path)
+	if !ok {
+		http.Error(w, "signal: no such room: a room name has letters, digits, '-' and '_' (at most 64)", http.StatusNotFound)
+		return
+	}
+	c := &conn{srv: s, room: roomName, addr: s.clientAddr(r), done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	s.mu.Lock()
 	if s.closed || len(s.conns) >= s.cfg.MaxClients {
 		s.mu.Unlock()
@@ -271,38 +301,65 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.run()
 }
 
-// drop forgets c and tells the others it went offline.
+// clientAddr is the address a client connects from: the connection's, or
+// with TrustProxy the last X-Forwarded-For entry (the one the proxy added).
+func (s *Server) clientAddr(r *http.Request) netip.Addr {
+	if s.cfg.TrustProxy {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			parts := strings.Split(xff[len(xff)-1], ",")
+			if a, err := netip.ParseAddr(strings.TrimSpace(parts[len(parts)-1])); err == nil {
+				return a.Unmap()
+			}
+		}
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// drop forgets c and tells the others in its room it went offline.
 func (s *Server) drop(c *conn) {
 	c.close()
 	s.mu.Lock()
 	delete(s.conns, c)
-	loggedIn := c.key != "" && s.users[c.key] == c
-	if loggedIn {
-		delete(s.users, c.key)
-		if i := slices.Index(s.order, c); i >= 0 {
-			s.order = slices.Delete(s.order, i, i+1)
-		}
-		s.broadcastLocked(c, Message{Type: TypeUpdata, Action: ActionOffline, Name: c.name})
+	r := s.rooms.leave(c)
+	if r != nil {
+		s.broadcastLocked(r, c, Message{Type: TypeUpdata, Action: ActionOffline, Name: c.name})
 	}
 	s.mu.Unlock()
-	if loggedIn {
-		s.cfg.Logger.Info("signal: user offline", "name", c.name)
+	if r != nil {
+		s.cfg.Logger.Info("signal: user offline", "name", c.name, "room", c.room)
 	}
 }
 
-// broadcastLocked queues m for every logged-in user but except. The
-// message is encoded once; a recipient whose queue is full is dropped.
-func (s *Server) broadcastLocked(except *conn, m Message) {
+// broadcastLocked queues m for every user of r but except. The message is
+// encoded once; a recipient whose queue is full is dropped.
+func (s *Server) broadcastLocked(r *room, except *conn, m Message) {
 	b, err := Encode(m)
 	if err != nil {
 		s.cfg.Logger.Error("signal: broadcast", "err", err)
 		return
 	}
-	for _, o := range s.order {
+	for _, o := range r.order {
 		if o != except {
 			o.enqueue(b)
 		}
 	}
+}
+
+// iceInfo is the additive "lanft" object with room's ICE servers, or nil
+// without an ICE provider.
+func (s *Server) iceInfo(room string) json.RawMessage {
+	if s.cfg.ICE == nil {
+		return nil
+	}
+	b, err := json.Marshal(LoginInfo{ICEServers: s.cfg.ICE.ICEServers(room)})
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // conn is one client connection. Only its own goroutines touch ws: the
@@ -317,6 +374,8 @@ type conn struct {
 	qbytes int
 	wake   chan struct{} // capacity 1: the queue has something
 	remote string
+	room   string     // from the URL path, fixed before the connection runs
+	addr   netip.Addr // where the client connects from (see clientAddr)
 
 	// name, key and meta are set once at login, under srv.mu.
 	name string
@@ -434,9 +493,24 @@ func (c *conn) writeLoop() {
 	cfg := c.srv.cfg
 	ping := time.NewTicker(cfg.PingInterval)
 	defer ping.Stop()
+	// Fresh ICE credentials before the old ones expire, for a client that
+	// stays logged in for hours (a share).
+	var refresh <-chan time.Time
+	if cfg.ICE != nil {
+		t := time.NewTicker(cfg.ICERefresh)
+		defer t.Stop()
+		refresh = t.C
+	}
 	defer c.ws.Close()
 	for {
 		select {
+		case <-refresh:
+			c.srv.mu.Lock()
+			loggedIn := c.key != ""
+			c.srv.mu.Unlock()
+			if loggedIn {
+				c.sendMsg(Message{Type: TypeLanft, Meta: c.srv.iceInfo(c.room)})
+			}
 		case <-c.wake:
 			for _, b := range c.takeQueue() {
 				_ = c.ws.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
@@ -519,7 +593,7 @@ func (c *conn) login(m Message) {
 	}
 	key := nameKey(m.Name)
 	s.mu.Lock()
-	if other, taken := s.users[key]; taken {
+	if other := s.rooms.lookup(c.room, m.Name); other != nil {
 		s.mu.Unlock()
 		if other.name == m.Name {
 			fail(fmt.Sprintf("name %q is taken", m.Name))
@@ -529,22 +603,21 @@ func (c *conn) login(m Message) {
 		return
 	}
 	c.name, c.key, c.meta = m.Name, key, m.Meta
-	s.users[key] = c
-	s.order = append(s.order, c)
-	users := make([]string, len(s.order))
-	peers := make([]PeerInfo, len(s.order))
-	for i, o := range s.order {
+	r := s.rooms.join(c)
+	users := make([]string, len(r.order))
+	peers := make([]PeerInfo, len(r.order))
+	for i, o := range r.order {
 		users[i] = o.name
 		peers[i] = PeerInfo{Name: o.name, Meta: o.meta}
 	}
 	// Queue the reply and the list before anyone else can relay to c, so
 	// that c always hears "login" first.
-	c.sendMsg(Message{Type: TypeLogin, Success: boolPtr(true)})
+	c.sendMsg(Message{Type: TypeLogin, Success: boolPtr(true), Meta: s.iceInfo(c.room)})
 	c.sendMsg(Message{Type: TypeUserlist, Users: users, Peers: peers})
-	s.broadcastLocked(c, Message{Type: TypeUpdata, Action: ActionLogin, Name: c.name, Meta: c.meta})
+	s.broadcastLocked(r, c, Message{Type: TypeUpdata, Action: ActionLogin, Name: c.name, Meta: c.meta})
 	s.mu.Unlock()
 	_ = c.ws.SetReadDeadline(time.Now().Add(2*s.cfg.PingInterval + s.cfg.WriteTimeout))
-	s.cfg.Logger.Info("signal: user online", "name", c.name, "remote", c.remote)
+	s.cfg.Logger.Info("signal: user online", "name", c.name, "room", c.room, "remote", c.remote)
 }
 
 // relay forwards offer, answer, candidate and leave to othername, stamped
@@ -579,7 +652,7 @@ func (c *conn) relay(m Message) {
 	}
 	s := c.srv
 	s.mu.Lock()
-	to := s.users[nameKey(m.OtherName)]
+	to := s.rooms.lookup(c.room, m.OtherName)
 	if to != nil && to.name == m.OtherName {
 		b, err := Encode(out)
 		if err == nil {

@@ -48,6 +48,10 @@ func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 	if err != nil {
 		return node.Config{}, nil, err
 	}
+	path, err := pathMode(c.String("path"))
+	if err != nil {
+		return node.Config{}, nil, err
+	}
 	name := defaultName(c, id.DeviceID())
 	ifaces, err := checkInterfaces(c.StringSlice("interface"))
 	if err != nil {
@@ -67,6 +71,7 @@ func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 		Pins:         identity.OpenPins(dir),
 		AcceptNewKey: c.Bool("accept-new-key"),
 		Code:         c.String("code"),
+		Path:         path,
 	}, stop, nil
 }
 
@@ -80,14 +85,31 @@ asks, several at once. Stop with Ctrl-C.
 
 Examples:
    lanft share photos/ notes.txt
-   lanft share --name laptop --signal ws://10.0.0.2:7780/ws big.iso`,
-		Flags: withGlobals(signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag,
+   lanft share --name laptop --signal ws://10.0.0.2:7780/ws big.iso
+   lanft share --signal wss://signal.example.org/ws --new-room big.iso`,
+		Flags: withGlobals(signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag, pathFlag,
 			&cli.StringSliceFlag{Name: "to", Usage: "let only the receiver named `NAME` fetch the files (repeatable); others are refused"},
 			&cli.BoolFlag{Name: "ask", Usage: "ask before sending to each receiver, showing its name, device id and verification code (with --json: decisions on stdin)"},
+			&cli.BoolFlag{Name: "new-room", Usage: "share in a new unguessable room of the --signal host, and print the URL receivers need"},
 		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return cli.Exit("share: name at least one file or folder to share", 2)
+			}
+			if c.Bool("new-room") {
+				u := c.String("signal")
+				if u == "" {
+					return cli.Exit("share: --new-room needs --signal URL", 2)
+				}
+				u, err := signalURL(u)
+				if err != nil {
+					return err
+				}
+				u = strings.TrimSuffix(u, "/") + "/" + signal.NewRoomName()
+				if err := c.Set("signal", u); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.ErrWriter, "room: receivers run `lanft receive --signal %s`\n", u)
 			}
 			out, cfg, stop, err := nodeConfig(c)
 			if err != nil {
@@ -136,7 +158,7 @@ Examples:
    lanft receive
    lanft receive --from laptop --out ~/Downloads --yes`,
 		Flags: withGlobals(
-			signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag,
+			signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag, pathFlag,
 			&cli.StringFlag{Name: "from", Usage: "receive from the sharer named `NAME`"},
 			&cli.StringFlag{Name: "out", Value: ".", Usage: "save into `DIR`"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "accept without asking"},
@@ -383,53 +405,13 @@ func howFound(cfg node.Config) func(name string) string {
 	}
 }
 
-func signalCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "signal",
-		Usage: "run a standalone signaling host (for when there is no LAN to discover peers on)",
-		Description: `Prints the URLs others can use, one per address of this machine; peers
-elsewhere then pass one of them with --signal.
-
-Examples:
-   lanft signal --listen :7780
-   lanft signal --listen 0.0.0.0:7780 --allow-host signal.example.org`,
-		Flags: withGlobals(
-			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7780", Usage: "listen on `ADDR` (host:port; port 0 picks a free one)"},
-			&cli.StringSliceFlag{Name: "allow-host", Usage: "accept this DNS `NAME` in the Host header (IP addresses, localhost and .local always are)"},
-			&cli.StringSliceFlag{Name: "allow-origin", Usage: "let web pages from this `ORIGIN` connect"},
-		),
-		Action: func(c *cli.Context) error {
-			log, err := logger(c)
-			if err != nil {
-				return err
-			}
-			srv, err := signal.NewServer(signal.Config{
-				Logger:         log,
-				AllowedHosts:   c.StringSlice("allow-host"),
-				AllowedOrigins: c.StringSlice("allow-origin"),
-			})
-			if err != nil {
-				return err
-			}
-			ln, err := net.Listen("tcp", c.String("listen"))
-			if err != nil {
-				return fmt.Errorf("signal: listen on %s: %w", c.String("listen"), err)
-			}
-			for _, u := range signalURLs(ln.Addr().(*net.TCPAddr)) {
-				fmt.Fprintln(c.App.Writer, u)
-			}
-			return srv.Serve(c.Context, ln)
-		},
-	}
-}
-
 // signalURLs are the URLs under which a listener is reached: its own
 // address, or for an unspecified one (":7780", "0.0.0.0"), one per address
 // of this machine's interfaces that are up (loopback last, link-local
 // IPv6 left out: a URL cannot name its zone portably).
-func signalURLs(a *net.TCPAddr) []string {
+func signalURLs(scheme string, a *net.TCPAddr) []string {
 	url := func(ip net.IP) string {
-		return "ws://" + net.JoinHostPort(ip.String(), strconv.Itoa(a.Port)) + signal.Path
+		return scheme + "://" + net.JoinHostPort(ip.String(), strconv.Itoa(a.Port)) + signal.Path
 	}
 	if !a.IP.IsUnspecified() {
 		return []string{url(a.IP)}

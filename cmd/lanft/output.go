@@ -187,7 +187,7 @@ func (o *output) progressLocked(e node.Event) {
 				progressbar.OptionThrottle(100*time.Millisecond),
 				progressbar.OptionSetPredictTime(true),
 				progressbar.OptionFullWidth(),
-				progressbar.OptionSetDescription("receiving"),
+				progressbar.OptionSetDescription(describeReceiving(e.Path)),
 			)
 		}
 		_ = o.bar.Set64(e.Done)
@@ -264,4 +264,13 @@ func truncateWidth(s string, w int) string {
 		width += g.Width()
 	}
 	return out
+}
+
+// describeReceiving is the progress bar's label: the path shows how the
+// bytes move.
+func describeReceiving(path node.Path) string {
+	if path == "" {
+		return "receiving"
+	}
+	return "receiving (" + path.Describe() + ")"
 }

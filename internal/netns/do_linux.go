@@ -13,7 +13,12 @@ import (
 // goroutine afterwards. The thread then returns to the namespace it came
 // from or, if it cannot, is retired with its goroutine.
 func (l *LAN) Do(i int, fn func() error) error {
-	ns, err := os.Open("/run/netns/" + l.Namespace(i))
+	return DoIn(l.Namespace(i), fn)
+}
+
+// DoIn is Do for any namespace by name (such as an Internet's).
+func DoIn(name string, fn func() error) error {
+	ns, err := os.Open("/run/netns/" + name)
 	if err != nil {
 		return fmt.Errorf("netns: %w", err)
 	}
@@ -28,7 +33,7 @@ func (l *LAN) Do(i int, fn func() error) error {
 		}
 		defer self.Close()
 		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("netns: enter %s: %w", l.Namespace(i), err)
+			errc <- fmt.Errorf("netns: enter %s: %w", name, err)
 			return
 		}
 		err = fn()

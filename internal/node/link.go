@@ -43,9 +43,27 @@ type link struct {
 	verifyErr   error
 }
 
+// ErrNoRelay: --path relay, and the signaling host offers no TURN relay.
+var ErrNoRelay = errors.New("the path is forced to the relay, but the signaling host offers no TURN relay")
+
 func newLink(cfg *Config, remote string, current func() *signal.Client) (*link, error) {
 	l := &link{cfg: cfg, remote: remote, current: current, answered: make(chan struct{})}
-	p, err := rtc.NewPeer(cfg.RTC, l.send)
+	rcfg := cfg.RTC
+	if c := current(); c != nil {
+		for _, s := range c.ICEServers() {
+			rcfg.ICEServers = append(rcfg.ICEServers, rtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+		}
+	}
+	// A host that offers ICE servers is a remote one: the path may cross
+	// NATs or a relay, and a LAN's timeouts would cut it.
+	rcfg.WAN = rcfg.WAN || len(rcfg.ICEServers) > 0
+	if cfg.Path == PathRelay {
+		if !rtc.HasTURN(rcfg.ICEServers) {
+			return nil, fmt.Errorf("node: connect to %s: %w", remote, ErrNoRelay)
+		}
+		rcfg.RelayOnly = true
+	}
+	p, err := rtc.NewPeer(rcfg, l.send)
 	if err != nil {
 		return nil, err
 	}
@@ -161,6 +179,27 @@ func (l *link) verify(msg signal.Message, s rtc.Signal) error {
 		l.offerPrint = fp
 	}
 	return nil
+}
+
+// path says how the connected peer's bytes move, from the candidate types
+// of ICE's selected pair ("" when none is selected).
+func (l *link) path() Path {
+	local, remote, err := l.peer.Path()
+	if err != nil {
+		return ""
+	}
+	return pathOf(local, remote)
+}
+
+func pathOf(local, remote string) Path {
+	switch {
+	case local == rtc.CandidateRelay || remote == rtc.CandidateRelay:
+		return PathRelay
+	case local == rtc.CandidateHost && remote == rtc.CandidateHost:
+		return PathDataChannel
+	default:
+		return PathNAT
+	}
 }
 
 // err is the verification failure that ended the link, if any.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lanft/lanft/internal/identity"
+	"github.com/lanft/lanft/rtc"
 	"github.com/lanft/lanft/signal"
 	"github.com/lanft/lanft/transfer"
 )
@@ -104,7 +105,10 @@ func Receive(ctx context.Context, cfg Config, rc ReceiveConfig) (*transfer.Resul
 		if deadline.IsZero() || res != nil && res.Bytes > 0 {
 			deadline = time.Now().Add(rc.RetryFor)
 		}
-		if !retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
+		// No path at the first attempt is the networks' verdict (a
+		// symmetric NAT without a relay), not a dropped connection.
+		noPath := attempt == 1 && (errors.Is(err, rtc.ErrNoPair) || errors.Is(err, ErrNoRelay))
+		if noPath || !retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
 			return nil, err
 		}
 		cfg.Logger.Info("node: transfer interrupted; retrying", "attempt", attempt, "err", err)
@@ -177,6 +181,8 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 			ErrNoAnswer, sharer, AnswerWait)
 	case errors.Is(cause, context.DeadlineExceeded):
 		err = fmt.Errorf("%w to %s within 30s: no network path between the two machines (a firewall, or different networks)", ErrConnect, sharer)
+	case errors.Is(err, rtc.ErrNoPair):
+		err = fmt.Errorf("%w to %s: %w", ErrConnect, sharer, err)
 	default:
 		err = fmt.Errorf("%w to %s: the connection failed while it was being set up", ErrConnect, sharer)
 	}
@@ -190,7 +196,7 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 		l.peer.Close()
 		return nil, err
 	}
-	path := PathDataChannel
+	path := l.path()
 	cfg.Events(Event{Kind: "peer", Peer: sharer, Path: path, Text: "connected"})
 	if share.Meta != nil && share.Meta.Ask {
 		device, code := l.verification()

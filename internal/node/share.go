@@ -41,6 +41,7 @@ func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, 
 		l, err := newLink(cfg, msg.Name, current)
 		if err != nil {
 			log.Error("node: new peer", "peer", msg.Name, "err", err)
+			cfg.Events(Event{Kind: "error", Peer: msg.Name, Text: err.Error()})
 			return
 		}
 		if old := peers.put(msg.Name, l); old != nil {
@@ -110,7 +111,7 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 		cfg.Events(Event{Kind: "error", Peer: who, Text: err.Error()})
 		return
 	}
-	path := PathDataChannel
+	path := l.path()
 	cfg.Events(Event{Kind: "peer", Peer: who, Path: path, Text: "connected"})
 	start := time.Now()
 	var last transfer.Progress

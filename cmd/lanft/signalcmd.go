@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lanft/lanft/internal/turn"
+	"github.com/lanft/lanft/signal"
+)
+
+func signalCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "signal",
+		Usage: "run a standalone signaling host, with STUN and TURN for peers behind NATs",
+		Description: `Peers elsewhere then use --signal ws://ADDR/ws (or wss:// with --tls-cert),
+or a room of their own, --signal ws://ADDR/ws/ROOM: users of different rooms
+never see each other. --new-room prints an unguessable room to pass on.
+
+With --public-addr, the host also answers STUN and relays (TURN, on UDP and
+TCP at --turn-port) for peers whose NATs let no direct path through; every
+client gets short-lived credentials at login, and the relay only carries
+traffic between clients logged in to one room. Open TCP --listen's port,
+UDP and TCP --turn-port and UDP --relay-ports.
+
+Examples:
+   lanft signal --listen :7780
+   lanft signal --listen 0.0.0.0:443 --public-addr 203.0.113.7 --tls-cert cert.pem --tls-key key.pem --new-room
+   lanft signal --listen 127.0.0.1:7780 --trust-proxy --allow-host signal.example.org --public-addr signal.example.org`,
+		Flags: withGlobals(
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7780", Usage: "listen on `ADDR` (host:port; port 0 picks a free one)"},
+			&cli.StringSliceFlag{Name: "allow-host", Usage: "accept this DNS `NAME` in the Host header (IP addresses, localhost and .local always are)"},
+			&cli.StringSliceFlag{Name: "allow-origin", Usage: "let web pages from this `ORIGIN` connect"},
+			&cli.BoolFlag{Name: "new-room", Usage: "print the URL of a new unguessable room to give to the peers"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "serve wss:// with this certificate `FILE` (PEM, chain included)"},
+			&cli.StringFlag{Name: "tls-key", Usage: "the certificate's private key `FILE` (PEM)"},
+			&cli.BoolFlag{Name: "trust-proxy", Usage: "take clients' addresses from X-Forwarded-For (behind a reverse proxy only)"},
+			&cli.StringFlag{Name: "public-addr", Usage: "the `HOST` (address or name) peers reach this server at: turns on STUN and TURN"},
+			&cli.StringFlag{Name: "relay-addr", Usage: "bind relays to this local `IP` when --public-addr is a NAT's (default: --public-addr)"},
+			&cli.IntFlag{Name: "turn-port", Value: 3478, Usage: "STUN and TURN `PORT`, UDP and TCP (0 picks a free one)"},
+			&cli.StringFlag{Name: "relay-ports", Value: "49152-65535", Usage: "UDP `RANGE` (MIN-MAX) of relay ports"},
+			&cli.Float64Flag{Name: "relay-rate", Value: 12.5, Usage: "relay at most `MB/s` per client, each way (0: no limit)"},
+			&cli.BoolFlag{Name: "no-turn", Usage: "answer STUN only; relay nothing"},
+			&cli.StringSliceFlag{Name: "external-turn", Usage: "hand out this TURN `URL` (coturn with use-auth-secret) instead of relaying here (repeatable)"},
+			&cli.StringFlag{Name: "turn-secret", EnvVars: []string{"LANFT_TURN_SECRET"}, Usage: "the shared `SECRET` of --external-turn (or a fixed one for this relay; default: random per run)"},
+		),
+		Action: runSignal,
+	}
+}
+
+func runSignal(c *cli.Context) error {
+	log, err := logger(c)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return fmt.Errorf("signal: listen on %s: %w", c.String("listen"), err)
+	}
+	scheme := "ws"
+	if cert, key := c.String("tls-cert"), c.String("tls-key"); cert != "" || key != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("signal: TLS certificate: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})
+		scheme = "wss"
+	}
+	var srv *signal.Server
+	dir := roomDirectory(func(room string) []netip.Addr { return srv.RoomAddrs(room) })
+	ice, relay, err := iceFor(c, log, dir)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv, err = signal.NewServer(signal.Config{
+		Logger:         log,
+		AllowedHosts:   c.StringSlice("allow-host"),
+		AllowedOrigins: c.StringSlice("allow-origin"),
+		TrustProxy:     c.Bool("trust-proxy"),
+		ICE:            ice,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	// The URLs others can use, one per address; with --new-room, then the
+	// same URLs with a new room.
+	urls := signalURLs(scheme, ln.Addr().(*net.TCPAddr))
+	for _, u := range urls {
+		fmt.Fprintln(c.App.Writer, u)
+	}
+	if c.Bool("new-room") {
+		room := signal.NewRoomName()
+		for _, u := range urls {
+			fmt.Fprintf(c.App.Writer, "%s/%s\n", u, room)
+		}
+	}
+	g, ctx := errgroup.WithContext(c.Context)
+	g.Go(func() error { return srv.Serve(ctx, ln) })
+	if relay != nil {
+		g.Go(func() error { return relay.Run(ctx) })
+	}
+	return g.Wait()
+}
+
+// roomDirectory adapts the signaling server to turn.Directory.
+type roomDirectory func(room string) []netip.Addr
+
+func (d roomDirectory) RoomAddrs(room string) []netip.Addr { return d(room) }
+
+// iceFor sets up what the host hands clients as ICE servers: an external
+// TURN server, its own STUN and TURN, or nothing.
+func iceFor(c *cli.Context, log *slog.Logger, dir turn.Directory) (signal.ICEProvider, *turn.Server, error) {
+	secret := []byte(c.String("turn-secret"))
+	if urls := c.StringSlice("external-turn"); len(urls) > 0 {
+		if len(secret) == 0 {
+			return nil, nil, cli.Exit("signal: --external-turn needs --turn-secret, the TURN server's shared secret", 2)
+		}
+		fmt.Fprintf(c.App.ErrWriter, "handing out credentials for %s\n", strings.Join(urls, ", "))
+		return turn.External{URLs: urls, Secret: secret}, nil, nil
+	}
+	host := c.String("public-addr")
+	if host == "" {
+		fmt.Fprintln(c.App.ErrWriter, "STUN and TURN off: pass --public-addr HOST for peers behind NATs")
+		return nil, nil, nil
+	}
+	public, err := resolveHost(c.Context, host)
+	if err != nil {
+		return nil, nil, err
+	}
+	relayIP := public
+	if a := c.String("relay-addr"); a != "" {
+		if relayIP, err = netip.ParseAddr(a); err != nil {
+			return nil, nil, cli.Exit(fmt.Sprintf("signal: --relay-addr %q: %v", a, err), 2)
+		}
+	}
+	minPort, maxPort, err := portRange(c.String("relay-ports"))
+	if err != nil {
+		return nil, nil, err
+	}
+	bind := netip.AddrPortFrom(relayIP, uint16(c.Int("turn-port"))).String()
+	pc, err := net.ListenPacket("udp", bind)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signal: STUN/TURN on UDP: %w", err)
+	}
+	var tl net.Listener
+	if !c.Bool("no-turn") {
+		tcpBind := netip.AddrPortFrom(relayIP, uint16(portOf(pc.LocalAddr()))).String()
+		if c.Int("turn-port") == 0 {
+			tcpBind = netip.AddrPortFrom(relayIP, 0).String()
+		}
+		if tl, err = net.Listen("tcp", tcpBind); err != nil {
+			pc.Close()
+			return nil, nil, fmt.Errorf("signal: TURN on TCP: %w", err)
+		}
+	}
+	rate := int(c.Float64("relay-rate") * 1e6)
+	if rate == 0 {
+		rate = -1
+	}
+	srv, err := turn.New(turn.Config{
+		PacketConn: pc, Listener: tl, PublicIP: public, PublicHost: host, RelayIP: relayIP,
+		MinPort: minPort, MaxPort: maxPort, Secret: secret, Rate: rate, Directory: dir, Logger: log,
+		STUNOnly: c.Bool("no-turn"),
+	})
+	if err != nil {
+		pc.Close()
+		if tl != nil {
+			tl.Close()
+		}
+		return nil, nil, err
+	}
+	if tl == nil {
+		fmt.Fprintf(c.App.ErrWriter, "STUN on udp %s; TURN off\n", pc.LocalAddr())
+	} else {
+		fmt.Fprintf(c.App.ErrWriter, "STUN and TURN on udp %s, TURN on tcp %s; relays at %s ports %d-%d\n",
+			pc.LocalAddr(), tl.Addr(), public, minPort, maxPort)
+	}
+	return srv, srv, nil
+}
+
+func portOf(a net.Addr) int {
+	if u, ok := a.(*net.UDPAddr); ok {
+		return u.Port
+	}
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.Port
+	}
+	return 0
+}
+
+func resolveHost(ctx context.Context, host string) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Unmap(), nil
+	}
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+	if err != nil || len(addrs) == 0 {
+		return netip.Addr{}, fmt.Errorf("signal: --public-addr %q: %v", host, err)
+	}
+	return addrs[0].Unmap(), nil
+}
+
+func portRange(s string) (uint16, uint16, error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	a, err1 := strconv.ParseUint(lo, 10, 16)
+	b, err2 := strconv.ParseUint(hi, 10, 16)
+	if !ok || errors.Join(err1, err2) != nil || a == 0 || a > b {
+		return 0, 0, cli.Exit(fmt.Sprintf("signal: --relay-ports %q: want MIN-MAX, such as 49152-65535", s), 2)
+	}
+	return uint16(a), uint16(b), nil
+}

@@ -1,0 +1,403 @@
+package turn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/stun/v4"
+	pionturn "github.com/pion/turn/v5"
+	"golang.org/x/time/rate"
+
+	"github.com/lanft/lanft/signal"
+)
+
+// Directory tells the relay who may be sent to: the addresses the clients
+// logged in to a room connect from. The signaling server is one.
+type Directory interface {
+	RoomAddrs(room string) []netip.Addr
+}
+
+// Config configures a Server. PacketConn (STUN and TURN over UDP) or
+// Listener (TURN over TCP), or both, must be set; the caller opens them.
+type Config struct {
+	PacketConn net.PacketConn
+	Listener   net.Listener
+	// PublicIP is the address relays are announced at (the server's
+	// address as clients reach it). Required.
+	PublicIP netip.Addr
+	// PublicHost is the name or address in the URLs handed to clients
+	// (default: PublicIP).
+	PublicHost string
+	// RelayIP is the local address relay sockets bind to (default:
+	// PublicIP; set it when PublicIP is a NAT's, such as a cloud VM's).
+	RelayIP netip.Addr
+	// MinPort and MaxPort bound the relay ports (49152-65535).
+	MinPort, MaxPort uint16
+	// Secret signs credentials (default: random, NewSecret).
+	Secret []byte
+	// TTL is how long a fresh credential can allocate (DefaultTTL).
+	TTL time.Duration
+	// MaxAllocations per credential (16); Rate in bytes per second per
+	// credential, each way (12.5 MB/s, 100 Mbit/s; negative: no limit).
+	MaxAllocations int
+	Rate           int
+	Directory      Directory
+	Logger         *slog.Logger
+	// STUNOnly answers STUN and refuses every allocation (--no-turn).
+	STUNOnly bool
+	// ListenPacket opens relay sockets (net.ListenPacket; tests open them
+	// inside a network namespace).
+	ListenPacket func(network, addr string) (net.PacketConn, error)
+}
+
+// Server is the STUN/TURN server. New validates; Run serves.
+type Server struct {
+	cfg Config
+	own []netip.Addr // the host's own addresses (never relayed to)
+
+	mu       sync.Mutex
+	tags     map[string]tagEntry       // RoomTag -> room, filled as credentials are issued
+	byClient map[string]string         // client transport address -> room
+	relays   map[netip.AddrPort]string // live relay address -> room
+	allocs   map[string]int            // username -> live allocations
+	limiters map[string]*rate.Limiter  // username -> relay rate
+}
+
+// New checks cfg; it opens nothing.
+func New(cfg Config) (*Server, error) {
+	if cfg.PacketConn == nil && cfg.Listener == nil {
+		return nil, errors.New("turn: neither a UDP socket nor a TCP listener")
+	}
+	if !cfg.PublicIP.IsValid() || cfg.PublicIP.IsUnspecified() {
+		return nil, errors.New("turn: no public address: set the address clients reach this host at")
+	}
+	if cfg.Directory == nil {
+		return nil, errors.New("turn: no directory of logged-in clients")
+	}
+	if cfg.PublicHost == "" {
+		cfg.PublicHost = cfg.PublicIP.String()
+	}
+	if !cfg.RelayIP.IsValid() {
+		cfg.RelayIP = cfg.PublicIP
+	}
+	if cfg.MinPort == 0 {
+		cfg.MinPort = 49152
+	}
+	if cfg.MaxPort == 0 {
+		cfg.MaxPort = 65535
+	}
+	if cfg.MinPort > cfg.MaxPort {
+		return nil, fmt.Errorf("turn: relay port range %d-%d is empty", cfg.MinPort, cfg.MaxPort)
+	}
+	if len(cfg.Secret) == 0 {
+		cfg.Secret = NewSecret()
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.MaxAllocations == 0 {
+		cfg.MaxAllocations = 16
+	}
+	if cfg.Rate == 0 {
+		cfg.Rate = 12_500_000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ListenPacket == nil {
+		cfg.ListenPacket = net.ListenPacket
+	}
+	s := &Server{
+		cfg:      cfg,
+		own:      ownAddrs(),
+		tags:     make(map[string]tagEntry),
+		byClient: make(map[string]string),
+		relays:   make(map[netip.AddrPort]string),
+		allocs:   make(map[string]int),
+		limiters: make(map[string]*rate.Limiter),
+	}
+	s.own = append(s.own, cfg.PublicIP.Unmap(), cfg.RelayIP.Unmap())
+	if cfg.PacketConn != nil {
+		bigBuffers(cfg.PacketConn)
+	}
+	return s, nil
+}
+
+// ownAddrs lists the addresses of this host's interfaces.
+func ownAddrs() []netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out
+}
+
+// tagEntry is a room a credential was issued for, and when the last one was.
+type tagEntry struct {
+	room   string
+	issued time.Time
+}
+
+// maxTags bounds the rooms remembered; past it, rooms without a credential
+// issued for TTL+1h are forgotten (a room with a client logged in gets one
+// every refresh, see signal.Config.ICERefresh).
+const maxTags = 10000
+
+// Credentials issues a credential for a client of room.
+func (s *Server) Credentials(room string, now time.Time) Credential {
+	tag := RoomTag(s.cfg.Secret, room)
+	s.mu.Lock()
+	if len(s.tags) >= maxTags {
+		for t, e := range s.tags {
+			if now.Sub(e.issued) > s.cfg.TTL+time.Hour {
+				delete(s.tags, t)
+			}
+		}
+	}
+	if e, ok := s.tags[tag]; !ok || now.After(e.issued) {
+		s.tags[tag] = tagEntry{room: room, issued: now}
+	}
+	s.mu.Unlock()
+	return Issue(s.cfg.Secret, room, s.cfg.TTL, now)
+}
+
+// roomOf returns the room of a credential's tag.
+func (s *Server) roomOf(tag string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.tags[tag]
+	return e.room, ok
+}
+
+// ICEServers gives a client of room this server as STUN and TURN (UDP and
+// TCP, as configured) with a fresh credential: signal.ICEProvider.
+func (s *Server) ICEServers(room string) []signal.ICEServer {
+	c := s.Credentials(room, time.Now())
+	var stunURLs, turnURLs []string
+	if s.cfg.PacketConn != nil {
+		hp := hostPort(s.cfg.PublicHost, portOf(s.cfg.PacketConn.LocalAddr()))
+		stunURLs = append(stunURLs, "stun:"+hp)
+		turnURLs = append(turnURLs, "turn:"+hp+"?transport=udp")
+	}
+	if s.cfg.Listener != nil {
+		turnURLs = append(turnURLs, "turn:"+hostPort(s.cfg.PublicHost, portOf(s.cfg.Listener.Addr()))+"?transport=tcp")
+	}
+	var out []signal.ICEServer
+	if !s.cfg.STUNOnly {
+		out = []signal.ICEServer{{URLs: turnURLs, Username: c.Username, Credential: c.Password}}
+	}
+	if len(stunURLs) > 0 {
+		out = append([]signal.ICEServer{{URLs: stunURLs}}, out...)
+	}
+	return out
+}
+
+// ICEServers makes External a signal.ICEProvider.
+// stun: URLs among e.URLs are handed out as they are, turn: ones with a
+// fresh credential.
+func (e External) ICEServers(room string) []signal.ICEServer {
+	var stunURLs, turnURLs []string
+	for _, u := range e.URLs {
+		if strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "stuns:") {
+			stunURLs = append(stunURLs, u)
+		} else {
+			turnURLs = append(turnURLs, u)
+		}
+	}
+	var out []signal.ICEServer
+	if len(stunURLs) > 0 {
+		out = append(out, signal.ICEServer{URLs: stunURLs})
+	}
+	if len(turnURLs) > 0 {
+		c := e.Credentials(room, time.Now())
+		out = append(out, signal.ICEServer{URLs: turnURLs, Username: c.Username, Credential: c.Password})
+	}
+	return out
+}
+
+func portOf(a net.Addr) int {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.Port
+	case *net.TCPAddr:
+		return a.Port
+	}
+	return 0
+}
+
+// Run serves until ctx is cancelled, then closes the sockets it was given
+// and every allocation. It returns nil on a clean cancel.
+func (s *Server) Run(ctx context.Context) error {
+	gen := &relayGen{s: s}
+	sc := pionturn.ServerConfig{
+		Realm:         Realm,
+		AuthHandler:   s.auth,
+		QuotaHandler:  s.quota,
+		LoggerFactory: &slogFactory{s.cfg.Logger},
+		EventHandler: pionturn.EventHandler{
+			OnAllocationCreated: s.allocated,
+			OnAllocationDeleted: s.deleted,
+		},
+	}
+	if s.cfg.PacketConn != nil {
+		sc.PacketConnConfigs = []pionturn.PacketConnConfig{{
+			PacketConn: s.cfg.PacketConn, RelayAddressGenerator: gen, PermissionHandler: s.permit,
+		}}
+	}
+	if s.cfg.Listener != nil {
+		sc.ListenerConfigs = []pionturn.ListenerConfig{{
+			Listener: s.cfg.Listener, RelayAddressGenerator: gen, PermissionHandler: s.permit,
+		}}
+	}
+	srv, err := pionturn.NewServer(sc)
+	if err != nil {
+		return fmt.Errorf("turn: start: %w", err)
+	}
+	<-ctx.Done()
+	if err := srv.Close(); err != nil {
+		s.cfg.Logger.Debug("turn: close", "err", err)
+	}
+	return nil
+}
+
+// auth checks a REST credential. Allocate needs one that has not expired;
+// the other methods (refresh, permission, channel bind) of an allocation
+// made in time accept it after expiry, so a running relay is not cut.
+func (s *Server) auth(ra *pionturn.RequestAttributes) (string, []byte, bool) {
+	if s.cfg.STUNOnly {
+		return "", nil, false
+	}
+	exp, tag, err := parseUsername(ra.Username)
+	if err != nil {
+		return "", nil, false
+	}
+	room, known := s.roomOf(tag)
+	if !known {
+		// Not issued by this host since it started (another host's secret
+		// gives another tag, so it lands here too).
+		s.cfg.Logger.Debug("turn: unknown credential", "from", ra.SrcAddr)
+		return "", nil, false
+	}
+	if ra.Method == stun.MethodAllocate && time.Now().After(exp) {
+		s.cfg.Logger.Debug("turn: expired credential", "from", ra.SrcAddr)
+		return "", nil, false
+	}
+	s.mu.Lock()
+	s.byClient[ra.SrcAddr.String()] = room
+	s.mu.Unlock()
+	return ra.Username, pionturn.GenerateAuthKey(ra.Username, ra.Realm, Password(s.cfg.Secret, ra.Username)), true
+}
+
+func (s *Server) quota(user, _ string, _ net.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.allocs[user] < s.cfg.MaxAllocations
+}
+
+func (s *Server) allocated(src, _ net.Addr, _, user, _ string, relay net.Addr, _ int) {
+	ap, err := netip.ParseAddrPort(relay.String())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.allocs[user]++
+	if room, ok := s.byClient[src.String()]; ok && err == nil {
+		s.relays[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = room
+	}
+}
+
+func (s *Server) deleted(src, _ net.Addr, _, user, _ string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.allocs[user]--; s.allocs[user] <= 0 {
+		delete(s.allocs, user)
+		delete(s.limiters, user)
+	}
+	delete(s.byClient, src.String())
+}
+
+// forgetRelay is called when a relay socket closes.
+func (s *Server) forgetRelay(ap netip.AddrPort) {
+	s.mu.Lock()
+	delete(s.relays, ap)
+	s.mu.Unlock()
+}
+
+// permit is Pion's permission handler: may the client at clientAddr's
+// allocation exchange datagrams with peer?
+func (s *Server) permit(clientAddr net.Addr, peer net.IP) bool {
+	ip, ok := netip.AddrFromSlice(peer)
+	if !ok {
+		return false
+	}
+	s.mu.Lock()
+	room, known := s.byClient[clientAddr.String()]
+	s.mu.Unlock()
+	ok = known && s.allowedIP(room, ip.Unmap())
+	if !ok {
+		s.cfg.Logger.Info("turn: refused a permission", "client", clientAddr, "peer", ip)
+	}
+	return ok
+}
+
+// allowedIP: a client of room, or a relay of room; nothing of the host's
+// own but relays.
+func (s *Server) allowedIP(room string, ip netip.Addr) bool {
+	s.mu.Lock()
+	for ap, r := range s.relays {
+		if r == room && ap.Addr() == ip {
+			s.mu.Unlock()
+			return true
+		}
+	}
+	s.mu.Unlock()
+	if s.forbidden(ip) {
+		return false
+	}
+	return slices.Contains(s.cfg.Directory.RoomAddrs(room), ip)
+}
+
+// allowedDst is allowedIP for a datagram's destination: an address of the
+// host itself only at a live relay port of the room.
+func (s *Server) allowedDst(room string, dst netip.AddrPort) bool {
+	ip := dst.Addr().Unmap()
+	s.mu.Lock()
+	r, isRelay := s.relays[netip.AddrPortFrom(ip, dst.Port())]
+	s.mu.Unlock()
+	if isRelay {
+		return r == room
+	}
+	return !s.forbidden(ip) && slices.Contains(s.cfg.Directory.RoomAddrs(room), ip)
+}
+
+func (s *Server) forbidden(ip netip.Addr) bool {
+	return !ip.IsValid() || ip.IsLoopback() || ip.IsUnspecified() || ip.IsMulticast() ||
+		ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() ||
+		slices.Contains(s.own, ip)
+}
+
+func (s *Server) limiter(user string) *rate.Limiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.Rate < 0 {
+		return nil
+	}
+	l := s.limiters[user]
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(s.cfg.Rate), max(s.cfg.Rate/4, 256<<10))
+		s.limiters[user] = l
+	}
+	return l
+}

@@ -1,0 +1,133 @@
+package signal
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// DefaultRoom is the room of Path itself ("/ws"): the LAN host's only room.
+const DefaultRoom = ""
+
+// maxRoomName bounds a room name in a URL path.
+const maxRoomName = 64
+
+// RoomFromPath maps a request path to a room: Path ("/ws") is DefaultRoom
+// and Path+"/NAME" is the room NAME (letters, digits, '-' and '_', at most
+// 64). ok is false for any other path. Every path rule of the WebSocket
+// endpoint lives here.
+func RoomFromPath(p string) (room string, ok bool) {
+	if p == Path {
+		return DefaultRoom, true
+	}
+	name, found := strings.CutPrefix(p, Path+"/")
+	if !found || !validRoom(name) {
+		return "", false
+	}
+	return name, true
+}
+
+func validRoom(name string) bool {
+	if name == "" || len(name) > maxRoomName {
+		return false
+	}
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// NewRoomName returns an unguessable room name: 130 random bits in 26
+// lower-case base32 characters.
+func NewRoomName() string {
+	var b [17]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	s := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+	return s[:26]
+}
+
+// room is one user list: its names and its login order. Users in different
+// rooms never see or reach each other.
+type room struct {
+	users map[string]*conn // by nameKey
+	order []*conn          // login order
+}
+
+// roomSet is the server's room and user state, under Server.mu. It is the
+// one place that knows who is logged in where (federation would replace it).
+type roomSet struct {
+	rooms map[string]*room
+}
+
+func newRoomSet() roomSet { return roomSet{rooms: make(map[string]*room)} }
+
+// lookup returns the user logged in to room under a name like name.
+func (rs roomSet) lookup(roomName, name string) *conn {
+	if r := rs.rooms[roomName]; r != nil {
+		return r.users[nameKey(name)]
+	}
+	return nil
+}
+
+// join logs c in to its room; the caller checked that the name is free.
+func (rs roomSet) join(c *conn) *room {
+	r := rs.rooms[c.room]
+	if r == nil {
+		r = &room{users: make(map[string]*conn)}
+		rs.rooms[c.room] = r
+	}
+	r.users[c.key] = c
+	r.order = append(r.order, c)
+	return r
+}
+
+// leave logs c out; it reports the room c was in, or nil if c was not
+// logged in. An empty room is forgotten.
+func (rs roomSet) leave(c *conn) *room {
+	r := rs.rooms[c.room]
+	if c.key == "" || r == nil || r.users[c.key] != c {
+		return nil
+	}
+	delete(r.users, c.key)
+	if i := slices.Index(r.order, c); i >= 0 {
+		r.order = slices.Delete(r.order, i, i+1)
+	}
+	if len(r.users) == 0 {
+		delete(rs.rooms, c.room)
+	}
+	return r
+}
+
+// names returns the users of room in login order.
+func (rs roomSet) names(roomName string) []string {
+	r := rs.rooms[roomName]
+	if r == nil {
+		return []string{}
+	}
+	names := make([]string, len(r.order))
+	for i, c := range r.order {
+		names[i] = c.name
+	}
+	return names
+}
+
+// addrs returns the distinct source addresses of room's users.
+func (rs roomSet) addrs(roomName string) []netip.Addr {
+	r := rs.rooms[roomName]
+	if r == nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, c := range r.order {
+		if c.addr.IsValid() && !slices.Contains(out, c.addr) {
+			out = append(out, c.addr)
+		}
+	}
+	return out
+}
