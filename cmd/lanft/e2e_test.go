@@ -129,7 +129,7 @@ func TestClearErrors(t *testing.T) {
 		not  string // must not be printed
 	}{
 		{"server unreachable", []string{"receive", "--signal", "ws://127.0.0.1:1/ws", "--yes"}, "cannot reach the signaling host ws://127.0.0.1:1/ws: connection refused", 1, ""},
-		{"not a signaling endpoint", []string{"receive", "--signal", url + "/nope", "--yes"}, "not a lanft signaling endpoint (lanft's is ws://HOST:PORT/ws)", 1, ""},
+		{"not a signaling endpoint", []string{"receive", "--signal", strings.TrimSuffix(url, "/ws") + "/nope", "--yes"}, "not a lanft signaling endpoint (lanft's is ws://HOST:PORT/ws)", 1, ""},
 		{"name taken", []string{"share", "--signal", url, "--name", "TAKEN", f}, `"TAKEN" is too close to "taken", who is online; pick another with --name`, 1, "sharing"},
 		{"no such sharer", []string{"receive", "--signal", url, "--interface", "lo", "--from", "nobody", "--wait", "2s", "--yes"}, `nobody named "nobody" came online within 2s (online shares: taken)`, 1, "doctor"},
 		{"nothing to share", []string{"share", "--signal", url}, "name at least one file", 2, ""},
