@@ -249,6 +249,31 @@ func TestCtrlCExits130AndResumes(t *testing.T) {
 	for l := range sharerLines(sharer) {
 		lines = append(lines, l)
 	}
+	// The sharer's side: progress events, and the second connection's done
+	// event counts only what it moved, not what the receiver kept.
+	var sharerProgress bool
+	var sharerDone []map[string]any
+	for _, l := range lines {
+		var m map[string]any
+		json.Unmarshal([]byte(l), &m)
+		switch m["event"] {
+		case "progress":
+			sharerProgress = true
+		case "done":
+			sharerDone = append(sharerDone, m)
+		}
+		for _, internal := range []string{"chunk", "sctp", "dtls", "ice:"} {
+			if strings.Contains(strings.ToLower(l), internal) {
+				t.Errorf("library internals in the sharer's output: %s", l)
+			}
+		}
+	}
+	if !sharerProgress || len(sharerDone) != 1 {
+		t.Fatalf("the sharer printed progress=%v and %d done events, want progress and one done", sharerProgress, len(sharerDone))
+	}
+	if moved := int64(sharerDone[0]["transferred"].(float64)); moved >= resumeSize-resumeSize/10 {
+		t.Errorf("the sharer says it sent %d bytes after a resume, of %d: it counts what the receiver already had", moved, resumeSize)
+	}
 	lines = append(lines, strings.Split(strings.TrimSpace(stdout), "\n")...)
 	kinds := map[string]bool{}
 	for _, l := range lines {
