@@ -20,6 +20,7 @@ import (
 	"github.com/lanft/lanft/rtc"
 	"github.com/lanft/lanft/signal"
 	"github.com/lanft/lanft/transfer"
+	"github.com/lanft/lanft/web"
 )
 
 // nodeConfig builds the node configuration common to share, receive and peers.
@@ -92,6 +93,7 @@ Examples:
 			if out.json {
 				out.emit(map[string]any{"event": "sharing", "name": cfg.Name, "files": m.Files(), "total": m.TotalSize()})
 			}
+			showPage(out, cfg.Hosts)
 			if err := node.Share(c.Context, cfg, src); err != nil {
 				return err
 			}
@@ -312,8 +314,13 @@ Examples:
 			if err != nil {
 				return fmt.Errorf("signal: listen: %w", err)
 			}
+			page, err := web.New(web.Config{Signal: srv.Handler(), Admits: srv.Admits, Logger: log})
+			if err != nil {
+				return err
+			}
+			defer page.Close()
 			fmt.Fprintf(c.App.Writer, "ws://%s%s\n", ln.Addr(), signal.Path)
-			return srv.Serve(c.Context, ln)
+			return srv.ServeWith(c.Context, ln, page)
 		},
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lanft/lanft/discovery"
 	"github.com/lanft/lanft/signal"
+	"github.com/lanft/lanft/web"
 )
 
 // LANConfig configures zero-config mode: every instance runs a signaling
@@ -40,6 +41,7 @@ type LAN struct {
 	cfg  LANConfig
 	disc *discovery.Discovery
 	srv  *signal.Server
+	web  *web.Web
 	lns  []net.Listener
 
 	mu      sync.Mutex
@@ -84,7 +86,45 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 		closeAll(lns)
 		return nil, err
 	}
-	return &LAN{cfg: cfg, disc: disc, srv: srv, lns: lns, changed: make(chan struct{}), started: time.Now(), done: make(chan struct{})}, nil
+	l := &LAN{cfg: cfg, disc: disc, srv: srv, lns: lns, changed: make(chan struct{}), started: time.Now(), done: make(chan struct{})}
+	// Every instance serves the browser page; a page's WebSocket is bridged
+	// to whichever instance is the elected host.
+	l.web, err = web.New(web.Config{Signal: srv.Handler(), Upstream: l, Admits: srv.Admits, Logger: cfg.Logger})
+	if err != nil {
+		closeAll(lns)
+		return nil, err
+	}
+	return l, nil
+}
+
+// PageURLs are the addresses of this instance's browser page, one per
+// IPv4 address it listens on (every non-loopback one of an up interface
+// when it listens on all).
+func (l *LAN) PageURLs() []string {
+	var urls []string
+	for _, ln := range l.lns {
+		a := ln.Addr().(*net.TCPAddr)
+		if !a.IP.IsUnspecified() {
+			urls = append(urls, "http://"+a.String()+"/")
+			continue
+		}
+		ifaces, err := net.Interfaces()
+		if err != nil {
+			continue
+		}
+		for _, ifi := range ifaces {
+			if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagLoopback != 0 {
+				continue
+			}
+			addrs, _ := ifi.Addrs()
+			for _, ad := range addrs {
+				if ipn, ok := ad.(*net.IPNet); ok && ipn.IP.To4() != nil {
+					urls = append(urls, "http://"+net.JoinHostPort(ipn.IP.String(), strconv.Itoa(a.Port))+"/")
+				}
+			}
+		}
+	}
+	return urls
 }
 
 func closeAll(lns []net.Listener) {
@@ -145,7 +185,7 @@ func (l *LAN) Run(ctx context.Context) error {
 	errc := make(chan error, len(l.lns)+1)
 	for _, ln := range l.lns {
 		wg.Go(func() {
-			if err := l.srv.Serve(ctx, ln); err != nil {
+			if err := l.srv.ServeWith(ctx, ln, l.web); err != nil {
 				errc <- err
 			}
 		})
@@ -170,6 +210,7 @@ func (l *LAN) Run(ctx context.Context) error {
 	case err = <-errc:
 		cancel()
 	}
+	l.web.Close()
 	wg.Wait()
 	return err
 }

@@ -1,0 +1,283 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+
+	"github.com/lanft/lanft/internal/lanfttest"
+	"github.com/lanft/lanft/internal/netns"
+)
+
+// These tests run Debian's Chromium (headless, inside a namespace host of
+// a simulated LAN, see internal/netns) against real lanft processes on
+// other namespace hosts. The page is loaded from a LAN address, as people
+// will open it: not a secure context, so no crypto.subtle. Nothing leaves
+// the namespaces: the browser's default route points at the test's bridge.
+
+var (
+	buildOnce sync.Once
+	lanftBin  string
+	buildErr  error
+)
+
+func lanft(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "lanft-web-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		lanftBin, buildErr = lanfttest.Build(dir)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return lanftBin
+}
+
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium is not installed (.ci/run installs Debian's chromium package)")
+	}
+	t.Skip("chromium is not installed (apt-get install chromium); skipped outside CI")
+	return ""
+}
+
+// onHost runs lanft on host i with its own config folder.
+func onHost(t *testing.T, lan *netns.LAN, i int, args ...string) *lanfttest.Proc {
+	argv := append([]string{"ip", "netns", "exec", lan.Namespace(i), lanft(t), "--config-dir", t.TempDir()}, args...)
+	return lanfttest.Start(t, argv...)
+}
+
+// pageURL waits for a --json share's "page" event and returns its URL.
+func pageURL(t *testing.T, p *lanfttest.Proc) string {
+	t.Helper()
+	line := p.WaitLine(t, `"event":"page"`, 20*time.Second)
+	var ev struct{ URL string }
+	if err := json.Unmarshal([]byte(line.Text), &ev); err != nil || ev.URL == "" {
+		t.Fatalf("page event: %q: %v", line.Text, err)
+	}
+	return ev.URL
+}
+
+// startBrowser starts Chromium inside host i (given a default route on the
+// LAN: Chromium gathers ICE candidates only on the default route's
+// interface) and returns its context.
+func startBrowser(t *testing.T, lan *netns.LAN, i int) context.Context {
+	t.Helper()
+	chromium := chromiumPath(t)
+	if out, err := exec.Command("ip", "-n", lan.Namespace(i), "route", "add", "default", "dev", lan.Iface(i)).CombinedOutput(); err != nil {
+		t.Fatalf("default route: %v: %s", err, out)
+	}
+	wrapper := filepath.Join(t.TempDir(), "chromium-in-ns")
+	script := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", lan.Namespace(i), chromium)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(wrapper),
+		chromedp.NoSandbox,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(900, 1100),
+		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns,Translate"),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-background-networking", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	if err := chromedp.Do(bctx); err != nil { // starts the browser
+		cancelBrowser()
+		cancelAlloc()
+		t.Fatalf("start chromium: %v", err)
+	}
+	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
+	return bctx
+}
+
+// person is one browser user: a tab in a browser context of its own (own
+// storage, own device key), whose downloads land in a folder of the test.
+type person struct {
+	t   *testing.T
+	ctx context.Context
+	dl  string
+
+	mu    sync.Mutex
+	names map[string]string // download guid -> suggested name
+	done  map[string]string // suggested name -> file on disk
+	ch    chan struct{}
+}
+
+func newPerson(t *testing.T, bctx context.Context, url string) *person {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	p := &person{t: t, ctx: ctx, dl: t.TempDir(), names: map[string]string{}, done: map[string]string{}, ch: make(chan struct{}, 1)}
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("new tab: %v", err)
+	}
+	chromedp.ListenBrowser(ctx, func(ev any) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		switch e := ev.(type) {
+		case *browser.EventDownloadWillBegin:
+			p.names[e.GUID] = e.SuggestedFilename
+		case *browser.EventDownloadProgress:
+			if e.State == browser.DownloadProgressStateCompleted {
+				p.done[p.names[e.GUID]] = filepath.Join(p.dl, e.GUID)
+				select {
+				case p.ch <- struct{}{}:
+				default:
+				}
+			}
+		}
+	})
+	yes := true
+	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, BrowserContextID: chromedp.FromContext(ctx).BrowserContextID,
+		DownloadPath: p.dl, EventsEnabled: &yes}); err != nil {
+		t.Fatalf("download behaviour: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	p.waitJS(`document.body.dataset.online`, 20*time.Second)
+	return p
+}
+
+// waitJS waits until expr is truthy in the page.
+func (p *person) waitJS(expr string, d time.Duration) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, d)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[any](expr, chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		p.t.Fatalf("waiting for %s: %v\npage log: %s", expr, err, p.text(`[...document.querySelectorAll('#log li')].map(e => e.textContent).join(' | ')`))
+	}
+}
+
+// text evaluates a string expression (best effort, for messages).
+func (p *person) text(expr string) string {
+	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	return s
+}
+
+func (p *person) do(actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		p.t.Fatalf("browser: %v\npage log: %s", err, p.text(`[...document.querySelectorAll('#log li')].map(e => e.textContent).join(' | ')`))
+	}
+}
+
+// name is the page's login name.
+func (p *person) name() string { return p.text(`document.body.dataset.online`) }
+
+// receiveFrom clicks Receive on peer, accepts, and waits until done.
+func (p *person) receiveFrom(peer string, d time.Duration) {
+	p.t.Helper()
+	sel := fmt.Sprintf(`#peers li[data-name=%q] button.receive`, peer)
+	p.waitJS(fmt.Sprintf(`document.querySelector(%q)`, sel), 20*time.Second)
+	p.do(chromedp.Click(chromedp.CSS(sel)))
+	p.waitJS(`!document.getElementById('offer').hidden`, 30*time.Second)
+	p.do(chromedp.Click(chromedp.ID("accept")))
+	p.waitJS(`document.getElementById('done').dataset.bytes`, d)
+}
+
+// save clicks every Save link and returns the downloaded files by path.
+func (p *person) save() map[string]string {
+	p.t.Helper()
+	paths := strings.Split(p.text(`[...document.querySelectorAll('#received a.save')].map(a => a.dataset.path).join('\n')`), "\n")
+	out := map[string]string{}
+	for i, path := range paths {
+		p.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#received li:nth-child(%d) a.save`, i+1))))
+		want := strings.ReplaceAll(path, "/", "_")
+		deadline := time.After(60 * time.Second)
+		for {
+			p.mu.Lock()
+			f, ok := p.done[want]
+			p.mu.Unlock()
+			if ok {
+				out[path] = f
+				break
+			}
+			select {
+			case <-p.ch:
+			case <-deadline:
+				p.t.Fatalf("download of %s did not complete", path)
+			}
+		}
+	}
+	return out
+}
+
+func writeFile(t *testing.T, path string, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBrowserReceivesFromCLI: a CLI share of a 64 MiB file and a folder
+// reaches the browser with identical bytes; the same share received by
+// the CLI gives the speed to compare with.
+func TestBrowserReceivesFromCLI(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	src := t.TempDir()
+	big := filepath.Join(src, "big.bin")
+	lanfttest.WriteRandom(t, big, 64<<20)
+	writeFile(t, filepath.Join(src, "album", "a.txt"), "first file in a folder\n")
+	writeFile(t, filepath.Join(src, "album", "deeper", "b.bin"), strings.Repeat("lanft", 50000))
+	writeFile(t, filepath.Join(src, "album", "empty.txt"), "")
+	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--json", big, filepath.Join(src, "album"))
+	url := pageURL(t, share)
+	if !strings.Contains(url, lan.Addr(1).String()) {
+		t.Fatalf("page URL %s is not on host 1's LAN address", url)
+	}
+
+	b := startBrowser(t, lan, 2)
+	p := newPerson(t, b, url)
+	p.receiveFrom("alpha", 3*time.Minute)
+	t.Logf("browser: %s", p.text(`document.getElementById('done').textContent`))
+	files := p.save()
+	for _, rel := range []string{"big.bin", "album/a.txt", "album/deeper/b.bin", "album/empty.txt"} {
+		got, ok := files[rel]
+		if !ok {
+			t.Fatalf("the browser did not receive %s (got %v)", rel, files)
+		}
+		lanfttest.SameFile(t, filepath.Join(src, rel), got)
+	}
+
+	// The CLI on the same host, same share, for the speed beside it.
+	out := t.TempDir()
+	start := time.Now()
+	recv := onHost(t, lan, 2, "receive", "--interface", lan.Iface(2), "--from", "alpha", "--name", "cli", "--yes", "--json", "--out", out)
+	recv.WaitLine(t, `"event":"done"`, 2*time.Minute)
+	t.Logf("CLI: received the same share (%d MiB) in %.2f s including discovery and login", 64, time.Since(start).Seconds())
+	lanfttest.SameFile(t, big, filepath.Join(out, "big.bin"))
+}
