@@ -281,3 +281,104 @@ func TestBrowserReceivesFromCLI(t *testing.T) {
 	t.Logf("CLI: received the same share (%d MiB) in %.2f s including discovery and login", 64, time.Since(start).Seconds())
 	lanfttest.SameFile(t, big, filepath.Join(out, "big.bin"))
 }
+
+// share picks files (and a folder) in the page and shares them; it
+// returns the page's login name once it is online as a share.
+func (p *person) share(files []string, folder string) string {
+	p.t.Helper()
+	if len(files) > 0 {
+		p.do(chromedp.SetUploadFiles(chromedp.ID("files"), files))
+	}
+	if folder != "" {
+		p.do(chromedp.SetUploadFiles(chromedp.ID("folder"), []string{folder}))
+	}
+	p.do(chromedp.Click(chromedp.ID("share")))
+	p.waitJS(`document.getElementById('sharing').textContent.startsWith('sharing')`, 60*time.Second)
+	p.waitJS(`document.body.dataset.online`, 20*time.Second)
+	return p.name()
+}
+
+// TestBrowserSendsToCLI: a file and a folder picked in the browser reach
+// lanft receive with identical bytes.
+func TestBrowserSendsToCLI(t *testing.T) {
+	lan := netns.NewLAN(t, 3)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "host.txt"), "the page's host shares this\n")
+	host := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "host", "--json", filepath.Join(src, "host.txt"))
+	url := pageURL(t, host)
+
+	picked := t.TempDir()
+	one := filepath.Join(picked, "one.bin")
+	lanfttest.WriteRandom(t, one, 3<<20)
+	folder := filepath.Join(picked, "trip")
+	writeFile(t, filepath.Join(folder, "day1", "notes.txt"), "from a browser\n")
+	os.MkdirAll(filepath.Join(folder, "day2"), 0o755)
+	lanfttest.WriteRandom(t, filepath.Join(folder, "day2", "photo.raw"), 1<<20)
+
+	b := startBrowser(t, lan, 2)
+	p := newPerson(t, b, url)
+	name := p.share([]string{one}, folder)
+	t.Logf("the page shares as %q", name)
+
+	out := t.TempDir()
+	recv := onHost(t, lan, 3, "receive", "--interface", lan.Iface(3), "--from", name, "--name", "cli", "--yes", "--json", "--out", out)
+	recv.WaitLine(t, `"event":"done"`, 90*time.Second)
+	if code := recv.ExitCode(); code != 0 {
+		t.Fatalf("receive exited %d: %s", code, recv.Stderr())
+	}
+	lanfttest.SameFile(t, one, filepath.Join(out, "one.bin"))
+	lanfttest.SameFile(t, filepath.Join(folder, "day1", "notes.txt"), filepath.Join(out, "trip", "day1", "notes.txt"))
+	lanfttest.SameFile(t, filepath.Join(folder, "day2", "photo.raw"), filepath.Join(out, "trip", "day2", "photo.raw"))
+	lanfttest.NoPartFiles(t, out)
+	p.waitJS(`[...document.querySelectorAll('#log li.sent')].length > 0`, 10*time.Second)
+}
+
+// hostileName is a peer name holding HTML and script.
+const hostileName = `<img src=x onerror=document.body.dataset.pwned=1><b>`
+
+// TestBrowserTabsTrade: two people in one browser (two tabs with their
+// own storage) trade a file; a peer whose name holds HTML and script is
+// listed as text; a screenshot shows the page with two peers listed.
+func TestBrowserTabsTrade(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "readme.txt"), "hello\n")
+	host := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", hostileName, "--json", filepath.Join(src, "readme.txt"))
+	url := pageURL(t, host)
+
+	b := startBrowser(t, lan, 2)
+	ann := newPerson(t, b, url)
+	file := filepath.Join(t.TempDir(), "from-ann.bin")
+	lanfttest.WriteRandom(t, file, 5<<20)
+	annName := ann.share([]string{file}, "")
+
+	bob := newPerson(t, b, url)
+	bob.waitJS(fmt.Sprintf(`document.querySelectorAll('#peers li').length === 2 && document.querySelector('#peers li[data-name=%q] button.receive')`, annName), 20*time.Second)
+	// The hostile name is text: no element was made of it, no script ran.
+	got := bob.text(`[...document.querySelectorAll('#peers li .name')].map(e => e.textContent).join('\n')`)
+	if !strings.Contains(got, hostileName) {
+		t.Errorf("the hostile name is not shown as text; names listed: %q", got)
+	}
+	if n := bob.text(`String(document.querySelectorAll('#peers img, #peers script').length) + (document.body.dataset.pwned || '')`); n != "0" {
+		t.Errorf("the hostile name became HTML: %s", n)
+	}
+	shot := os.Getenv("LANFT_SCREENSHOT")
+	if shot == "" {
+		shot = filepath.Join(t.TempDir(), "page.png")
+	}
+	ctx, cancel := context.WithTimeout(bob.ctx, 20*time.Second)
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	cancel()
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot of the page with two peers listed: %s", shot)
+
+	bob.receiveFrom(annName, 90*time.Second)
+	files := bob.save()
+	lanfttest.SameFile(t, file, files["from-ann.bin"])
+	t.Logf("bob: %s", bob.text(`document.getElementById('done').textContent`))
+}
