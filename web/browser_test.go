@@ -2,8 +2,11 @@ package web_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,7 +179,7 @@ func (p *person) waitJS(expr string, d time.Duration) {
 func (p *person) text(expr string) string {
 	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
 		return "(" + err.Error() + ")"
 	}
@@ -381,4 +384,39 @@ func TestBrowserTabsTrade(t *testing.T) {
 	files := bob.save()
 	lanfttest.SameFile(t, file, files["from-ann.bin"])
 	t.Logf("bob: %s", bob.text(`document.getElementById('done').textContent`))
+}
+
+// TestBrowserSHA256MatchesGo: the page's SHA-256 (sha256.js, which checks
+// every byte received) agrees with Go's crypto/sha256 on lengths around
+// every block and padding edge, fed whole and in uneven pieces.
+func TestBrowserSHA256MatchesGo(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	sig := onHost(t, lan, 1, "signal", "--listen", net.JoinHostPort(lan.Addr(1).String(), "0"))
+	line := sig.WaitLine(t, "ws://", 10*time.Second)
+	url := "http://" + strings.TrimSuffix(strings.TrimPrefix(line.Text, "ws://"), "/ws") + "/"
+	p := newPerson(t, startBrowser(t, lan, 2), url)
+	lengths := []int{0, 1, 3, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000, 65536, 1<<20 + 3}
+	js := fmt.Sprintf(`import('./sha256.js').then(({SHA256}) => %s.map((n) => {
+		const b = new Uint8Array(n);
+		for (let i = 0; i < n; i++) b[i] = (i * 7 + n) & 255;
+		const whole = new SHA256(); whole.update(b);
+		const pieces = new SHA256();
+		for (let off = 0, k = 1; off < n; off += k, k = k * 3 + 1) pieces.update(b.subarray(off, Math.min(n, off + k)));
+		return whole.hex() + ' ' + pieces.hex();
+	}).join('\n'))`, strings.ReplaceAll(fmt.Sprint(lengths), " ", ","))
+	got := strings.Split(p.text(js), "\n")
+	if len(got) != len(lengths) {
+		t.Fatalf("page returned %q", got)
+	}
+	for i, n := range lengths {
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = byte(j*7 + n)
+		}
+		sum := sha256.Sum256(b)
+		want := hex.EncodeToString(sum[:])
+		if got[i] != want+" "+want {
+			t.Errorf("length %d: page %q, Go %s", n, got[i], want)
+		}
+	}
 }

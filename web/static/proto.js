@@ -1,8 +1,10 @@
 // lanft's data-channel protocol in the browser: a byte stream over an
 // RTCDataChannel, the preamble of internal/node/auth.go (with the shared
 // code exchange), and the frames of the transfer package (transfer/doc.go).
-// The crypto and the manifest checks are lanft's Go code (globalThis.lanftCore,
-// web/wasm).
+// Identity proofs, the code exchange and the manifest checks are lanft's Go
+// code (globalThis.lanftCore, web/wasm); SHA-256 is sha256.js, for speed.
+
+import { SHA256 } from './sha256.js';
 
 const core = () => globalThis.lanftCore;
 
@@ -235,7 +237,7 @@ export async function receive(s, { accept, progress }) {
   const finish = () => {
     const e = entries[cur.index];
     if (cur.got !== e.size) throw new TransferError('integrity', `${e.path}: ${cur.got} bytes received of ${e.size}`);
-    const sum = core().sha256Sum(cur.hash);
+    const sum = cur.hash.hex();
     if (sum !== e.sha256) throw new TransferError('integrity', `${e.path} arrived corrupted (SHA-256 mismatch)`);
     cur.blobs.push(new Blob(cur.parts));
     out.push({ path: e.path, size: e.size, blob: new Blob(cur.blobs) });
@@ -248,7 +250,7 @@ export async function receive(s, { accept, progress }) {
         if (!cur) throw new TransferError('protocol', 'DATA frame outside any file');
         const e = entries[cur.index];
         if (f.p.length > e.size - cur.got) throw new TransferError('integrity', `the sender sent more than the ${e.size} bytes declared for ${e.path}`);
-        core().sha256Write(cur.hash, f.p);
+        cur.hash.update(f.p);
         cur.parts.push(f.p);
         cur.partBytes += f.p.length;
         if (cur.partBytes >= 16 << 20) { // hand the bytes to Blob storage, which may page them to disk
@@ -271,7 +273,7 @@ export async function receive(s, { accept, progress }) {
         if (next >= wants.length || wants[next] !== idx) throw new TransferError('protocol', `FILE frame for entry ${idx}, which is not the next file requested`);
         if (off !== 0) throw new TransferError('protocol', `the sender started at byte ${off}; expected 0`);
         next++;
-        cur = { index: idx, hash: core().sha256New(), parts: [], partBytes: 0, blobs: [], got: 0 };
+        cur = { index: idx, hash: new SHA256(), parts: [], partBytes: 0, blobs: [], got: 0 };
       } else if (f.t === T.X) {
         throw remoteError('sender', f.p);
       } else {
@@ -279,7 +281,6 @@ export async function receive(s, { accept, progress }) {
       }
     }
   } catch (err) {
-    if (cur) try { core().sha256Sum(cur.hash); } catch (e) { /* forgotten */ }
     if (err instanceof TransferError) return fail(err);
     throw err;
   }
@@ -291,12 +292,12 @@ const READ = 4 << 20;
 
 // hashFile returns the lowercase hex SHA-256 of blob's first n bytes.
 export async function hashBlob(blob, n = blob.size, progress = () => {}) {
-  const h = core().sha256New();
+  const h = new SHA256();
   for (let off = 0; off < n; off += READ) {
-    core().sha256Write(h, new Uint8Array(await blob.slice(off, Math.min(n, off + READ)).arrayBuffer()));
+    h.update(new Uint8Array(await blob.slice(off, Math.min(n, off + READ)).arrayBuffer()));
     progress(Math.min(n, off + READ));
   }
-  return core().sha256Sum(h);
+  return h.hex();
 }
 
 // buildManifest lists picked files (with their folders first) and hashes

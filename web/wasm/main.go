@@ -2,7 +2,7 @@
 
 // Command wasm is the browser page's Go half: lanft's own code for device
 // keys and proofs (internal/identity), the shared-code exchange
-// (internal/cpace), SHA-256 and manifest validation (transfer), compiled
+// (internal/cpace) and manifest validation (transfer), compiled
 // to WebAssembly so that the page checks peers and files exactly as the
 // CLI does. A page served over http://LAN-ADDRESS has no crypto.subtle.
 //
@@ -14,13 +14,10 @@ package main
 import (
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"strings"
 	"syscall/js"
 
@@ -29,18 +26,16 @@ import (
 	"github.com/lanft/lanft/transfer"
 )
 
-// state holds the objects the page refers to by number: hashes being
-// computed and CPace parties waiting for the peer's message.
+// state holds the device key and the CPace parties waiting for the
+// peer's message (the page refers to them by number).
 type state struct {
 	next    int
-	hashes  map[int]hash.Hash
 	parties map[int]*cpace.Party
 	id      *identity.Identity
-	buf     []byte
 }
 
 func main() {
-	s := &state{hashes: map[int]hash.Hash{}, parties: map[int]*cpace.Party{}, buf: make([]byte, 256<<10)}
+	s := &state{parties: map[int]*cpace.Party{}}
 	core := js.Global().Get("Object").New()
 	for name, fn := range map[string]func([]js.Value) (any, error){
 		"setKey":           s.setKey,
@@ -50,9 +45,6 @@ func main() {
 		"verify":           verify,
 		"sdpFingerprint":   sdpFingerprint,
 		"verificationCode": s.verificationCode,
-		"sha256New":        s.sha256New,
-		"sha256Write":      s.sha256Write,
-		"sha256Sum":        s.sha256Sum,
 		"cpaceStart":       s.cpaceStart,
 		"cpaceFinish":      s.cpaceFinish,
 		"confirm":          confirm,
@@ -195,39 +187,6 @@ func (s *state) verificationCode(args []js.Value) (any, error) {
 func (s *state) add() int {
 	s.next++
 	return s.next
-}
-
-// sha256New() number
-func (s *state) sha256New([]js.Value) (any, error) {
-	n := s.add()
-	s.hashes[n] = sha256.New()
-	return n, nil
-}
-
-// sha256Write(h, Uint8Array)
-func (s *state) sha256Write(args []js.Value) (any, error) {
-	h, ok := s.hashes[args[0].Int()]
-	if !ok {
-		return nil, errors.New("lanft: unknown hash")
-	}
-	data := args[1]
-	n := data.Get("length").Int()
-	for off := 0; off < n; off += len(s.buf) {
-		end := min(n, off+len(s.buf))
-		k := js.CopyBytesToGo(s.buf, data.Call("subarray", off, end))
-		h.Write(s.buf[:k])
-	}
-	return nil, nil
-}
-
-// sha256Sum(h) string: lowercase hex; the hash is forgotten.
-func (s *state) sha256Sum(args []js.Value) (any, error) {
-	h, ok := s.hashes[args[0].Int()]
-	if !ok {
-		return nil, errors.New("lanft: unknown hash")
-	}
-	delete(s.hashes, args[0].Int())
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // cpaceStart(code) [party number, message Uint8Array]
