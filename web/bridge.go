@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ type bridge struct {
 	up       Upstream
 	log      *slog.Logger
 	upgrader websocket.Upgrader
+	dialer   websocket.Dialer
 
 	mu     sync.Mutex
 	closed bool
@@ -33,8 +35,9 @@ type bridge struct {
 // user's meta and may exceed signal.MaxMessageSize.
 const maxDownFrame = 4 << 20
 
-func newBridge(up Upstream, log *slog.Logger) *bridge {
+func newBridge(up Upstream, dial func(ctx context.Context, network, addr string) (net.Conn, error), log *slog.Logger) *bridge {
 	return &bridge{up: up, log: log, conns: map[*websocket.Conn]struct{}{},
+		dialer: websocket.Dialer{NetDialContext: dial, HandshakeTimeout: bridgeDialTimeout},
 		upgrader: websocket.Upgrader{
 			HandshakeTimeout: 5 * time.Second,
 			// The handler checked Origin and Host (signal.Server.Admits).
@@ -82,7 +85,7 @@ func (b *bridge) serve(w http.ResponseWriter, r *http.Request) {
 	var up *websocket.Conn
 	if err == nil {
 		var resp *http.Response
-		up, resp, err = websocket.DefaultDialer.DialContext(ctx, url, nil)
+		up, resp, err = b.dialer.DialContext(ctx, url, nil)
 		if resp != nil && resp.Body != nil {
 			resp.Body.Close()
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,9 +18,12 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+	"github.com/gorilla/websocket"
 
 	"github.com/lanft/lanft/internal/lanfttest"
 	"github.com/lanft/lanft/internal/netns"
+	"github.com/lanft/lanft/signal"
+	"github.com/lanft/lanft/web"
 )
 
 // These tests run Debian's Chromium (headless, inside a namespace host of
@@ -418,5 +422,148 @@ func TestBrowserSHA256MatchesGo(t *testing.T) {
 		if got[i] != want+" "+want {
 			t.Errorf("length %d: page %q, Go %s", n, got[i], want)
 		}
+	}
+}
+
+// TestBrowserCode: a CLI share with --code; the page receives with the
+// same code (CPace in WebAssembly, confirmed over both DTLS fingerprints)
+// and is refused with a wrong one.
+func TestBrowserCode(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	src := filepath.Join(t.TempDir(), "secret.bin")
+	lanfttest.WriteRandom(t, src, 1<<20)
+	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--code", "purple monkey dishwasher", "--json", src)
+	p := newPerson(t, startBrowser(t, lan, 2), pageURL(t, share))
+
+	p.do(chromedp.SendKeys(chromedp.ID("code"), "purple monkey dishwater"))
+	p.waitJS(`document.querySelector('#peers li[data-name="alpha"] button.receive')`, 20*time.Second)
+	p.do(chromedp.Click(chromedp.CSS(`#peers li[data-name="alpha"] button.receive`)))
+	p.waitJS(`[...document.querySelectorAll('#log li.error')].some(e => e.textContent.includes('shared code'))`, 30*time.Second)
+	t.Logf("wrong code: %s", p.text(`document.querySelector('#log li.error').textContent`))
+
+	p.do(chromedp.SetValue(chromedp.ID("code"), "purple monkey dishwasher"))
+	p.receiveFrom("alpha", 60*time.Second)
+	lanfttest.SameFile(t, src, p.save()["secret.bin"])
+}
+
+// rewriter is a signaling host in the middle: a WebSocket proxy in front
+// of a real signaling server that swaps the DTLS fingerprint in every
+// answer it relays, as a host terminating DTLS on both sides would.
+func rewriter(upstream string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.Handler {
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	dialer := websocket.Dialer{NetDialContext: dial}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		client, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer client.Close()
+		server, _, err := dialer.Dial(upstream, nil)
+		if err != nil {
+			return
+		}
+		defer server.Close()
+		done := make(chan struct{}, 2)
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				_, b, err := client.ReadMessage()
+				if err != nil || server.WriteMessage(websocket.TextMessage, b) != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				_, b, err := server.ReadMessage()
+				if err != nil {
+					return
+				}
+				var m map[string]any
+				if json.Unmarshal(b, &m) == nil && m["type"] == "answer" {
+					if a, ok := m["answer"].(map[string]any); ok {
+						sdp, _ := a["sdp"].(string)
+						i := strings.Index(sdp, "a=fingerprint:sha-256 ")
+						if i >= 0 {
+							j := i + len("a=fingerprint:sha-256 ")
+							c := "A"
+							if sdp[j] == 'A' {
+								c = "B"
+							}
+							a["sdp"] = sdp[:j] + c + sdp[j+1:]
+							b, _ = json.Marshal(m)
+						}
+					}
+				}
+				if client.WriteMessage(websocket.TextMessage, b) != nil {
+					return
+				}
+			}
+		}()
+		<-done
+	})
+}
+
+type staticUp string
+
+func (s staticUp) Host(context.Context) (string, <-chan struct{}, error) { return string(s), nil, nil }
+
+// listenOn opens a TCP listener inside host i and serves h on it until
+// the test ends.
+func listenOn(t *testing.T, lan *netns.LAN, i int, h http.Handler) string {
+	t.Helper()
+	var ln net.Listener
+	if err := lan.Do(i, func() (err error) {
+		ln, err = net.Listen("tcp", net.JoinHostPort(lan.Addr(i).String(), "0"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// TestBrowserRefusesHostInTheMiddle: the elected host rewrites the DTLS
+// fingerprint of the sharer's answer; the page refuses the peer instead
+// of connecting to whoever holds that certificate.
+func TestBrowserRefusesHostInTheMiddle(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	honest, err := signal.NewServer(signal.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { honest.Close() })
+	honestAddr := listenOn(t, lan, 1, honest.Handler())
+	// Connections the test's servers open are made inside host 1.
+	dial := func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		err = lan.Do(1, func() error {
+			c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+	evil := "ws://" + listenOn(t, lan, 1, rewriter("ws://"+honestAddr+signal.Path, dial)) + signal.Path
+	// The page's own instance is honest; the host it bridges to is not.
+	page, err := web.New(web.Config{Signal: honest.Handler(), Upstream: staticUp(evil), Admits: honest.Admits, Dial: dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { page.Close() })
+	pageAddr := listenOn(t, lan, 1, page)
+
+	src := filepath.Join(t.TempDir(), "x.bin")
+	lanfttest.WriteRandom(t, src, 1<<16)
+	onHost(t, lan, 1, "share", "--signal", evil, "--interface", lan.Iface(1), "--name", "alpha", "--json", src)
+	p := newPerson(t, startBrowser(t, lan, 2), "http://"+pageAddr+"/")
+	p.waitJS(`document.querySelector('#peers li[data-name="alpha"] button.receive')`, 20*time.Second)
+	p.do(chromedp.Click(chromedp.CSS(`#peers li[data-name="alpha"] button.receive`)))
+	p.waitJS(`[...document.querySelectorAll('#log li.error')].some(e => e.textContent.includes('could not be verified'))`, 30*time.Second)
+	t.Logf("page: %s", p.text(`document.querySelector('#log li.error').textContent`))
+	if got := p.text(`String(document.getElementById('received').children.length)`); got != "0" {
+		t.Fatalf("the page received %s file(s) through a host in the middle", got)
 	}
 }

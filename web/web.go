@@ -30,6 +30,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -68,6 +69,8 @@ type Config struct {
 	// Admits applies the Host and Origin checks of the signaling server
 	// (signal.Server.Admits).
 	Admits func(*http.Request) bool
+	// Dial opens the bridge's connections to the host (nil: net.Dialer).
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	Logger *slog.Logger
 }
 
@@ -102,7 +105,7 @@ func New(cfg Config) (*Web, error) {
 		return nil, err
 	}
 	files := http.FileServerFS(sub)
-	b := newBridge(cfg.Upstream, cfg.Logger)
+	b := newBridge(cfg.Upstream, cfg.Dial, cfg.Logger)
 	return &Web{bridge: b, h: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isUpgrade(r) {
 			root := r.URL.Path == "/" || r.URL.Path == "/ws"

@@ -447,6 +447,15 @@ async function main() {
   const { instance } = await WebAssembly.instantiateStreaming(fetch('lanft.wasm'), go.importObject);
   go.run(instance);
   await ready;
+  const raw = globalThis.lanftCoreRaw, wrapped = {};
+  for (const k of Object.keys(raw)) {
+    wrapped[k] = (...args) => {
+      const r = raw[k](...args);
+      if (r instanceof Object && typeof r.lanftError === 'string') throw new Error(r.lanftError);
+      return r;
+    };
+  }
+  globalThis.lanftCore = wrapped;
   core().setKey(deviceSeed());
   const id = core().deviceID(core().publicKey());
   app.base = `web-${id.slice(0, 4).toLowerCase()}`;

@@ -6,9 +6,10 @@
 // to WebAssembly so that the page checks peers and files exactly as the
 // CLI does. A page served over http://LAN-ADDRESS has no crypto.subtle.
 //
-// It sets one global object, lanftCore, whose functions take and return
-// strings, numbers and Uint8Arrays; a failure is thrown as an Error with
-// the text the CLI would show. Build it with `go generate ./web`.
+// It sets one global object, lanftCoreRaw, whose functions take and return
+// strings, numbers and Uint8Arrays; a failure is returned as
+// {lanftError: text}, the text the CLI would show, which the page's
+// wrapper (lanftCore) throws. Build it with `go generate ./web`.
 package main
 
 import (
@@ -52,15 +53,17 @@ func main() {
 		"validateManifest": validateManifest,
 		"displayName":      displayName,
 	} {
+		// A Go panic would end the program: errors travel as
+		// {lanftError} objects that the page's wrapper throws.
 		core.Set(name, js.FuncOf(func(_ js.Value, args []js.Value) any {
 			v, err := fn(args)
 			if err != nil {
-				panic(js.Global().Get("Error").New(err.Error()))
+				return map[string]any{"lanftError": err.Error()}
 			}
 			return v
 		}))
 	}
-	js.Global().Set("lanftCore", core)
+	js.Global().Set("lanftCoreRaw", core)
 	if ready := js.Global().Get("lanftCoreReady"); ready.Type() == js.TypeFunction {
 		ready.Invoke()
 	}
