@@ -374,7 +374,7 @@ func TestBrowserTabsTrade(t *testing.T) {
 		shot = filepath.Join(t.TempDir(), "page.png")
 	}
 	ctx, cancel := context.WithTimeout(bob.ctx, 20*time.Second)
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	cancel()
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
