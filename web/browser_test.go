@@ -87,8 +87,10 @@ func pageURL(t *testing.T, p *lanfttest.Proc) string {
 
 // startBrowser starts Chromium inside host i (given a default route on the
 // LAN: Chromium gathers ICE candidates only on the default route's
-// interface) and returns its context.
-func startBrowser(t *testing.T, lan *netns.LAN, i int) context.Context {
+// interface) and returns its context. Chromium offers its real address
+// in ICE candidates, unless hideIPs: then it offers a random .local name,
+// as it does for real users.
+func startBrowser(t *testing.T, lan *netns.LAN, i int, hideIPs ...bool) context.Context {
 	t.Helper()
 	chromium := chromiumPath(t)
 	if out, err := exec.Command("ip", "-n", lan.Namespace(i), "route", "add", "default", "dev", lan.Iface(i)).CombinedOutput(); err != nil {
@@ -99,12 +101,16 @@ func startBrowser(t *testing.T, lan *netns.LAN, i int) context.Context {
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	features := "WebRtcHideLocalIpsWithMdns,Translate"
+	if len(hideIPs) > 0 && hideIPs[0] {
+		features = "Translate"
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(wrapper),
 		chromedp.NoSandbox,
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(900, 1100),
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns,Translate"),
+		chromedp.Flag("disable-features", features),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-background-networking", true),
 	)
@@ -305,8 +311,18 @@ func (p *person) share(files []string, folder string) string {
 	return p.name()
 }
 
+// candidates gathers the page's host ICE candidates.
+const candidates = `new Promise((res) => {
+	const pc = new RTCPeerConnection(), out = [];
+	pc.createDataChannel('x');
+	pc.onicecandidate = (e) => { if (e.candidate) out.push(e.candidate.candidate); else { pc.close(); res(out.join(' | ')); } };
+	pc.createOffer().then((o) => pc.setLocalDescription(o));
+})`
+
 // TestBrowserSendsToCLI: a file and a folder picked in the browser reach
-// lanft receive with identical bytes.
+// lanft receive with identical bytes, with Chromium's addresses hidden
+// behind .local names (the CLI learns the address from the browser's
+// connectivity checks).
 func TestBrowserSendsToCLI(t *testing.T) {
 	lan := netns.NewLAN(t, 3)
 	src := t.TempDir()
@@ -322,8 +338,11 @@ func TestBrowserSendsToCLI(t *testing.T) {
 	os.MkdirAll(filepath.Join(folder, "day2"), 0o755)
 	lanfttest.WriteRandom(t, filepath.Join(folder, "day2", "photo.raw"), 1<<20)
 
-	b := startBrowser(t, lan, 2)
-	p := newPerson(t, b, url)
+	// As for real users: Chromium hides its address behind a .local name.
+	p := newPerson(t, startBrowser(t, lan, 2, true), url)
+	if c := p.text(candidates); !strings.Contains(c, ".local") || strings.Contains(c, lan.Addr(2).String()) {
+		t.Fatalf("Chromium did not hide its address: %s", c)
+	}
 	name := p.share([]string{one}, folder)
 	t.Logf("the page shares as %q", name)
 
@@ -427,13 +446,13 @@ func TestBrowserSHA256MatchesGo(t *testing.T) {
 
 // TestBrowserCode: a CLI share with --code; the page receives with the
 // same code (CPace in WebAssembly, confirmed over both DTLS fingerprints)
-// and is refused with a wrong one.
+// and is refused with a wrong one. Chromium hides its address here too.
 func TestBrowserCode(t *testing.T) {
 	lan := netns.NewLAN(t, 2)
 	src := filepath.Join(t.TempDir(), "secret.bin")
 	lanfttest.WriteRandom(t, src, 1<<20)
 	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--code", "purple monkey dishwasher", "--json", src)
-	p := newPerson(t, startBrowser(t, lan, 2), pageURL(t, share))
+	p := newPerson(t, startBrowser(t, lan, 2, true), pageURL(t, share))
 
 	p.do(chromedp.SendKeys(chromedp.ID("code"), "purple monkey dishwater"))
 	p.waitJS(`document.querySelector('#peers li[data-name="alpha"] button.receive')`, 20*time.Second)
