@@ -586,3 +586,31 @@ func TestBrowserRefusesHostInTheMiddle(t *testing.T) {
 		t.Fatalf("the page received %s file(s) through a host in the middle", got)
 	}
 }
+
+// TestBrowserPageSurvivesHostChange: the page's URL belongs to one lanft
+// instance; when the elected host dies, that instance bridges the page to
+// the new host and the page receives as before.
+func TestBrowserPageSurvivesHostChange(t *testing.T) {
+	lan := netns.NewLAN(t, 3)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "tiny.txt"), "host")
+	first := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "first", "--json", filepath.Join(dir, "tiny.txt"))
+	first.WaitLine(t, `"event":"online"`, 20*time.Second)
+	src := filepath.Join(dir, "doc.bin")
+	lanfttest.WriteRandom(t, src, 2<<20)
+	second := onHost(t, lan, 3, "share", "--interface", lan.Iface(3), "--name", "second", "--json", src)
+	url := pageURL(t, second)
+	online := second.WaitLine(t, `"event":"online"`, 20*time.Second)
+	if !strings.Contains(online.Text, lan.Addr(1).String()) {
+		t.Fatalf("second should log in to the host on h1: %s", online.Text)
+	}
+
+	p := newPerson(t, startBrowser(t, lan, 2), url)
+	p.waitJS(`document.querySelector('#peers li[data-name="first"]') && document.querySelector('#peers li[data-name="second"]')`, 20*time.Second)
+	first.Kill()
+	killed := time.Now()
+	p.waitJS(`Number(document.body.dataset.logins) >= 2 && !document.querySelector('#peers li[data-name="first"]') && document.querySelector('#peers li[data-name="second"] button.receive')`, 30*time.Second)
+	t.Logf("the page is online again through %s %v after the host was killed", url, time.Since(killed).Round(time.Millisecond))
+	p.receiveFrom("second", 60*time.Second)
+	lanfttest.SameFile(t, src, p.save()["doc.bin"])
+}

@@ -106,6 +106,7 @@ function onMessage(m) {
         app.retry = 250;
         $('status').textContent = `online as ${show(app.name)}`;
         document.body.dataset.online = app.name;
+        document.body.dataset.logins = String(Number(document.body.dataset.logins || 0) + 1);
       } else {
         const why = String(m.message || 'refused');
         if (/taken|too close/.test(why)) {
