@@ -614,3 +614,33 @@ func TestBrowserPageSurvivesHostChange(t *testing.T) {
 	p.receiveFrom("second", 60*time.Second)
 	lanfttest.SameFile(t, src, p.save()["doc.bin"])
 }
+
+// TestBrowserRefusesTooBig: a share over the page's limit (web.MaxReceive)
+// is marked in the list and refused with a message that says why, on the
+// page and at the sharer.
+func TestBrowserRefusesTooBig(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	big := filepath.Join(t.TempDir(), "huge.img")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(web.MaxReceive + 1); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	f.Close()
+	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--json", big)
+	url := pageURL(t, share) // after hashing
+	p := newPerson(t, startBrowser(t, lan, 2), url)
+	p.waitJS(`document.querySelector('#peers li[data-name="alpha"] .toobig')`, 20*time.Second)
+	p.do(chromedp.Click(chromedp.CSS(`#peers li[data-name="alpha"] button.receive`)))
+	p.waitJS(`[...document.querySelectorAll('#log li.error')].some(e => e.textContent.includes('at most 2 GiB'))`, 30*time.Second)
+	t.Logf("page: %s", p.text(`document.querySelector('#log li.error').textContent`))
+	line := share.WaitLine(t, `"event":"error"`, 10*time.Second)
+	if !strings.Contains(line.Text, "at most 2 GiB") {
+		t.Fatalf("the sharer was not told why: %s", line.Text)
+	}
+	if got := p.text(`String(document.getElementById('received').children.length)`); got != "0" {
+		t.Fatalf("the page kept %s file(s)", got)
+	}
+}

@@ -160,6 +160,7 @@ function render() {
     const m = p.lanft && typeof p.lanft === 'object' ? p.lanft : null;
     if (m && m.role === 'share') {
       row.append(el('span', 'what', `shares ${show(m.title || '')} (${Number(m.files) | 0} file(s), ${size(m.bytes)})`));
+      if (Number(m.bytes) > MAX_RECEIVE) row.append(el('span', 'toobig', `more than this page takes (${size(MAX_RECEIVE)}): use lanft receive`));
       const b = el('button', 'receive', 'Receive');
       b.type = 'button';
       b.onclick = () => receiveFrom(p.name);

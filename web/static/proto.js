@@ -225,7 +225,7 @@ export async function receive(s, { accept, progress }) {
   if (bad) return fail(new TransferError(bad[0], bad[1]));
   const total = entries.reduce((n, e) => n + (e.kind === 'file' ? e.size || 0 : 0), 0);
   if (total > MAX_RECEIVE) {
-    return fail(new TransferError('rejected', `this is ${(total / 2 ** 30).toFixed(1)} GiB; the browser page takes at most 2 GiB in one transfer: use lanft receive for it`));
+    return fail(new TransferError('rejected', `this share holds ${total} bytes; the browser page takes at most 2 GiB (${MAX_RECEIVE} bytes) in one transfer: use lanft receive for it`));
   }
   if (!(await accept({ entries, total }))) return fail(new TransferError('rejected', 'declined'));
   const wants = [];
