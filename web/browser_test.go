@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -277,6 +278,13 @@ func TestBrowserReceivesFromCLI(t *testing.T) {
 	p := newPerson(t, b, url)
 	p.receiveFrom("alpha", 3*time.Minute)
 	t.Logf("browser: %s", p.text(`document.getElementById('done').textContent`))
+	// Both ends show the same verification code at first contact.
+	verify := share.WaitLine(t, `"event":"verify"`, 10*time.Second).Text
+	code := regexp.MustCompile(`verification code (\d{3} \d{3})`).FindStringSubmatch(verify)
+	if code == nil || !strings.Contains(p.text(`document.querySelector('#log li.verify').textContent`), "verification code "+code[1]) {
+		t.Errorf("the page's verification code differs from the CLI's (%s): %s", verify, p.text(`document.querySelector('#log li.verify').textContent`))
+	}
+	t.Logf("page: %s", p.text(`document.querySelector('#log li.verify').textContent`))
 	files := p.save()
 	for _, rel := range []string{"big.bin", "album/a.txt", "album/deeper/b.bin", "album/empty.txt"} {
 		got, ok := files[rel]
