@@ -139,9 +139,9 @@ function onMessage(m) {
       if (l) l.handle(m);
       break;
     }
-    case 'leave': {
+    case 'leave': { // the peer is done with us (or gave up): free the connection
       const l = app.links.get(m.name);
-      if (l) l.leaving = true;
+      if (l) l.close();
       break;
     }
     case 'error':
