@@ -39,7 +39,7 @@ var (
 	buildErr  error
 )
 
-func lanft(t *testing.T) string {
+func lanft(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "lanft-web-test")
@@ -55,7 +55,7 @@ func lanft(t *testing.T) string {
 	return lanftBin
 }
 
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser"} {
 		if p, err := exec.LookPath(name); err == nil {
@@ -70,13 +70,13 @@ func chromiumPath(t *testing.T) string {
 }
 
 // onHost runs lanft on host i with its own config folder.
-func onHost(t *testing.T, lan *netns.LAN, i int, args ...string) *lanfttest.Proc {
+func onHost(t testing.TB, lan *netns.LAN, i int, args ...string) *lanfttest.Proc {
 	argv := append([]string{"ip", "netns", "exec", lan.Namespace(i), lanft(t), "--config-dir", t.TempDir()}, args...)
 	return lanfttest.Start(t, argv...)
 }
 
 // pageURL waits for a --json share's "page" event and returns its URL.
-func pageURL(t *testing.T, p *lanfttest.Proc) string {
+func pageURL(t testing.TB, p *lanfttest.Proc) string {
 	t.Helper()
 	line := p.WaitLine(t, `"event":"page"`, 20*time.Second)
 	var ev struct{ URL string }
@@ -91,7 +91,7 @@ func pageURL(t *testing.T, p *lanfttest.Proc) string {
 // interface) and returns its context. Chromium offers its real address
 // in ICE candidates, unless hideIPs: then it offers a random .local name,
 // as it does for real users.
-func startBrowser(t *testing.T, lan *netns.LAN, i int, hideIPs ...bool) context.Context {
+func startBrowser(t testing.TB, lan *netns.LAN, i int, hideIPs ...bool) context.Context {
 	t.Helper()
 	chromium := chromiumPath(t)
 	if out, err := exec.Command("ip", "-n", lan.Namespace(i), "route", "add", "default", "dev", lan.Iface(i)).CombinedOutput(); err != nil {
@@ -129,7 +129,7 @@ func startBrowser(t *testing.T, lan *netns.LAN, i int, hideIPs ...bool) context.
 // person is one browser user: a tab in a browser context of its own (own
 // storage, own device key), whose downloads land in a folder of the test.
 type person struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 	dl  string
 
@@ -139,7 +139,7 @@ type person struct {
 	ch    chan struct{}
 }
 
-func newPerson(t *testing.T, bctx context.Context, url string) *person {
+func newPerson(t testing.TB, bctx context.Context, url string) *person {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
@@ -247,7 +247,7 @@ func (p *person) save() map[string]string {
 	return out
 }
 
-func writeFile(t *testing.T, path string, data string) {
+func writeFile(t testing.TB, path string, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -538,7 +538,7 @@ func (s staticUp) Host(context.Context) (string, <-chan struct{}, error) { retur
 
 // listenOn opens a TCP listener inside host i and serves h on it until
 // the test ends.
-func listenOn(t *testing.T, lan *netns.LAN, i int, h http.Handler) string {
+func listenOn(t testing.TB, lan *netns.LAN, i int, h http.Handler) string {
 	t.Helper()
 	var ln net.Listener
 	if err := lan.Do(i, func() (err error) {
@@ -650,5 +650,61 @@ func TestBrowserRefusesTooBig(t *testing.T) {
 	}
 	if got := p.text(`String(document.getElementById('received').children.length)`); got != "0" {
 		t.Fatalf("the page kept %s file(s)", got)
+	}
+}
+
+// pairJS sends 32 MiB between two peer connections inside the page, with
+// the raw data channel API (mode "raw") or through the page's Stream
+// (64 KiB messages, back-pressure, byte-stream reads), and returns MB/s.
+const pairJS = `(async () => {
+  const { Stream } = await import('./proto.js');
+  const a = new RTCPeerConnection(), b = new RTCPeerConnection();
+  a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate);
+  b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate);
+  const dc = a.createDataChannel('x');
+  const got = new Promise((r) => { b.ondatachannel = (e) => r(e.channel); });
+  await a.setLocalDescription(await a.createOffer());
+  await b.setRemoteDescription(a.localDescription);
+  await b.setLocalDescription(await b.createAnswer());
+  await a.setRemoteDescription(b.localDescription);
+  await new Promise((r) => { dc.onopen = r; });
+  const rdc = await got;
+  const N = 32 << 20, MODE = '%s';
+  const s = new Stream(dc), r = new Stream(rdc);
+  const t0 = performance.now();
+  let recv = 0;
+  const reader = (async () => {
+    if (MODE === 'raw') { await new Promise((res) => { rdc.addEventListener('message', (e) => { recv += e.data.byteLength; if (recv >= N) res(); }); }); return; }
+    while (recv < N) { const x = await r.read(65536); recv += x.length; }
+  })();
+  const buf = new Uint8Array(65536);
+  for (let off = 0; off < N; off += 65536) await s.write(buf);
+  await reader;
+  const secs = (performance.now() - t0) / 1000;
+  a.close(); b.close();
+  return String(N / 1e6 / secs);
+})()`
+
+// BenchmarkBrowserDataChannel measures Chromium's own data channel inside
+// one page, raw and through the page's Stream, to tell the browser's
+// limit from the page's overhead.
+func BenchmarkBrowserDataChannel(b *testing.B) {
+	lan := netns.NewLAN(b, 2)
+	sig := onHost(b, lan, 1, "signal", "--listen", net.JoinHostPort(lan.Addr(1).String(), "0"))
+	line := sig.WaitLine(b, "ws://", 10*time.Second)
+	url := "http://" + strings.TrimSuffix(strings.TrimPrefix(line.Text, "ws://"), "/ws") + "/"
+	p := newPerson(b, startBrowser(b, lan, 2), url)
+	for range b.N {
+		for _, mode := range []string{"raw", "stream", "raw", "stream"} {
+			ctx, cancel := context.WithTimeout(p.ctx, 60*time.Second)
+			v, err := chromedp.Run(ctx, chromedp.Evaluate[string](strings.Replace(pairJS, "%s", mode, 1), chromedp.EvalAwaitPromise))
+			cancel()
+			if err != nil {
+				b.Fatalf("%s: %v", mode, err)
+			}
+			var mbs float64
+			fmt.Sscan(v, &mbs)
+			b.Logf("%s: %.1f MB/s", mode, mbs)
+		}
 	}
 }
