@@ -328,7 +328,8 @@ const candidates = `new Promise((res) => {
 })`
 
 // TestBrowserSendsToCLI: a file and a folder picked in the browser reach
-// lanft receive with identical bytes, with Chromium's addresses hidden
+// lanft receive with identical bytes (both with --code, the page as the
+// CPace responder), with Chromium's addresses hidden
 // behind .local names (the CLI learns the address from the browser's
 // connectivity checks).
 func TestBrowserSendsToCLI(t *testing.T) {
@@ -351,11 +352,12 @@ func TestBrowserSendsToCLI(t *testing.T) {
 	if c := p.text(candidates); !strings.Contains(c, ".local") || strings.Contains(c, lan.Addr(2).String()) {
 		t.Fatalf("Chromium did not hide its address: %s", c)
 	}
+	p.do(chromedp.SendKeys(chromedp.ID("code"), "seven blue kites"))
 	name := p.share([]string{one}, folder)
 	t.Logf("the page shares as %q", name)
 
 	out := t.TempDir()
-	recv := onHost(t, lan, 3, "receive", "--interface", lan.Iface(3), "--from", name, "--name", "cli", "--yes", "--json", "--out", out)
+	recv := onHost(t, lan, 3, "receive", "--interface", lan.Iface(3), "--from", name, "--name", "cli", "--code", "seven blue kites", "--yes", "--json", "--out", out)
 	recv.WaitLine(t, `"event":"done"`, 90*time.Second)
 	if code := recv.ExitCode(); code != 0 {
 		t.Fatalf("receive exited %d: %s", code, recv.Stderr())
