@@ -398,6 +398,9 @@ func TestBrowserTabsTrade(t *testing.T) {
 	if n := bob.text(`String(document.querySelectorAll('#peers img, #peers script').length) + (document.body.dataset.pwned || '')`); n != "0" {
 		t.Errorf("the hostile name became HTML: %s", n)
 	}
+	// The page shows a QR code of its address for another device.
+	bob.do(chromedp.Click(chromedp.ID("showqr")))
+	bob.waitJS(`document.getElementById('qr').complete && document.getElementById('qr').naturalWidth === 256`, 10*time.Second)
 	shot := os.Getenv("LANFT_SCREENSHOT")
 	if shot == "" {
 		shot = filepath.Join(t.TempDir(), "page.png")

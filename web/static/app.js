@@ -465,7 +465,11 @@ async function main() {
   $('me').textContent = `this browser: device ${id}; takes up to ${size(MAX_RECEIVE)} per transfer`;
   $('share').onclick = startShare;
   $('unshare').onclick = stopShare;
-  $('showqr').onclick = () => { $('qr').src = 'qr.png'; $('qr').hidden = false; };
+  $('showqr').onclick = () => {
+    $('qr').src = 'qr.png';
+    $('qr').hidden = false;
+    $('qrurl').textContent = `${location.protocol}//${location.host}/`;
+  };
   render();
   connect();
 }
