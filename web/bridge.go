@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -24,9 +23,12 @@ type bridge struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	dialer   websocket.Dialer
+	ping     time.Duration // keepalive on the page's leg
+	max      int           // pages bridged at once
 
 	mu     sync.Mutex
 	closed bool
+	pages  int // bridged or being set up
 	conns  map[*websocket.Conn]struct{}
 	wg     sync.WaitGroup
 }
@@ -35,9 +37,10 @@ type bridge struct {
 // user's meta and may exceed signal.MaxMessageSize.
 const maxDownFrame = 4 << 20
 
-func newBridge(up Upstream, dial func(ctx context.Context, network, addr string) (net.Conn, error), log *slog.Logger) *bridge {
-	return &bridge{up: up, log: log, conns: map[*websocket.Conn]struct{}{},
-		dialer: websocket.Dialer{NetDialContext: dial, HandshakeTimeout: bridgeDialTimeout},
+func newBridge(cfg Config) *bridge {
+	return &bridge{up: cfg.Upstream, log: cfg.Logger, ping: cfg.PingInterval, max: cfg.MaxPages,
+		conns:  map[*websocket.Conn]struct{}{},
+		dialer: websocket.Dialer{NetDialContext: cfg.Dial, HandshakeTimeout: bridgeDialTimeout},
 		upgrader: websocket.Upgrader{
 			HandshakeTimeout: 5 * time.Second,
 			// The handler checked Origin and Host (signal.Server.Admits).
@@ -45,6 +48,26 @@ func newBridge(up Upstream, dial func(ctx context.Context, network, addr string)
 		}}
 }
 
+// reserve takes a page slot; false when closed or full.
+func (b *bridge) reserve() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || b.pages >= b.max {
+		return false
+	}
+	b.pages++
+	b.wg.Add(1)
+	return true
+}
+
+func (b *bridge) release() {
+	b.mu.Lock()
+	b.pages--
+	b.mu.Unlock()
+	b.wg.Done()
+}
+
+// track registers live connections for close; false once closed.
 func (b *bridge) track(cs ...*websocket.Conn) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -54,18 +77,16 @@ func (b *bridge) track(cs ...*websocket.Conn) bool {
 	for _, c := range cs {
 		b.conns[c] = struct{}{}
 	}
-	b.wg.Add(1)
 	return true
 }
 
 func (b *bridge) untrack(cs ...*websocket.Conn) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	for _, c := range cs {
 		delete(b.conns, c)
 		c.Close()
 	}
-	b.mu.Unlock()
-	b.wg.Done()
 }
 
 func (b *bridge) close() {
@@ -79,6 +100,11 @@ func (b *bridge) close() {
 }
 
 func (b *bridge) serve(w http.ResponseWriter, r *http.Request) {
+	if !b.reserve() {
+		http.Error(w, "web: too many pages connected", http.StatusServiceUnavailable)
+		return
+	}
+	defer b.release()
 	ctx, cancel := context.WithTimeout(r.Context(), bridgeDialTimeout)
 	defer cancel()
 	url, stale, err := b.up.Host(ctx)
@@ -109,27 +135,42 @@ func (b *bridge) serve(w http.ResponseWriter, r *http.Request) {
 	b.log.Debug("web: page bridged", "page", r.RemoteAddr, "host", url)
 	page.SetReadLimit(signal.MaxMessageSize)
 	up.SetReadLimit(maxDownFrame)
+	// A page that answers no ping for two intervals is gone. Browsers
+	// answer pings by themselves.
+	alive := func() { _ = page.SetReadDeadline(time.Now().Add(2*b.ping + time.Second)) }
+	alive()
+	page.SetPongHandler(func(string) error { alive(); return nil })
 
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
 	var wg sync.WaitGroup
-	wg.Go(func() { pipe(up, page); done <- struct{}{} })
-	wg.Go(func() { pipe(page, up); done <- struct{}{} })
-	select {
-	case <-done:
-	case <-stale:
-		b.log.Info("web: signaling host changed; closing the page's connection so that it logs in to the new one")
-		msg := websocket.FormatCloseMessage(websocket.CloseServiceRestart, "signaling host changed")
-		_ = page.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	wg.Go(func() { pipe(up, page, alive); done <- struct{}{} })
+	wg.Go(func() { pipe(page, up, func() {}); done <- struct{}{} })
+	ticker := time.NewTicker(b.ping)
+	defer ticker.Stop()
+	for stop := false; !stop; {
+		select {
+		case <-ticker.C:
+			stop = page.WriteControl(websocket.PingMessage, nil, time.Now().Add(b.ping)) != nil
+		case <-done:
+			stop = true
+		case <-stale:
+			b.log.Info("web: signaling host changed; closing the page's connection so that it logs in to the new one")
+			msg := websocket.FormatCloseMessage(websocket.CloseServiceRestart, "signaling host changed")
+			_ = page.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+			stop = true
+		}
 	}
 	page.Close()
 	up.Close()
 	wg.Wait()
 }
 
-// pipe copies text frames from src to dst until either fails.
-func pipe(dst, src *websocket.Conn) {
+// pipe copies text frames from src to dst until either fails, calling
+// read after every frame read.
+func pipe(dst, src *websocket.Conn, read func()) {
 	for {
 		t, data, err := src.ReadMessage()
+		read()
 		if err != nil {
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) {

@@ -70,8 +70,13 @@ type Config struct {
 	// (signal.Server.Admits).
 	Admits func(*http.Request) bool
 	// Dial opens the bridge's connections to the host (nil: net.Dialer).
-	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
-	Logger *slog.Logger
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// PingInterval is how often the bridge pings a page (2s); a page
+	// silent for two intervals is disconnected.
+	PingInterval time.Duration
+	// MaxPages bounds the pages bridged at once (256).
+	MaxPages int
+	Logger   *slog.Logger
 }
 
 // Web serves the page and dispatches WebSocket upgrades: a browser's (it
@@ -100,12 +105,18 @@ func New(cfg Config) (*Web, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 2 * time.Second
+	}
+	if cfg.MaxPages <= 0 {
+		cfg.MaxPages = 256
+	}
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
 		return nil, err
 	}
 	files := http.FileServerFS(sub)
-	b := newBridge(cfg.Upstream, cfg.Dial, cfg.Logger)
+	b := newBridge(cfg)
 	return &Web{bridge: b, h: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isUpgrade(r) {
 			root := r.URL.Path == "/" || r.URL.Path == "/ws"

@@ -214,3 +214,59 @@ func TestBridgeFollowsHost(t *testing.T) {
 		t.Fatalf("host a still has %v", got)
 	}
 }
+
+// TestBridgeDropsSilentPage: a page that stops answering pings (a phone
+// that left the Wi-Fi) goes offline at the host; pages beyond MaxPages
+// are refused.
+func TestBridgeDropsSilentPage(t *testing.T) {
+	local, a := startSignal(t), startSignal(t)
+	up := &hosts{}
+	up.elect(a.url)
+	w, err := web.New(web.Config{Signal: local.srv.Handler(), Upstream: up, Admits: local.srv.Admits,
+		PingInterval: 50 * time.Millisecond, MaxPages: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(w)
+	t.Cleanup(func() { hs.Close(); w.Close() })
+	addr := strings.TrimPrefix(hs.URL, "http://")
+
+	live, err := dial(t, "ws://"+addr+"/ws", "http://"+addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login(t, live, "live")
+	// gorilla answers pings only while reading: keep reading.
+	go func() {
+		for {
+			if _, _, err := live.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	silent, err := dial(t, "ws://"+addr+"/ws", "http://"+addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent.SetPingHandler(func(string) error { return nil }) // never pongs
+	login(t, silent, "silent")
+	if _, err := dial(t, "ws://"+addr+"/ws", "http://"+addr); err == nil {
+		t.Error("a third page was bridged with MaxPages 2")
+	}
+
+	// The silent page is dropped within two ping intervals (plus a second
+	// of grace); the host then says so to the live one.
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := silent.ReadMessage(); err != nil {
+			break
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Equal(a.srv.Users(), []string{"live"}) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // the host's drop is asynchronous
+	}
+	if got := a.srv.Users(); !slices.Equal(got, []string{"live"}) {
+		t.Fatalf("host has %v, want only the live page", got)
+	}
+}
