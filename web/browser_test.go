@@ -419,12 +419,19 @@ func TestBrowserTabsTrade(t *testing.T) {
 	bob.receiveFrom(annName, 90*time.Second)
 	files := bob.save()
 	lanfttest.SameFile(t, file, files["from-ann.bin"])
+	for _, p := range []*person{ann, bob} {
+		if v := p.text(`[...document.querySelectorAll('#log li.csp')].map(e => e.textContent).join(' | ')`); v != "" {
+			t.Errorf("the page broke its own Content Security Policy: %s", v)
+		}
+	}
 	t.Logf("bob: %s", bob.text(`document.getElementById('done').textContent`))
 }
 
 // TestBrowserSHA256MatchesGo: the page's SHA-256 (sha256.js, which checks
 // every byte received) agrees with Go's crypto/sha256 on lengths around
-// every block and padding edge, fed whole and in uneven pieces.
+// every block and padding edge, fed whole and in uneven pieces. The page
+// here comes from lanft signal, which serves it too; Chromium enforces its
+// Content Security Policy.
 func TestBrowserSHA256MatchesGo(t *testing.T) {
 	lan := netns.NewLAN(t, 2)
 	sig := onHost(t, lan, 1, "signal", "--listen", net.JoinHostPort(lan.Addr(1).String(), "0"))
@@ -440,6 +447,11 @@ func TestBrowserSHA256MatchesGo(t *testing.T) {
 		for (let off = 0, k = 1; off < n; off += k, k = k * 3 + 1) pieces.update(b.subarray(off, Math.min(n, off + k)));
 		return whole.hex() + ' ' + pieces.hex();
 	}).join('\n'))`, strings.ReplaceAll(fmt.Sprint(lengths), " ", ","))
+	// The browser enforces the page's policy: an image from elsewhere is
+	// blocked before any request, and the page says so.
+	p.text(`(() => { document.body.append(Object.assign(document.createElement('img'), {src: 'http://192.0.2.1/x.png'})); return '' })()`)
+	p.waitJS(`document.querySelector('#log li.csp')`, 10*time.Second)
+
 	got := strings.Split(p.text(js), "\n")
 	if len(got) != len(lengths) {
 		t.Fatalf("page returned %q", got)

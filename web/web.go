@@ -51,7 +51,7 @@ const MaxReceive = 2 << 30
 // inline code, no eval (WebAssembly compilation excepted), WebSockets to
 // its own origin only.
 const CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; " +
-	"img-src 'self' blob:; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	"img-src 'self'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // Upstream says where the page's WebSocket goes: the elected host.
 // *node.LAN implements it.

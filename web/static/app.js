@@ -443,6 +443,10 @@ async function onOffer(m) {
 
 // ---- start ----
 
+document.addEventListener('securitypolicyviolation', (e) => {
+  log(`blocked by the page's security policy: ${e.violatedDirective} ${e.blockedURI}`, 'error csp');
+});
+
 async function main() {
   const go = new globalThis.Go();
   const ready = new Promise((r) => { globalThis.lanftCoreReady = r; });
