@@ -725,3 +725,50 @@ func BenchmarkBrowserDataChannel(b *testing.B) {
 		}
 	}
 }
+
+// TestBrowserShareResumes: lanft receive, killed while fetching from a
+// page, fetches only the rest when run again: the page checks the hash of
+// the receiver's partial file (PLAN offset) and sends from there.
+func TestBrowserShareResumes(t *testing.T) {
+	lan := netns.NewLAN(t, 3)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "host.txt"), "host")
+	host := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "host", "--json", filepath.Join(dir, "host.txt"))
+	p := newPerson(t, startBrowser(t, lan, 2), pageURL(t, host))
+	const size = 48 << 20
+	file := filepath.Join(dir, "movie.bin")
+	lanfttest.WriteRandom(t, file, size)
+	name := p.share([]string{file}, "")
+
+	out := t.TempDir()
+	cfg := t.TempDir() // one device for both runs
+	args := []string{"ip", "netns", "exec", lan.Namespace(3), lanft(t), "--config-dir", cfg, "receive", "--interface", lan.Iface(3),
+		"--from", name, "--name", "cli", "--yes", "--json", "--out", out}
+	first := lanfttest.Start(t, args...)
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		l := first.WaitLine(t, `"event":"progress"`, time.Until(deadline))
+		var e struct{ Done, Total int64 }
+		if json.Unmarshal([]byte(l.Text), &e) == nil && e.Done >= size/3 {
+			break
+		}
+	}
+	first.Kill()
+
+	stdout, stderr, code := lanfttest.Run(t, 90*time.Second, args...)
+	if code != 0 {
+		t.Fatalf("second receive exited %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	var done struct {
+		Event             string
+		Received, Skipped int64
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &done); err != nil || done.Event != "done" {
+		t.Fatalf("last line %q", lines[len(lines)-1])
+	}
+	if done.Skipped < size/4 || done.Received+done.Skipped != size {
+		t.Fatalf("second run received %d and kept %d of %d: not a resume", done.Received, done.Skipped, size)
+	}
+	t.Logf("resumed: %d MiB kept from the first run, %d MiB fetched from the page", done.Skipped>>20, done.Received>>20)
+	lanfttest.SameFile(t, file, filepath.Join(out, "movie.bin"))
+}
