@@ -25,6 +25,8 @@ package web
 //go:generate sh -c "cp \"$(go env GOROOT)/lib/wasm/wasm_exec.js\" static/wasm_exec.js"
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"embed"
 	"errors"
@@ -33,6 +35,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	qrcode "github.com/skip2/go-qrcode"
@@ -149,6 +152,18 @@ func New(cfg Config) (*Web, error) {
 			http.Error(w, "web: method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
+		if r.URL.Path == "/lanft.wasm" && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			gz, err := wasmGzip()
+			if err != nil {
+				http.Error(w, "web: compress lanft.wasm", http.StatusInternalServerError)
+				return
+			}
+			h.Set("Content-Type", "application/wasm")
+			h.Set("Content-Encoding", "gzip")
+			h.Set("Vary", "Accept-Encoding")
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(gz))
+			return
+		}
 		if r.URL.Path == "/qr.png" {
 			png, err := qrcode.Encode("http://"+r.Host+"/", qrcode.Medium, 256)
 			if err != nil {
@@ -162,6 +177,27 @@ func New(cfg Config) (*Web, error) {
 		files.ServeHTTP(w, r)
 	})}, nil
 }
+
+// wasmGzip is lanft.wasm compressed, once: 4.7 MB is a lot for a phone
+// on Wi-Fi, gzip makes it about a quarter.
+var wasmGzip = sync.OnceValues(func() ([]byte, error) {
+	raw, err := static.ReadFile("static/lanft.wasm")
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&b, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+})
 
 func isUpgrade(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")

@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -107,6 +109,24 @@ func TestPageHeaders(t *testing.T) {
 	if ct := get(t, "http://"+addr+"/lanft.wasm", "").Header.Get("Content-Type"); ct != "application/wasm" {
 		t.Errorf("lanft.wasm served as %q", ct)
 	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/lanft.wasm", nil)
+	req.Header.Set("Accept-Encoding", "gzip, deflate")
+	zresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zresp.Body.Close()
+	zipped, _ := io.ReadAll(zresp.Body)
+	zr, err := gzip.NewReader(bytes.NewReader(zipped))
+	if err != nil || zresp.Header.Get("Content-Encoding") != "gzip" || zresp.Header.Get("Content-Type") != "application/wasm" {
+		t.Fatalf("lanft.wasm for a browser: %v %v", zresp.Header, err)
+	}
+	unzipped, _ := io.ReadAll(zr)
+	plain, _ := io.ReadAll(get(t, "http://"+addr+"/lanft.wasm", "").Body)
+	if !bytes.Equal(unzipped, plain) || len(plain) < 1<<20 {
+		t.Fatalf("gzipped lanft.wasm differs from the plain one (%d and %d bytes)", len(unzipped), len(plain))
+	}
+	t.Logf("lanft.wasm: %d bytes, %d gzipped", len(plain), len(zipped))
 	if ct := get(t, "http://"+addr+"/qr.png", "").Header.Get("Content-Type"); ct != "image/png" {
 		t.Errorf("qr.png served as %q", ct)
 	}
