@@ -772,3 +772,21 @@ func TestBrowserShareResumes(t *testing.T) {
 	t.Logf("resumed: %d MiB kept from the first run, %d MiB fetched from the page", done.Skipped>>20, done.Received>>20)
 	lanfttest.SameFile(t, file, filepath.Join(out, "movie.bin"))
 }
+
+// TestBrowsersOnTwoHostsWithHiddenAddresses: two browsers on two hosts of
+// the LAN, each hiding its address behind a .local name as Chromium does
+// for real users, trade a file (Chromium resolves the names over mDNS on
+// the LAN).
+func TestBrowsersOnTwoHostsWithHiddenAddresses(t *testing.T) {
+	lan := netns.NewLAN(t, 3)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "host.txt"), "host")
+	url := pageURL(t, onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "host", "--json", filepath.Join(dir, "host.txt")))
+	ann := newPerson(t, startBrowser(t, lan, 2, true), url)
+	file := filepath.Join(dir, "across.bin")
+	lanfttest.WriteRandom(t, file, 2<<20)
+	annName := ann.share([]string{file}, "")
+	bob := newPerson(t, startBrowser(t, lan, 3, true), url)
+	bob.receiveFrom(annName, 60*time.Second)
+	lanfttest.SameFile(t, file, bob.save()["across.bin"])
+}
