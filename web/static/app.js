@@ -221,7 +221,9 @@ class Link {
   // verify checks the proof on a relayed offer or answer (identity.Verify
   // over the fingerprint its SDP declares) and the pin of the name.
   verify(m, desc, offerPrint) {
-    if (!desc || typeof desc.sdp !== 'string') throw new Error(`the peer could not be verified: ${show(m.name)} sent no description`);
+    if (!desc || typeof desc.sdp !== 'string' || desc.type !== m.type) {
+      throw new Error(`the peer could not be verified: ${show(m.name)} sent no ${m.type} description`);
+    }
     const fp = core().sdpFingerprint(desc.sdp);
     const key = core().verify(m.type, m.name, app.name, fp, offerPrint, m.lanft ? JSON.stringify(m.lanft) : '');
     const known = pins()[m.name];
