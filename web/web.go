@@ -7,10 +7,17 @@
 // updata, offer/answer/candidate) with the CLI's additive "lanft" objects
 // (share announcements, identity proofs), and speaks lanft's data-channel
 // format: the preamble of internal/node (with the --code exchange), then
-// the transfer package's frames. The crypto and the manifest checks are
-// lanft's Go code compiled to WebAssembly (web/wasm): a page served over
-// plain http on a LAN address is not a secure context and has no
-// crypto.subtle.
+// the transfer package's frames. Identity proofs, the verification code,
+// CPace and the manifest checks are lanft's Go code compiled to
+// WebAssembly (web/wasm): a page served over plain http on a LAN address
+// is not a secure context and has no crypto.subtle. SHA-256 is plain
+// JavaScript (static/sha256.js, tested against Go's), which Chromium runs
+// faster than Go's compiled to WebAssembly.
+//
+// Files (web/static): index.html, app.js (signaling, peers, identity
+// checks, UI), proto.js (the data-channel byte stream, preamble and
+// transfer frames), sha256.js, lanft.wasm and Go's wasm_exec.js, both
+// made by `go generate ./web` and committed (TestWasmUpToDate).
 //
 //	browser ── GET / ──────────────▶ this instance (static files, CSP)
 //	browser ── WebSocket /ws ──────▶ this instance ══ bridge ══▶ elected host
