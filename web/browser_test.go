@@ -370,11 +370,15 @@ func TestBrowserSendsToCLI(t *testing.T) {
 }
 
 // hostileName is a peer name holding HTML and script.
-const hostileName = `<img src=x onerror=document.body.dataset.pwned=1><b>`
+const (
+	hostileName  = `<img src=x onerror=document.body.dataset.pwned=1><b>`
+	hostileTitle = `<script>document.body.dataset.pwned=2</script><img src=x onerror=document.body.dataset.pwned=3>`
+)
 
 // TestBrowserTabsTrade: two people in one browser (two tabs with their
-// own storage) trade a file; a peer whose name holds HTML and script is
-// listed as text; a screenshot shows the page with two peers listed.
+// own storage) trade a file; a peer whose name holds HTML and script, and
+// one whose share title does, are listed as text; a screenshot shows the
+// page with the peers listed.
 func TestBrowserTabsTrade(t *testing.T) {
 	lan := netns.NewLAN(t, 2)
 	src := t.TempDir()
@@ -388,8 +392,33 @@ func TestBrowserTabsTrade(t *testing.T) {
 	lanfttest.WriteRandom(t, file, 5<<20)
 	annName := ann.share([]string{file}, "")
 
+	// Another client of the protocol announces a share whose title holds
+	// HTML and script.
+	var mallory *websocket.Conn
+	if err := lan.Do(1, func() (err error) {
+		mallory, _, err = websocket.DefaultDialer.Dial(strings.Replace(url, "http://", "ws://", 1)+"ws", nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer mallory.Close()
+	if err := mallory.WriteJSON(map[string]any{"type": "login", "name": "mallory",
+		"lanft": map[string]any{"v": 1, "role": "share", "title": hostileTitle, "files": 1, "bytes": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	go func() { // keep answering the host's pings
+		for {
+			if _, _, err := mallory.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+
 	bob := newPerson(t, b, url)
-	bob.waitJS(fmt.Sprintf(`document.querySelectorAll('#peers li').length === 2 && document.querySelector('#peers li[data-name=%q] button.receive')`, annName), 20*time.Second)
+	bob.waitJS(fmt.Sprintf(`document.querySelectorAll('#peers li').length === 3 && document.querySelector('#peers li[data-name=%q] button.receive')`, annName), 20*time.Second)
+	if got := bob.text(`document.querySelector('#peers li[data-name="mallory"] .what').textContent`); !strings.Contains(got, hostileTitle) {
+		t.Errorf("the hostile title is not shown as text: %q", got)
+	}
 	// The hostile name is text: no element was made of it, no script ran.
 	got := bob.text(`[...document.querySelectorAll('#peers li .name')].map(e => e.textContent).join('\n')`)
 	if !strings.Contains(got, hostileName) {
@@ -414,7 +443,7 @@ func TestBrowserTabsTrade(t *testing.T) {
 	if err := os.WriteFile(shot, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshot of the page with two peers listed: %s", shot)
+	t.Logf("screenshot of the page with the peers listed: %s", shot)
 
 	bob.receiveFrom(annName, 90*time.Second)
 	files := bob.save()
