@@ -819,3 +819,39 @@ func TestBrowsersOnTwoHostsWithHiddenAddresses(t *testing.T) {
 	bob.receiveFrom(annName, 60*time.Second)
 	lanfttest.SameFile(t, file, bob.save()["across.bin"])
 }
+
+// TestBrowserKeepsItsKeyAcrossRestarts: a share restarted with the same
+// config folder serves its page at the same address, so the browser keeps
+// its device key and its pin of the sharer (no new first contact).
+func TestBrowserKeepsItsKeyAcrossRestarts(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	src := filepath.Join(t.TempDir(), "again.txt")
+	writeFile(t, src, "twice\n")
+	cfg := t.TempDir()
+	start := func() *lanfttest.Proc {
+		return lanfttest.Start(t, "ip", "netns", "exec", lan.Namespace(1), lanft(t), "--config-dir", cfg,
+			"share", "--interface", lan.Iface(1), "--name", "alpha", "--json", src)
+	}
+	first := start()
+	url := pageURL(t, first)
+	p := newPerson(t, startBrowser(t, lan, 2), url)
+	device := p.text(`document.getElementById('me').textContent`)
+	p.receiveFrom("alpha", 60*time.Second)
+	p.waitJS(`document.querySelector('#log li.verify')`, 5*time.Second)
+	first.Kill()
+
+	second := start()
+	if again := pageURL(t, second); again != url {
+		t.Fatalf("the restarted share serves its page at %s, not %s", again, url)
+	}
+	second.WaitLine(t, `"event":"online"`, 20*time.Second)
+	p.do(chromedp.Navigate(url))
+	p.waitJS(`document.body.dataset.online`, 20*time.Second)
+	if got := p.text(`document.getElementById('me').textContent`); got != device {
+		t.Fatalf("the browser's device changed: %q, was %q", got, device)
+	}
+	p.receiveFrom("alpha", 60*time.Second)
+	if v := p.text(`[...document.querySelectorAll('#log li.verify')].map(e => e.textContent).join(' | ')`); v != "" {
+		t.Fatalf("a known sharer was treated as a first contact: %s", v)
+	}
+}

@@ -343,6 +343,7 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 		Name:       name,
 		Priority:   priority,
 		Interfaces: c.StringSlice("interface"),
+		Port:       lastPagePort(c),
 		Logger:     log,
 		Fallback:   c.String("fallback-signal"),
 		Notice:     func(s string) { out.event(node.Event{Kind: "info", Text: s}) },
@@ -350,6 +351,7 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 	if err != nil {
 		return nil, nil, err
 	}
+	rememberPagePort(c, lan)
 	ctx, cancel := context.WithCancel(c.Context)
 	done := make(chan struct{})
 	go func() {

@@ -24,7 +24,11 @@ type LANConfig struct {
 	// receive or a peers listing that will soon exit.
 	Priority   int
 	Interfaces []string // empty: discovery's default interfaces
-	Logger     *slog.Logger
+	// Port is the signaling (and browser page) port to try first; when it
+	// is 0 or taken, the system picks one. A share keeps its last port so
+	// that its page's address (a browser's storage origin) stays the same.
+	Port   int
+	Logger *slog.Logger
 	// Fallback is a remote signaling URL used when discovery finds no other
 	// instance within FallbackAfter (3s). Empty: stay on the LAN.
 	Fallback      string
@@ -66,7 +70,7 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	if cfg.Notice == nil {
 		cfg.Notice = func(string) {}
 	}
-	lns, err := listenOn(cfg.Interfaces)
+	lns, err := listenOn(cfg.Interfaces, cfg.Port)
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +100,9 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	}
 	return l, nil
 }
+
+// Port is the TCP port of this instance's signaling server and page.
+func (l *LAN) Port() int { return l.lns[0].Addr().(*net.TCPAddr).Port }
 
 // PageURLs are the addresses of this instance's browser page, one per
 // IPv4 address it listens on (every non-loopback one of an up interface
@@ -134,15 +141,30 @@ func closeAll(lns []net.Listener) {
 }
 
 // listenOn opens one TCP listener per IPv4 address of the named interfaces
-// (all addresses when none are named), all on the same port.
-func listenOn(names []string) ([]net.Listener, error) {
+// (all addresses when none are named), all on the same port: prefer if it
+// is free, else one the system picks.
+func listenOn(names []string, prefer int) ([]net.Listener, error) {
 	if len(names) == 0 {
-		ln, err := net.Listen("tcp", ":0")
+		ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(prefer)))
+		if err != nil && prefer != 0 {
+			ln, err = net.Listen("tcp", ":0")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("node: listen for signaling: %w", err)
 		}
 		return []net.Listener{ln}, nil
 	}
+	if prefer != 0 {
+		if lns, err := listenIPs(names, prefer); err == nil {
+			return lns, nil
+		}
+	}
+	return listenIPs(names, 0)
+}
+
+// listenIPs listens on every IPv4 address of the named interfaces, on port
+// (0: the one the system picks for the first).
+func listenIPs(names []string, port int) ([]net.Listener, error) {
 	var ips []net.IP
 	for _, name := range names {
 		ifi, err := net.InterfaceByName(name)
@@ -163,7 +185,6 @@ func listenOn(names []string) ([]net.Listener, error) {
 		return nil, fmt.Errorf("node: interfaces %v have no IPv4 address", names)
 	}
 	var lns []net.Listener
-	port := 0
 	for _, ip := range ips {
 		ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)))
 		if err != nil {
