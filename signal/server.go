@@ -164,8 +164,14 @@ func (s *Server) Handler() http.Handler {
 // Serve answers HTTP on ln until ctx is cancelled, then closes every
 // connection. It returns nil on a clean cancel.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.ServeWith(ctx, ln, s.Handler())
+}
+
+// ServeWith is Serve with h in front of the server (the web page's
+// handler, which hands WebSocket upgrades on to s).
+func (s *Server) ServeWith(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{
-		Handler:           s.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, // slowloris
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
@@ -221,6 +227,10 @@ func (s *Server) RoomAddrs(room string) []netip.Addr {
 	defer s.mu.Unlock()
 	return s.rooms.addrs(room)
 }
+
+// Admits reports whether r passes the Host and Origin checks of the
+// WebSocket, for handlers in front of the server.
+func (s *Server) Admits(r *http.Request) bool { return s.checkHost(r.Host) && s.checkOrigin(r) }
 
 // checkOrigin admits non-browser clients (no Origin header), same-host
 // pages and configured origins. A page on another site must not log in.

@@ -138,6 +138,7 @@ Examples:
 					m.Files(), transfer.FormatSize(m.TotalSize()), cfg.Name, e.Host, who)
 			}
 			out.emit(node.Event{Kind: "sharing", Peer: cfg.Name, Size: m.TotalSize()}, map[string]any{"files": m.Files()})
+			showPage(out, cfg.Hosts)
 			err = node.Share(c.Context, cfg, src)
 			out.finishBar()
 			return nameHint(err)
@@ -534,6 +535,7 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 		Name:       name,
 		Priority:   priority,
 		Interfaces: c.StringSlice("interface"),
+		Port:       lastPagePort(c),
 		Logger:     log,
 		Fallback:   fallback,
 		Notice:     func(s string) { out.event(node.Event{Kind: "info", Text: s}) },
@@ -541,6 +543,7 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 	if err != nil {
 		return nil, nil, err
 	}
+	rememberPagePort(c, lan)
 	ctx, cancel := context.WithCancel(c.Context)
 	done := make(chan struct{})
 	go func() {

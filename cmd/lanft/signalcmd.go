@@ -16,6 +16,7 @@ import (
 
 	"github.com/lanft/lanft/internal/turn"
 	"github.com/lanft/lanft/signal"
+	"github.com/lanft/lanft/web"
 )
 
 func signalCommand() *cli.Command {
@@ -106,8 +107,16 @@ func runSignal(c *cli.Context) error {
 			fmt.Fprintf(c.App.Writer, "%s/%s\n", u, room)
 		}
 	}
+	// The browser page is served on the same port; its WebSocket at / or
+	// /ws is the signaling server's.
+	page, err := web.New(web.Config{Signal: srv.Handler(), Admits: srv.Admits, Logger: log})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer page.Close()
 	g, ctx := errgroup.WithContext(c.Context)
-	g.Go(func() error { return srv.Serve(ctx, ln) })
+	g.Go(func() error { return srv.ServeWith(ctx, ln, page) })
 	if relay != nil {
 		g.Go(func() error { return relay.Run(ctx) })
 	}

@@ -85,6 +85,15 @@ func New() *Identity {
 	return &Identity{priv: priv}
 }
 
+// FromSeed is the identity of a 32-byte Ed25519 seed: the browser page keeps
+// its device key that way, in its own storage.
+func FromSeed(seed []byte) (*Identity, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("identity: a device key seed has %d bytes, not %d", ed25519.SeedSize, len(seed))
+	}
+	return &Identity{priv: ed25519.NewKeyFromSeed(seed)}, nil
+}
+
 // Public is the device's public key.
 func (id *Identity) Public() ed25519.PublicKey { return id.priv.Public().(ed25519.PublicKey) }
 

@@ -151,3 +151,25 @@ func TestVerificationCodeIsSymmetric(t *testing.T) {
 		t.Fatal("a different fingerprint gave the same code")
 	}
 }
+
+func TestFromSeed(t *testing.T) {
+	seed := make([]byte, 32)
+	for i := range seed {
+		seed[i] = byte(i)
+	}
+	a, err := FromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := FromSeed(seed)
+	if !a.Public().Equal(b.Public()) || a.DeviceID() != b.DeviceID() {
+		t.Fatal("the same seed gave two keys")
+	}
+	st := Statement{Kind: "offer", From: "web-1", To: "alpha", Fingerprint: "sha-256 AB"}
+	if _, err := Verify(a.Prove(st), st); err != nil {
+		t.Fatalf("a seeded key's proof: %v", err)
+	}
+	if _, err := FromSeed(seed[:31]); err == nil {
+		t.Fatal("a 31-byte seed was accepted")
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lanft/lanft/discovery"
 	"github.com/lanft/lanft/signal"
+	"github.com/lanft/lanft/web"
 )
 
 // LANConfig configures zero-config mode: every instance runs a signaling
@@ -23,7 +24,11 @@ type LANConfig struct {
 	// receive or a peers listing that will soon exit.
 	Priority   int
 	Interfaces []string // empty: discovery's default interfaces
-	Logger     *slog.Logger
+	// Port is the signaling (and browser page) port to try first; when it
+	// is 0 or taken, the system picks one. A share keeps its last port so
+	// that its page's address (a browser's storage origin) stays the same.
+	Port   int
+	Logger *slog.Logger
 	// Fallback is a remote signaling URL used when discovery finds no other
 	// instance within FallbackAfter (3s). Empty: stay on the LAN.
 	Fallback      string
@@ -40,6 +45,7 @@ type LAN struct {
 	cfg  LANConfig
 	disc *discovery.Discovery
 	srv  *signal.Server
+	web  *web.Web
 	lns  []net.Listener
 
 	mu      sync.Mutex
@@ -64,7 +70,7 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	if cfg.Notice == nil {
 		cfg.Notice = func(string) {}
 	}
-	lns, err := listenOn(cfg.Interfaces)
+	lns, err := listenOn(cfg.Interfaces, cfg.Port)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +90,48 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 		closeAll(lns)
 		return nil, err
 	}
-	return &LAN{cfg: cfg, disc: disc, srv: srv, lns: lns, changed: make(chan struct{}), started: time.Now(), done: make(chan struct{})}, nil
+	l := &LAN{cfg: cfg, disc: disc, srv: srv, lns: lns, changed: make(chan struct{}), started: time.Now(), done: make(chan struct{})}
+	// Every instance serves the browser page; a page's WebSocket is bridged
+	// to whichever instance is the elected host.
+	l.web, err = web.New(web.Config{Signal: srv.Handler(), Upstream: l, Admits: srv.Admits, Logger: cfg.Logger})
+	if err != nil {
+		closeAll(lns)
+		return nil, err
+	}
+	return l, nil
+}
+
+// Port is the TCP port of this instance's signaling server and page.
+func (l *LAN) Port() int { return l.lns[0].Addr().(*net.TCPAddr).Port }
+
+// PageURLs are the addresses of this instance's browser page, one per
+// IPv4 address it listens on (every non-loopback one of an up interface
+// when it listens on all).
+func (l *LAN) PageURLs() []string {
+	var urls []string
+	for _, ln := range l.lns {
+		a := ln.Addr().(*net.TCPAddr)
+		if !a.IP.IsUnspecified() {
+			urls = append(urls, "http://"+a.String()+"/")
+			continue
+		}
+		ifaces, err := net.Interfaces()
+		if err != nil {
+			continue
+		}
+		for _, ifi := range ifaces {
+			if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagLoopback != 0 {
+				continue
+			}
+			addrs, _ := ifi.Addrs()
+			for _, ad := range addrs {
+				if ipn, ok := ad.(*net.IPNet); ok && ipn.IP.To4() != nil {
+					urls = append(urls, "http://"+net.JoinHostPort(ipn.IP.String(), strconv.Itoa(a.Port))+"/")
+				}
+			}
+		}
+	}
+	return urls
 }
 
 func closeAll(lns []net.Listener) {
@@ -94,15 +141,30 @@ func closeAll(lns []net.Listener) {
 }
 
 // listenOn opens one TCP listener per IPv4 address of the named interfaces
-// (all addresses when none are named), all on the same port.
-func listenOn(names []string) ([]net.Listener, error) {
+// (all addresses when none are named), all on the same port: prefer if it
+// is free, else one the system picks.
+func listenOn(names []string, prefer int) ([]net.Listener, error) {
 	if len(names) == 0 {
-		ln, err := net.Listen("tcp", ":0")
+		ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(prefer)))
+		if err != nil && prefer != 0 {
+			ln, err = net.Listen("tcp", ":0")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("node: listen for signaling: %w", err)
 		}
 		return []net.Listener{ln}, nil
 	}
+	if prefer != 0 {
+		if lns, err := listenIPs(names, prefer); err == nil {
+			return lns, nil
+		}
+	}
+	return listenIPs(names, 0)
+}
+
+// listenIPs listens on every IPv4 address of the named interfaces, on port
+// (0: the one the system picks for the first).
+func listenIPs(names []string, port int) ([]net.Listener, error) {
 	var ips []net.IP
 	for _, name := range names {
 		ifi, err := net.InterfaceByName(name)
@@ -123,7 +185,6 @@ func listenOn(names []string) ([]net.Listener, error) {
 		return nil, fmt.Errorf("node: interfaces %v have no IPv4 address", names)
 	}
 	var lns []net.Listener
-	port := 0
 	for _, ip := range ips {
 		ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)))
 		if err != nil {
@@ -145,7 +206,7 @@ func (l *LAN) Run(ctx context.Context) error {
 	errc := make(chan error, len(l.lns)+1)
 	for _, ln := range l.lns {
 		wg.Go(func() {
-			if err := l.srv.Serve(ctx, ln); err != nil {
+			if err := l.srv.ServeWith(ctx, ln, l.web); err != nil {
 				errc <- err
 			}
 		})
@@ -170,6 +231,7 @@ func (l *LAN) Run(ctx context.Context) error {
 	case err = <-errc:
 		cancel()
 	}
+	l.web.Close()
 	wg.Wait()
 	return err
 }

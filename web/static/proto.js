@@ -1,0 +1,374 @@
+// lanft's data-channel protocol in the browser: a byte stream over an
+// RTCDataChannel, the preamble of internal/node/auth.go (with the shared
+// code exchange), and the frames of the transfer package (transfer/doc.go).
+// Identity proofs, the code exchange and the manifest checks are lanft's Go
+// code (globalThis.lanftCore, web/wasm); SHA-256 is sha256.js, for speed.
+
+import { SHA256 } from './sha256.js';
+
+const core = () => globalThis.lanftCore;
+
+// Messages on the data channel are at most 64 KiB (Chromium and Pion agree
+// on that); a sender waits while more than HIGH bytes are queued.
+export const MAX_MESSAGE = 64 << 10;
+const HIGH = 4 << 20;
+const LOW = 1 << 20;
+
+// The page keeps what it receives in Blobs; it takes at most this much in
+// one transfer (web.MaxReceive).
+export const MAX_RECEIVE = 2 * 1024 * 1024 * 1024;
+
+export class Stream {
+  constructor(dc) {
+    this.dc = dc;
+    this.chunks = [];
+    this.len = 0;
+    this.closed = false;
+    this.waiter = null;
+    dc.binaryType = 'arraybuffer';
+    dc.bufferedAmountLowThreshold = LOW;
+    dc.addEventListener('message', (e) => {
+      if (typeof e.data === 'string') return;
+      const b = new Uint8Array(e.data);
+      this.chunks.push(b);
+      this.len += b.length;
+      this.wake();
+    });
+    dc.addEventListener('close', () => { this.closed = true; this.wake(); });
+  }
+
+  wake() {
+    const w = this.waiter;
+    this.waiter = null;
+    if (w) w();
+  }
+
+  // read returns exactly n bytes, or throws once the channel has closed.
+  async read(n) {
+    while (this.len < n) {
+      if (this.closed) throw new Error('the connection closed');
+      await new Promise((r) => { this.waiter = r; });
+    }
+    this.len -= n;
+    const first = this.chunks[0];
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = new Uint8Array(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.chunks[0];
+      const k = Math.min(c.length, n - off);
+      out.set(c.subarray(0, k), off);
+      off += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    return out;
+  }
+
+  // write sends b in messages of at most MAX_MESSAGE bytes, waiting while
+  // the channel's queue is full (Chromium refuses sends past about 16 MiB).
+  async write(b) {
+    for (let off = 0; off < b.length; off += MAX_MESSAGE) {
+      await this.drain();
+      this.dc.send(b.subarray(off, Math.min(b.length, off + MAX_MESSAGE)));
+    }
+  }
+
+  async drain() {
+    while (this.dc.bufferedAmount > HIGH) {
+      if (this.dc.readyState !== 'open') throw new Error('the connection closed');
+      await new Promise((r) => {
+        const done = () => { this.dc.removeEventListener('bufferedamountlow', done); this.dc.removeEventListener('close', done); r(); };
+        this.dc.addEventListener('bufferedamountlow', done);
+        this.dc.addEventListener('close', done);
+      });
+    }
+    if (this.dc.readyState !== 'open') throw new Error('the connection closed');
+  }
+
+  // linger waits up to ms for the other side to close, so that our last
+  // message is read before the connection goes.
+  async linger(ms) {
+    const t0 = Date.now();
+    while (!this.closed && Date.now() - t0 < ms) {
+      await Promise.race([new Promise((r) => { this.waiter = r; }), new Promise((r) => setTimeout(r, 100))]);
+    }
+  }
+}
+
+// ---- preamble (internal/node/auth.go) ----
+
+const MAGIC = [0x4c, 0x41, 0x4e, 0x46, 0x54, 0x01]; // "LANFT" 1
+const FLAG_CODE = 1;
+
+export class CodeError extends Error {}
+
+async function writeChunk(s, b) {
+  const out = new Uint8Array(2 + b.length);
+  new DataView(out.buffer).setUint16(0, b.length);
+  out.set(b, 2);
+  await s.write(out);
+}
+
+async function readChunk(s) {
+  const h = await s.read(2);
+  const n = (h[0] << 8) | h[1];
+  if (n > 1024) throw new CodeError(`shared code: code exchange message of ${n} bytes`);
+  return (await s.read(n)).slice();
+}
+
+// preamble runs lanft's preamble; the receiver is the initiator. prints
+// are the DTLS fingerprints: ours and the peer's (verified).
+export async function preamble(s, { code, initiator, local, remote, peer }) {
+  await s.write(new Uint8Array([...MAGIC, code ? FLAG_CODE : 0]));
+  const hello = await s.read(MAGIC.length + 1);
+  for (let i = 0; i < MAGIC.length; i++) {
+    if (hello[i] !== MAGIC[i]) throw new Error(`${peer} does not speak lanft's data-channel protocol`);
+  }
+  const theirs = (hello[MAGIC.length] & FLAG_CODE) !== 0;
+  if (!code && !theirs) return;
+  if (!code) throw new CodeError(`shared code: ${peer} requires a shared code: enter it under Options`);
+  if (!theirs) throw new CodeError(`shared code: ${peer} did not give the shared code (it must use the same code)`);
+  const [printI, printR] = initiator ? [local, remote] : [remote, local];
+  const [party, msg] = core().cpaceStart(code);
+  await writeChunk(s, msg);
+  const peerMsg = await readChunk(s);
+  const isk = core().cpaceFinish(party, peerMsg, initiator);
+  const [role, peerRole] = initiator ? ['receiver', 'sharer'] : ['sharer', 'receiver'];
+  await writeChunk(s, core().confirm(isk, 'lanft-confirm-' + role, printI, printR));
+  let got;
+  try {
+    got = await readChunk(s);
+  } catch (e) {
+    throw new CodeError(`shared code: ${peer} closed the connection during the code check (codes differ?)`);
+  }
+  if (!core().equal(got, core().confirm(isk, 'lanft-confirm-' + peerRole, printI, printR))) {
+    throw new CodeError(`shared code: the code does not match ${peer}'s, or someone is in the middle`);
+  }
+}
+
+// ---- frames (transfer/frame.go) ----
+
+const T = { M: 0x4d, P: 0x50, F: 0x46, D: 0x44, E: 0x45, K: 0x4b, X: 0x58 };
+const BOUNDS = {
+  [T.M]: [2, 16 << 20], [T.P]: [2, 16 << 20], [T.F]: [12, 12], [T.D]: [1, 256 << 10],
+  [T.E]: [0, 0], [T.K]: [0, 0], [T.X]: [2, 64 << 10],
+};
+const enc = new TextEncoder();
+const dec = new TextDecoder('utf-8', { fatal: true });
+
+export class TransferError extends Error {
+  constructor(code, message) { super(message); this.code = code; }
+}
+
+async function readFrame(s) {
+  const h = await s.read(5);
+  const t = h[0];
+  const n = new DataView(h.buffer, h.byteOffset, 5).getUint32(1);
+  const b = BOUNDS[t];
+  if (!b) throw new TransferError('protocol', `unknown frame type 0x${t.toString(16)}`);
+  if (n < b[0] || n > b[1]) throw new TransferError('protocol', `frame of ${n} bytes is outside the allowed ${b[0]} to ${b[1]}`);
+  return { t, p: n ? await s.read(n) : new Uint8Array(0) };
+}
+
+function frame(t, payload) {
+  const out = new Uint8Array(5 + payload.length);
+  out[0] = t;
+  new DataView(out.buffer).setUint32(1, payload.length);
+  out.set(payload, 5);
+  return out;
+}
+
+const json = (v) => enc.encode(JSON.stringify(v));
+
+async function sendError(s, code, message) {
+  try { await s.write(frame(T.X, json({ code, message }))); } catch (e) { /* the peer is gone */ }
+}
+
+function remoteError(who, p) {
+  let code = 'failed', message = 'no reason given';
+  try { ({ code, message } = JSON.parse(dec.decode(p))); } catch (e) { /* keep the defaults */ }
+  return new TransferError('remote', `the ${who} stopped the transfer: ${core().displayName(String(message))} (${core().displayName(String(code))})`);
+}
+
+function fileFrame(index, offset) {
+  const b = new Uint8Array(12);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, index);
+  v.setBigUint64(4, BigInt(offset));
+  return frame(T.F, b);
+}
+
+// ---- receiving (transfer/receive.go, without a disk) ----
+
+// receive reads a share from s. accept(manifest) resolves to true to go on;
+// progress(done, total) is called as bytes arrive; it returns the files
+// as {path, size, blob}.
+export async function receive(s, { accept, progress }) {
+  const fail = async (err) => {
+    if (err instanceof TransferError && err.code !== 'remote') await sendError(s, err.code, err.message);
+    throw err;
+  };
+  let f = await readFrame(s).catch(fail);
+  if (f.t === T.X) throw remoteError('sender', f.p);
+  if (f.t !== T.M) return fail(new TransferError('protocol', 'the sender did not start with a MANIFEST'));
+  let m;
+  try { m = JSON.parse(dec.decode(f.p)); } catch (e) { return fail(new TransferError('protocol', 'malformed manifest')); }
+  if (m.version !== 1) return fail(new TransferError('protocol', `the sender speaks protocol version ${m.version}; this page speaks 1`));
+  const entries = Array.isArray(m.entries) ? m.entries : [];
+  for (const e of entries) if (e && e.kind === 'file' && e.size === undefined) e.size = 0; // omitted when 0
+  const bad = core().validateManifest(JSON.stringify(entries));
+  if (bad) return fail(new TransferError(bad[0], bad[1]));
+  const total = entries.reduce((n, e) => n + (e.kind === 'file' ? e.size || 0 : 0), 0);
+  if (total > MAX_RECEIVE) {
+    return fail(new TransferError('rejected', `this share holds ${total} bytes; the browser page takes at most 2 GiB (${MAX_RECEIVE} bytes) in one transfer: use lanft receive for it`));
+  }
+  if (!(await accept({ entries, total }))) return fail(new TransferError('rejected', 'declined'));
+  const wants = [];
+  entries.forEach((e, i) => { if (e.kind === 'file') wants.push(i); });
+  await s.write(frame(T.P, json({ files: wants.map((index) => ({ index })) })));
+
+  const out = [];
+  let cur = null, next = 0, done = 0;
+  const finish = () => {
+    const e = entries[cur.index];
+    if (cur.got !== e.size) throw new TransferError('integrity', `${e.path}: ${cur.got} bytes received of ${e.size}`);
+    const sum = cur.hash.hex();
+    if (sum !== e.sha256) throw new TransferError('integrity', `${e.path} arrived corrupted (SHA-256 mismatch)`);
+    cur.blobs.push(new Blob(cur.parts));
+    out.push({ path: e.path, size: e.size, blob: new Blob(cur.blobs) });
+    cur = null;
+  };
+  try {
+    for (;;) {
+      f = await readFrame(s);
+      if (f.t === T.D) {
+        if (!cur) throw new TransferError('protocol', 'DATA frame outside any file');
+        const e = entries[cur.index];
+        if (f.p.length > e.size - cur.got) throw new TransferError('integrity', `the sender sent more than the ${e.size} bytes declared for ${e.path}`);
+        cur.hash.update(f.p);
+        cur.parts.push(f.p);
+        cur.partBytes += f.p.length;
+        if (cur.partBytes >= 16 << 20) { // hand the bytes to Blob storage, which may page them to disk
+          cur.blobs.push(new Blob(cur.parts));
+          cur.parts = [];
+          cur.partBytes = 0;
+        }
+        cur.got += f.p.length;
+        done += f.p.length;
+        progress(done, total);
+      } else if (f.t === T.F || f.t === T.E) {
+        if (cur) finish();
+        if (f.t === T.E) {
+          if (next < wants.length) throw new TransferError('integrity', `the sender ended without sending ${entries[wants[next]].path}`);
+          await s.write(frame(T.K, new Uint8Array(0)));
+          return out;
+        }
+        const v = new DataView(f.p.buffer, f.p.byteOffset, 12);
+        const idx = v.getUint32(0), off = Number(v.getBigUint64(4));
+        if (next >= wants.length || wants[next] !== idx) throw new TransferError('protocol', `FILE frame for entry ${idx}, which is not the next file requested`);
+        if (off !== 0) throw new TransferError('protocol', `the sender started at byte ${off}; expected 0`);
+        next++;
+        cur = { index: idx, hash: new SHA256(), parts: [], partBytes: 0, blobs: [], got: 0 };
+      } else if (f.t === T.X) {
+        throw remoteError('sender', f.p);
+      } else {
+        throw new TransferError('protocol', 'unexpected frame while receiving files');
+      }
+    }
+  } catch (err) {
+    if (err instanceof TransferError) return fail(err);
+    throw err;
+  }
+}
+
+// ---- sending (transfer/source.go) ----
+
+const READ = 4 << 20;
+
+// hashFile returns the lowercase hex SHA-256 of blob's first n bytes.
+export async function hashBlob(blob, n = blob.size, progress = () => {}) {
+  const h = new SHA256();
+  for (let off = 0; off < n; off += READ) {
+    h.update(new Uint8Array(await blob.slice(off, Math.min(n, off + READ)).arrayBuffer()));
+    progress(Math.min(n, off + READ));
+  }
+  return h.hex();
+}
+
+// buildManifest lists picked files (with their folders first) and hashes
+// them. files are File objects; a folder's carry webkitRelativePath.
+export async function buildManifest(files, progress = () => {}) {
+  const entries = [], blobs = [], dirs = new Set();
+  let total = 0, hashed = 0;
+  for (const f of files) total += f.size;
+  for (const f of files) {
+    const path = f.webkitRelativePath || f.name;
+    const parts = path.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const d = parts.slice(0, i).join('/');
+      if (!dirs.has(d)) { dirs.add(d); entries.push({ path: d, kind: 'dir' }); blobs.push(null); }
+    }
+    const sha256 = await hashBlob(f, f.size, (n) => progress(hashed + n, total));
+    hashed += f.size;
+    entries.push({ path, kind: 'file', size: f.size, sha256 });
+    blobs.push(f);
+  }
+  const bad = core().validateManifest(JSON.stringify(entries));
+  if (bad) throw new Error(`cannot share these files: ${bad[1]}`);
+  return { entries, blobs, total };
+}
+
+// serve sends a manifest built by buildManifest to one receiver on s.
+export async function serve(s, share, progress) {
+  const { entries, blobs, total } = share;
+  await s.write(frame(T.M, json({ version: 1, entries })));
+  let f = await readFrame(s);
+  if (f.t === T.X) throw remoteError('receiver', f.p);
+  if (f.t !== T.P) { await sendError(s, 'protocol', 'expected PLAN'); throw new TransferError('protocol', 'the receiver sent no PLAN'); }
+  let plan;
+  try { plan = JSON.parse(dec.decode(f.p)); } catch (e) { plan = null; }
+  const wants = plan && Array.isArray(plan.files) ? plan.files : null;
+  let last = -1;
+  for (const w of wants || [null]) {
+    const e = w && entries[w.index];
+    if (!e || !Number.isInteger(w.index) || w.index <= last || e.kind !== 'file' ||
+        (w.offset || 0) < 0 || (w.offset || 0) > e.size) {
+      await sendError(s, 'protocol', 'malformed PLAN');
+      throw new TransferError('protocol', 'the receiver sent a malformed PLAN');
+    }
+    last = w.index;
+  }
+  // The receiver's ERROR or OK is read while we send.
+  let reply = null;
+  const replyP = readFrame(s).then((r) => { reply = r; return r; }, (err) => { reply = { err }; return reply; });
+  let done = total;
+  for (const w of wants) done -= entries[w.index].size - (w.offset || 0);
+  for (const w of wants) {
+    const e = entries[w.index], blob = blobs[w.index];
+    let off = w.offset || 0;
+    if (off > 0 && (await hashBlob(blob, off)) !== w.sha256) { done -= off; off = 0; }
+    await s.write(fileFrame(w.index, off));
+    while (off < e.size) {
+      if (reply) break;
+      const buf = new Uint8Array(await blob.slice(off, Math.min(e.size, off + READ)).arrayBuffer());
+      for (let i = 0; i < buf.length && !reply; i += MAX_MESSAGE - 5) {
+        const p = buf.subarray(i, Math.min(buf.length, i + MAX_MESSAGE - 5));
+        await s.write(frame(T.D, p));
+        done += p.length;
+        progress(done, total);
+      }
+      off += buf.length;
+    }
+    if (reply) break;
+  }
+  if (!reply) await s.write(frame(T.E, new Uint8Array(0)));
+  const r = await replyP;
+  if (r.err) throw new TransferError('interrupted', `connection to the receiver lost: ${r.err.message}`);
+  if (r.t === T.X) throw remoteError('receiver', r.p);
+  if (r.t !== T.K) throw new TransferError('protocol', 'the receiver sent something other than OK');
+}
