@@ -789,8 +789,9 @@ func TestBrowserShareResumes(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	var done struct {
-		Event             string
-		Received, Skipped int64
+		Event    string
+		Received int64 `json:"transferred"`
+		Skipped  int64
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &done); err != nil || done.Event != "done" {
 		t.Fatalf("last line %q", lines[len(lines)-1])

@@ -50,15 +50,15 @@ func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, 
 		l.handle(msg)
 		if err := l.err(); err != nil {
 			peers.remove(msg.Name, l)
-			l.refuse(msg.Offer, fmt.Sprintf("%s could not verify the offer", cfg.Name))
 			cfg.Events(Event{Kind: "refused", Peer: msg.Name, Text: err.Error()})
+			l.refuse(msg.Offer, fmt.Sprintf("%s could not verify the offer", cfg.Name))
 			return
 		}
 		if !allowed(cfg.To, msg.Name) {
 			peers.remove(msg.Name, l)
 			l.peer.Close()
-			l.refuse(msg.Offer, fmt.Sprintf("%s shares only with the receivers it named (--to)", cfg.Name))
 			cfg.Events(Event{Kind: "refused", Peer: msg.Name, Text: "not one of the receivers named with --to"})
+			l.refuse(msg.Offer, fmt.Sprintf("%s shares only with the receivers it named (--to)", cfg.Name))
 			return
 		}
 		wg.Go(func() {
@@ -101,9 +101,9 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 		first := l.firstSeen
 		l.mu.Unlock()
 		if !cfg.Ask(ctx, Request{Peer: who, Device: device, Code: code, First: first}) {
+			cfg.Events(Event{Kind: "refused", Peer: who, Device: device, Code: code, Text: "declined"})
 			_ = transfer.Decline(stream, fmt.Sprintf("%s declined to send to %s", cfg.Name, who))
 			_ = stream.Linger(2 * time.Second)
-			cfg.Events(Event{Kind: "refused", Peer: who, Device: device, Code: code, Text: "declined"})
 			return
 		}
 	}
