@@ -43,6 +43,10 @@ func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 	if err != nil {
 		return node.Config{}, nil, err
 	}
+	path, err := pathMode(c.String("path"))
+	if err != nil {
+		return node.Config{}, nil, err
+	}
 	name := defaultName(c, id.DeviceID())
 	hosts, stop, err := hostsFor(c, log, out, name)
 	if err != nil {
@@ -58,7 +62,19 @@ func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 		Pins:         identity.OpenPins(dir),
 		AcceptNewKey: c.Bool("accept-new-key"),
 		Code:         c.String("code"),
+		Path:         path,
 	}, stop, nil
+}
+
+// pathMode checks --path: auto (or empty), datachannel or relay.
+func pathMode(s string) (node.Path, error) {
+	switch node.Path(s) {
+	case "", "auto":
+		return "", nil
+	case node.PathDataChannel, node.PathRelay:
+		return node.Path(s), nil
+	}
+	return "", cli.Exit(fmt.Sprintf("--path %q: want auto, datachannel or relay", s), 2)
 }
 
 func shareCommand() *cli.Command {
@@ -72,7 +88,7 @@ asks, several at once. Stop with Ctrl-C.
 Examples:
    lanft share photos/ notes.txt
    lanft share --name laptop --signal ws://10.0.0.2:7780/ws big.iso`,
-		Flags: []cli.Flag{signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag},
+		Flags: []cli.Flag{signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag, pathFlag},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return cli.Exit("share: name at least one file or folder to share", 2)
@@ -113,7 +129,7 @@ Examples:
    lanft receive
    lanft receive --from laptop --out ~/Downloads --yes`,
 		Flags: []cli.Flag{
-			signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag,
+			signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag, pathFlag,
 			&cli.StringFlag{Name: "from", Usage: "receive from the sharer named `NAME`"},
 			&cli.StringFlag{Name: "out", Value: ".", Usage: "save into `DIR`"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "accept without asking"},

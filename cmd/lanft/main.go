@@ -144,6 +144,12 @@ var (
 		EnvVars: []string{"LANFT_FALLBACK_SIGNAL"},
 	}
 	nameFlag = &cli.StringFlag{Name: "name", Usage: "the `NAME` others see (default: host name and the start of the device id)"}
+	pathFlag = &cli.StringFlag{
+		Name:    "path",
+		Value:   "auto",
+		Usage:   "how the bytes move: `MODE` auto (direct TCP when possible, else the data channel), datachannel (never direct TCP) or relay",
+		EnvVars: []string{"LANFT_PATH"},
+	}
 	codeFlag = &cli.StringFlag{
 		Name:    "code",
 		Usage:   "connect only to a peer that knows these `WORDS` (both sides give the same code; for untrusted networks)",

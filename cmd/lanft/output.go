@@ -80,7 +80,7 @@ func (o *output) event(e node.Event) {
 	}
 	switch e.Kind {
 	case "progress":
-		o.progress(e.Done, e.Size)
+		o.progress(e.Done, e.Size, e.Path)
 	case "online":
 		o.say("online as %q at %s", e.Peer, e.Host)
 	case "peer":
@@ -94,7 +94,7 @@ func (o *output) event(e node.Event) {
 	}
 }
 
-func (o *output) progress(done, total int64) {
+func (o *output) progress(done, total int64, path node.Path) {
 	if !o.tty {
 		return
 	}
@@ -109,7 +109,7 @@ func (o *output) progress(done, total int64) {
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionFullWidth(),
-			progressbar.OptionSetDescription("receiving"),
+			progressbar.OptionSetDescription(describeProgress(path)),
 		)
 	}
 	_ = o.bar.Set64(done)
@@ -123,4 +123,12 @@ func (o *output) finishBar() {
 		fmt.Fprintln(o.stderr)
 		o.bar = nil
 	}
+}
+
+// describeProgress is the progress bar's label: what it does and the path.
+func describeProgress(path node.Path) string {
+	if path == "" {
+		return "receiving"
+	}
+	return "receiving via " + path.Describe()
 }

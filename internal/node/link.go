@@ -31,6 +31,7 @@ type link struct {
 	remoteKey   ed25519.PublicKey
 	firstSeen   bool
 	verifyErr   error
+	remoteFlags byte // of the remote's preamble
 }
 
 func newLink(cfg *Config, remote string, current func() *signal.Client) (*link, error) {

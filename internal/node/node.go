@@ -104,6 +104,10 @@ type Config struct {
 	AcceptNewKey bool
 	// Code is the shared code (--code); both ends must know the same one.
 	Code string
+	// Path forces how the transfer's bytes move (--path): empty or "auto"
+	// tries the direct TCP path and falls back to the data channel;
+	// PathDataChannel never uses the direct path.
+	Path Path
 }
 
 func (c *Config) defaults() error {

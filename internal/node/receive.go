@@ -150,19 +150,24 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 	if err == nil {
 		err = l.secure(ctx, stream, true)
 	}
+	var conn transport
+	var path Path
+	if err == nil {
+		conn, path, err = l.receivePath(ctx, stream)
+	}
 	if err != nil {
 		l.peer.Close()
 		return nil, fmt.Errorf("connect to %s: %w", sharer, err)
 	}
-	cfg.Events(Event{Kind: "peer", Peer: sharer, Text: "connected"})
+	cfg.Events(Event{Kind: "peer", Peer: sharer, Text: "connected via " + path.Describe(), Path: path})
 	if opts.Progress == nil {
 		opts.Progress = func(pr transfer.Progress) {
-			cfg.Events(Event{Kind: "progress", Peer: sharer, File: pr.File, Done: pr.Done, Size: pr.Total})
+			cfg.Events(Event{Kind: "progress", Peer: sharer, File: pr.File, Done: pr.Done, Size: pr.Total, Path: path})
 		}
 	}
-	res, err := transfer.Receive(ctx, stream, opts)
+	res, err := transfer.Receive(ctx, conn, opts)
 	// The sharer closes once it has read our final OK or ERROR.
-	_ = stream.Linger(2 * time.Second)
+	_ = conn.Linger(2 * time.Second)
 	if c := sess.client(); c != nil {
 		_ = c.Send(signal.Message{Type: signal.TypeLeave, OtherName: sharer})
 	}

@@ -72,18 +72,23 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 	if err == nil {
 		err = l.secure(ctx, stream, false)
 	}
+	var conn transport
+	var path Path
+	if err == nil {
+		conn, path, err = l.sharePath(ctx, stream)
+	}
 	if err != nil {
 		l.peer.Close()
 		cfg.Logger.Warn("node: connection to receiver failed", "peer", who, "err", err)
 		cfg.Events(Event{Kind: "error", Peer: who, Text: fmt.Sprintf("connect to %s: %v", who, err)})
 		return
 	}
-	defer stream.Close()
-	cfg.Events(Event{Kind: "peer", Peer: who, Text: "connected"})
-	err = src.Serve(ctx, stream, transfer.SendOptions{
+	defer conn.Close()
+	cfg.Events(Event{Kind: "peer", Peer: who, Text: "connected via " + path.Describe(), Path: path})
+	err = src.Serve(ctx, conn, transfer.SendOptions{
 		Logger: cfg.Logger.With("peer", who),
 		Progress: func(pr transfer.Progress) {
-			cfg.Events(Event{Kind: "progress", Peer: who, File: pr.File, Done: pr.Done, Size: pr.Total})
+			cfg.Events(Event{Kind: "progress", Peer: who, File: pr.File, Done: pr.Done, Size: pr.Total, Path: path})
 		},
 	})
 	if err != nil {
