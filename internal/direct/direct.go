@@ -403,13 +403,106 @@ func Dial(ctx context.Context, local netip.Addr, cert *Cert, o Offer) (*Conn, er
 	return newConn(tc, c), nil
 }
 
-// Conn is a verified direct connection.
+// Conn is a verified direct connection. Its reads run ahead: a goroutine
+// of its own reads and decrypts the next records while the caller hashes
+// and writes the last ones, so that a receiver uses two cores.
 type Conn struct {
 	*tls.Conn
 	tcp *net.TCPConn
+
+	full chan chunk    // read ahead, in order
+	free chan []byte   // buffers to read into
+	stop chan struct{} // closed by Close
+	done chan struct{} // the reading goroutine ended
+	cur  chunk         // what Read returns next
+	err  error         // the reading goroutine's last error, once cur is drained
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
-func newConn(tc *tls.Conn, c *net.TCPConn) *Conn { return &Conn{Conn: tc, tcp: c} }
+type chunk struct {
+	buf []byte // the whole buffer, to give back
+	b   []byte // the unread part
+	err error
+}
+
+const (
+	readAheadBuffers = 4
+	readAheadSize    = 256 << 10
+)
+
+func newConn(tc *tls.Conn, c *net.TCPConn) *Conn {
+	conn := &Conn{Conn: tc, tcp: c,
+		full: make(chan chunk, readAheadBuffers), free: make(chan []byte, readAheadBuffers),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	for range readAheadBuffers {
+		conn.free <- make([]byte, readAheadSize)
+	}
+	go conn.readAhead()
+	return conn
+}
+
+// readAhead reads into free buffers until an error (the end of the
+// stream, or Close).
+func (c *Conn) readAhead() {
+	defer close(c.done)
+	for {
+		var buf []byte
+		select {
+		case buf = <-c.free:
+		case <-c.stop:
+			return
+		}
+		n, err := c.Conn.Read(buf)
+		c.full <- chunk{buf: buf, b: buf[:n], err: err} // room for every buffer: never blocks
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Read returns bytes read ahead, in order.
+func (c *Conn) Read(p []byte) (int, error) {
+	for len(c.cur.b) == 0 {
+		if c.cur.buf != nil {
+			if c.cur.err != nil {
+				return 0, c.cur.err
+			}
+			c.free <- c.cur.buf
+			c.cur = chunk{}
+		}
+		if c.err != nil {
+			return 0, c.err
+		}
+		select {
+		case c.cur = <-c.full:
+		case <-c.done:
+			select { // the last chunk may be queued
+			case c.cur = <-c.full:
+			default:
+				c.err = net.ErrClosed
+			}
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+	}
+	n := copy(p, c.cur.b)
+	c.cur.b = c.cur.b[n:]
+	return n, nil
+}
+
+// Close closes the connection and waits for the reading goroutine. It is
+// idempotent.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		c.closeErr = c.Conn.Close()
+		<-c.done
+	})
+	return c.closeErr
+}
 
 // Linger ends our side (a TLS close_notify), then waits up to d for the
 // peer to close its side, discarding what still arrives, and closes. The
@@ -417,6 +510,6 @@ func newConn(tc *tls.Conn, c *net.TCPConn) *Conn { return &Conn{Conn: tc, tcp: c
 func (c *Conn) Linger(d time.Duration) error {
 	_ = c.Conn.CloseWrite()
 	_ = c.tcp.SetReadDeadline(time.Now().Add(d))
-	_, _ = io.Copy(io.Discard, c.Conn)
+	_, _ = io.Copy(io.Discard, c)
 	return c.Close()
 }
