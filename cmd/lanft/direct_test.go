@@ -166,3 +166,31 @@ func TestLANDirectResume(t *testing.T) {
 	lanfttest.SameFile(t, src, filepath.Join(out, "large.bin"))
 	lanfttest.NoPartFiles(t, out)
 }
+
+// TestLANDirectNoticesAVanishedSharer: the sharer's host drops off the
+// LAN in the middle of a transfer on the direct path. TCP alone would wait
+// minutes; ICE, still checking the route beside it, notices within
+// seconds, and the receiver starts retrying as it does on the data channel.
+func TestLANDirectNoticesAVanishedSharer(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	for i := 1; i <= 2; i++ { // slow enough to be mid-transfer when the link goes
+		if out, err := lan.Command(context.Background(), i, "tc", "qdisc", "add", "dev", lan.Iface(i), "root",
+			"tbf", "rate", "50mbit", "burst", "256kb", "latency", "20ms").CombinedOutput(); err != nil {
+			t.Fatalf("shape the link: %v: %s", err, out)
+		}
+	}
+	url := signalOn(t, lan, 2)
+	src := filepath.Join(t.TempDir(), "large.bin")
+	lanfttest.WriteRandom(t, src, 64<<20)
+	share := onHost(t, lan, 1, "share", "--signal", url, "--interface", lan.Iface(1), "--name", "alpha", "--json", src)
+	share.WaitLine(t, `"event":"online"`, 20*time.Second)
+	recv := onHost(t, lan, 2, "receive", "--signal", url, "--interface", lan.Iface(2), "--from", "alpha", "--yes", "--json", "--out", t.TempDir())
+	if path := pathOf(t, recv.WaitLine(t, `"event":"peer"`, 30*time.Second).Text); path != "tcp" {
+		t.Fatalf("path %q, want tcp", path)
+	}
+	waitProgress(t, recv, 0.2)
+	lan.Cut(1)
+	cut := time.Now()
+	recv.WaitLine(t, "connection lost", 15*time.Second)
+	t.Logf("the receiver noticed %v after the sharer's link went", time.Since(cut).Round(100*time.Millisecond))
+}
