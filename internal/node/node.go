@@ -106,7 +106,7 @@ type Config struct {
 	Code string
 	// Path forces how the transfer's bytes move (--path): empty or "auto"
 	// tries the direct TCP path and falls back to the data channel;
-	// PathDataChannel never uses the direct path.
+	// PathDataChannel (and PathRelay) never use the direct path.
 	Path Path
 }
 
