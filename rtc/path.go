@@ -26,26 +26,6 @@ func (p *Peer) noteRemote(candidate string) {
 // ErrNoPair: ICE found no candidate pair that connects.
 var ErrNoPair = errors.New("no network path between the peers")
 
-// Path returns the candidate types of the selected pair, ours and the
-// remote's ("host", "srflx", "prflx" or "relay"). A peer-reflexive remote
-// that is one of the remote's host candidates (its checks arrived before its
-// candidate did) counts as "host".
-func (p *Peer) Path() (local, remote string, err error) {
-	pair, err := p.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
-	if err != nil || pair == nil {
-		return "", "", fmt.Errorf("rtc: no selected candidate pair: %v", err)
-	}
-	local, remote = pair.Local.Typ.String(), pair.Remote.Typ.String()
-	if remote == CandidatePrflx {
-		p.mu.Lock()
-		if slices.Contains(p.remoteHosts, fmt.Sprintf("%s %d", pair.Remote.Address, pair.Remote.Port)) {
-			remote = CandidateHost
-		}
-		p.mu.Unlock()
-	}
-	return local, remote, nil
-}
-
 // explain says why a connection attempt found no path, from the candidate
 // types gathered on each side.
 func (p *Peer) explain() error {

@@ -75,6 +75,17 @@ func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 	}, stop, nil
 }
 
+// pathMode checks --path: auto (or empty), datachannel or relay.
+func pathMode(s string) (node.Path, error) {
+	switch node.Path(s) {
+	case "", "auto":
+		return "", nil
+	case node.PathDataChannel, node.PathRelay:
+		return node.Path(s), nil
+	}
+	return "", cli.Exit(fmt.Sprintf("--path %q: want auto, datachannel or relay", s), 2)
+}
+
 func shareCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "share",

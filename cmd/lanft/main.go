@@ -21,8 +21,6 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/lanft/lanft/internal/node"
 )
 
 // Set by the release build (goreleaser ldflags).
@@ -180,7 +178,7 @@ var (
 	pathFlag      = &cli.StringFlag{
 		Name:    "path",
 		Value:   "auto",
-		Usage:   "how the bytes move: `MODE` auto (the best path found), datachannel, or relay (only through the signaling host's TURN relay)",
+		Usage:   "how the bytes move: `MODE` auto (direct TCP when possible, else the best data channel path), datachannel (never direct TCP) or relay (only through the signaling host's TURN relay)",
 		EnvVars: []string{"LANFT_PATH"},
 	}
 )
@@ -210,19 +208,6 @@ func global(c *cli.Context, name string) string {
 
 // logger prints log records only when --log-level asks for them: the human
 // output is one line an event, and --json output is events.
-// pathMode maps --path to node.Path ("" for auto).
-func pathMode(s string) (node.Path, error) {
-	switch s {
-	case "", "auto":
-		return "", nil
-	case string(node.PathDataChannel):
-		return node.PathDataChannel, nil
-	case string(node.PathRelay):
-		return node.PathRelay, nil
-	}
-	return "", cli.Exit(fmt.Sprintf("bad --path %q: use auto, datachannel or relay", s), 2)
-}
-
 func logger(c *cli.Context) (*slog.Logger, error) {
 	name := global(c, "log-level")
 	if name == "" {

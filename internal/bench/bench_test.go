@@ -1,17 +1,26 @@
-// Package bench measures lanft against a raw TCP copy of the same file in
-// the same run. It holds benchmarks only (they print figures; nothing here
-// passes or fails on speed):
+// Package bench measures lanft against two baselines moving the same file
+// in the same run: a raw TCP copy, and a plain TLS 1.3 copy whose receiver
+// also hashes with SHA-256 and fsyncs the file (the least any verified,
+// encrypted transfer must do). It holds benchmarks only (they print
+// figures; nothing here passes or fails on speed):
 //
 //	go test -run '^$' -bench . -benchtime 1x ./internal/bench/
 //
-// LANFT_BENCH_SIZE sets the file size in MiB (256); LANFT_BENCH_PROFILE=DIR
-// writes a CPU profile of each lanft process to DIR/share.prof and
-// DIR/receive.prof (go tool pprof BINARY FILE).
+// lanft's rate is its CLI's own wall clock, from starting `lanft receive`
+// to its exit, connection setup included; the baselines' is from starting
+// the sender to the receiver's exit. CPU seconds are both processes' (for
+// the sharer, what it spent during the transfer: it hashed the file before).
+//
+// LANFT_BENCH_SIZE sets the file size in MiB (256); LANFT_BENCH_PATH passes
+// --path to lanft (datachannel measures the data channel);
+// LANFT_BENCH_PROFILE=DIR writes a CPU profile of each lanft process to
+// DIR/share.prof and DIR/receive.prof (go tool pprof BINARY FILE).
 package bench
 
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -64,6 +73,10 @@ func TestMain(m *testing.M) {
 		os.Exit(tcpRecv(os.Getenv("LANFT_BENCH_ADDR"), os.Getenv("LANFT_BENCH_FILE")))
 	case "tcp-send":
 		os.Exit(tcpSend(os.Getenv("LANFT_BENCH_ADDR"), os.Getenv("LANFT_BENCH_FILE")))
+	case "tls-recv":
+		os.Exit(tlsRecv(os.Getenv("LANFT_BENCH_ADDR"), os.Getenv("LANFT_BENCH_FILE")))
+	case "tls-send":
+		os.Exit(tlsSend(os.Getenv("LANFT_BENCH_ADDR"), os.Getenv("LANFT_BENCH_FILE")))
 	}
 	os.Exit(m.Run())
 }
@@ -126,32 +139,54 @@ type host struct {
 
 func (h host) argv(args ...string) []string { return append(append([]string{}, h.prefix...), args...) }
 
-// tcpCopy copies src from a to b's dst over raw TCP and returns the seconds
-// from the sender's start to the receiver's exit.
-func tcpCopy(b *testing.B, from, to host, src, dst string) time.Duration {
+// copyResult is one baseline copy's figures.
+type copyResult struct {
+	wall time.Duration
+	cpu  time.Duration // both processes
+}
+
+// baselineCopy copies src from a to b's dst with the helper pair kind
+// ("tcp" or "tls") and returns the time from the sender's start to the
+// receiver's exit.
+func baselineCopy(b *testing.B, kind string, from, to host, src, dst string) copyResult {
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
-	envRecv := []string{"env", "LANFT_BENCH_HELPER=tcp-recv", "LANFT_BENCH_ADDR=" + net.JoinHostPort(to.addr, "0"), "LANFT_BENCH_FILE=" + dst}
+	envRecv := []string{"env", "LANFT_BENCH_HELPER=" + kind + "-recv", "LANFT_BENCH_ADDR=" + net.JoinHostPort(to.addr, "0"), "LANFT_BENCH_FILE=" + dst}
 	recv := lanfttest.Start(b, to.argv(append(envRecv, self)...)...)
 	line := recv.WaitLine(b, "listening", 10*time.Second)
 	addr := strings.TrimSpace(strings.TrimPrefix(line.Text, "listening"))
 	t0 := time.Now()
-	envSend := []string{"env", "LANFT_BENCH_HELPER=tcp-send", "LANFT_BENCH_ADDR=" + addr, "LANFT_BENCH_FILE=" + src}
-	if _, stderr, code := lanfttest.Run(b, 10*time.Minute, from.argv(append(envSend, self)...)...); code != 0 {
-		b.Fatalf("tcp send: %s", stderr)
+	envSend := []string{"env", "LANFT_BENCH_HELPER=" + kind + "-send", "LANFT_BENCH_ADDR=" + addr, "LANFT_BENCH_FILE=" + src}
+	send := lanfttest.Start(b, from.argv(append(envSend, self)...)...)
+	if code := send.ExitCode(); code != 0 {
+		b.Fatalf("%s send exited %d: %s", kind, code, send.Stderr())
 	}
 	if code := recv.ExitCode(); code != 0 {
-		b.Fatalf("tcp receive exited %d: %s", code, recv.Stderr())
+		b.Fatalf("%s receive exited %d: %s", kind, code, recv.Stderr())
 	}
-	return time.Since(t0)
+	return copyResult{wall: time.Since(t0), cpu: send.CPU() + recv.CPU()}
+}
+
+// procCPU is the CPU time process pid has used so far (Linux /proc).
+func procCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }
 
 // result is one lanft transfer's figures.
 type result struct {
 	wall, transfer      time.Duration
 	sendRSS, receiveRSS int64
+	sendCPU, receiveCPU time.Duration
+	path                string
 }
 
 // lanftCopy shares src on from and receives it on to, through a signaling
@@ -168,32 +203,50 @@ func lanftCopy(b *testing.B, from, to host, src, outDir string) result {
 	url := strings.TrimSpace(sig.WaitLine(b, "ws://", 10*time.Second).Text)
 	share := lanfttest.Start(b, from.argv(append(append([]string{bin}, profile("share")...), "--config-dir", b.TempDir(), "share", "--signal", url, "--interface", from.iface, "--name", "bench-share", "--json", src)...)...)
 	share.WaitLine(b, `"event":"online"`, 5*time.Minute)
+	var path []string
+	if p := os.Getenv("LANFT_BENCH_PATH"); p != "" {
+		path = []string{"--path", p}
+	}
+	shareCPU := procCPU(b, share.Cmd.Process.Pid)
 	t0 := time.Now()
-	recv := lanfttest.Start(b, to.argv(append(append([]string{bin}, profile("receive")...), "--config-dir", b.TempDir(), "receive", "--signal", url, "--interface", to.iface, "--from", "bench-share", "--yes", "--json", "--out", outDir)...)...)
+	recv := lanfttest.Start(b, to.argv(append(append(append([]string{bin}, profile("receive")...), "--config-dir", b.TempDir(), "receive", "--signal", url, "--interface", to.iface, "--from", "bench-share", "--yes", "--json", "--out", outDir), path...)...)...)
+	peer := recv.WaitLine(b, `"event":"peer"`, time.Minute)
 	first := recv.WaitLine(b, `"event":"progress"`, time.Minute)
 	last := recv.WaitLine(b, `"event":"done"`, 30*time.Minute)
 	if code := recv.ExitCode(); code != 0 {
 		b.Fatalf("receive exited %d: %s", code, recv.Stderr())
 	}
-	r := result{wall: time.Since(t0), transfer: last.At.Sub(first.At), receiveRSS: recv.MaxRSS()}
+	r := result{wall: time.Since(t0), transfer: last.At.Sub(first.At), receiveRSS: recv.MaxRSS(), receiveCPU: recv.CPU()}
+	r.sendCPU = procCPU(b, share.Cmd.Process.Pid) - shareCPU
+	var e struct {
+		Path string `json:"path"`
+	}
+	_ = json.Unmarshal([]byte(peer.Text), &e)
+	r.path = e.Path
 	share.Interrupt()
 	r.sendRSS = share.MaxRSS()
 	sig.Interrupt()
 	return r
 }
 
-func report(b *testing.B, name string, size int64, tcp time.Duration, r result) {
+func report(b *testing.B, name string, size int64, tcp, tls copyResult, r result) {
 	mb := float64(size) / 1e6
-	tcpRate := mb / tcp.Seconds()
-	rate := mb / r.transfer.Seconds()
-	wallRate := mb / r.wall.Seconds()
+	tcpRate, tlsRate := mb/tcp.wall.Seconds(), mb/tls.wall.Seconds()
+	rate := mb / r.wall.Seconds()
 	b.ReportMetric(rate, "MB/s")
 	b.ReportMetric(rate/tcpRate, "ratio-to-tcp")
+	b.ReportMetric(rate/tlsRate, "ratio-to-tls")
 	b.ReportMetric(tcpRate, "tcp-MB/s")
+	b.ReportMetric(tlsRate, "tls-MB/s")
+	b.ReportMetric((r.sendCPU + r.receiveCPU).Seconds(), "lanft-cpu-s")
 	b.ReportMetric(float64(r.sendRSS)/(1<<20), "share-peak-MiB")
 	b.ReportMetric(float64(r.receiveRSS)/(1<<20), "receive-peak-MiB")
-	fmt.Printf("%s: %d MiB: lanft %.1f MB/s (%.1f MB/s wall, with connection setup), raw TCP %.1f MB/s, ratio %.2f; peak RSS share %.1f MiB, receive %.1f MiB\n",
-		name, size>>20, rate, wallRate, tcpRate, rate/tcpRate, float64(r.sendRSS)/(1<<20), float64(r.receiveRSS)/(1<<20))
+	fmt.Printf("%s: %d MiB over %s: lanft %.1f MB/s (CLI wall clock %.2f s with setup; %.1f MB/s between first progress and done), "+
+		"raw TCP %.1f MB/s, TLS+SHA-256+fsync %.1f MB/s; ratio %.2f of TCP, %.2f of TLS; "+
+		"CPU s lanft %.1f (share %.1f + receive %.1f), TCP %.1f, TLS %.1f; peak RSS share %.1f MiB, receive %.1f MiB\n",
+		name, size>>20, r.path, rate, r.wall.Seconds(), mb/r.transfer.Seconds(), tcpRate, tlsRate, rate/tcpRate, rate/tlsRate,
+		(r.sendCPU + r.receiveCPU).Seconds(), r.sendCPU.Seconds(), r.receiveCPU.Seconds(), tcp.cpu.Seconds(), tls.cpu.Seconds(),
+		float64(r.sendRSS)/(1<<20), float64(r.receiveRSS)/(1<<20))
 }
 
 // BenchmarkLoopback moves one file between two lanft processes on loopback.
@@ -210,25 +263,34 @@ func compare(b *testing.B, name string, from, to host) {
 	src := filepath.Join(dir, "payload.bin")
 	lanfttest.WriteRandom(b, src, size)
 	for i := 0; i < b.N; i++ {
-		tcpDst := filepath.Join(dir, fmt.Sprintf("tcp-%d.bin", i))
-		tcp := tcpCopy(b, from, to, src, tcpDst)
-		os.Remove(tcpDst)
+		dst := filepath.Join(dir, fmt.Sprintf("copy-%d.bin", i))
+		tcp := baselineCopy(b, "tcp", from, to, src, dst)
+		os.Remove(dst)
+		tls := baselineCopy(b, "tls", from, to, src, dst)
+		lanfttest.SameFile(b, src, dst)
+		os.Remove(dst)
 		out := filepath.Join(dir, fmt.Sprintf("out-%d", i))
 		os.Mkdir(out, 0o755)
 		r := lanftCopy(b, from, to, src, out)
 		lanfttest.SameFile(b, src, filepath.Join(out, "payload.bin"))
 		os.RemoveAll(out)
-		report(b, name, size, tcp, r)
+		report(b, name, size, tcp, tls, r)
 	}
 }
 
 // BenchmarkVeth1G moves one file between two network namespaces joined by
 // a veth shaped to 1 Gbit/s with tbf (this kernel has no netem), lanft and
-// raw TCP on the same link. LANFT_BENCH_RATE sets another tbf rate, or
-// "none" for an unshaped veth.
+// the baselines on the same link. LANFT_BENCH_RATE sets another tbf rate.
 func BenchmarkVeth1G(b *testing.B) {
+	veth(b, cmp.Or(os.Getenv("LANFT_BENCH_RATE"), "1gbit"))
+}
+
+// BenchmarkVethUnshaped is BenchmarkVeth1G on an unshaped veth: the CPU
+// sets the pace.
+func BenchmarkVethUnshaped(b *testing.B) { veth(b, "none") }
+
+func veth(b *testing.B, rate string) {
 	lan := netns.NewLAN(b, 2)
-	rate := cmp.Or(os.Getenv("LANFT_BENCH_RATE"), "1gbit") // "none": an unshaped veth
 	for i := 1; i <= 2 && rate != "none"; i++ {
 		cmd := lan.Command(context.Background(), i, "tc", "qdisc", "add", "dev", lan.Iface(i), "root", "tbf", "rate", rate, "burst", "512kb", "latency", "20ms")
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -173,6 +173,12 @@ func (p *Proc) MaxRSS() int64 {
 	return 0
 }
 
+// CPU is the user plus system CPU time of the exited process.
+func (p *Proc) CPU() time.Duration {
+	<-p.done
+	return p.Cmd.ProcessState.UserTime() + p.Cmd.ProcessState.SystemTime()
+}
+
 // WaitLine waits for a stdout line containing want.
 func (p *Proc) WaitLine(t testing.TB, want string, timeout time.Duration) Line {
 	t.Helper()

@@ -20,6 +20,7 @@ var ErrCode = errors.New("shared code")
 // protocol:
 //
 //	both ──▶ "LANFT" 0x01 FLAGS          FLAGS bit 0: "I have a --code"
+//	                                     FLAGS bit 1: "I speak the direct path" (direct.go)
 //	(both with a code)
 //	receiver ──▶ u16 len | CPace Ya     sharer ──▶ u16 len | CPace Yb
 //	both ──▶ u16 len | HMAC-SHA-512(ISK, role, fp(receiver), fp(sharer))
@@ -41,6 +42,7 @@ func authenticate(ctx context.Context, cfg *Config, rw io.ReadWriteCloser, l *li
 	if cfg.Code != "" {
 		flags |= flagCode
 	}
+	flags |= directFlag(cfg)
 	if _, err := rw.Write(append(append([]byte{}, preambleMagic...), flags)); err != nil {
 		return fmt.Errorf("node: send preamble: %w", err)
 	}
@@ -52,6 +54,7 @@ func authenticate(ctx context.Context, cfg *Config, rw io.ReadWriteCloser, l *li
 		return fmt.Errorf("node: %s does not speak lanft's data-channel protocol", l.remote)
 	}
 	theirs := hello[len(preambleMagic)]&flagCode != 0
+	l.setRemoteFlags(hello[len(preambleMagic)])
 	switch {
 	case cfg.Code == "" && !theirs:
 		return nil

@@ -41,6 +41,7 @@ type link struct {
 	firstSeen   bool
 	replaceKey  bool // the remote's key differs from its pin, and AcceptNewKey is set
 	verifyErr   error
+	remoteFlags byte // of the remote's preamble
 }
 
 // ErrNoRelay: --path relay, and the signaling host offers no TURN relay.
@@ -184,11 +185,11 @@ func (l *link) verify(msg signal.Message, s rtc.Signal) error {
 // path says how the connected peer's bytes move, from the candidate types
 // of ICE's selected pair ("" when none is selected).
 func (l *link) path() Path {
-	local, remote, err := l.peer.Path()
+	r, err := l.peer.Route()
 	if err != nil {
 		return ""
 	}
-	return pathOf(local, remote)
+	return pathOf(r.Local.Type, r.Remote.Type)
 }
 
 func pathOf(local, remote string) Path {

@@ -107,8 +107,10 @@ type Config struct {
 	AcceptNewKey bool
 	// Code is the shared code (--code); both ends must know the same one.
 	Code string
-	// Path forces how the bytes move (--path): "" picks the best path
-	// ICE finds; PathRelay uses only the TURN relay the host offers.
+	// Path forces how the bytes move (--path): empty or "auto" tries the
+	// direct TCP path and falls back to the data channel over the best
+	// pair ICE finds; PathDataChannel never uses the direct path;
+	// PathRelay uses only the TURN relay the host offers.
 	Path Path
 
 	// Share only. To names the only receivers allowed (--to); empty: all.

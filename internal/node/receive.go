@@ -192,11 +192,15 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 	if err == nil {
 		err = l.pin()
 	}
+	var conn transport
+	var path Path
+	if err == nil {
+		conn, path, err = l.receivePath(ctx, stream)
+	}
 	if err != nil {
 		l.peer.Close()
 		return nil, err
 	}
-	path := l.path()
 	cfg.Events(Event{Kind: "peer", Peer: sharer, Path: path, Text: "connected"})
 	if share.Meta != nil && share.Meta.Ask {
 		device, code := l.verification()
@@ -208,9 +212,9 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 			cfg.Events(Event{Kind: "progress", Peer: sharer, File: pr.File, Done: pr.Done, Size: pr.Total, Transferred: pr.Done - pr.Skipped, Path: path})
 		}
 	}
-	res, err := transfer.Receive(ctx, stream, opts)
+	res, err := transfer.Receive(ctx, conn, opts)
 	// The sharer closes once it has read our final OK or ERROR.
-	_ = stream.Linger(2 * time.Second)
+	_ = conn.Linger(2 * time.Second)
 	if c := sess.client(); c != nil {
 		_ = c.Send(signal.Message{Type: signal.TypeLeave, OtherName: sharer})
 	}

@@ -88,13 +88,18 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 	if err == nil {
 		err = l.secure(ctx, stream, false)
 	}
+	var conn transport
+	var path Path
+	if err == nil {
+		conn, path, err = l.sharePath(ctx, stream)
+	}
 	if err != nil {
 		l.peer.Close()
 		cfg.Logger.Debug("node: connection to receiver failed", "peer", who, "err", err)
 		cfg.Events(Event{Kind: "error", Peer: who, Text: "connect: " + explain(err)})
 		return
 	}
-	defer stream.Close()
+	defer conn.Close()
 	if cfg.Ask != nil {
 		device, code := l.verification()
 		l.mu.Lock()
@@ -102,8 +107,8 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 		l.mu.Unlock()
 		if !cfg.Ask(ctx, Request{Peer: who, Device: device, Code: code, First: first}) {
 			cfg.Events(Event{Kind: "refused", Peer: who, Device: device, Code: code, Text: "declined"})
-			_ = transfer.Decline(stream, fmt.Sprintf("%s declined to send to %s", cfg.Name, who))
-			_ = stream.Linger(2 * time.Second)
+			_ = transfer.Decline(conn, fmt.Sprintf("%s declined to send to %s", cfg.Name, who))
+			_ = conn.Linger(2 * time.Second)
 			return
 		}
 	}
@@ -111,11 +116,10 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 		cfg.Events(Event{Kind: "error", Peer: who, Text: err.Error()})
 		return
 	}
-	path := l.path()
 	cfg.Events(Event{Kind: "peer", Peer: who, Path: path, Text: "connected"})
 	start := time.Now()
 	var last transfer.Progress
-	err = src.Serve(ctx, stream, transfer.SendOptions{
+	err = src.Serve(ctx, conn, transfer.SendOptions{
 		Logger: cfg.Logger.With("peer", who),
 		Progress: func(pr transfer.Progress) {
 			last = pr
