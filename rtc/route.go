@@ -3,6 +3,7 @@ package rtc
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 
@@ -48,10 +49,13 @@ func (p *Peer) Route() (Route, error) {
 	}
 	if remote.Type == CandidatePrflx {
 		p.mu.Lock()
-		if slices.Contains(p.remoteHosts, fmt.Sprintf("%s %d", pair.Remote.Address, pair.Remote.Port)) {
+		known := slices.Contains(p.remoteHosts, fmt.Sprintf("%s %d", pair.Remote.Address, pair.Remote.Port))
+		p.mu.Unlock()
+		// Its host candidate may not have arrived yet (candidates trickle):
+		// an address on our own link is a host all the same.
+		if known || local.Type == CandidateHost && onLink(local.Addr.Addr(), remote.Addr.Addr()) {
 			remote.Type = CandidateHost
 		}
-		p.mu.Unlock()
 	}
 	return Route{Local: local, Remote: remote}, nil
 }
@@ -62,4 +66,26 @@ func endpoint(c *webrtc.ICECandidate) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("rtc: candidate address %q: %w", c.Address, err)
 	}
 	return Endpoint{Addr: netip.AddrPortFrom(a.Unmap(), c.Port), Type: c.Typ.String()}, nil
+}
+
+// onLink reports whether remote is on the network of the interface that
+// holds local (no router between them).
+func onLink(local, remote netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		prefix, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok || prefix.Unmap() != local {
+			continue
+		}
+		ones, _ := ipn.Mask.Size()
+		return netip.PrefixFrom(local, ones).Contains(remote)
+	}
+	return false
 }

@@ -201,14 +201,17 @@ func TestForcedRelayOnOpenNetwork(t *testing.T) {
 	recv.WaitLine(t, `"event":"done"`, time.Minute)
 	lanfttest.SameFile(t, src, filepath.Join(out, "open.bin"))
 
-	// The same LAN with --path auto: host candidates, no relay.
-	out = t.TempDir()
-	recv = lanfttest.Start(t, "ip", "netns", "exec", lan.Namespace(3), lanftBin, "--config-dir", t.TempDir(),
-		"receive", "--signal", url, "--interface", lan.Iface(3), "--from", "open", "--yes", "--json", "--out", out)
-	line = recv.WaitLine(t, `"event":"peer"`, 30*time.Second)
-	if !strings.Contains(line.Text, `"path":"datachannel"`) {
-		t.Fatalf("peer event %s, want path datachannel on an open LAN", line.Text)
+	// The same LAN with --path datachannel: host candidates, no relay; with
+	// auto (the default), the direct TCP path.
+	for _, tt := range []struct{ mode, want string }{{"datachannel", "datachannel"}, {"auto", "tcp"}} {
+		out = t.TempDir()
+		recv = lanfttest.Start(t, "ip", "netns", "exec", lan.Namespace(3), lanftBin, "--config-dir", t.TempDir(),
+			"receive", "--signal", url, "--interface", lan.Iface(3), "--from", "open", "--yes", "--json", "--out", out, "--path", tt.mode)
+		line = recv.WaitLine(t, `"event":"peer"`, 30*time.Second)
+		if !strings.Contains(line.Text, `"path":"`+tt.want+`"`) {
+			t.Fatalf("--path %s: peer event %s, want path %s on an open LAN", tt.mode, line.Text, tt.want)
+		}
+		recv.WaitLine(t, `"event":"done"`, time.Minute)
+		lanfttest.SameFile(t, src, filepath.Join(out, "open.bin"))
 	}
-	recv.WaitLine(t, `"event":"done"`, time.Minute)
-	lanfttest.SameFile(t, src, filepath.Join(out, "open.bin"))
 }
