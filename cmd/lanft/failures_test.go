@@ -339,6 +339,7 @@ func TestHostileHostCLI(t *testing.T) {
 				t.Fatalf("exit code %d, want 1:\n%s", code, stderr)
 			}
 			lastLine(t, stderr, tt.want)
+			t.Logf("the receiver gave up after %v; its output:\n%s", took.Round(10*time.Millisecond), stderr)
 			if took > 12*time.Second {
 				t.Errorf("took %v, want the receiver to give up within 10 s", took)
 			}
@@ -349,6 +350,7 @@ func TestHostileHostCLI(t *testing.T) {
 		})
 	}
 	waitStderr(t, sharer, "bob: refused: the peer could not be verified: the offer from bob does not match its signature", 5*time.Second)
+	t.Logf("the sharer's output:\n%s", sharer.Stderr())
 }
 
 func emptyFolder(t *testing.T, dir string) {
