@@ -143,7 +143,7 @@ func (o *output) event(e node.Event) {
 		}
 		o.online = true
 	case "peer":
-		o.sayLocked("%s: connected (%s)", who, e.Path.Describe())
+		o.sayLocked("%s: connected via %s", who, e.Path.Describe())
 	case "done":
 		delete(o.sending, e.Peer)
 		o.redrawLocked()
@@ -272,5 +272,5 @@ func describeReceiving(path node.Path) string {
 	if path == "" {
 		return "receiving"
 	}
-	return "receiving (" + path.Describe() + ")"
+	return "receiving via " + path.Describe()
 }

@@ -26,7 +26,7 @@ const (
 func (p Path) Describe() string {
 	switch p {
 	case PathTCP:
-		return "direct TCP (TLS 1.3)"
+		return "direct TCP with TLS 1.3"
 	case PathDataChannel:
 		return "WebRTC data channel on the LAN"
 	case PathNAT:
