@@ -237,3 +237,22 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// TestChangedReceiverKeyIsToldWhy: a sharer that knows the receiver's name
+// from another device refuses it and says so, instead of leaving it to wait.
+func TestChangedReceiverKeyIsToldWhy(t *testing.T) {
+	_, url := plainHost(t)
+	pins := t.TempDir()
+	if err := identity.OpenPins(pins).Pin("carol", identity.New().Public()); err != nil {
+		t.Fatal(err)
+	}
+	testShare(t, url, "alice", map[string]string{"a.txt": "x"}, func(c *Config) { c.Pins = identity.OpenPins(pins) })
+	start := time.Now()
+	_, err := testReceive(t, url, "carol", "alice", t.TempDir(), nil)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "alice knows the name carol from another device") {
+		t.Fatalf("got %v, want %v saying alice knows carol from another device", err, ErrRefused)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("told after %v", d)
+	}
+}

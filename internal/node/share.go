@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/lanft/lanft/internal/identity"
 	"github.com/lanft/lanft/signal"
 	"github.com/lanft/lanft/transfer"
 )
@@ -51,7 +53,7 @@ func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, 
 		if err := l.err(); err != nil {
 			peers.remove(msg.Name, l)
 			cfg.Events(Event{Kind: "refused", Peer: msg.Name, Text: err.Error()})
-			l.refuse(msg.Offer, fmt.Sprintf("%s could not verify the offer", cfg.Name))
+			l.refuse(msg.Offer, refusalReason(cfg.Name, msg.Name, err))
 			return
 		}
 		if !allowed(cfg.To, msg.Name) {
@@ -72,6 +74,16 @@ func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, 
 			l.handle(msg)
 		}
 	}
+}
+
+// refusalReason is what a sharer tells a receiver whose offer it could not
+// verify: words the receiver can act on, and nothing the host could use.
+func refusalReason(sharer, receiver string, err error) string {
+	if errors.Is(err, identity.ErrKeyChanged) {
+		return fmt.Sprintf("%s knows the name %s from another device; if this one is a new install, %s must run with --accept-new-key",
+			sharer, receiver, sharer)
+	}
+	return fmt.Sprintf("%s could not verify the offer", sharer)
 }
 
 // allowed reports whether name may receive under --to (names compare as
