@@ -138,7 +138,7 @@ Examples:
 			}
 			m := src.Manifest()
 			out.onOnline = func(e node.Event) string {
-				who := "anyone on the LAN who runs `lanft receive`"
+				who := "anyone who runs `lanft receive`"
 				switch {
 				case len(cfg.To) > 0:
 					who = "only " + strings.Join(cfg.To, ", ") + " (--to)"
@@ -151,7 +151,7 @@ Examples:
 			out.emit(node.Event{Kind: "sharing", Peer: cfg.Name, Size: m.TotalSize()}, map[string]any{"files": m.Files()})
 			showPage(out, cfg.Hosts)
 			err = node.Share(c.Context, cfg, src)
-			out.finishBar()
+			out.finishBar(true)
 			return nameHint(err)
 		},
 	}
@@ -211,7 +211,7 @@ Examples:
 					},
 				},
 			})
-			out.finishBar()
+			out.finishBar(err == nil)
 			if errors.Is(err, node.ErrNoShare) && c.String("signal") == "" && noOtherInstance(cfg) {
 				err = fmt.Errorf("%w; no other lanft was found on this network (`lanft doctor` checks what discovery needs)", err)
 			}

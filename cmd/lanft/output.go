@@ -229,11 +229,17 @@ func (o *output) redrawLocked() {
 	o.status = status
 }
 
-func (o *output) finishBar() {
+// finishBar ends the progress display: a receive's bar filled when it
+// completed, left where it stopped when it did not.
+func (o *output) finishBar(completed bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.bar != nil {
-		_ = o.bar.Finish()
+		if completed {
+			_ = o.bar.Finish()
+		} else {
+			_ = o.bar.Exit()
+		}
 		fmt.Fprintln(o.stderr)
 		o.bar = nil
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/lanft/lanft/rtc"
+	"github.com/lanft/lanft/transfer"
 )
 
 // explain is an error's text for a person: what happened, without the
@@ -19,6 +20,10 @@ func explain(err error) string {
 		return "no connection within 30s: no network path between the two machines (a firewall, or different networks)"
 	case errors.Is(err, rtc.ErrPeerGone):
 		return "the connection failed while it was being set up (the other side left, or no network path was found)"
+	case errors.Is(err, transfer.ErrInterrupted) && !errors.Is(err, transfer.ErrRemote):
+		// Whatever the transport said (EOF, a reset, an SCTP abort), the
+		// other side is gone or unreachable.
+		return "the connection was lost"
 	}
 	return strings.ReplaceAll(err.Error(), "\n", " ")
 }

@@ -139,7 +139,12 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 		},
 	})
 	if err != nil {
-		cfg.Events(Event{Kind: "error", Peer: who, Done: last.Done, Size: last.Total, Transferred: last.Done - last.Skipped, Path: path, Text: explain(err)})
+		text := explain(err)
+		if errors.Is(err, transfer.ErrInterrupted) && !errors.Is(err, transfer.ErrRemote) {
+			text = fmt.Sprintf("the connection was lost after %s of %s; a new receive resumes from there",
+				transfer.FormatSize(last.Done), transfer.FormatSize(src.Manifest().TotalSize()))
+		}
+		cfg.Events(Event{Kind: "error", Peer: who, Done: last.Done, Size: last.Total, Transferred: last.Done - last.Skipped, Path: path, Text: text})
 		return
 	}
 	total, moved, took := src.Manifest().TotalSize(), last.Done-last.Skipped, time.Since(start)
