@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -135,23 +134,11 @@ func TestLANDirectResume(t *testing.T) {
 	out, cfg := t.TempDir(), t.TempDir()
 	args := []string{"ip", "netns", "exec", lan.Namespace(2), lanftBin, "--config-dir", cfg, "receive", "--signal", url,
 		"--interface", lan.Iface(2), "--from", "alpha", "--yes", "--json", "--out", out}
-	first := lanfttest.Start(t, args...)
-	if path := pathOf(t, first.WaitLine(t, `"event":"peer"`, 30*time.Second).Text); path != "tcp" {
-		t.Fatalf("first run: path %q, want tcp", path)
-	}
-	waitProgress(t, first, 0.5)
-	first.Kill()
-	if _, err := os.Stat(filepath.Join(out, "large.bin.part")); err != nil {
-		t.Fatalf("no .part after the kill: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(out, "large.bin")); err == nil {
-		t.Fatal("a partial file was presented as complete")
-	}
-
-	stdout, stderr, code := lanfttest.Run(t, 2*time.Minute, args...)
-	if code != 0 {
-		t.Fatalf("second receive exited %d: %s", code, stderr)
-	}
+	stdout := killAtHalfAndRerun(t, args, filepath.Join(out, "large.bin"), func(first *lanfttest.Proc) {
+		if path := pathOf(t, first.WaitLine(t, `"event":"peer"`, 30*time.Second).Text); path != "tcp" {
+			t.Fatalf("first run: path %q, want tcp", path)
+		}
+	})
 	if !strings.Contains(stdout, `"path":"tcp"`) || strings.Contains(stdout, `"path":"datachannel"`) {
 		t.Fatalf("the second run did not use the direct path:\n%s", stdout)
 	}

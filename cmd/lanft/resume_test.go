@@ -46,6 +46,30 @@ func lastEvent(t *testing.T, stdout string) receiveEvent {
 	return e
 }
 
+// killAtHalfAndRerun runs the receive args, kills it once half of the
+// file has arrived, checks that file holds only a .part, runs the receive
+// again and returns its stdout. onStart, if set, sees the first run.
+func killAtHalfAndRerun(t *testing.T, args []string, file string, onStart func(*lanfttest.Proc)) string {
+	t.Helper()
+	first := lanfttest.Start(t, args...)
+	if onStart != nil {
+		onStart(first)
+	}
+	waitProgress(t, first, 0.5)
+	first.Kill()
+	if _, err := os.Stat(file + ".part"); err != nil {
+		t.Fatalf("no .part after the kill: %v", err)
+	}
+	if _, err := os.Stat(file); err == nil {
+		t.Fatal("a partial file was presented as complete")
+	}
+	stdout, stderr, code := lanfttest.Run(t, 3*time.Minute, args...)
+	if code != 0 {
+		t.Fatalf("second receive exited %d: %s", code, stderr)
+	}
+	return stdout
+}
+
 // checkResumed asserts the second run fetched only the missing part: at
 // most the half not received plus 10% of the file.
 func checkResumed(t *testing.T, e receiveEvent) {
@@ -68,20 +92,7 @@ func TestResumeAfterReceiverKilled(t *testing.T) {
 
 	out, cfg := t.TempDir(), t.TempDir()
 	args := []string{lanftBin, "--config-dir", cfg, "receive", "--signal", url, "--interface", "lo", "--from", "src", "--yes", "--json", "--out", out}
-	first := lanfttest.Start(t, args...)
-	waitProgress(t, first, 0.5)
-	first.Kill()
-	if _, err := os.Stat(filepath.Join(out, "large.bin.part")); err != nil {
-		t.Fatalf("no .part after the kill: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(out, "large.bin")); err == nil {
-		t.Fatal("a partial file was presented as complete")
-	}
-
-	stdout, stderr, code := lanfttest.Run(t, 3*time.Minute, args...)
-	if code != 0 {
-		t.Fatalf("second receive exited %d: %s", code, stderr)
-	}
+	stdout := killAtHalfAndRerun(t, args, filepath.Join(out, "large.bin"), nil)
 	checkResumed(t, lastEvent(t, stdout))
 	lanfttest.SameFile(t, src, filepath.Join(out, "large.bin"))
 	lanfttest.NoPartFiles(t, out)

@@ -496,13 +496,7 @@ func TestHostInTheMiddleIsRefused(t *testing.T) {
 // another device key is refused, with both device ids in the message;
 // --accept-new-key lets it through and re-pins.
 func TestChangedKeyIsRefusedUnlessAccepted(t *testing.T) {
-	srv, err := signal.NewServer(signal.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); srv.Close() })
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + signal.Path
+	url := testSignal(t)
 	pinDir := t.TempDir()
 	pins := func(c *Config) { c.Pins = identity.OpenPins(pinDir) }
 
@@ -521,7 +515,7 @@ func TestChangedKeyIsRefusedUnlessAccepted(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	_, err = testReceive(t, url, "desk", "laptop2", dir, pins)
+	_, err := testReceive(t, url, "desk", "laptop2", dir, pins)
 	if !errors.Is(err, identity.ErrKeyChanged) {
 		t.Fatalf("got %v, want %v", err, identity.ErrKeyChanged)
 	}
@@ -543,13 +537,7 @@ func TestChangedKeyIsRefusedUnlessAccepted(t *testing.T) {
 // TestSharedCode: the right code transfers; a wrong code or a missing one
 // fails fast with a clear error and writes nothing.
 func TestSharedCode(t *testing.T) {
-	srv, err := signal.NewServer(signal.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); srv.Close() })
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + signal.Path
+	url := testSignal(t)
 	testShare(t, url, "vault", map[string]string{"s.txt": "coded"}, func(c *Config) { c.Code = "purple-river-seven" })
 
 	dir := t.TempDir()

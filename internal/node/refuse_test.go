@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,7 +73,7 @@ func TestTamperedOfferReachesTheReceiver(t *testing.T) {
 // one pinned for the sharer's name is reported as the host interfering,
 // not as the sharer's words.
 func TestForgedRefusalIsNotBelieved(t *testing.T) {
-	_, url := plainHost(t)
+	url := testSignal(t)
 	pinDir := t.TempDir()
 	alice := identity.New()
 	testShare(t, url, "alice", map[string]string{"a.txt": "x"}, func(c *Config) { c.Identity = alice })
@@ -100,7 +99,7 @@ func TestForgedRefusalIsNotBelieved(t *testing.T) {
 // nothing on either side, so a rogue first contact cannot poison a name;
 // the right code pins both.
 func TestWrongCodeLeavesNoPin(t *testing.T) {
-	_, url := plainHost(t)
+	url := testSignal(t)
 	sharerPins, receiverPins := t.TempDir(), t.TempDir()
 	alice, bob := identity.New(), identity.New()
 	testShare(t, url, "alice", map[string]string{"s.txt": "coded"}, func(c *Config) {
@@ -150,7 +149,7 @@ func TestWrongCodeLeavesNoPin(t *testing.T) {
 // in words; names compare as the host compares them. --ask answered no
 // declines, answered yes sends, and both ends see the same code.
 func TestToAndAsk(t *testing.T) {
-	_, url := plainHost(t)
+	url := testSignal(t)
 	var mu sync.Mutex
 	var refused []Event
 	testShare(t, url, "alice", map[string]string{"a.txt": "for bob"}, func(c *Config) {
@@ -218,17 +217,6 @@ func TestToAndAsk(t *testing.T) {
 	}
 }
 
-func plainHost(t *testing.T) (*signal.Server, string) {
-	t.Helper()
-	srv, err := signal.NewServer(signal.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); srv.Close() })
-	return srv, "ws" + strings.TrimPrefix(hs.URL, "http") + signal.Path
-}
-
 func mustJSON(t *testing.T, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
@@ -241,7 +229,7 @@ func mustJSON(t *testing.T, v any) []byte {
 // TestChangedReceiverKeyIsToldWhy: a sharer that knows the receiver's name
 // from another device refuses it and says so, instead of leaving it to wait.
 func TestChangedReceiverKeyIsToldWhy(t *testing.T) {
-	_, url := plainHost(t)
+	url := testSignal(t)
 	pins := t.TempDir()
 	if err := identity.OpenPins(pins).Pin("carol", identity.New().Public()); err != nil {
 		t.Fatal(err)
