@@ -83,7 +83,7 @@ func (rs roomSet) join(c *conn) *room {
 		rs.rooms[c.room] = r
 	}
 	r.users[c.key] = c
-	r.order = append(r.order, c)
+	r.order = insertByRev(r.order, c)
 	return r
 }
 

@@ -16,6 +16,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
+
+	"github.com/lanft/lanft/internal/cluster"
 )
 
 // Path is where the WebSocket endpoint is served.
@@ -63,6 +65,25 @@ type Config struct {
 	// entry (set by a reverse proxy in front) instead of the connection's.
 	// Only the TURN relay's permissions use the address.
 	TrustProxy bool
+	// Cluster, when set, makes this server one node of a service: names
+	// are claimed and users reached across every node (internal/cluster).
+	// Without it the server's own memory is the whole state, as on a LAN.
+	Cluster Cluster
+}
+
+// Cluster is what a server needs from the other nodes of its service;
+// *cluster.Cluster is one. The server hands its cluster.Handler
+// (ClusterHandler) to the cluster's Run.
+type Cluster interface {
+	// Claim takes p's folded name in p.Room for this node (atomically
+	// across nodes) and announces the login; *cluster.TakenError if held.
+	Claim(ctx context.Context, p cluster.Presence) (rev uint64, err error)
+	// Release frees the name of a local user who left, and announces it.
+	Release(ctx context.Context, p cluster.Presence)
+	// Relay hands an encoded message to the node of user to in room.
+	Relay(room, to string, msg []byte) error
+	// Lookup asks the shared state who holds key in room.
+	Lookup(ctx context.Context, room, key string) (cluster.Presence, bool)
 }
 
 // ICEProvider hands a client logged in to room its ICE servers.
@@ -322,6 +343,12 @@ func (s *Server) clientAddr(r *http.Request) netip.Addr {
 // drop forgets c and tells the others in its room it went offline.
 func (s *Server) drop(c *conn) {
 	c.close()
+	if s.cfg.Cluster != nil && c.rev != 0 {
+		// The name is free everywhere before anyone hears it went offline.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.cfg.Cluster.Release(ctx, c.presence())
+		cancel()
+	}
 	s.mu.Lock()
 	delete(s.conns, c)
 	r := s.rooms.leave(c)
@@ -343,7 +370,7 @@ func (s *Server) broadcastLocked(r *room, except *conn, m Message) {
 		return
 	}
 	for _, o := range r.order {
-		if o != except {
+		if o != except && o.node == "" {
 			o.enqueue(b)
 		}
 	}
@@ -377,10 +404,15 @@ type conn struct {
 	room   string     // from the URL path, fixed before the connection runs
 	addr   netip.Addr // where the client connects from (see clientAddr)
 
-	// name, key and meta are set once at login, under srv.mu.
+	// name, key, meta and rev are set once at login, under srv.mu.
 	name string
 	key  string
 	meta json.RawMessage
+	rev  uint64 // the cluster's claim revision (0 without a cluster)
+	// node is the node holding the connection of a user logged in
+	// elsewhere in the cluster: such a conn has no socket and is only a
+	// room entry. "" for this server's own clients.
+	node string
 
 	closeOnce   sync.Once
 	done        chan struct{}
@@ -394,6 +426,9 @@ func (c *conn) close() {
 // enqueue hands b to the writer without blocking. A full queue means the
 // client does not read: it is disconnected rather than holding others up.
 func (c *conn) enqueue(b []byte) {
+	if c.node != "" {
+		return
+	}
 	c.qmu.Lock()
 	full := len(c.queue) >= c.srv.cfg.QueueSize || c.qbytes+len(b) > c.srv.cfg.QueueBytes
 	if !full {
@@ -592,17 +627,53 @@ func (c *conn) login(m Message) {
 		return
 	}
 	key := nameKey(m.Name)
-	s.mu.Lock()
-	if other := s.rooms.lookup(c.room, m.Name); other != nil {
-		s.mu.Unlock()
-		if other.name == m.Name {
+	taken := func(holder string) {
+		if holder == m.Name {
 			fail(fmt.Sprintf("name %q is taken", m.Name))
 		} else {
-			fail(fmt.Sprintf("name %q is too close to %q, who is online", m.Name, other.name))
+			fail(fmt.Sprintf("name %q is too close to %q, who is online", m.Name, holder))
 		}
-		return
 	}
-	c.name, c.key, c.meta = m.Name, key, m.Meta
+	var rev uint64
+	if s.cfg.Cluster != nil {
+		s.mu.Lock()
+		other := s.rooms.lookup(c.room, m.Name)
+		s.mu.Unlock()
+		if other != nil {
+			taken(other.name)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+		var err error
+		rev, err = s.cfg.Cluster.Claim(ctx, cluster.Presence{Room: c.room, Key: key, Name: m.Name, Meta: m.Meta, Addr: c.addr})
+		cancel()
+		var te *cluster.TakenError
+		if errors.As(err, &te) {
+			taken(te.Holder)
+			return
+		}
+		if err != nil {
+			s.cfg.Logger.Warn("signal: claim a name in the cluster", "name", m.Name, "err", err)
+			fail("this signaling node cannot reach the rest of the service now: try again")
+			return
+		}
+	}
+	s.mu.Lock()
+	if other := s.rooms.lookup(c.room, m.Name); other != nil {
+		if rev != 0 && other.node != "" && other.rev < rev {
+			// The cluster gave us the name: whoever held it before is
+			// gone, only its logout has not arrived yet.
+			s.leaveLocked(other)
+		} else {
+			s.mu.Unlock()
+			if rev != 0 {
+				s.cfg.Cluster.Release(context.Background(), cluster.Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
+			}
+			taken(other.name)
+			return
+		}
+	}
+	c.name, c.key, c.meta, c.rev = m.Name, key, m.Meta, rev
 	r := s.rooms.join(c)
 	users := make([]string, len(r.order))
 	peers := make([]PeerInfo, len(r.order))
@@ -656,11 +727,34 @@ func (c *conn) relay(m Message) {
 	if to != nil && to.name == m.OtherName {
 		b, err := Encode(out)
 		if err == nil {
-			to.enqueue(b)
+			if to.node == "" {
+				to.enqueue(b)
+			} else {
+				c.relayRemote(m.OtherName, b)
+			}
 		}
 		s.mu.Unlock()
 		return
 	}
 	s.mu.Unlock()
+	if s.cfg.Cluster != nil && to == nil {
+		// A login this node has not heard of yet: the shared state knows.
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+		p, ok := s.cfg.Cluster.Lookup(ctx, c.room, nameKey(m.OtherName))
+		cancel()
+		if ok && p.Name == m.OtherName {
+			if b, err := Encode(out); err == nil {
+				c.relayRemote(m.OtherName, b)
+			}
+			return
+		}
+	}
 	c.sendError(fmt.Sprintf("cannot send %q: no user %q is online", m.Type, m.OtherName))
+}
+
+// relayRemote hands b to the node of user to.
+func (c *conn) relayRemote(to string, b []byte) {
+	if err := c.srv.cfg.Cluster.Relay(c.room, to, b); err != nil {
+		c.srv.cfg.Logger.Warn("signal: relay to another node", "to", to, "err", err)
+	}
 }

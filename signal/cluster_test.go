@@ -1,0 +1,313 @@
+package signal
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/lanft/lanft/internal/cluster"
+)
+
+// testNodes is how many nodes startServer runs: LANFT_TEST_NODES (set by
+// TestConformanceAcrossNodes for its child run), 1 by default.
+func testNodes(t testing.TB) int {
+	v := os.Getenv("LANFT_TEST_NODES")
+	if v == "" {
+		return 1
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("LANFT_TEST_NODES=%q: want a positive number", v)
+	}
+	return n
+}
+
+// startCluster runs n signaling servers on loopback, each one node of a
+// cluster over one embedded nats-server (loopback, random port), and waits
+// until every node serves logins.
+func startCluster(t testing.TB, cfg Config, n int) []*testServer {
+	t.Helper()
+	checkNoLeaks(t)
+	ns, err := cluster.StartEmbedded(cluster.EmbeddedConfig{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	nodes := make([]*testServer, n)
+	clusters := make([]*cluster.Cluster, n)
+	for i := range nodes {
+		nc, err := cluster.Connect(ns.ClientURL(), fmt.Sprintf("node%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		cl, err := cluster.New(cluster.Config{Conn: nc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clusters[i] = cl
+		ncfg := cfg
+		ncfg.Cluster = cl
+		srv, err := NewServer(ncfg)
+		if err != nil {
+			t.Fatalf("NewServer: %v", err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- cl.Run(ctx, srv.ClusterHandler()) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("node %d: cluster Run: %v", i, err)
+			}
+		})
+		hs := httptest.NewServer(srv.Handler())
+		t.Cleanup(hs.Close)
+		t.Cleanup(func() { srv.Close() })
+		host := strings.TrimPrefix(hs.URL, "http://")
+		nodes[i] = &testServer{Server: srv, http: hs, url: "ws://" + host + Path, host: host}
+	}
+	deadline := time.Now().Add(waitFor)
+	for _, cl := range clusters {
+		for !cl.Ready() {
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster node %s not serving after %v", cl.Node(), waitFor)
+			}
+			time.Sleep(10 * time.Millisecond) // polling for readiness, not settling
+		}
+	}
+	return nodes
+}
+
+// Users on three nodes see each other: user lists in login order and
+// updata agree everywhere.
+func TestClusterLoginUserlistAndUpdata(t *testing.T) {
+	nodes := startCluster(t, Config{}, 3)
+	alice := dialRaw(t, nodes[0].url)
+	if users := alice.login("alice"); !slices.Equal(users, []string{"alice"}) {
+		t.Fatalf("alice's userlist %q", users)
+	}
+	bob := dialRaw(t, nodes[1].url)
+	if users := bob.login("bob"); !slices.Equal(users, []string{"alice", "bob"}) {
+		t.Fatalf("bob (node 1) sees %q, want [alice bob]", users)
+	}
+	alice.expectUpdata("login", "bob")
+	carol := dialRaw(t, nodes[2].url)
+	carol.send(map[string]any{"type": "login", "name": "carol", "lanft": map[string]any{"v": 1}})
+	if users := carol.expectLoggedIn(); !slices.Equal(users, []string{"alice", "bob", "carol"}) {
+		t.Fatalf("carol (node 2) sees %q, want [alice bob carol]", users)
+	}
+	for _, c := range []*rawConn{alice, bob} {
+		m := c.expectUpdata("login", "carol")
+		if got := show(m["lanft"]); got != `{"v":1}` {
+			t.Errorf("updata login carol carries lanft %s, want {\"v\":1}", got)
+		}
+	}
+	for i, n := range nodes {
+		if got := n.Users(); !slices.Equal(got, []string{"alice", "bob", "carol"}) {
+			t.Errorf("node %d: Users() = %q, want [alice bob carol]", i, got)
+		}
+	}
+	bob.ws.Close()
+	alice.expectUpdata("offline", "bob")
+	carol.expectUpdata("offline", "bob")
+	// The name is free again, on any node.
+	bob2 := dialRaw(t, nodes[2].url)
+	if users := bob2.login("bob"); !slices.Equal(users, []string{"alice", "carol", "bob"}) {
+		t.Fatalf("bob again (node 2) sees %q, want [alice carol bob]", users)
+	}
+	alice.expectUpdata("login", "bob")
+	carol.expectUpdata("login", "bob")
+}
+
+// Relays cross nodes both ways, stamped with the logged-in sender's name;
+// a message to nobody gets today's error.
+func TestClusterRelay(t *testing.T) {
+	nodes := startCluster(t, Config{}, 3)
+	alice := dialRaw(t, nodes[0].url)
+	alice.login("alice")
+	bob := dialRaw(t, nodes[1].url)
+	bob.login("bob")
+	alice.expectUpdata("login", "bob")
+
+	alice.send(`{"type":"offer","name":"mallory","othername":"bob","offer":` + offerJSON + `}`)
+	m := bob.expect("offer")
+	if wantString(t, m, "name") != "alice" {
+		t.Errorf("offer relayed as %s, want name alice", show(m))
+	}
+	bob.send(`{"type":"answer","name":"bob","othername":"alice","answer":` + answerJSON + `}`)
+	m = alice.expect("answer")
+	if wantString(t, m, "name") != "bob" {
+		t.Errorf("answer relayed as %s, want name bob", show(m))
+	}
+	bob.send(`{"type":"leave","othername":"alice","lanft":{"refused":"no"}}`)
+	if m := alice.expect("leave"); show(m["lanft"]) != `{"refused":"no"}` {
+		t.Errorf("leave relayed as %s, want its lanft object kept", show(m))
+	}
+	alice.send(`{"type":"offer","othername":"nobody","offer":{}}`)
+	if msg := alice.expectError(); !strings.Contains(msg, `no user "nobody" is online`) {
+		t.Errorf("offer to nobody: error %q", msg)
+	}
+}
+
+// A user who logs in on one node and at once sends to a user of another
+// is seen logging in before its first message.
+func TestClusterLoginBeforeMessage(t *testing.T) {
+	nodes := startCluster(t, Config{}, 3)
+	bob := dialRaw(t, nodes[1].url)
+	bob.login("bob")
+	for i := range 20 {
+		name := fmt.Sprintf("caller%d", i)
+		c := dialRaw(t, nodes[(i%2)*2].url)
+		c.send(map[string]any{"type": "login", "name": name})
+		c.send(map[string]any{"type": "candidate", "othername": "bob", "candidate": map[string]any{"n": i}})
+		c.expectLoggedIn()
+		bob.expectUpdata("login", name)
+		if m := bob.expect("candidate"); m["name"] != name {
+			t.Fatalf("got %s, want the candidate from %s", show(m), name)
+		}
+		c.ws.Close()
+		bob.expectUpdata("offline", name)
+	}
+}
+
+// 1,000 numbered candidates cross nodes in order, none lost.
+func TestClusterCandidatesInOrder(t *testing.T) {
+	const n = 1000
+	nodes := startCluster(t, Config{Rate: 1e6, Burst: 1e6}, 2)
+	alice := dialRaw(t, nodes[0].url)
+	alice.login("alice")
+	bob := dialRaw(t, nodes[1].url)
+	bob.login("bob")
+	alice.expectUpdata("login", "bob")
+	go func() {
+		for i := range n {
+			b := fmt.Appendf(nil, `{"type":"candidate","othername":"bob","candidate":{"candidate":"c","n":%d}}`, i)
+			alice.ws.SetWriteDeadline(time.Now().Add(waitFor))
+			if alice.ws.WriteMessage(websocket.TextMessage, b) != nil {
+				return
+			}
+		}
+	}()
+	for i := range n {
+		m := bob.expect("candidate")
+		got := wantObject(t, m, "candidate")["n"]
+		if fmt.Sprint(got) != strconv.Itoa(i) {
+			t.Fatalf("candidate %d arrived as number %v", i, got)
+		}
+	}
+}
+
+// One name, or two names too close to each other, logged in at once on
+// three nodes: exactly one wins, everywhere.
+func TestClusterOneNameOneWinner(t *testing.T) {
+	for _, names := range [][]string{{"same", "same", "same"}, {"José", "JOSÉ", "ｊｏｓé"}} {
+		t.Run(names[0], func(t *testing.T) {
+			nodes := startCluster(t, Config{}, 3)
+			const per = 4
+			var conns []*rawConn
+			for i := range 3 * per {
+				conns = append(conns, dialRaw(t, nodes[i%3].url))
+			}
+			var wg sync.WaitGroup
+			for i, c := range conns {
+				b := []byte(show(map[string]any{"type": "login", "name": names[i%3]}))
+				wg.Go(func() { c.ws.WriteMessage(websocket.TextMessage, b) })
+			}
+			wg.Wait()
+			won := 0
+			for _, c := range conns {
+				m := c.expect("login")
+				if m["success"] == true {
+					won++
+					c.expect("userlist")
+				} else {
+					msg := c.expectError()
+					if !strings.Contains(msg, "is taken") && !strings.Contains(msg, "too close") {
+						t.Errorf("loser told %q", msg)
+					}
+				}
+			}
+			if won != 1 {
+				t.Fatalf("%d of %d logins won, want 1", won, len(conns))
+			}
+			// Every node agrees on the one user.
+			probe := make([]*rawConn, 3)
+			for i, n := range nodes {
+				probe[i] = dialRaw(t, n.url)
+				if users := probe[i].login(fmt.Sprintf("probe%d", i)); len(users) != i+2 {
+					t.Errorf("node %d: probe sees %q, want the winner and %d probes", i, users, i+1)
+				}
+			}
+		})
+	}
+}
+
+// Rooms stay apart across nodes: same name in two rooms, no relay between.
+func TestClusterRoomsApart(t *testing.T) {
+	nodes := startCluster(t, Config{}, 2)
+	red := dialRaw(t, nodes[0].url+"/red")
+	red.login("alice")
+	blue := dialRaw(t, nodes[1].url+"/blue")
+	if users := blue.login("alice"); !slices.Equal(users, []string{"alice"}) {
+		t.Fatalf("alice in blue sees %q, want only herself", users)
+	}
+	bobRed := dialRaw(t, nodes[1].url+"/red")
+	if users := bobRed.login("bob"); !slices.Equal(users, []string{"alice", "bob"}) {
+		t.Fatalf("bob in red (node 1) sees %q", users)
+	}
+	red.expectUpdata("login", "bob")
+	blue.send(`{"type":"offer","othername":"bob","offer":{}}`)
+	if msg := blue.expectError(); !strings.Contains(msg, `no user "bob"`) {
+		t.Errorf("blue to red's bob: %q", msg)
+	}
+	bobRed.send(`{"type":"offer","othername":"alice","offer":{}}`)
+	if m := red.expect("offer"); m["name"] != "bob" {
+		t.Errorf("red alice got %s", show(m))
+	}
+	if got := nodes[1].RoomUsers("red"); !slices.Equal(got, []string{"alice", "bob"}) {
+		t.Errorf("node 1 RoomUsers(red) = %q", got)
+	}
+	if got := nodes[1].RoomAddrs("red"); len(got) != 1 || !got[0].IsLoopback() {
+		t.Errorf("node 1 RoomAddrs(red) = %v, want loopback (both users' address)", got)
+	}
+}
+
+// The conformance, security and room tests pass with their clients spread
+// over three nodes: the test binary runs them again with LANFT_TEST_NODES=3.
+func TestConformanceAcrossNodes(t *testing.T) {
+	if testNodes(t) > 1 {
+		t.Skip("already the cluster run")
+	}
+	if testing.Short() {
+		t.Skip("-short: skips the cluster run of the conformance tests")
+	}
+	tests := []string{
+		"TestLoginUserlistAndUpdata", "TestRelay", "TestSpoofedNameIsReplaced", "TestDisconnectSendsOffline",
+		"TestErrorsKeepTheConnection", "TestOriginalClientInteroperates",
+		"TestOversizedMessage", "TestBinaryFrameIsRefused", "TestConfusableNamesRefused",
+		"TestConcurrentLoginsOneWinner", "TestFloodIsRateLimited", "TestSlowReaderIsDropped",
+		"TestLoginTimeout", "TestCrossOriginRefused", "TestRoomsAreApart",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^("+strings.Join(tests, "|")+")$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "LANFT_TEST_NODES=3")
+	out, err := cmd.CombinedOutput()
+	ran := strings.Count("\n"+string(out), "\n--- PASS: Test")
+	if err != nil || ran < len(tests) {
+		t.Fatalf("cluster run (%d of %d passed): %v\n%s", ran, len(tests), err, out)
+	}
+	t.Logf("%d conformance/security tests passed with clients on three nodes (%s)", ran, runtime.Version())
+}
