@@ -3,6 +3,7 @@ package signal
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -310,4 +311,51 @@ func TestConformanceAcrossNodes(t *testing.T) {
 		t.Fatalf("cluster run (%d of %d passed): %v\n%s", ran, len(tests), err, out)
 	}
 	t.Logf("%d conformance/security tests passed with clients on three nodes (%s)", ran, runtime.Version())
+}
+
+// The health and metrics endpoints say what a node does; a drained node
+// tells its clients to log in again, frees their names and stops serving.
+func TestClusterHealthMetricsAndDrain(t *testing.T) {
+	nodes := startCluster(t, Config{}, 2)
+	get := func(ts *testServer, path string) (int, string) {
+		t.Helper()
+		resp, err := ts.http.Client().Get(ts.http.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		_, _ = io.Copy(&b, resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	alice := dialRaw(t, nodes[0].url)
+	alice.login("alice")
+	bob := dialRaw(t, nodes[1].url)
+	bob.login("bob")
+	alice.expectUpdata("login", "bob")
+	bob.send(`{"type":"candidate","othername":"alice","candidate":{}}`)
+	alice.expect("candidate")
+	if code, body := get(nodes[0], HealthPath); code != 200 || body != "ok\n" {
+		t.Errorf("healthz: %d %q, want 200 ok", code, body)
+	}
+	_, metrics := get(nodes[1], MetricsPath)
+	for _, want := range []string{"lanft_signal_clients 1\n", "lanft_signal_users 1\n", "lanft_signal_remote_users 1\n",
+		"lanft_signal_rooms 1\n", "lanft_signal_relays_total 1\n", "# TYPE lanft_signal_relays_total counter\n"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
+		}
+	}
+	nodes[0].Drain()
+	if msg := alice.expectError(); msg != Draining {
+		t.Errorf("drained client told %q, want %q", msg, Draining)
+	}
+	alice.expectClosed()
+	bob.expectUpdata("offline", "alice")
+	if code, _ := get(nodes[0], HealthPath); code != 503 {
+		t.Errorf("healthz of a drained node: %d, want 503", code)
+	}
+	alice2 := dialRaw(t, nodes[1].url)
+	if users := alice2.login("alice"); !slices.Equal(users, []string{"bob", "alice"}) {
+		t.Errorf("alice on the other node sees %q", users)
+	}
 }

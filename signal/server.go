@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -69,6 +71,11 @@ type Config struct {
 	// are claimed and users reached across every node (internal/cluster).
 	// Without it the server's own memory is the whole state, as on a LAN.
 	Cluster Cluster
+	// Ready, when set, tells the health endpoint whether this node serves
+	// logins (a cluster node that lost its lease does not); Metrics adds
+	// lines to the metrics endpoint.
+	Ready   func() bool
+	Metrics func(io.Writer)
 }
 
 // Cluster is what a server needs from the other nodes of its service;
@@ -133,11 +140,14 @@ type Server struct {
 	cfg      Config
 	upgrader websocket.Upgrader
 
-	mu     sync.Mutex
-	conns  map[*conn]struct{} // every open connection
-	rooms  roomSet            // who is logged in, room by room
-	closed bool
-	wg     sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[*conn]struct{} // every open connection
+	rooms    roomSet            // who is logged in, room by room
+	closed   bool
+	draining bool // Drain was called: refuse new connections
+	wg       sync.WaitGroup
+
+	relays, errorsSent atomic.Uint64
 }
 
 // NewServer validates cfg and returns a server that accepts nothing until
@@ -169,6 +179,8 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(Path, s)
 	mux.Handle(Path+"/", s)
+	mux.HandleFunc(HealthPath, s.serveHealth)
+	mux.HandleFunc(MetricsPath, s.serveMetrics)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", "default-src 'none'")
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -200,6 +212,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("signal: serve: %w", err)
 	case <-ctx.Done():
 	}
+	s.Drain()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
@@ -300,7 +313,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &conn{srv: s, room: roomName, addr: s.clientAddr(r), done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	s.mu.Lock()
-	if s.closed || len(s.conns) >= s.cfg.MaxClients {
+	if s.closed || s.draining || len(s.conns) >= s.cfg.MaxClients {
 		s.mu.Unlock()
 		http.Error(w, "signal: too many clients", http.StatusServiceUnavailable)
 		return
@@ -594,6 +607,7 @@ func (c *conn) sendMsg(m Message) {
 }
 
 func (c *conn) sendError(text string) {
+	c.srv.errorsSent.Add(1)
 	c.sendMsg(Message{Type: TypeError, Message: text})
 }
 
@@ -722,6 +736,7 @@ func (c *conn) relay(m Message) {
 		return
 	}
 	s := c.srv
+	s.relays.Add(1)
 	s.mu.Lock()
 	to := s.rooms.lookup(c.room, m.OtherName)
 	if to != nil && to.name == m.OtherName {
