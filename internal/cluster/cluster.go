@@ -81,9 +81,11 @@ type Config struct {
 	Prefix string
 	// Replicas of the key-value bucket (1); 3 on a three-server cluster.
 	Replicas int
-	// Heartbeat is how often the lease is renewed (1s); LeaseTTL how long a
-	// node keeps serving without renewing it (3s); DeadAfter how long the
-	// others wait before they declare a silent node dead (6s).
+	// Heartbeat is how often the lease is renewed and a heartbeat sent
+	// (1s); LeaseTTL how long a node keeps serving without renewing its
+	// lease (11s: longer than a JetStream leader election, up to 9s, so that
+	// losing one NATS server fences nobody); DeadAfter how long the others
+	// wait for a silent node's heartbeat before they declare it dead (14s).
 	Heartbeat time.Duration
 	LeaseTTL  time.Duration
 	DeadAfter time.Duration
@@ -136,10 +138,10 @@ func New(cfg Config) (*Cluster, error) {
 		cfg.Heartbeat = time.Second
 	}
 	if cfg.LeaseTTL == 0 {
-		cfg.LeaseTTL = 3 * cfg.Heartbeat
+		cfg.LeaseTTL = 11 * cfg.Heartbeat
 	}
 	if cfg.DeadAfter == 0 {
-		cfg.DeadAfter = 2 * cfg.LeaseTTL
+		cfg.DeadAfter = cfg.LeaseTTL + 3*cfg.Heartbeat
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Second
@@ -428,23 +430,35 @@ func (c *Cluster) leaseLoop(ctx context.Context, kv jetstream.KeyValue, h Handle
 		if ctx.Err() != nil {
 			return
 		}
+		if err != nil && errors.Is(err, jetstream.ErrKeyExists) {
+			// The revision moved: a renewal whose reply was lost, or the
+			// others declared this node dead and deleted its lease.
+			gctx, gcancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
+			ent, gerr := kv.Get(gctx, leaseKey)
+			gcancel()
+			switch {
+			case gerr == nil:
+				rev, err = ent.Revision(), nil
+			case errors.Is(gerr, jetstream.ErrKeyNotFound):
+				c.countErr()
+				c.cfg.Logger.Warn("cluster: declared dead by the others: closing local clients", "node", c.node)
+				leaseRev = 0
+				c.fence(h)
+			}
+		}
+		// Heartbeats go out whatever the lease: a JetStream election must
+		// not make a live node look dead.
+		_ = c.publish(event{Kind: "hb", Node: c.node})
 		switch {
 		case err == nil:
 			leaseRev, lastOK = rev, time.Now()
 			c.mu.Lock()
 			c.stats.LastLag = lastOK.Sub(start)
 			c.mu.Unlock()
-			c.publish(event{Kind: "hb", Node: c.node})
 			if !c.ready.Load() && !c.resync.Load() {
 				c.resync.Store(true)
 			}
-		case errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound) ||
-			strings.Contains(err.Error(), "wrong last sequence"):
-			// The others declared this node dead and deleted its lease.
-			c.countErr()
-			c.cfg.Logger.Warn("cluster: lease taken away: closing local clients", "node", c.node)
-			leaseRev = 0
-			c.fence(h)
+		case leaseRev == 0:
 		default:
 			c.countErr()
 			c.cfg.Logger.Debug("cluster: renew lease", "err", err)

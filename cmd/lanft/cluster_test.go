@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/lanft/lanft/internal/lanfttest"
+	"github.com/lanft/lanft/internal/netns"
+)
+
+// clusterLAN is three `lanft signal` nodes on namespace hosts 1-3, each
+// with an embedded nats-server of a three-server cluster, and clients on
+// host 4.
+type clusterLAN struct {
+	t     *testing.T
+	lan   *netns.LAN
+	procs [4]*lanfttest.Proc // by host; 0 unused
+}
+
+func newClusterLAN(t *testing.T) *clusterLAN {
+	cl := &clusterLAN{t: t, lan: netns.NewLAN(t, 4)}
+	for i := 1; i <= 3; i++ {
+		cl.startNode(i)
+	}
+	for i := 1; i <= 3; i++ {
+		cl.waitHealth(i, http.StatusOK, 60*time.Second)
+	}
+	return cl
+}
+
+func (cl *clusterLAN) startNode(i int) {
+	l := cl.lan
+	var routes []string
+	for j := 1; j <= 3; j++ {
+		if j != i {
+			routes = append(routes, fmt.Sprintf("nats://%s:6222", l.Addr(j)))
+		}
+	}
+	cl.procs[i] = lanfttest.Start(cl.t, "ip", "netns", "exec", l.Namespace(i), lanftBin, "--config-dir", cl.t.TempDir(),
+		"--log-level", "info", "signal", "--listen", l.Addr(i).String()+":7780",
+		"--cluster-listen", l.Addr(i).String()+":6222", "--cluster-name", fmt.Sprintf("n%d", i),
+		"--cluster-routes", strings.Join(routes, ","), "--nats-store", cl.t.TempDir())
+}
+
+func (cl *clusterLAN) url(i int) string { return fmt.Sprintf("ws://%s:7780/ws", cl.lan.Addr(i)) }
+
+// dialFrom opens a TCP connection from inside host from's namespace.
+func (cl *clusterLAN) dialFrom(from int) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := cl.lan.Do(from, func() error {
+			var err error
+			c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+}
+
+// health is node i's /healthz status code as seen from host from, or 0.
+func (cl *clusterLAN) health(from, i int) int {
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: cl.dialFrom(from)}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get(fmt.Sprintf("http://%s:7780/healthz", cl.lan.Addr(i)))
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (cl *clusterLAN) waitHealth(i, code int, limit time.Duration) time.Duration {
+	cl.t.Helper()
+	from := 4
+	if code != http.StatusOK {
+		from = i // a cut-off node is only reachable from its own host
+	}
+	start := time.Now()
+	for cl.health(from, i) != code {
+		if time.Since(start) > limit {
+			cl.t.Fatalf("node %d: /healthz not %d after %v; stderr:\n%s", i, code, limit, cl.procs[i].Stderr())
+		}
+		time.Sleep(100 * time.Millisecond) // polling a process's health endpoint
+	}
+	return time.Since(start)
+}
+
+// wsClient is a raw protocol client on host 4.
+type wsClient struct {
+	t    *testing.T
+	ws   *websocket.Conn
+	name string
+	msgs chan map[string]any
+}
+
+func (cl *clusterLAN) login(node int, name string) (*wsClient, []string) {
+	cl.t.Helper()
+	d := websocket.Dialer{NetDialContext: cl.dialFrom(4), HandshakeTimeout: 5 * time.Second}
+	ws, _, err := d.Dial(cl.url(node), nil)
+	if err != nil {
+		cl.t.Fatalf("%s: dial node %d: %v", name, node, err)
+	}
+	c := &wsClient{t: cl.t, ws: ws, name: name, msgs: make(chan map[string]any, 1024)}
+	cl.t.Cleanup(func() { ws.Close() })
+	go func() {
+		defer close(c.msgs)
+		for {
+			var m map[string]any
+			if err := ws.ReadJSON(&m); err != nil {
+				return
+			}
+			c.msgs <- m
+		}
+	}()
+	c.send(map[string]any{"type": "login", "name": name})
+	m := c.next(10 * time.Second)
+	if m["type"] != "login" || m["success"] != true {
+		cl.t.Fatalf("%s on node %d: login reply %v", name, node, m)
+	}
+	ul := c.next(10 * time.Second)
+	var users []string
+	for _, u := range ul["users"].([]any) {
+		users = append(users, u.(string))
+	}
+	return c, users
+}
+
+func (c *wsClient) send(v any) {
+	c.t.Helper()
+	c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := c.ws.WriteJSON(v); err != nil {
+		c.t.Fatalf("%s: send: %v", c.name, err)
+	}
+}
+
+func (c *wsClient) next(limit time.Duration) map[string]any {
+	c.t.Helper()
+	select {
+	case m, ok := <-c.msgs:
+		if !ok {
+			c.t.Fatalf("%s: connection closed", c.name)
+		}
+		return m
+	case <-time.After(limit):
+		c.t.Fatalf("%s: nothing within %v", c.name, limit)
+	}
+	return nil
+}
+
+// waitUpdata waits for updata action name, skipping other updata.
+func (c *wsClient) waitUpdata(action, name string, limit time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		m := c.next(time.Until(deadline))
+		if m["type"] == "updata" && m["action"] == action && m["name"] == name {
+			return
+		}
+		if m["type"] != "updata" {
+			c.t.Fatalf("%s: got %v while waiting for updata %s %s", c.name, m, action, name)
+		}
+	}
+}
+
+// relay sends a numbered candidate from c to to and checks it arrives.
+func (c *wsClient) relay(to *wsClient, n int) {
+	c.t.Helper()
+	c.send(map[string]any{"type": "candidate", "othername": to.name, "candidate": map[string]any{"n": n}})
+	for {
+		m := to.next(10 * time.Second)
+		if m["type"] == "updata" {
+			continue
+		}
+		b, _ := json.Marshal(m)
+		if m["type"] != "candidate" || m["name"] != c.name || !strings.Contains(string(b), fmt.Sprintf(`"n":%d`, n)) {
+			c.t.Fatalf("%s expected candidate %d from %s, got %s", to.name, n, c.name, b)
+		}
+		return
+	}
+}
+
+// Three real `lanft signal` processes on namespace hosts, each with an
+// embedded nats-server of one cluster: a node SIGKILLed (its nats-server
+// with it) takes its users offline for everyone within 20 s, the others
+// keep working and its names are free again; a partitioned node stops
+// serving and comes back; after every node restarts, no ghost is left.
+func TestClusterNodeFailures(t *testing.T) {
+	cl := newClusterLAN(t)
+	alice, users := cl.login(1, "alice")
+	if !slices.Equal(users, []string{"alice"}) {
+		t.Fatalf("alice sees %q", users)
+	}
+	bob, users := cl.login(2, "bob")
+	if !slices.Equal(users, []string{"alice", "bob"}) {
+		t.Fatalf("bob (node 2) sees %q", users)
+	}
+	carol, users := cl.login(3, "carol")
+	if !slices.Equal(users, []string{"alice", "bob", "carol"}) {
+		t.Fatalf("carol (node 3) sees %q", users)
+	}
+	alice.waitUpdata("login", "bob", 5*time.Second)
+	alice.waitUpdata("login", "carol", 5*time.Second)
+	bob.waitUpdata("login", "carol", 5*time.Second)
+	alice.relay(bob, 1)
+	bob.relay(carol, 2)
+	carol.relay(alice, 3)
+
+	// A node (and one of the three NATS servers) SIGKILLed.
+	killed := time.Now()
+	cl.procs[3].Kill()
+	alice.waitUpdata("offline", "carol", 20*time.Second)
+	tAlice := time.Since(killed)
+	bob.waitUpdata("offline", "carol", 20*time.Second)
+	tBob := time.Since(killed)
+	t.Logf("node 3 SIGKILLed: carol offline for alice after %v, for bob after %v", tAlice.Round(time.Millisecond), tBob.Round(time.Millisecond))
+	alice.relay(bob, 4)
+	bob.relay(alice, 5)
+	carol2, users := cl.login(1, "carol")
+	if !slices.Equal(users, []string{"alice", "bob", "carol"}) {
+		t.Fatalf("carol again (node 1) sees %q", users)
+	}
+	bob.waitUpdata("login", "carol", 5*time.Second)
+	carol2.relay(bob, 6)
+
+	// Node 3 back: it serves again once its view is current.
+	cl.startNode(3)
+	back := cl.waitHealth(3, http.StatusOK, 60*time.Second)
+	t.Logf("node 3 restarted: serving after %v", back.Round(time.Millisecond))
+	dave, users := cl.login(3, "dave")
+	if !slices.Equal(users, []string{"alice", "bob", "carol", "dave"}) {
+		t.Fatalf("dave (node 3) sees %q", users)
+	}
+	dave.relay(alice, 7)
+
+	// Node 1 cut off: it stops serving (its clients are closed) and the
+	// others see its users leave; plugged back in, it serves again.
+	cut := time.Now()
+	cl.lan.Cut(1)
+	fenced := cl.waitHealth(1, http.StatusServiceUnavailable, 30*time.Second)
+	bob.waitUpdata("offline", "alice", 30*time.Second)
+	bob.waitUpdata("offline", "carol", 10*time.Second)
+	t.Logf("node 1 cut off: not serving after %v, its users offline for bob after %v", fenced.Round(time.Millisecond), time.Since(cut).Round(time.Millisecond))
+	dave.waitUpdata("offline", "alice", 10*time.Second)
+	cl.lan.Restore(1)
+	healed := cl.waitHealth(1, http.StatusOK, 60*time.Second)
+	t.Logf("node 1 plugged back: serving after %v", healed.Round(time.Millisecond))
+	erin, users := cl.login(1, "erin")
+	if !slices.Equal(users, []string{"bob", "dave", "erin"}) {
+		t.Fatalf("erin (node 1, healed) sees %q, want [bob dave erin]", users)
+	}
+	erin.relay(dave, 8)
+	alice2, _ := cl.login(2, "alice")
+	erin.waitUpdata("login", "alice", 5*time.Second)
+	alice2.relay(erin, 9)
+
+	// Every node restarts: no ghost is left.
+	for i := 1; i <= 3; i++ {
+		cl.procs[i].Kill()
+	}
+	for i := 1; i <= 3; i++ {
+		cl.startNode(i)
+	}
+	for i := 1; i <= 3; i++ {
+		cl.waitHealth(i, http.StatusOK, 60*time.Second)
+	}
+	for i := 1; i <= 3; i++ {
+		if _, users := cl.login(i, fmt.Sprintf("fresh%d", i)); len(users) != i {
+			t.Errorf("after every node restarted, fresh%d (node %d) sees %q", i, i, users)
+		}
+	}
+}
