@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -37,7 +38,7 @@ func testNodes(t testing.TB) int {
 // startCluster runs n signaling servers on loopback, each one node of a
 // cluster over one embedded nats-server (loopback, random port), and waits
 // until every node serves logins.
-func startCluster(t testing.TB, cfg Config, n int) []*testServer {
+func startCluster(t testing.TB, cfg Config, n int, opts ...func(i int, c *cluster.Config)) []*testServer {
 	t.Helper()
 	checkNoLeaks(t)
 	ns, err := cluster.StartEmbedded(cluster.EmbeddedConfig{StoreDir: t.TempDir()})
@@ -53,7 +54,11 @@ func startCluster(t testing.TB, cfg Config, n int) []*testServer {
 			t.Fatal(err)
 		}
 		t.Cleanup(nc.Close)
-		cl, err := cluster.New(cluster.Config{Conn: nc})
+		ccfg := cluster.Config{Conn: nc}
+		for _, o := range opts {
+			o(i, &ccfg)
+		}
+		cl, err := cluster.New(ccfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -357,5 +362,36 @@ func TestClusterHealthMetricsAndDrain(t *testing.T) {
 	alice2 := dialRaw(t, nodes[1].url)
 	if users := alice2.login("alice"); !slices.Equal(users, []string{"bob", "alice"}) {
 		t.Errorf("alice on the other node sees %q", users)
+	}
+}
+
+// The TURN relay of a node may send to the users of the whole room: their
+// addresses and the relays of the nodes that hold them (relays of two
+// nodes talk to each other), not to other rooms.
+func TestClusterTURNDirectory(t *testing.T) {
+	relay0 := netip.MustParseAddr("203.0.113.7")
+	nodes := startCluster(t, Config{}, 2, func(i int, c *cluster.Config) {
+		if i == 0 {
+			c.RelayIP = relay0
+		}
+	})
+	alice := dialRaw(t, nodes[0].url+"/red")
+	alice.login("alice")
+	bob := dialRaw(t, nodes[1].url+"/red")
+	bob.login("bob")
+	carol := dialRaw(t, nodes[1].url+"/blue")
+	carol.login("carol")
+	alice.expectUpdata("login", "bob")
+	loop := netip.MustParseAddr("127.0.0.1")
+	if got := nodes[1].RoomAddrs("red"); !slices.Equal(got, []netip.Addr{loop, relay0}) {
+		t.Errorf("node 1 RoomAddrs(red) = %v, want alice's and bob's address and node 0's relay", got)
+	}
+	if got := nodes[1].RoomAddrs("blue"); !slices.Equal(got, []netip.Addr{loop}) {
+		t.Errorf("node 1 RoomAddrs(blue) = %v, want carol's address only", got)
+	}
+	alice.ws.Close()
+	bob.expectUpdata("offline", "alice")
+	if got := nodes[1].RoomAddrs("red"); !slices.Equal(got, []netip.Addr{loop}) {
+		t.Errorf("after alice left, node 1 RoomAddrs(red) = %v, want bob's address only", got)
 	}
 }

@@ -30,7 +30,7 @@ func (v clusterView) Online(p cluster.Presence) {
 		}
 		s.leaveLocked(other)
 	}
-	c := &conn{srv: s, room: p.Room, addr: p.Addr, name: p.Name, key: p.Key, meta: p.Meta, rev: p.Rev, node: p.Node, done: make(chan struct{})}
+	c := &conn{srv: s, room: p.Room, addr: p.Addr, relayAddr: p.Relay, name: p.Name, key: p.Key, meta: p.Meta, rev: p.Rev, node: p.Node, done: make(chan struct{})}
 	r := s.rooms.join(c)
 	s.broadcastLocked(r, c, Message{Type: TypeUpdata, Action: ActionLogin, Name: c.name, Meta: c.meta})
 }

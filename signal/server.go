@@ -426,6 +426,8 @@ type conn struct {
 	// elsewhere in the cluster: such a conn has no socket and is only a
 	// room entry. "" for this server's own clients.
 	node string
+	// relayAddr is the TURN relay address of node, for its users.
+	relayAddr netip.Addr
 
 	closeOnce   sync.Once
 	done        chan struct{}

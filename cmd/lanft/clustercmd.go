@@ -91,7 +91,15 @@ func joinCluster(c *cli.Context, log *slog.Logger) (*clusterNode, error) {
 		return nil, err
 	}
 	n.nc = nc
-	cl, err := cluster.New(cluster.Config{Conn: nc, Logger: log, Replicas: max(replicas, 1)})
+	cfg := cluster.Config{Conn: nc, Logger: log, Replicas: max(replicas, 1)}
+	if host := c.String("public-addr"); host != "" && !c.Bool("no-turn") && len(c.StringSlice("external-turn")) == 0 {
+		// The other nodes' relays may send to this one's, for a room's users.
+		if cfg.RelayIP, err = resolveHost(c.Context, host); err != nil {
+			n.close()
+			return nil, err
+		}
+	}
+	cl, err := cluster.New(cfg)
 	if err != nil {
 		n.close()
 		return nil, err

@@ -55,6 +55,9 @@ type Presence struct {
 	Rev  uint64          // the claim's revision: a total order of logins
 	Meta json.RawMessage // the additive "lanft" object of the login
 	Addr netip.Addr      // where the client connects from (TURN permissions)
+	// Relay is the public address of the TURN relay of the user's node:
+	// relays of two nodes may send to each other for users of one room.
+	Relay netip.Addr
 }
 
 // Handler receives what other nodes do. Calls come from the cluster's own
@@ -91,6 +94,8 @@ type Config struct {
 	DeadAfter time.Duration
 	// Timeout bounds one JetStream request (2s).
 	Timeout time.Duration
+	// RelayIP is this node's public TURN relay address, if it relays.
+	RelayIP netip.Addr
 }
 
 // Cluster is one node's membership in the service.
@@ -175,24 +180,26 @@ func (c *Cluster) Stats() Stats {
 
 // event is what travels on the subject.
 type event struct {
-	Kind string          `json:"k"` // on, off, msg, hb
-	Node string          `json:"n"`
-	Room string          `json:"r,omitempty"`
-	Key  string          `json:"key,omitempty"`
-	Name string          `json:"name,omitempty"`
-	Rev  uint64          `json:"rev,omitempty"`
-	Meta json.RawMessage `json:"meta,omitempty"`
-	Addr string          `json:"addr,omitempty"`
-	To   string          `json:"to,omitempty"`
-	Msg  json.RawMessage `json:"msg,omitempty"`
+	Kind  string          `json:"k"` // on, off, msg, hb
+	Node  string          `json:"n"`
+	Room  string          `json:"r,omitempty"`
+	Key   string          `json:"key,omitempty"`
+	Name  string          `json:"name,omitempty"`
+	Rev   uint64          `json:"rev,omitempty"`
+	Meta  json.RawMessage `json:"meta,omitempty"`
+	Addr  string          `json:"addr,omitempty"`
+	Relay string          `json:"relay,omitempty"`
+	To    string          `json:"to,omitempty"`
+	Msg   json.RawMessage `json:"msg,omitempty"`
 }
 
 // record is a key's value in the bucket.
 type record struct {
-	Name string          `json:"name"`
-	Node string          `json:"node"`
-	Meta json.RawMessage `json:"meta,omitempty"`
-	Addr string          `json:"addr,omitempty"`
+	Name  string          `json:"name"`
+	Node  string          `json:"node"`
+	Meta  json.RawMessage `json:"meta,omitempty"`
+	Addr  string          `json:"addr,omitempty"`
+	Relay string          `json:"relay,omitempty"`
 }
 
 func kvKey(room, key string) string {
@@ -219,12 +226,16 @@ func (p Presence) event(kind string) event {
 	if p.Addr.IsValid() {
 		e.Addr = p.Addr.String()
 	}
+	if p.Relay.IsValid() {
+		e.Relay = p.Relay.String()
+	}
 	return e
 }
 
 func (e event) presence() Presence {
 	p := Presence{Room: e.Room, Key: e.Key, Name: e.Name, Node: e.Node, Rev: e.Rev, Meta: e.Meta}
 	p.Addr, _ = netip.ParseAddr(e.Addr)
+	p.Relay, _ = netip.ParseAddr(e.Relay)
 	return p
 }
 
@@ -374,6 +385,7 @@ func (c *Cluster) doResync(ctx context.Context, h Handler) {
 		}
 		p := Presence{Room: room, Key: key, Name: rec.Name, Node: rec.Node, Rev: ent.Revision(), Meta: rec.Meta}
 		p.Addr, _ = netip.ParseAddr(rec.Addr)
+		p.Relay, _ = netip.ParseAddr(rec.Relay)
 		users = append(users, p)
 	}
 	slices.SortFunc(users, func(a, b Presence) int { return int(a.Rev) - int(b.Rev) })
@@ -582,6 +594,9 @@ func (c *Cluster) Claim(ctx context.Context, p Presence) (uint64, error) {
 	if p.Addr.IsValid() {
 		rec.Addr = p.Addr.String()
 	}
+	if c.cfg.RelayIP.IsValid() {
+		rec.Relay = c.cfg.RelayIP.String()
+	}
 	val, err := json.Marshal(rec)
 	if err != nil {
 		return 0, fmt.Errorf("cluster: claim: %w", err)
@@ -604,7 +619,7 @@ func (c *Cluster) Claim(ctx context.Context, p Presence) (uint64, error) {
 		c.countErr()
 		return 0, fmt.Errorf("cluster: claim %q: %w", p.Name, err)
 	}
-	p.Node, p.Rev = c.node, rev
+	p.Node, p.Rev, p.Relay = c.node, rev, c.cfg.RelayIP
 	if err := c.publish(p.event("on")); err != nil {
 		c.deleteKey(ctx, key, rev)
 		return 0, err
