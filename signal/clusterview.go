@@ -29,6 +29,12 @@ func (v clusterView) Online(p cluster.Presence) {
 			return // known already (a resync or a late event)
 		}
 		s.leaveLocked(other)
+		if other.node == "" {
+			// The others took this node's user for gone (it was cut off)
+			// and the name has a new holder: this client must log in again.
+			other.sendError("your login was lost by the service: log in again")
+			other.close()
+		}
 	}
 	c := &conn{srv: s, room: p.Room, addr: p.Addr, relayAddr: p.Relay, name: p.Name, key: p.Key, meta: p.Meta, rev: p.Rev, node: p.Node, done: make(chan struct{})}
 	r := s.rooms.join(c)
