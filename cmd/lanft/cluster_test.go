@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -275,6 +276,82 @@ func TestClusterNodeFailures(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		if _, users := cl.login(i, fmt.Sprintf("fresh%d", i)); len(users) != i {
 			t.Errorf("after every node restarted, fresh%d (node %d) sees %q", i, i, users)
+		}
+	}
+}
+
+// waitHealthIn polls http://addr/healthz from inside namespace ns until 200.
+func waitHealthIn(t *testing.T, ns, addr string, p *lanfttest.Proc) {
+	t.Helper()
+	dial := func(ctx context.Context, network, a string) (net.Conn, error) {
+		var c net.Conn
+		err := netns.DoIn(ns, func() error {
+			var err error
+			c, err = (&net.Dialer{}).DialContext(ctx, network, a)
+			return err
+		})
+		return c, err
+	}
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: dial}}
+	defer hc.CloseIdleConnections()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if resp, err := hc.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not healthy after 60s:\n%s", addr, p.Stderr())
+		}
+		time.Sleep(100 * time.Millisecond) // polling a process's health endpoint
+	}
+}
+
+// A real transfer between two CLI peers behind home NATs, each logged in
+// to a different node of one service, relayed through both nodes' TURN
+// servers (relay forced on both sides: each peer has only its own node's
+// relay, so the bytes go relay to relay, across nodes).
+func TestClusterTransferThroughTwoNodesRelays(t *testing.T) {
+	inet := netns.NewInternet(t, netns.HomeNAT, netns.HomeNAT)
+	srv2, addr2 := inet.AddServer(2)
+	type node struct {
+		ns   string
+		addr string
+	}
+	nodes := []node{{inet.Server(), inet.ServerAddr().String()}, {srv2, addr2.String()}}
+	var procs []*lanfttest.Proc
+	for i, n := range nodes {
+		other := nodes[1-i]
+		procs = append(procs, inNS(t, n.ns, "--log-level", "debug", "signal", "--listen", n.addr+":7780",
+			"--public-addr", n.addr, "--turn-secret", "one-secret-for-the-service",
+			"--cluster-listen", n.addr+":6222", "--cluster-name", fmt.Sprintf("n%d", i+1),
+			"--cluster-routes", "nats://"+other.addr+":6222", "--nats-store", t.TempDir()))
+	}
+	for i, n := range nodes {
+		waitHealthIn(t, n.ns, n.addr+":7780", procs[i])
+	}
+	src := filepath.Join(t.TempDir(), "across.bin")
+	lanfttest.WriteRandom(t, src, 4<<20)
+	share := inNS(t, inet.Peer(1), "share", "--signal", "ws://"+nodes[0].addr+":7780/ws/tworelays", "--interface", "h0",
+		"--name", "home1", "--path", "relay", "--json", src)
+	share.WaitLine(t, `"event":"online"`, 20*time.Second)
+	out := t.TempDir()
+	recv := inNS(t, inet.Peer(2), "receive", "--signal", "ws://"+nodes[1].addr+":7780/ws/tworelays", "--interface", "h0",
+		"--from", "home1", "--name", "home2", "--path", "relay", "--yes", "--json", "--out", out)
+	line := recv.WaitLine(t, `"event":"peer"`, 45*time.Second)
+	if !strings.Contains(line.Text, `"path":"relay"`) {
+		t.Fatalf("peer event %s, want path relay", line.Text)
+	}
+	done := recv.WaitLine(t, `"event":"done"`, 2*time.Minute)
+	lanfttest.SameFile(t, src, filepath.Join(out, "across.bin"))
+	t.Logf("4 MiB from node 1's user to node 2's user through both nodes' relays in %v", done.At.Sub(line.At).Round(time.Millisecond))
+	// Each relay had to let the other node's relay in: the room's
+	// directory holds it (without it, "refused a permission" and no path).
+	for i, p := range procs {
+		if strings.Contains(p.Stderr(), "turn: refused a permission") {
+			t.Errorf("node %d refused a relay permission:\n%s", i+1, p.Stderr())
 		}
 	}
 }
