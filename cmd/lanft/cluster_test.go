@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/lanft/lanft/internal/lanfttest"
 	"github.com/lanft/lanft/internal/netns"
@@ -106,12 +107,19 @@ type wsClient struct {
 func (cl *clusterLAN) login(node int, name string) (*wsClient, []string) {
 	cl.t.Helper()
 	d := websocket.Dialer{NetDialContext: cl.dialFrom(4), HandshakeTimeout: 5 * time.Second}
-	ws, _, err := d.Dial(cl.url(node), nil)
+	return loginAt(cl.t, d, cl.url(node), name)
+}
+
+// loginAt dials url with d and logs in as name; it returns the client and
+// its user list.
+func loginAt(t *testing.T, d websocket.Dialer, url, name string) (*wsClient, []string) {
+	t.Helper()
+	ws, _, err := d.Dial(url, nil)
 	if err != nil {
-		cl.t.Fatalf("%s: dial node %d: %v", name, node, err)
+		t.Fatalf("%s: dial %s: %v", name, url, err)
 	}
-	c := &wsClient{t: cl.t, ws: ws, name: name, msgs: make(chan map[string]any, 1024)}
-	cl.t.Cleanup(func() { ws.Close() })
+	c := &wsClient{t: t, ws: ws, name: name, msgs: make(chan map[string]any, 1024)}
+	t.Cleanup(func() { ws.Close() })
 	go func() {
 		defer close(c.msgs)
 		for {
@@ -125,7 +133,7 @@ func (cl *clusterLAN) login(node int, name string) (*wsClient, []string) {
 	c.send(map[string]any{"type": "login", "name": name})
 	m := c.next(10 * time.Second)
 	if m["type"] != "login" || m["success"] != true {
-		cl.t.Fatalf("%s on node %d: login reply %v", name, node, m)
+		t.Fatalf("%s at %s: login reply %v", name, url, m)
 	}
 	ul := c.next(10 * time.Second)
 	var users []string
@@ -353,5 +361,61 @@ func TestClusterTransferThroughTwoNodesRelays(t *testing.T) {
 		if strings.Contains(p.Stderr(), "turn: refused a permission") {
 			t.Errorf("node %d refused a relay permission:\n%s", i+1, p.Stderr())
 		}
+	}
+}
+
+// Two `lanft signal` processes join one service through an external NATS
+// (a nats-server with a user and password, on loopback): users on the two
+// see and reach each other. A wrong password stops lanft signal at once.
+func TestSignalOverExternalNATS(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), Username: "lanft", Password: "s3cret", NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	port := ns.Addr().(*net.TCPAddr).Port
+	natsURL := fmt.Sprintf("nats://lanft:s3cret@127.0.0.1:%d", port)
+	var urls []string
+	for range 2 {
+		p := start(t, "signal", "--listen", "127.0.0.1:0", "--nats", natsURL)
+		u := strings.TrimSpace(p.WaitLine(t, "ws://", 10*time.Second).Text)
+		hp := strings.TrimSuffix(strings.TrimPrefix(u, "ws://"), "/ws")
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := http.Get("http://" + hp + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not healthy:\n%s", u, p.Stderr())
+			}
+			time.Sleep(50 * time.Millisecond) // polling a process's health endpoint
+		}
+		urls = append(urls, u)
+	}
+	alice, _ := loginAt(t, websocket.Dialer{}, urls[0]+"/ext", "alice")
+	bob, users := loginAt(t, websocket.Dialer{}, urls[1]+"/ext", "bob")
+	if !slices.Equal(users, []string{"alice", "bob"}) {
+		t.Fatalf("bob (second process) sees %q", users)
+	}
+	alice.waitUpdata("login", "bob", 5*time.Second)
+	alice.relay(bob, 1)
+	bob.relay(alice, 2)
+
+	_, stderr, code := run(t, 20*time.Second, "signal", "--listen", "127.0.0.1:0",
+		"--nats", fmt.Sprintf("nats://lanft:wrong@127.0.0.1:%d", port))
+	if code != 1 || !strings.Contains(stderr, "lanft: cluster: connect to") || !strings.Contains(strings.ToLower(stderr), "authorization") {
+		t.Errorf("a wrong NATS password: exit %d, stderr %q; want 1 and the NATS error", code, stderr)
+	}
+	if strings.Contains(stderr, "wrong") {
+		t.Errorf("the NATS password is in the error message: %q", stderr)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -114,15 +115,15 @@ func (e *Embedded) Close() error {
 }
 
 // Connect opens a client connection to url for a Cluster: no echo,
-// reconnecting for ever.
+// reconnecting for ever once connected. A NATS that cannot be reached, or
+// refuses the credentials, is an error at once.
 func Connect(url string, name string, extra ...nats.Option) (*nats.Conn, error) {
 	opts := append([]nats.Option{
 		nats.Name(name), nats.NoEcho(), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
-		nats.RetryOnFailedConnect(true),
 	}, extra...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: connect to %s: %w", url, err)
+		return nil, fmt.Errorf("cluster: connect to %s: %w", redact(url), err)
 	}
 	return nc, nil
 }
@@ -156,3 +157,17 @@ func (n *natsLogger) Debugf(format string, v ...any) {
 	n.l.Debug("nats: " + fmt.Sprintf(format, v...))
 }
 func (n *natsLogger) Tracef(format string, v ...any) {}
+
+// redact hides the passwords of a comma-separated list of NATS URLs, for
+// messages and logs.
+func redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		} else {
+			parts[i] = "(an unreadable URL)"
+		}
+	}
+	return strings.Join(parts, ",")
+}
