@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
 
 	"github.com/lanft/lanft/internal/cluster"
 )
@@ -394,4 +395,47 @@ func TestClusterTURNDirectory(t *testing.T) {
 	if got := nodes[1].RoomAddrs("red"); !slices.Equal(got, []netip.Addr{loop}) {
 		t.Errorf("after alice left, node 1 RoomAddrs(red) = %v, want bob's address only", got)
 	}
+}
+
+// A node that loses the broker loses its lease: it tells its clients to
+// log in again and closes them; the other node declares it dead and tells
+// its own clients that the lost node's users went offline; the names are
+// free again. A node whose cluster is not running serves no login.
+func TestClusterLeaseLostAndDeadNode(t *testing.T) {
+	conns := make([]*nats.Conn, 2)
+	nodes := startCluster(t, Config{}, 2, func(i int, c *cluster.Config) {
+		c.Heartbeat, c.LeaseTTL, c.DeadAfter = 100*time.Millisecond, 600*time.Millisecond, 900*time.Millisecond
+		conns[i] = c.Conn
+	})
+	alice := dialRaw(t, nodes[0].url)
+	alice.login("alice")
+	bob := dialRaw(t, nodes[1].url)
+	bob.login("bob")
+	alice.expectUpdata("login", "bob")
+
+	cut := time.Now()
+	conns[1].Close()
+	if msg := bob.expectError(); !strings.Contains(msg, "log in again") {
+		t.Errorf("bob, on the node that lost the broker, told %q", msg)
+	}
+	bob.expectClosed()
+	fenced := time.Since(cut)
+	alice.expectUpdata("offline", "bob")
+	t.Logf("lease lost: clients closed after %v, offline on the other node after %v", fenced.Round(time.Millisecond), time.Since(cut).Round(time.Millisecond))
+	if fenced < 600*time.Millisecond {
+		t.Errorf("clients closed after %v, before the lease (600ms) ran out", fenced)
+	}
+	bob2 := dialRaw(t, nodes[1].url)
+	bob2.send(`{"type":"login","name":"bob"}`)
+	if m := bob2.expect("login"); m["success"] != false {
+		t.Errorf("the node without a lease let bob log in: %s", show(m))
+	}
+	if msg := bob2.expectError(); !strings.Contains(msg, "try again") {
+		t.Errorf("login on a node without a lease: %q", msg)
+	}
+	bob3 := dialRaw(t, nodes[0].url)
+	if users := bob3.login("bob"); !slices.Equal(users, []string{"alice", "bob"}) {
+		t.Errorf("bob again on the live node sees %q", users)
+	}
+	alice.expectUpdata("login", "bob")
 }
