@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http/httptest"
 	"net/netip"
 	"os"
@@ -47,18 +48,30 @@ func startCluster(t testing.TB, cfg Config, n int, opts ...func(i int, c *cluste
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ns.Close() })
+	connect := func(i int) (*nats.Conn, error) { return cluster.Connect(ns.ClientURL(), fmt.Sprintf("node%d", i)) }
+	opt := func(i int, c *cluster.Config) {
+		for _, o := range opts {
+			o(i, c)
+		}
+	}
+	return startClusterOn(t, cfg, n, connect, opt, waitFor)
+}
+
+// startClusterOn runs n signaling servers, node i over connect(i), and
+// waits up to ready for every node to serve logins.
+func startClusterOn(t testing.TB, cfg Config, n int, connect func(i int) (*nats.Conn, error),
+	opt func(i int, c *cluster.Config), ready time.Duration) []*testServer {
+	t.Helper()
 	nodes := make([]*testServer, n)
 	clusters := make([]*cluster.Cluster, n)
 	for i := range nodes {
-		nc, err := cluster.Connect(ns.ClientURL(), fmt.Sprintf("node%d", i))
+		nc, err := connect(i)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(nc.Close)
 		ccfg := cluster.Config{Conn: nc}
-		for _, o := range opts {
-			o(i, &ccfg)
-		}
+		opt(i, &ccfg)
 		cl, err := cluster.New(ccfg)
 		if err != nil {
 			t.Fatal(err)
@@ -85,11 +98,11 @@ func startCluster(t testing.TB, cfg Config, n int, opts ...func(i int, c *cluste
 		host := strings.TrimPrefix(hs.URL, "http://")
 		nodes[i] = &testServer{Server: srv, http: hs, url: "ws://" + host + Path, host: host}
 	}
-	deadline := time.Now().Add(waitFor)
+	deadline := time.Now().Add(ready)
 	for _, cl := range clusters {
 		for !cl.Ready() {
 			if time.Now().After(deadline) {
-				t.Fatalf("cluster node %s not serving after %v", cl.Node(), waitFor)
+				t.Fatalf("cluster node %s not serving after %v", cl.Node(), ready)
 			}
 			time.Sleep(10 * time.Millisecond) // polling for readiness, not settling
 		}
@@ -438,4 +451,114 @@ func TestClusterLeaseLostAndDeadNode(t *testing.T) {
 		t.Errorf("bob again on the live node sees %q", users)
 	}
 	alice.expectUpdata("login", "bob")
+}
+
+// One of three NATS servers killed (an external NATS cluster, every node
+// of the service alive): the node that used it reconnects to another
+// server, nobody goes offline, relays and logins go on everywhere.
+func TestClusterNATSServerKilled(t *testing.T) {
+	checkNoLeaks(t)
+	ports := make([]int, 3)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	servers := make([]*cluster.Embedded, 3)
+	urls := make([]string, 3)
+	for i := range servers {
+		var routes []string
+		for j, p := range ports {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+			}
+		}
+		s, err := cluster.StartEmbedded(cluster.EmbeddedConfig{Name: fmt.Sprintf("s%d", i), StoreDir: t.TempDir(),
+			ClusterAddr: fmt.Sprintf("127.0.0.1:%d", ports[i]), Routes: routes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		servers[i], urls[i] = s, s.ClientURL()
+	}
+	// Node i prefers server i, then the others.
+	nodes := startClusterOn(t, Config{}, 3, func(i int) (*nats.Conn, error) {
+		list := append([]string{urls[i]}, slices.Delete(slices.Clone(urls), i, i+1)...)
+		return cluster.Connect(strings.Join(list, ","), fmt.Sprintf("node%d", i), nats.DontRandomize())
+	}, func(i int, c *cluster.Config) { c.Replicas = 3 }, 30*time.Second)
+	alice := dialRaw(t, nodes[0].url)
+	alice.login("alice")
+	bob := dialRaw(t, nodes[1].url)
+	bob.login("bob")
+	carol := dialRaw(t, nodes[2].url)
+	carol.login("carol")
+	alice.expectUpdata("login", "bob")
+	alice.expectUpdata("login", "carol")
+	bob.expectUpdata("login", "carol")
+
+	servers[2].Close()
+	// Carol's node reconnects elsewhere (what it publishes meanwhile waits
+	// in its client's buffer): carol stays online for everyone and relays
+	// go both ways.
+	// What is written to a server's socket as it dies is lost (core NATS
+	// is at most once): carol sends until one candidate gets through.
+	killed := time.Now()
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for n := 0; ; n++ {
+			carol.ws.SetWriteDeadline(time.Now().Add(waitFor))
+			if carol.ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"type":"candidate","othername":"alice","candidate":{"n":%d}}`, n)) != nil {
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	m := alice.next()
+	close(stop)
+	<-stopped
+	if m["type"] != "candidate" || m["name"] != "carol" {
+		t.Fatalf("alice got %s, want carol's candidate (nobody goes offline)", show(m))
+	}
+	t.Logf("NATS server of carol's node killed: relays from it again after %v", time.Since(killed).Round(time.Millisecond))
+	alice.send(`{"type":"offer","othername":"carol","offer":{"x":1}}`)
+	for {
+		m := carol.next()
+		if m["type"] == "offer" {
+			break
+		}
+		// Across NATS servers a login may reach a node just after the
+		// user list it gave (see README): nothing else may come first.
+		if m["type"] != "updata" || m["action"] != "login" {
+			t.Fatalf("carol got %s, want alice's offer", show(m))
+		}
+	}
+	// Logins go on (the bucket keeps its quorum with two servers of three).
+	dave := dialRaw(t, nodes[2].url)
+	loginDeadline := time.Now().Add(20 * time.Second)
+	for {
+		dave.send(`{"type":"login","name":"dave"}`)
+		if m := dave.expect("login"); m["success"] == true {
+			if users := wantStrings(t, dave.expect("userlist"), "users"); !slices.Equal(users, []string{"alice", "bob", "carol", "dave"}) {
+				t.Errorf("dave sees %q", users)
+			}
+			break
+		}
+		dave.expectError()
+		if time.Now().After(loginDeadline) {
+			t.Fatal("no login on carol's node 20 s after its NATS server died")
+		}
+	}
+	for m := bob.expect("updata"); m["name"] != "dave"; m = bob.expect("updata") {
+		if m["action"] != "login" {
+			t.Fatalf("bob got %s, want dave's login", show(m))
+		}
+	}
 }

@@ -106,7 +106,8 @@ type Cluster struct {
 	bucket string
 
 	ready     atomic.Bool
-	resync    atomic.Bool
+	resync    atomic.Bool // read the state anew, from no clients (after a fence or at start)
+	refresh   atomic.Bool // read the state anew, keeping the clients (after a reconnect)
 	processed atomic.Uint64
 
 	mu       sync.Mutex
@@ -285,8 +286,13 @@ func (c *Cluster) Run(ctx context.Context, h Handler) error {
 
 func (c *Cluster) eventLoop(ctx context.Context, sub *nats.Subscription, h Handler) {
 	for ctx.Err() == nil {
-		if c.resync.Load() {
-			c.doResync(ctx, h)
+		if c.resync.Load() || c.refresh.Load() {
+			if !c.doResync(ctx, h, c.resync.Load()) {
+				select { // the state cannot be read now: again shortly
+				case <-ctx.Done():
+				case <-time.After(c.cfg.Heartbeat):
+				}
+			}
 			continue
 		}
 		msg, err := sub.NextMsg(100 * time.Millisecond)
@@ -346,23 +352,37 @@ func (c *Cluster) apply(e event, h Handler) {
 	}
 }
 
-// doResync rebuilds the view from the bucket: the node's own entries left
-// from before (it has no clients now) are deleted, everyone else's is
-// handed to h in login order. Events queued meanwhile are applied after it;
-// h ignores those it already has (by Rev).
-func (c *Cluster) doResync(ctx context.Context, h Handler) {
-	h.Reset()
+// doResync rebuilds the view from the bucket: everyone else's users are
+// handed to h in login order. Hard (at start, after a fence), the node has
+// no clients: its own entries left from before are deleted. Soft (after a
+// reconnect to NATS, which may have lost events meanwhile), the clients
+// stay, and remote users missing from the bucket go offline. Events queued
+// meanwhile are applied after it; h ignores those it already has (by Rev).
+// It reports whether the state could be read.
+func (c *Cluster) doResync(ctx context.Context, h Handler, hard bool) bool {
+	if hard {
+		h.Reset()
+	}
 	c.mu.Lock()
 	kv := c.kv
+	before := c.byNode
 	c.byNode = make(map[string]map[string]Presence)
 	c.mu.Unlock()
+	fail := func() bool {
+		c.mu.Lock()
+		if !hard {
+			c.byNode = before
+		}
+		c.mu.Unlock()
+		return false
+	}
 	cctx, cancel := context.WithTimeout(ctx, 2*c.cfg.Timeout)
 	defer cancel()
 	w, err := kv.Watch(cctx, "u.>", jetstream.IgnoreDeletes())
 	if err != nil {
 		c.countErr()
 		c.cfg.Logger.Warn("cluster: read the shared state", "err", err)
-		return // resync stays set: tried again
+		return fail() // the flag stays set: tried again
 	}
 	defer w.Stop()
 	var users []Presence
@@ -373,7 +393,7 @@ func (c *Cluster) doResync(ctx context.Context, h Handler) {
 		case <-cctx.Done():
 			c.countErr()
 			c.cfg.Logger.Warn("cluster: read the shared state", "err", cctx.Err())
-			return
+			return fail()
 		}
 		if ent == nil {
 			break
@@ -407,18 +427,38 @@ func (c *Cluster) doResync(ctx context.Context, h Handler) {
 			c.lastSeen[p.Node] = now // unknown nodes get DeadAfter to show up
 		}
 	}
+	var gone []Presence
+	for n, m := range before {
+		for k, p := range m {
+			if now, ok := c.byNode[n][k]; !ok || now.Rev != p.Rev {
+				gone = append(gone, p)
+			}
+		}
+	}
 	c.mu.Unlock()
-	for _, p := range own {
-		c.deleteKey(ctx, kvKey(p.Room, p.Key), p.Rev)
+	if hard {
+		for _, p := range own {
+			c.deleteKey(ctx, kvKey(p.Room, p.Key), p.Rev)
+		}
+	} else {
+		for _, p := range gone {
+			h.Offline(p)
+		}
 	}
 	for _, p := range users {
 		if p.Node != c.node {
 			h.Online(p)
 		}
 	}
-	c.resync.Store(false)
-	c.ready.Store(true)
-	c.cfg.Logger.Info("cluster: node serving", "node", c.node, "users_elsewhere", len(users)-len(own))
+	c.refresh.Store(false)
+	if hard {
+		c.resync.Store(false)
+		c.ready.Store(true)
+		c.cfg.Logger.Info("cluster: node serving", "node", c.node, "users_elsewhere", len(users)-len(own))
+	} else {
+		c.cfg.Logger.Info("cluster: view refreshed after a reconnect", "node", c.node, "users_elsewhere", len(users)-len(own), "gone", len(gone))
+	}
+	return true
 }
 
 func (c *Cluster) leaseLoop(ctx context.Context, kv jetstream.KeyValue, h Handler) {
@@ -427,7 +467,16 @@ func (c *Cluster) leaseLoop(ctx context.Context, kv jetstream.KeyValue, h Handle
 	leaseKey := "n." + c.node
 	var leaseRev uint64
 	var lastOK time.Time
+	reconnects := c.cfg.Conn.Stats().Reconnects
 	for {
+		// Core NATS drops what is published while a connection is away:
+		// after a reconnect, the view is read again from the bucket.
+		if r := c.cfg.Conn.Stats().Reconnects; r != reconnects {
+			reconnects = r
+			if c.ready.Load() {
+				c.refresh.Store(true)
+			}
+		}
 		start := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
 		val := []byte(start.UTC().Format(time.RFC3339Nano))
