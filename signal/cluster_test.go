@@ -489,15 +489,17 @@ func TestClusterNATSServerKilled(t *testing.T) {
 		list := append([]string{urls[i]}, slices.Delete(slices.Clone(urls), i, i+1)...)
 		return cluster.Connect(strings.Join(list, ","), fmt.Sprintf("node%d", i), nats.DontRandomize())
 	}, func(i int, c *cluster.Config) { c.Replicas = 3 }, 30*time.Second)
+	// Across NATS servers, logins of other nodes reach a user in no
+	// particular order, possibly just after its list: wait for the sets.
 	alice := dialRaw(t, nodes[0].url)
-	alice.login("alice")
+	aliceList := alice.login("alice")
 	bob := dialRaw(t, nodes[1].url)
-	bob.login("bob")
+	bobList := bob.login("bob")
 	carol := dialRaw(t, nodes[2].url)
-	carol.login("carol")
-	alice.expectUpdata("login", "bob")
-	alice.expectUpdata("login", "carol")
-	bob.expectUpdata("login", "carol")
+	carolList := carol.login("carol")
+	alice.settles(aliceList, "alice", "bob", "carol")
+	bob.settles(bobList, "alice", "bob", "carol")
+	carol.settles(carolList, "alice", "bob", "carol")
 
 	servers[2].Close()
 	// Carol's node reconnects elsewhere (what it publishes meanwhile waits
@@ -560,5 +562,30 @@ func TestClusterNATSServerKilled(t *testing.T) {
 		if m["action"] != "login" {
 			t.Fatalf("bob got %s, want dave's login", show(m))
 		}
+	}
+}
+
+// settles reads updata after a login's user list until the online users
+// are want (as a set).
+func (c *rawConn) settles(list []string, want ...string) {
+	c.t.Helper()
+	have := map[string]bool{}
+	for _, u := range list {
+		have[u] = true
+	}
+	slices.Sort(want)
+	for {
+		var got []string
+		for u, on := range have {
+			if on {
+				got = append(got, u)
+			}
+		}
+		slices.Sort(got)
+		if slices.Equal(got, want) {
+			return
+		}
+		m := c.expect("updata")
+		have[wantString(c.t, m, "name")] = m["action"] == "login"
 	}
 }
