@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -403,8 +404,10 @@ func TestSignalOverExternalNATS(t *testing.T) {
 	port := ns.Addr().(*net.TCPAddr).Port
 	natsURL := fmt.Sprintf("nats://lanft:s3cret@127.0.0.1:%d", port)
 	var urls []string
+	var procs []*lanfttest.Proc
 	for range 2 {
 		p := start(t, "signal", "--listen", "127.0.0.1:0", "--nats", natsURL)
+		procs = append(procs, p)
 		u := strings.TrimSpace(p.WaitLine(t, "ws://", 10*time.Second).Text)
 		hp := strings.TrimSuffix(strings.TrimPrefix(u, "ws://"), "/ws")
 		deadline := time.Now().Add(30 * time.Second)
@@ -429,6 +432,21 @@ func TestSignalOverExternalNATS(t *testing.T) {
 	alice.waitUpdata("login", "bob", 5*time.Second)
 	alice.relay(bob, 1)
 	bob.relay(alice, 2)
+
+	// SIGTERM drains: alice is told to log in again, bob sees her leave,
+	// and her name is free at once on the other process.
+	if err := procs[0].Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if m := alice.next(10 * time.Second); m["type"] != "error" || !strings.Contains(fmt.Sprint(m["message"]), "shutting down: log in again") {
+		t.Errorf("alice, on the node told to stop, got %v", m)
+	}
+	bob.waitUpdata("offline", "alice", 10*time.Second)
+	alice2, users := loginAt(t, websocket.Dialer{}, urls[1]+"/ext", "alice")
+	alice2.sees(users, "alice", "bob")
+	if code := procs[0].ExitCode(); code != 143 {
+		t.Errorf("lanft signal after SIGTERM: exit %d, want 143", code)
+	}
 
 	_, stderr, code := run(t, 20*time.Second, "signal", "--listen", "127.0.0.1:0",
 		"--nats", fmt.Sprintf("nats://lanft:wrong@127.0.0.1:%d", port))
