@@ -359,7 +359,7 @@ func TestClusterHealthMetricsAndDrain(t *testing.T) {
 	}
 	_, metrics := get(nodes[1], MetricsPath)
 	for _, want := range []string{"lanft_signal_clients 1\n", "lanft_signal_users 1\n", "lanft_signal_remote_users 1\n",
-		"lanft_signal_rooms 1\n", "lanft_signal_relays_total 1\n", "# TYPE lanft_signal_relays_total counter\n"} {
+		"lanft_signal_rooms 1\n", "lanft_signal_relays_total 1\n", "# TYPE lanft_signal_relays_total counter\n", "# TYPE lanft_signal_relays_per_second gauge\n"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q:\n%s", want, metrics)
 		}
@@ -587,5 +587,25 @@ func (c *rawConn) settles(list []string, want ...string) {
 		}
 		m := c.expect("updata")
 		have[wantString(c.t, m, "name")] = m["action"] == "login"
+	}
+}
+
+func TestRateWindow(t *testing.T) {
+	var r rateWindow
+	for range 30 {
+		r.add(100)
+	}
+	r.add(101)
+	if got := r.perSecond(101); got != 3 {
+		t.Errorf("30 in second 100, asked in 101: %v/s, want 3 (30 over 10 s)", got)
+	}
+	if got := r.perSecond(110); got != 3.1 {
+		t.Errorf("asked in 110: %v/s, want 3.1", got)
+	}
+	if got := r.perSecond(111); got != 0.1 {
+		t.Errorf("asked in 111 (second 100 out of the window): %v/s, want 0.1", got)
+	}
+	if got := r.perSecond(500); got != 0 {
+		t.Errorf("long after: %v/s, want 0", got)
 	}
 }

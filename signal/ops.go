@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 )
 
 // HealthPath and MetricsPath are the operator's endpoints beside Path.
@@ -68,16 +69,49 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rooms := len(s.rooms.rooms)
+	perSec := s.relayRate.perSecond(time.Now().Unix())
 	s.mu.Unlock()
 	Metric(w, "lanft_signal_clients", "gauge", "open WebSocket connections to this node", float64(clients))
 	Metric(w, "lanft_signal_users", "gauge", "users logged in to this node", float64(users))
 	Metric(w, "lanft_signal_remote_users", "gauge", "users of the same rooms logged in to other nodes", float64(remote))
 	Metric(w, "lanft_signal_rooms", "gauge", "rooms with a user, as this node sees them", float64(rooms))
 	Metric(w, "lanft_signal_relays_total", "counter", "offers, answers, candidates and leaves relayed from this node's clients (rate() is relays per second)", float64(s.relays.Load()))
+	Metric(w, "lanft_signal_relays_per_second", "gauge", "relays from this node's clients per second, over the last 10 full seconds", perSec)
 	Metric(w, "lanft_signal_errors_total", "counter", "error messages sent to clients", float64(s.errorsSent.Load()))
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics(w)
 	}
+}
+
+// rateWindow counts events in the last few whole seconds.
+type rateWindow struct {
+	counts [11]uint64 // by second modulo 11: ten full seconds and the current one
+	last   int64      // the second of the latest count
+}
+
+// advance zeroes the seconds between the last count and now.
+func (r *rateWindow) advance(now int64) {
+	for s := max(r.last+1, now-int64(len(r.counts))+1); s <= now; s++ {
+		r.counts[s%int64(len(r.counts))] = 0
+	}
+	r.last = max(r.last, now)
+}
+
+func (r *rateWindow) add(now int64) {
+	r.advance(now)
+	r.counts[now%int64(len(r.counts))]++
+}
+
+// perSecond is the mean over the ten full seconds before now.
+func (r *rateWindow) perSecond(now int64) float64 {
+	r.advance(now)
+	var sum uint64
+	for i, c := range r.counts {
+		if int64(i) != now%int64(len(r.counts)) {
+			sum += c
+		}
+	}
+	return float64(sum) / float64(len(r.counts)-1)
 }
 
 // Metric writes one sample with its HELP and TYPE lines.

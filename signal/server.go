@@ -148,6 +148,7 @@ type Server struct {
 	wg       sync.WaitGroup
 
 	relays, errorsSent atomic.Uint64
+	relayRate          rateWindow // under mu
 }
 
 // NewServer validates cfg and returns a server that accepts nothing until
@@ -740,6 +741,7 @@ func (c *conn) relay(m Message) {
 	s := c.srv
 	s.relays.Add(1)
 	s.mu.Lock()
+	s.relayRate.add(time.Now().Unix())
 	to := s.rooms.lookup(c.room, m.OtherName)
 	if to != nil && to.name == m.OtherName {
 		b, err := Encode(out)
