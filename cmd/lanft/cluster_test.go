@@ -51,7 +51,7 @@ func (cl *clusterLAN) startNode(i int) {
 	cl.procs[i] = lanfttest.Start(cl.t, "ip", "netns", "exec", l.Namespace(i), lanftBin, "--config-dir", cl.t.TempDir(),
 		"--log-level", "info", "signal", "--listen", l.Addr(i).String()+":7780",
 		"--cluster-listen", l.Addr(i).String()+":6222", "--cluster-name", fmt.Sprintf("n%d", i),
-		"--cluster-routes", strings.Join(routes, ","), "--nats-store", cl.t.TempDir())
+		"--cluster-routes", strings.Join(routes, ","), "--cluster-secret", "routes-secret", "--nats-store", cl.t.TempDir())
 }
 
 func (cl *clusterLAN) url(i int) string { return fmt.Sprintf("ws://%s:7780/ws", cl.lan.Addr(i)) }

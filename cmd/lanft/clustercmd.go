@@ -23,6 +23,7 @@ func clusterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "nats-creds", Usage: "NATS credentials `FILE` (.creds) for --nats"},
 		&cli.StringFlag{Name: "cluster-listen", Usage: "run a nats-server in this process, its routes on `ADDR` (host:port): one node of an embedded cluster"},
 		&cli.StringSliceFlag{Name: "cluster-routes", Usage: "the other nodes' --cluster-listen as nats://host:port `URL`s (comma-separated or repeated)"},
+		&cli.StringFlag{Name: "cluster-secret", EnvVars: []string{"LANFT_CLUSTER_SECRET"}, Usage: "the `SECRET` every node of the embedded cluster needs to route to the others (the same on all)"},
 		&cli.StringFlag{Name: "cluster-name", Usage: "this node's unique `NAME` in the embedded cluster (default: the --cluster-listen address)"},
 		&cli.StringFlag{Name: "nats-listen", Value: "127.0.0.1:0", Usage: "client `ADDR` of the embedded nats-server (this process is its only client)"},
 		&cli.StringFlag{Name: "nats-store", Usage: "JetStream `DIR` of the embedded nats-server (default: a temporary one)"},
@@ -49,6 +50,9 @@ func joinCluster(c *cli.Context, log *slog.Logger) (*clusterNode, error) {
 		}
 		return nil, nil
 	}
+	if listen != "" && len(c.StringSlice("cluster-routes")) == 0 {
+		return nil, cli.Exit("signal: --cluster-listen needs --cluster-routes, the other nodes' cluster addresses (a lone node needs neither)", 2)
+	}
 	if url != "" && listen != "" {
 		return nil, cli.Exit("signal: --nats (an external NATS) and --cluster-listen (an embedded one) exclude each other", 2)
 	}
@@ -71,6 +75,7 @@ func joinCluster(c *cli.Context, log *slog.Logger) (*clusterNode, error) {
 		routes := c.StringSlice("cluster-routes")
 		emb, err := cluster.StartEmbedded(cluster.EmbeddedConfig{
 			Name: name, ClientAddr: c.String("nats-listen"), ClusterAddr: listen, Routes: routes, StoreDir: store, Logger: log,
+			RouteSecret: c.String("cluster-secret"),
 		})
 		if err != nil {
 			n.close()

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -46,5 +48,46 @@ func TestConfigChecks(t *testing.T) {
 	// A cut-off node must stop serving before the others call it dead.
 	if _, err := New(Config{Conn: &nats.Conn{}, LeaseTTL: 5 * time.Second, DeadAfter: 5 * time.Second}); err == nil {
 		t.Error("New with DeadAfter = LeaseTTL: no error")
+	}
+}
+
+// Embedded servers with one route secret form a cluster; a server with
+// another secret is refused.
+func TestEmbeddedRouteSecret(t *testing.T) {
+	ports := make([]string, 3)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().String()
+		l.Close()
+	}
+	start := func(i int, secret string, route int) *Embedded {
+		t.Helper()
+		e, err := StartEmbedded(EmbeddedConfig{Name: fmt.Sprint(i), StoreDir: t.TempDir(), ClusterAddr: ports[i],
+			Routes: []string{"nats://" + ports[route]}, RouteSecret: secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	a := start(0, "right", 1)
+	b := start(1, "right", 0)
+	c := start(2, "wrong", 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for b.srv.NumRoutes() == 0 || a.srv.NumRoutes() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("two servers with one secret did not route to each other")
+		}
+		time.Sleep(20 * time.Millisecond) // polling the servers' route count
+	}
+	// c retries about once a second: give it a few attempts.
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		time.Sleep(100 * time.Millisecond) // c's attempts are timer-driven
+	}
+	if n := c.srv.NumRoutes(); n != 0 {
+		t.Errorf("a server with the wrong secret has %d routes", n)
 	}
 }

@@ -30,6 +30,10 @@ type EmbeddedConfig struct {
 	StoreDir string
 	// ClusterName names the cluster ("lanft").
 	ClusterName string
+	// RouteSecret, when set, is the password every server of the cluster
+	// needs to route to this one (and gives to the others): a server
+	// without it cannot join and inject events.
+	RouteSecret string
 	Logger      *slog.Logger
 }
 
@@ -73,10 +77,19 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 			return nil, errors.New("cluster: an embedded server in a cluster needs a name")
 		}
 		opts.Cluster = server.ClusterOpts{Name: cfg.ClusterName, Host: ch, Port: cp}
+		if cp == 0 {
+			opts.Cluster.Port = server.RANDOM_PORT
+		}
+		if cfg.RouteSecret != "" {
+			opts.Cluster.Username, opts.Cluster.Password = "lanft", cfg.RouteSecret
+		}
 		for _, r := range cfg.Routes {
 			u, err := url.Parse(r)
 			if err != nil {
-				return nil, fmt.Errorf("cluster: route %q: %w", r, err)
+				return nil, fmt.Errorf("cluster: route %q: %w", redact(r), err)
+			}
+			if cfg.RouteSecret != "" {
+				u.User = url.UserPassword("lanft", cfg.RouteSecret)
 			}
 			opts.Routes = append(opts.Routes, u)
 		}
