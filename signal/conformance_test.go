@@ -26,7 +26,7 @@ const (
 func TestLoginUserlistAndUpdata(t *testing.T) {
 	ts := startServer(t, Config{})
 
-	alice := dialRaw(t, ts.url)
+	alice := dialRaw(t, ts.next())
 	alice.send(`{"type":"login","name":"alice"}`)
 	reply := alice.expect("login")
 	if len(reply) != 2 || reply["success"] != true {
@@ -36,13 +36,13 @@ func TestLoginUserlistAndUpdata(t *testing.T) {
 		t.Fatalf("alice's userlist %q, want [alice]", users)
 	}
 
-	bob := dialRaw(t, ts.url)
+	bob := dialRaw(t, ts.next())
 	if users := bob.login("bob"); !sameSet(users, "alice", "bob") {
 		t.Fatalf("bob's userlist %q, want alice and bob", users)
 	}
 	alice.expectUpdata("login", "bob")
 
-	carol := dialRaw(t, ts.url)
+	carol := dialRaw(t, ts.next())
 	if users := carol.login("carol"); !sameSet(users, "alice", "bob", "carol") {
 		t.Fatalf("carol's userlist %q, want alice, bob and carol", users)
 	}
@@ -59,9 +59,9 @@ func TestLoginUserlistAndUpdata(t *testing.T) {
 
 func TestRelay(t *testing.T) {
 	ts := startServer(t, Config{})
-	alice := dialRaw(t, ts.url)
+	alice := dialRaw(t, ts.next())
 	alice.login("alice")
-	bob := dialRaw(t, ts.url)
+	bob := dialRaw(t, ts.next())
 	bob.login("bob")
 	alice.expectUpdata("login", "bob")
 
@@ -136,12 +136,12 @@ func TestRelay(t *testing.T) {
 // the name it logged in with.
 func TestSpoofedNameIsReplaced(t *testing.T) {
 	ts := startServer(t, Config{})
-	mallory := dialRaw(t, ts.url)
+	mallory := dialRaw(t, ts.next())
 	mallory.login("mallory")
-	alice := dialRaw(t, ts.url)
+	alice := dialRaw(t, ts.next())
 	alice.login("alice")
 	mallory.expectUpdata("login", "alice")
-	bob := dialRaw(t, ts.url)
+	bob := dialRaw(t, ts.next())
 	bob.login("bob")
 	mallory.expectUpdata("login", "bob")
 	alice.expectUpdata("login", "bob")
@@ -175,11 +175,11 @@ func TestSpoofedNameIsReplaced(t *testing.T) {
 
 func TestDisconnectSendsOffline(t *testing.T) {
 	ts := startServer(t, Config{})
-	alice := dialRaw(t, ts.url)
+	alice := dialRaw(t, ts.next())
 	alice.login("alice")
-	bob := dialRaw(t, ts.url)
+	bob := dialRaw(t, ts.next())
 	bob.login("bob")
-	carol := dialRaw(t, ts.url)
+	carol := dialRaw(t, ts.next())
 	carol.login("carol")
 	alice.expectUpdata("login", "bob")
 	alice.expectUpdata("login", "carol")
@@ -199,7 +199,7 @@ func TestDisconnectSendsOffline(t *testing.T) {
 	}
 
 	// The name is free again.
-	bob2 := dialRaw(t, ts.url)
+	bob2 := dialRaw(t, ts.next())
 	if users := bob2.login("bob"); !sameSet(users, "alice", "bob") {
 		t.Errorf("userlist %q, want alice and bob", users)
 	}
@@ -274,9 +274,9 @@ func TestErrorsKeepTheConnection(t *testing.T) {
 	for _, tt := range errorCases {
 		t.Run(tt.name, func(t *testing.T) {
 			ts := startServer(t, Config{})
-			bob := dialRaw(t, ts.url)
+			bob := dialRaw(t, ts.next())
 			bob.login("bob")
-			alice := dialRaw(t, ts.url)
+			alice := dialRaw(t, ts.next())
 			if tt.loggedIn {
 				alice.login("alice")
 				bob.expectUpdata("login", "alice")
@@ -313,9 +313,9 @@ func TestErrorsKeepTheConnection(t *testing.T) {
 func TestOriginalClientInteroperates(t *testing.T) {
 	ts := startServer(t, Config{})
 	meta := json.RawMessage(`{"v":1,"id":"peer-7f3a","share":{"files":2,"bytes":123456789}}`)
-	lan, _, _ := startClient(t, ClientConfig{URL: ts.url, Name: "lan", Meta: meta})
+	lan, _, _ := startClient(t, ClientConfig{URL: ts.next(), Name: "lan", Meta: meta})
 
-	orig := dialRaw(t, ts.url)
+	orig := dialRaw(t, ts.next())
 	orig.send(`{"type":"login","name":"orig"}`)
 	if m := orig.expect("login"); m["success"] != true {
 		t.Fatalf("login reply %s", show(m))
@@ -343,7 +343,7 @@ func TestOriginalClientInteroperates(t *testing.T) {
 	}
 
 	// A second lanft client: the original one sees a normal updata.
-	lan2, _, _ := startClient(t, ClientConfig{URL: ts.url, Name: "lan2", Meta: meta})
+	lan2, _, _ := startClient(t, ClientConfig{URL: ts.next(), Name: "lan2", Meta: meta})
 	up := orig.expectUpdata("login", "lan2")
 	if b, _ := json.Marshal(up["lanft"]); !sameJSON(t, b, meta) {
 		t.Errorf("updata carries lanft %s, want %s", b, meta)

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,12 +29,31 @@ type testServer struct {
 	http *httptest.Server
 	url  string // ws://127.0.0.1:port/ws
 	host string // 127.0.0.1:port
+	// nodes are the servers of a cluster run (LANFT_TEST_NODES, see
+	// startCluster), the first one being this one; nil for a lone server.
+	nodes []*testServer
+	turn  atomic.Int64
+}
+
+// next returns the URL of the node the next client should use: the nodes
+// in turn in a cluster run, so that a test's clients are split across
+// nodes; always url for a lone server.
+func (ts *testServer) next() string {
+	if len(ts.nodes) == 0 {
+		return ts.url
+	}
+	return ts.nodes[int(ts.turn.Add(1)-1)%len(ts.nodes)].url
 }
 
 // startServer runs a server with cfg on loopback. Cleanup closes it and
 // checks that none of its goroutines outlive the test.
 func startServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
+	if n := testNodes(t); n > 1 {
+		nodes := startCluster(t, cfg, n)
+		nodes[0].nodes = nodes
+		return nodes[0]
+	}
 	checkNoLeaks(t)
 	srv, err := NewServer(cfg)
 	if err != nil {

@@ -83,7 +83,7 @@ func (rs roomSet) join(c *conn) *room {
 		rs.rooms[c.room] = r
 	}
 	r.users[c.key] = c
-	r.order = append(r.order, c)
+	r.order = insertByRev(r.order, c)
 	return r
 }
 
@@ -117,7 +117,8 @@ func (rs roomSet) names(roomName string) []string {
 	return names
 }
 
-// addrs returns the distinct source addresses of room's users.
+// addrs returns the distinct source addresses of room's users, and the
+// TURN relay addresses of the other nodes that hold some of them.
 func (rs roomSet) addrs(roomName string) []netip.Addr {
 	r := rs.rooms[roomName]
 	if r == nil {
@@ -127,6 +128,9 @@ func (rs roomSet) addrs(roomName string) []netip.Addr {
 	for _, c := range r.order {
 		if c.addr.IsValid() && !slices.Contains(out, c.addr) {
 			out = append(out, c.addr)
+		}
+		if c.relayAddr.IsValid() && !slices.Contains(out, c.relayAddr) {
+			out = append(out, c.relayAddr)
 		}
 	}
 	return out

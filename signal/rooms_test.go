@@ -58,20 +58,20 @@ func TestNewRoomName(t *testing.T) {
 // its own room, the same name may be used in each, and nothing crosses.
 func TestRoomsAreApart(t *testing.T) {
 	ts := startServer(t, Config{})
-	red := dialRaw(t, ts.url+"/red")
+	red := dialRaw(t, ts.next()+"/red")
 	if users := red.login("alice"); !slices.Equal(users, []string{"alice"}) {
 		t.Fatalf("alice in red sees %q, want [alice]", users)
 	}
-	blue := dialRaw(t, ts.url+"/blue")
+	blue := dialRaw(t, ts.next()+"/blue")
 	if users := blue.login("alice"); !slices.Equal(users, []string{"alice"}) {
 		t.Fatalf("alice in blue sees %q, want only herself: the name is free in another room", users)
 	}
-	bobRed := dialRaw(t, ts.url+"/red")
+	bobRed := dialRaw(t, ts.next()+"/red")
 	if users := bobRed.login("bob"); !sameSet(users, "alice", "bob") {
 		t.Fatalf("bob in red sees %q, want alice and bob", users)
 	}
 	red.expectUpdata("login", "bob")
-	lobby := dialRaw(t, ts.url)
+	lobby := dialRaw(t, ts.next())
 	if users := lobby.login("carol"); !slices.Equal(users, []string{"carol"}) {
 		t.Fatalf("carol in the default room sees %q, want [carol]", users)
 	}
@@ -134,7 +134,7 @@ func TestBadRoomPathIsNotFound(t *testing.T) {
 func TestLoginReplyCarriesICEServers(t *testing.T) {
 	ice := roomICE{}
 	ts := startServer(t, Config{ICE: ice})
-	raw := dialRaw(t, ts.url+"/green")
+	raw := dialRaw(t, ts.next()+"/green")
 	raw.send(`{"type":"login","name":"alice"}`)
 	reply := raw.expect("login")
 	if reply["success"] != true {
@@ -146,7 +146,7 @@ func TestLoginReplyCarriesICEServers(t *testing.T) {
 		t.Fatalf("login reply %s, want one ICE server in lanft.iceServers", show(reply))
 	}
 
-	c, _, _ := startClient(t, ClientConfig{URL: ts.url + "/green", Name: "bob"})
+	c, _, _ := startClient(t, ClientConfig{URL: ts.next() + "/green", Name: "bob"})
 	got := c.ICEServers()
 	if len(got) != 1 || got[0].Username != "green-user" || !slices.Equal(got[0].URLs, []string{"turn:example.invalid:3478"}) {
 		t.Errorf("client ICEServers() = %+v, want the room's", got)
@@ -163,7 +163,7 @@ func (roomICE) ICEServers(room string) []ICEServer {
 // its credentials expire.
 func TestICEServersAreRefreshed(t *testing.T) {
 	ts := startServer(t, Config{ICE: roomICE{}, ICERefresh: 50 * time.Millisecond})
-	raw := dialRaw(t, ts.url+"/blue")
+	raw := dialRaw(t, ts.next()+"/blue")
 	raw.login("alice")
 	m := raw.expect(TypeLanft)
 	info := wantObject(t, m, "lanft")

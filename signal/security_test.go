@@ -38,9 +38,9 @@ func offerOfSize(t testing.TB, name, other string, n int) string {
 
 func TestOversizedMessage(t *testing.T) {
 	ts := startServer(t, Config{})
-	alice := dialRaw(t, ts.url)
+	alice := dialRaw(t, ts.next())
 	alice.login("alice")
-	bob := dialRaw(t, ts.url)
+	bob := dialRaw(t, ts.next())
 	bob.login("bob")
 	alice.expectUpdata("login", "bob")
 
@@ -77,7 +77,7 @@ func TestOversizedMessage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			alice, bob := alice.on(t), bob.on(t)
-			mallory := dialRaw(t, ts.url)
+			mallory := dialRaw(t, ts.next())
 			mallory.login("mallory")
 			alice.expectUpdata("login", "mallory")
 			bob.expectUpdata("login", "mallory")
@@ -110,9 +110,9 @@ func maskedFrame(b []byte) []byte {
 
 func TestBinaryFrameIsRefused(t *testing.T) {
 	ts := startServer(t, Config{})
-	alice := dialRaw(t, ts.url)
+	alice := dialRaw(t, ts.next())
 	alice.login("alice")
-	bob := dialRaw(t, ts.url)
+	bob := dialRaw(t, ts.next())
 	bob.login("bob")
 	alice.expectUpdata("login", "bob")
 
@@ -206,9 +206,9 @@ func hiddenRune(s string) rune {
 // refused at login with an error that says why; the connection stays.
 func TestConfusableNamesRefused(t *testing.T) {
 	ts := startServer(t, Config{})
-	alice := dialRaw(t, ts.url)
+	alice := dialRaw(t, ts.next())
 	alice.login("Alice")
-	jose := dialRaw(t, ts.url)
+	jose := dialRaw(t, ts.next())
 	jose.login("Jos\u00e9")
 	alice.expectUpdata("login", "Jos\u00e9")
 
@@ -232,7 +232,7 @@ func TestConfusableNamesRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			alice, jose := alice.on(t), jose.on(t)
-			c := dialRaw(t, ts.url)
+			c := dialRaw(t, ts.next())
 			c.send(map[string]any{"type": "login", "name": tt.login})
 			m := c.expect("login")
 			if m["success"] != false {
@@ -266,7 +266,7 @@ func TestConcurrentLoginsOneWinner(t *testing.T) {
 	ts := startServer(t, Config{})
 	conns := make([]*rawConn, n)
 	for i := range conns {
-		conns[i] = dialRaw(t, ts.url)
+		conns[i] = dialRaw(t, ts.next())
 	}
 	var wg sync.WaitGroup
 	for _, c := range conns {
@@ -297,13 +297,13 @@ func TestConcurrentLoginsOneWinner(t *testing.T) {
 func TestFloodIsRateLimited(t *testing.T) {
 	const rate, burst, sent = 10, 20, 300
 	ts := startServer(t, Config{Rate: rate, Burst: burst})
-	alice := dialRaw(t, ts.url)
+	alice := dialRaw(t, ts.next())
 	alice.login("alice")
-	bob := dialRaw(t, ts.url)
+	bob := dialRaw(t, ts.next())
 	bob.login("bob")
-	flooder := dialRaw(t, ts.url)
+	flooder := dialRaw(t, ts.next())
 	flooder.login("flooder")
-	target := dialRaw(t, ts.url)
+	target := dialRaw(t, ts.next())
 	target.login("target")
 	alice.expectUpdata("login", "bob")
 	alice.expectUpdata("login", "flooder")
@@ -357,16 +357,16 @@ func TestFloodIsRateLimited(t *testing.T) {
 func TestSlowReaderIsDropped(t *testing.T) {
 	const sent, size = 400, 32 << 10
 	ts := startServer(t, Config{QueueSize: 16, Rate: 1e6, Burst: 1e6})
-	alice := dialRaw(t, ts.url)
+	alice := dialRaw(t, ts.next())
 	alice.login("alice")
-	bob := dialRaw(t, ts.url)
+	bob := dialRaw(t, ts.next())
 	bob.login("bob")
-	carol := dialRaw(t, ts.url)
+	carol := dialRaw(t, ts.next())
 	carol.login("carol")
 	alice.expectUpdata("login", "bob")
 	alice.expectUpdata("login", "carol")
 	bob.expectUpdata("login", "carol")
-	slow := dialRaw(t, ts.url)
+	slow := dialRaw(t, ts.next())
 	slow.login("slow") // and from now on reads nothing
 	for _, c := range []*rawConn{alice, bob, carol} {
 		c.expectUpdata("login", "slow")
@@ -444,8 +444,8 @@ func TestSlowReaderIsDropped(t *testing.T) {
 func TestUnresponsiveClientDropped(t *testing.T) {
 	const interval = 200 * time.Millisecond
 	ts := startServer(t, Config{PingInterval: interval, WriteTimeout: interval})
-	alice, _, _ := startClient(t, ClientConfig{URL: ts.url, Name: "alice", PingInterval: interval})
-	ghost := dialRaw(t, ts.url)
+	alice, _, _ := startClient(t, ClientConfig{URL: ts.next(), Name: "alice", PingInterval: interval})
+	ghost := dialRaw(t, ts.next())
 	ghost.login("ghost") // and never reads again, so never answers a ping
 	start := time.Now()
 	waitPeers(t, alice, "alice", "ghost")
@@ -456,7 +456,7 @@ func TestUnresponsiveClientDropped(t *testing.T) {
 	t.Logf("ghost dropped after %v", time.Since(start))
 
 	// alice, idle all along but answering pings, is still there.
-	bob := dialRaw(t, ts.url)
+	bob := dialRaw(t, ts.next())
 	bob.login("bob")
 	if err := alice.Send(Message{Type: TypeOffer, OtherName: "bob", Offer: json.RawMessage(`{}`)}); err != nil {
 		t.Fatal(err)
@@ -471,15 +471,15 @@ func TestUnresponsiveClientDropped(t *testing.T) {
 func TestLoginTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	ts := startServer(t, Config{LoginTimeout: timeout})
-	alice := dialRaw(t, ts.url)
+	alice := dialRaw(t, ts.next())
 	alice.login("alice")
-	bob := dialRaw(t, ts.url)
+	bob := dialRaw(t, ts.next())
 	bob.login("bob")
 	alice.expectUpdata("login", "bob")
 
 	start := time.Now()
-	idle := dialRaw(t, ts.url)
-	failing := dialRaw(t, ts.url)
+	idle := dialRaw(t, ts.next())
+	failing := dialRaw(t, ts.next())
 	failing.send(`{"type":"login","name":""}`) // a failed login does not count
 	failing.expect("login")
 	failing.expectError()
@@ -557,12 +557,12 @@ func TestSlowlorisHeaders(t *testing.T) {
 // More than MaxClients connections are answered with 503.
 func TestMaxClients(t *testing.T) {
 	ts := startServer(t, Config{MaxClients: 3})
-	a := dialRaw(t, ts.url)
+	a := dialRaw(t, ts.next())
 	a.login("a")
-	b := dialRaw(t, ts.url)
+	b := dialRaw(t, ts.next())
 	b.login("b")
 	a.expectUpdata("login", "b")
-	dialRaw(t, ts.url) // not logged in: counts all the same
+	dialRaw(t, ts.next()) // not logged in: counts all the same
 
 	_, resp, err := dialRawHeader(t, ts.url, nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
@@ -571,7 +571,7 @@ func TestMaxClients(t *testing.T) {
 
 	b.ws.Close()
 	a.expectUpdata("offline", "b") // b's slot is free once the others hear it left
-	d := dialRaw(t, ts.url)
+	d := dialRaw(t, ts.next())
 	d.login("d")
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,10 +13,13 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
+
+	"github.com/lanft/lanft/internal/cluster"
 )
 
 // Path is where the WebSocket endpoint is served.
@@ -63,6 +67,30 @@ type Config struct {
 	// entry (set by a reverse proxy in front) instead of the connection's.
 	// Only the TURN relay's permissions use the address.
 	TrustProxy bool
+	// Cluster, when set, makes this server one node of a service: names
+	// are claimed and users reached across every node (internal/cluster).
+	// Without it the server's own memory is the whole state, as on a LAN.
+	Cluster Cluster
+	// Ready, when set, tells the health endpoint whether this node serves
+	// logins (a cluster node that lost its lease does not); Metrics adds
+	// lines to the metrics endpoint.
+	Ready   func() bool
+	Metrics func(io.Writer)
+}
+
+// Cluster is what a server needs from the other nodes of its service;
+// *cluster.Cluster is one. The server hands its cluster.Handler
+// (ClusterHandler) to the cluster's Run.
+type Cluster interface {
+	// Claim takes p's folded name in p.Room for this node (atomically
+	// across nodes) and announces the login; *cluster.TakenError if held.
+	Claim(ctx context.Context, p cluster.Presence) (rev uint64, err error)
+	// Release frees the name of a local user who left, and announces it.
+	Release(ctx context.Context, p cluster.Presence)
+	// Relay hands an encoded message to the node of user to in room.
+	Relay(room, to string, msg []byte) error
+	// Lookup asks the shared state who holds key in room.
+	Lookup(ctx context.Context, room, key string) (cluster.Presence, bool)
 }
 
 // ICEProvider hands a client logged in to room its ICE servers.
@@ -112,11 +140,15 @@ type Server struct {
 	cfg      Config
 	upgrader websocket.Upgrader
 
-	mu     sync.Mutex
-	conns  map[*conn]struct{} // every open connection
-	rooms  roomSet            // who is logged in, room by room
-	closed bool
-	wg     sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[*conn]struct{} // every open connection
+	rooms    roomSet            // who is logged in, room by room
+	closed   bool
+	draining bool // Drain was called: refuse new connections
+	wg       sync.WaitGroup
+
+	relays, errorsSent atomic.Uint64
+	relayRate          rateWindow // under mu
 }
 
 // NewServer validates cfg and returns a server that accepts nothing until
@@ -148,6 +180,8 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(Path, s)
 	mux.Handle(Path+"/", s)
+	mux.HandleFunc(HealthPath, s.serveHealth)
+	mux.HandleFunc(MetricsPath, s.serveMetrics)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", "default-src 'none'")
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -185,6 +219,7 @@ func (s *Server) ServeWith(ctx context.Context, ln net.Listener, h http.Handler)
 		return fmt.Errorf("signal: serve: %w", err)
 	case <-ctx.Done():
 	}
+	s.Drain()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
@@ -289,7 +324,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &conn{srv: s, room: roomName, addr: s.clientAddr(r), done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	s.mu.Lock()
-	if s.closed || len(s.conns) >= s.cfg.MaxClients {
+	if s.closed || s.draining || len(s.conns) >= s.cfg.MaxClients {
 		s.mu.Unlock()
 		http.Error(w, "signal: too many clients", http.StatusServiceUnavailable)
 		return
@@ -332,6 +367,12 @@ func (s *Server) clientAddr(r *http.Request) netip.Addr {
 // drop forgets c and tells the others in its room it went offline.
 func (s *Server) drop(c *conn) {
 	c.close()
+	if s.cfg.Cluster != nil && c.rev != 0 {
+		// The name is free everywhere before anyone hears it went offline.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.cfg.Cluster.Release(ctx, c.presence())
+		cancel()
+	}
 	s.mu.Lock()
 	delete(s.conns, c)
 	r := s.rooms.leave(c)
@@ -353,7 +394,7 @@ func (s *Server) broadcastLocked(r *room, except *conn, m Message) {
 		return
 	}
 	for _, o := range r.order {
-		if o != except {
+		if o != except && o.node == "" {
 			o.enqueue(b)
 		}
 	}
@@ -387,10 +428,17 @@ type conn struct {
 	room   string     // from the URL path, fixed before the connection runs
 	addr   netip.Addr // where the client connects from (see clientAddr)
 
-	// name, key and meta are set once at login, under srv.mu.
+	// name, key, meta and rev are set once at login, under srv.mu.
 	name string
 	key  string
 	meta json.RawMessage
+	rev  uint64 // the cluster's claim revision (0 without a cluster)
+	// node is the node holding the connection of a user logged in
+	// elsewhere in the cluster: such a conn has no socket and is only a
+	// room entry. "" for this server's own clients.
+	node string
+	// relayAddr is the TURN relay address of node, for its users.
+	relayAddr netip.Addr
 
 	closeOnce   sync.Once
 	done        chan struct{}
@@ -404,6 +452,9 @@ func (c *conn) close() {
 // enqueue hands b to the writer without blocking. A full queue means the
 // client does not read: it is disconnected rather than holding others up.
 func (c *conn) enqueue(b []byte) {
+	if c.node != "" {
+		return
+	}
 	c.qmu.Lock()
 	full := len(c.queue) >= c.srv.cfg.QueueSize || c.qbytes+len(b) > c.srv.cfg.QueueBytes
 	if !full {
@@ -569,6 +620,7 @@ func (c *conn) sendMsg(m Message) {
 }
 
 func (c *conn) sendError(text string) {
+	c.srv.errorsSent.Add(1)
 	c.sendMsg(Message{Type: TypeError, Message: text})
 }
 
@@ -602,17 +654,53 @@ func (c *conn) login(m Message) {
 		return
 	}
 	key := nameKey(m.Name)
-	s.mu.Lock()
-	if other := s.rooms.lookup(c.room, m.Name); other != nil {
-		s.mu.Unlock()
-		if other.name == m.Name {
+	taken := func(holder string) {
+		if holder == m.Name {
 			fail(fmt.Sprintf("name %q is taken", m.Name))
 		} else {
-			fail(fmt.Sprintf("name %q is too close to %q, who is online", m.Name, other.name))
+			fail(fmt.Sprintf("name %q is too close to %q, who is online", m.Name, holder))
 		}
-		return
 	}
-	c.name, c.key, c.meta = m.Name, key, m.Meta
+	var rev uint64
+	if s.cfg.Cluster != nil {
+		s.mu.Lock()
+		other := s.rooms.lookup(c.room, m.Name)
+		s.mu.Unlock()
+		if other != nil {
+			taken(other.name)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+		var err error
+		rev, err = s.cfg.Cluster.Claim(ctx, cluster.Presence{Room: c.room, Key: key, Name: m.Name, Meta: m.Meta, Addr: c.addr})
+		cancel()
+		var te *cluster.TakenError
+		if errors.As(err, &te) {
+			taken(te.Holder)
+			return
+		}
+		if err != nil {
+			s.cfg.Logger.Warn("signal: claim a name in the cluster", "name", m.Name, "err", err)
+			fail("this signaling node cannot reach the rest of the service now: try again")
+			return
+		}
+	}
+	s.mu.Lock()
+	if other := s.rooms.lookup(c.room, m.Name); other != nil {
+		if rev != 0 && other.node != "" && other.rev < rev {
+			// The cluster gave us the name: whoever held it before is
+			// gone, only its logout has not arrived yet.
+			s.leaveLocked(other)
+		} else {
+			s.mu.Unlock()
+			if rev != 0 {
+				s.cfg.Cluster.Release(context.Background(), cluster.Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
+			}
+			taken(other.name)
+			return
+		}
+	}
+	c.name, c.key, c.meta, c.rev = m.Name, key, m.Meta, rev
 	r := s.rooms.join(c)
 	users := make([]string, len(r.order))
 	peers := make([]PeerInfo, len(r.order))
@@ -661,16 +749,41 @@ func (c *conn) relay(m Message) {
 		return
 	}
 	s := c.srv
+	s.relays.Add(1)
 	s.mu.Lock()
+	s.relayRate.add(time.Now().Unix())
 	to := s.rooms.lookup(c.room, m.OtherName)
 	if to != nil && to.name == m.OtherName {
 		b, err := Encode(out)
 		if err == nil {
-			to.enqueue(b)
+			if to.node == "" {
+				to.enqueue(b)
+			} else {
+				c.relayRemote(m.OtherName, b)
+			}
 		}
 		s.mu.Unlock()
 		return
 	}
 	s.mu.Unlock()
+	if s.cfg.Cluster != nil && to == nil {
+		// A login this node has not heard of yet: the shared state knows.
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+		p, ok := s.cfg.Cluster.Lookup(ctx, c.room, nameKey(m.OtherName))
+		cancel()
+		if ok && p.Name == m.OtherName {
+			if b, err := Encode(out); err == nil {
+				c.relayRemote(m.OtherName, b)
+			}
+			return
+		}
+	}
 	c.sendError(fmt.Sprintf("cannot send %q: no user %q is online", m.Type, m.OtherName))
+}
+
+// relayRemote hands b to the node of user to.
+func (c *conn) relayRemote(to string, b []byte) {
+	if err := c.srv.cfg.Cluster.Relay(c.room, to, b); err != nil {
+		c.srv.cfg.Logger.Warn("signal: relay to another node", "to", to, "err", err)
+	}
 }

@@ -33,11 +33,17 @@ client gets short-lived credentials at login, and the relay only carries
 traffic between clients logged in to one room. Open TCP --listen's port,
 UDP and TCP --turn-port and UDP --relay-ports.
 
+Several nodes act as one service (a room's users on any node) through NATS:
+an external one (--nats) or one embedded in each node (--cluster-listen and
+--cluster-routes), with one --turn-secret for all. GET /healthz and /metrics
+on the --listen port; SIGTERM tells the clients to log in again elsewhere.
+
 Examples:
    lanft signal --listen :7780
    lanft signal --listen 0.0.0.0:443 --public-addr 203.0.113.7 --tls-cert cert.pem --tls-key key.pem --new-room
-   lanft signal --listen 127.0.0.1:7780 --trust-proxy --allow-host signal.example.org --public-addr signal.example.org`,
-		Flags: withGlobals(
+   lanft signal --listen 127.0.0.1:7780 --trust-proxy --allow-host signal.example.org --public-addr signal.example.org
+   lanft signal --listen 0.0.0.0:443 --public-addr 203.0.113.1 --turn-secret S --cluster-listen 10.0.0.1:6222 --cluster-routes nats://10.0.0.2:6222,nats://10.0.0.3:6222`,
+		Flags: withGlobals(append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7780", Usage: "listen on `ADDR` (host:port; port 0 picks a free one)"},
 			&cli.StringSliceFlag{Name: "allow-host", Usage: "accept this DNS `NAME` in the Host header (IP addresses, localhost and .local always are)"},
 			&cli.StringSliceFlag{Name: "allow-origin", Usage: "let web pages from this `ORIGIN` connect"},
@@ -52,8 +58,8 @@ Examples:
 			&cli.Float64Flag{Name: "relay-rate", Value: 12.5, Usage: "relay at most `MB/s` per client, each way (0: no limit)"},
 			&cli.BoolFlag{Name: "no-turn", Usage: "answer STUN only; relay nothing"},
 			&cli.StringSliceFlag{Name: "external-turn", Usage: "hand out this TURN `URL` (coturn with use-auth-secret) instead of relaying here (repeatable)"},
-			&cli.StringFlag{Name: "turn-secret", EnvVars: []string{"LANFT_TURN_SECRET"}, Usage: "the shared `SECRET` of --external-turn (or a fixed one for this relay; default: random per run)"},
-		),
+			&cli.StringFlag{Name: "turn-secret", EnvVars: []string{"LANFT_TURN_SECRET"}, Usage: "the shared `SECRET` of --external-turn (or a fixed one for this relay; default: random per run; the same on every node of a service)"},
+		}, clusterFlags()...)...),
 		Action: runSignal,
 	}
 }
@@ -62,6 +68,10 @@ func runSignal(c *cli.Context) error {
 	log, err := logger(c)
 	if err != nil {
 		return err
+	}
+	if (c.String("nats") != "" || c.String("cluster-listen") != "") && c.String("public-addr") != "" &&
+		!c.Bool("no-turn") && c.String("turn-secret") == "" {
+		return cli.Exit("signal: every node of a service needs the same --turn-secret (or LANFT_TURN_SECRET), so that TURN credentials from one node work on all", 2)
 	}
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
@@ -84,13 +94,23 @@ func runSignal(c *cli.Context) error {
 		ln.Close()
 		return err
 	}
-	srv, err = signal.NewServer(signal.Config{
+	node, err := joinCluster(c, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer node.close()
+	cfg := signal.Config{
 		Logger:         log,
 		AllowedHosts:   c.StringSlice("allow-host"),
 		AllowedOrigins: c.StringSlice("allow-origin"),
 		TrustProxy:     c.Bool("trust-proxy"),
 		ICE:            ice,
-	})
+	}
+	if node != nil {
+		node.wire(&cfg)
+	}
+	srv, err = signal.NewServer(cfg)
 	if err != nil {
 		ln.Close()
 		return err
@@ -119,6 +139,9 @@ func runSignal(c *cli.Context) error {
 	g.Go(func() error { return srv.ServeWith(ctx, ln, page) })
 	if relay != nil {
 		g.Go(func() error { return relay.Run(ctx) })
+	}
+	if node != nil {
+		g.Go(func() error { return node.run(ctx, srv) })
 	}
 	return g.Wait()
 }

@@ -162,3 +162,18 @@ func (n *Internet) run(name string, args ...string) {
 		n.t.Fatalf("netns: %s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 }
+
+// AddServer plugs one more server host into the internet, at 10.99.0.(100+i)
+// for i from 2 to 99 (the first one is Server, 10.99.0.100), and returns its
+// namespace and address.
+func (n *Internet) AddServer(i int) (string, netip.Addr) {
+	n.t.Helper()
+	if i < 2 || i > 99 {
+		n.t.Fatalf("netns: server %d, want 2-99", i)
+	}
+	ns := fmt.Sprintf("%s-srv%d", n.prefix, i)
+	addr := netip.AddrFrom4([4]byte{10, 99, 0, byte(100 + i)})
+	n.addNS(ns)
+	n.plug(ns, "w0", fmt.Sprintf("ps%d", i), addr.String()+"/24")
+	return ns, addr
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/urfave/cli/v2"
+
+	"github.com/lanft/lanft/internal/cluster"
+	"github.com/lanft/lanft/signal"
+)
+
+// clusterFlags make `lanft signal` one node of a service: through an
+// external NATS (--nats) or a nats-server of its own (--cluster-listen).
+func clusterFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "nats", EnvVars: []string{"LANFT_NATS"}, Usage: "join the service through this NATS `URL` (nats://host:4222, comma-separated for several; needs JetStream)"},
+		&cli.StringFlag{Name: "nats-creds", Usage: "NATS credentials `FILE` (.creds) for --nats"},
+		&cli.StringFlag{Name: "cluster-listen", Usage: "run a nats-server in this process, its routes on `ADDR` (host:port): one node of an embedded cluster"},
+		&cli.StringSliceFlag{Name: "cluster-routes", Usage: "the other nodes' --cluster-listen as nats://host:port `URL`s (comma-separated or repeated)"},
+		&cli.StringFlag{Name: "cluster-secret", EnvVars: []string{"LANFT_CLUSTER_SECRET"}, Usage: "the `SECRET` every node of the embedded cluster needs to route to the others (the same on all)"},
+		&cli.StringFlag{Name: "cluster-name", Usage: "this node's unique `NAME` in the embedded cluster (default: the --cluster-listen address)"},
+		&cli.StringFlag{Name: "nats-listen", Value: "127.0.0.1:0", Usage: "client `ADDR` of the embedded nats-server (this process is its only client)"},
+		&cli.StringFlag{Name: "nats-store", Usage: "JetStream `DIR` of the embedded nats-server (default: a temporary one)"},
+		&cli.IntFlag{Name: "nats-replicas", Usage: "copies of the shared state (`N`; default 3 with --cluster-routes, else 1)"},
+	}
+}
+
+// clusterNode is the running part of a node: the cluster and what it needs
+// closed afterwards.
+type clusterNode struct {
+	cl       *cluster.Cluster
+	nc       *nats.Conn
+	embedded *cluster.Embedded
+	tmp      string
+}
+
+// joinCluster connects to the service when the flags ask for it; nil
+// without --nats and --cluster-listen.
+func joinCluster(c *cli.Context, log *slog.Logger) (*clusterNode, error) {
+	url, listen := c.String("nats"), c.String("cluster-listen")
+	if url == "" && listen == "" {
+		if len(c.StringSlice("cluster-routes")) > 0 {
+			return nil, cli.Exit("signal: --cluster-routes needs --cluster-listen", 2)
+		}
+		return nil, nil
+	}
+	if listen != "" && len(c.StringSlice("cluster-routes")) == 0 {
+		return nil, cli.Exit("signal: --cluster-listen needs --cluster-routes, the other nodes' cluster addresses (a lone node needs neither)", 2)
+	}
+	if url != "" && listen != "" {
+		return nil, cli.Exit("signal: --nats (an external NATS) and --cluster-listen (an embedded one) exclude each other", 2)
+	}
+	n := &clusterNode{}
+	replicas := c.Int("nats-replicas")
+	var opts []nats.Option
+	if listen != "" {
+		store := c.String("nats-store")
+		if store == "" {
+			dir, err := os.MkdirTemp("", "lanft-nats-")
+			if err != nil {
+				return nil, fmt.Errorf("signal: JetStream directory: %w", err)
+			}
+			store, n.tmp = dir, dir
+		}
+		name := c.String("cluster-name")
+		if name == "" {
+			name = listen
+		}
+		routes := c.StringSlice("cluster-routes")
+		emb, err := cluster.StartEmbedded(cluster.EmbeddedConfig{
+			Name: name, ClientAddr: c.String("nats-listen"), ClusterAddr: listen, Routes: routes, StoreDir: store, Logger: log,
+			RouteSecret: c.String("cluster-secret"),
+		})
+		if err != nil {
+			n.close()
+			return nil, err
+		}
+		n.embedded = emb
+		url = emb.ClientURL()
+		if replicas == 0 {
+			replicas = min(len(routes)+1, 3)
+		}
+		fmt.Fprintf(c.App.ErrWriter, "embedded NATS %q: routes on %s, clients on %s\n", name, emb.ClusterURL(), url)
+	} else if creds := c.String("nats-creds"); creds != "" {
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	nc, err := cluster.Connect(url, "lanft signal", opts...)
+	if err != nil {
+		n.close()
+		return nil, err
+	}
+	n.nc = nc
+	cfg := cluster.Config{Conn: nc, Logger: log, Replicas: max(replicas, 1)}
+	if host := c.String("public-addr"); host != "" && !c.Bool("no-turn") && len(c.StringSlice("external-turn")) == 0 {
+		// The other nodes' relays may send to this one's, for a room's users.
+		if cfg.RelayIP, err = resolveHost(c.Context, host); err != nil {
+			n.close()
+			return nil, err
+		}
+	}
+	cl, err := cluster.New(cfg)
+	if err != nil {
+		n.close()
+		return nil, err
+	}
+	n.cl = cl
+	fmt.Fprintf(c.App.ErrWriter, "cluster node %s: shared state in %d copies\n", cl.Node(), max(replicas, 1))
+	return n, nil
+}
+
+// wire makes cfg use the cluster: names, relays, health and metrics.
+func (n *clusterNode) wire(cfg *signal.Config) {
+	cfg.Cluster = n.cl
+	cfg.Ready = n.cl.Ready
+	cfg.Metrics = func(w io.Writer) {
+		st := n.cl.Stats()
+		ready := 0.0
+		if n.cl.Ready() {
+			ready = 1
+		}
+		signal.Metric(w, "lanft_cluster_ready", "gauge", "1 while this node holds its lease and serves logins", ready)
+		signal.Metric(w, "lanft_cluster_broker_lag_seconds", "gauge", "round trip of the last lease renewal through JetStream", st.LastLag.Seconds())
+		signal.Metric(w, "lanft_cluster_events_published_total", "counter", "logins, logouts, relays and heartbeats sent to other nodes", float64(st.Published))
+		signal.Metric(w, "lanft_cluster_events_received_total", "counter", "events received from other nodes", float64(st.Received))
+		signal.Metric(w, "lanft_cluster_errors_total", "counter", "failed broker operations", float64(st.Errors))
+		signal.Metric(w, "lanft_cluster_dead_nodes_total", "counter", "nodes this node declared dead", float64(st.DeadNodes))
+	}
+}
+
+// run serves the cluster until ctx ends.
+func (n *clusterNode) run(ctx context.Context, srv *signal.Server) error {
+	return n.cl.Run(ctx, srv.ClusterHandler())
+}
+
+func (n *clusterNode) close() {
+	if n == nil {
+		return
+	}
+	if n.nc != nil {
+		// Let the last logouts (names freed at drain) leave.
+		_ = n.nc.FlushTimeout(time.Second)
+		n.nc.Close()
+	}
+	if n.embedded != nil {
+		n.embedded.Close()
+	}
+	if n.tmp != "" {
+		os.RemoveAll(n.tmp)
+	}
+}

@@ -1,0 +1,749 @@
+// Package cluster lets several signaling servers act as one service over
+// NATS. It holds who is logged in where in a JetStream key-value bucket
+// (names are claimed there atomically), carries logins, logouts and relays
+// between nodes on one core NATS subject, and keeps each node's lease.
+//
+// Ordering: a node publishes a user's login, that user's relays and its
+// logout on one subject from one connection, so every other node sees them
+// in that order (NATS keeps the order of one publisher on one subject).
+//
+// Leases: a node renews its lease key every Heartbeat and then publishes a
+// heartbeat. A node whose lease writes fail for LeaseTTL (it lost the
+// JetStream quorum, a partition) calls Handler.Reset: its clients are
+// closed and log in again elsewhere. A node not heard for DeadAfter
+// (> LeaseTTL) is dead to the others: each survivor tells its own clients
+// that the dead node's users went offline and deletes their names, so they
+// can be taken again. A node serves logins only once it holds its lease and
+// has read the shared state (Ready).
+package cluster
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// ErrNotReady is returned by Claim while the node does not hold its lease
+// or has not read the shared state yet.
+var ErrNotReady = errors.New("cluster: this node is not part of the service right now")
+
+// TakenError is returned by Claim when the name's key is held: Holder is
+// the name that holds it (the same name, or one too close to it).
+type TakenError struct{ Holder string }
+
+func (e *TakenError) Error() string { return fmt.Sprintf("cluster: name held by %q", e.Holder) }
+
+// Presence is one logged-in user as the cluster knows it.
+type Presence struct {
+	Room string          // room name ("" is the default room)
+	Key  string          // the folded name: unique per room
+	Name string          // the name as the user logged in
+	Node string          // the node holding the connection
+	Rev  uint64          // the claim's revision: a total order of logins
+	Meta json.RawMessage // the additive "lanft" object of the login
+	Addr netip.Addr      // where the client connects from (TURN permissions)
+	// Relay is the public address of the TURN relay of the user's node:
+	// relays of two nodes may send to each other for users of one room.
+	Relay netip.Addr
+}
+
+// Handler receives what other nodes do. Calls come from the cluster's own
+// goroutines, one at a time, in the order the events happened.
+type Handler interface {
+	// Online: p logged in on another node (or was found online at a resync).
+	Online(p Presence)
+	// Offline: p (matched by Room, Key and Rev) left, or its node died.
+	Offline(p Presence)
+	// Deliver: msg for the local user named to in room.
+	Deliver(room, to string, msg []byte)
+	// Reset: this node lost its lease or resyncs: close the local clients
+	// (they log in again elsewhere) and forget every remote user.
+	Reset()
+}
+
+// Config configures a Cluster. Conn is required.
+type Config struct {
+	// Conn is a connection to NATS with JetStream; the caller owns it. It
+	// should be made with nats.NoEcho().
+	Conn   *nats.Conn
+	Logger *slog.Logger
+	// Prefix names the subjects and the bucket ("lanft").
+	Prefix string
+	// Replicas of the key-value bucket (1); 3 on a three-server cluster.
+	Replicas int
+	// Heartbeat is how often the lease is renewed and a heartbeat sent
+	// (1s); LeaseTTL how long a node keeps serving without renewing its
+	// lease (11s: longer than a JetStream leader election, up to 9s, so that
+	// losing one NATS server fences nobody); DeadAfter how long the others
+	// wait for a silent node's heartbeat before they declare it dead (14s).
+	Heartbeat time.Duration
+	LeaseTTL  time.Duration
+	DeadAfter time.Duration
+	// Timeout bounds one JetStream request (2s).
+	Timeout time.Duration
+	// RelayIP is this node's public TURN relay address, if it relays.
+	RelayIP netip.Addr
+}
+
+// Cluster is one node's membership in the service.
+type Cluster struct {
+	cfg    Config
+	node   string
+	subj   string
+	bucket string
+
+	ready     atomic.Bool
+	resync    atomic.Bool // read the state anew, from no clients (after a fence or at start)
+	refresh   atomic.Bool // read the state anew, keeping the clients (after a reconnect)
+	processed atomic.Uint64
+
+	mu       sync.Mutex
+	kv       jetstream.KeyValue
+	sub      *nats.Subscription
+	progress chan struct{}                  // closed and replaced when an event is handled
+	lastSeen map[string]time.Time           // node -> when last heard
+	byNode   map[string]map[string]Presence // node -> kv key -> user
+	h        Handler
+	stats    Stats
+}
+
+// Stats are counters for metrics.
+type Stats struct {
+	Published, Received, Errors, DeadNodes uint64
+	LastLag                                time.Duration // the last JetStream request's round trip
+}
+
+// New checks cfg and returns a node with a fresh id.
+func New(cfg Config) (*Cluster, error) {
+	if cfg.Conn == nil {
+		return nil, errors.New("cluster: no NATS connection")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "lanft"
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = time.Second
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = 11 * cfg.Heartbeat
+	}
+	if cfg.DeadAfter == 0 {
+		cfg.DeadAfter = cfg.LeaseTTL + 3*cfg.Heartbeat
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	if cfg.DeadAfter <= cfg.LeaseTTL {
+		return nil, errors.New("cluster: DeadAfter must exceed LeaseTTL, or a cut-off node would serve after the others declared it dead")
+	}
+	return &Cluster{
+		cfg:      cfg,
+		node:     nuid.Next(),
+		subj:     cfg.Prefix + ".ev",
+		bucket:   cfg.Prefix + "_presence",
+		progress: make(chan struct{}),
+		lastSeen: make(map[string]time.Time),
+		byNode:   make(map[string]map[string]Presence),
+	}, nil
+}
+
+// Node is this node's id, new for every process.
+func (c *Cluster) Node() string { return c.node }
+
+// Ready reports whether the node holds its lease and has a current view.
+func (c *Cluster) Ready() bool { return c.ready.Load() }
+
+// Stats returns the counters so far.
+func (c *Cluster) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+// event is what travels on the subject.
+type event struct {
+	Kind  string          `json:"k"` // on, off, msg, hb
+	Node  string          `json:"n"`
+	Room  string          `json:"r,omitempty"`
+	Key   string          `json:"key,omitempty"`
+	Name  string          `json:"name,omitempty"`
+	Rev   uint64          `json:"rev,omitempty"`
+	Meta  json.RawMessage `json:"meta,omitempty"`
+	Addr  string          `json:"addr,omitempty"`
+	Relay string          `json:"relay,omitempty"`
+	To    string          `json:"to,omitempty"`
+	Msg   json.RawMessage `json:"msg,omitempty"`
+}
+
+// record is a key's value in the bucket.
+type record struct {
+	Name  string          `json:"name"`
+	Node  string          `json:"node"`
+	Meta  json.RawMessage `json:"meta,omitempty"`
+	Addr  string          `json:"addr,omitempty"`
+	Relay string          `json:"relay,omitempty"`
+}
+
+func kvKey(room, key string) string {
+	enc := base64.RawURLEncoding
+	return "u.r" + enc.EncodeToString([]byte(room)) + ".k" + enc.EncodeToString([]byte(key))
+}
+
+func parseKVKey(k string) (room, key string, ok bool) {
+	parts := strings.Split(k, ".")
+	if len(parts) != 3 || parts[0] != "u" || !strings.HasPrefix(parts[1], "r") || !strings.HasPrefix(parts[2], "k") {
+		return "", "", false
+	}
+	enc := base64.RawURLEncoding
+	r, err1 := enc.DecodeString(parts[1][1:])
+	n, err2 := enc.DecodeString(parts[2][1:])
+	if err1 != nil || err2 != nil {
+		return "", "", false
+	}
+	return string(r), string(n), true
+}
+
+func (p Presence) event(kind string) event {
+	e := event{Kind: kind, Node: p.Node, Room: p.Room, Key: p.Key, Name: p.Name, Rev: p.Rev, Meta: p.Meta}
+	if p.Addr.IsValid() {
+		e.Addr = p.Addr.String()
+	}
+	if p.Relay.IsValid() {
+		e.Relay = p.Relay.String()
+	}
+	return e
+}
+
+func (e event) presence() Presence {
+	p := Presence{Room: e.Room, Key: e.Key, Name: e.Name, Node: e.Node, Rev: e.Rev, Meta: e.Meta}
+	p.Addr, _ = netip.ParseAddr(e.Addr)
+	p.Relay, _ = netip.ParseAddr(e.Relay)
+	return p
+}
+
+// Run joins the service and serves h until ctx ends. It returns nil on a
+// clean cancel; the NATS connection stays the caller's.
+func (c *Cluster) Run(ctx context.Context, h Handler) error {
+	js, err := jetstream.New(c.cfg.Conn)
+	if err != nil {
+		return fmt.Errorf("cluster: jetstream: %w", err)
+	}
+	var kv jetstream.KeyValue
+	// The bucket may not be creatable yet (a cluster still electing its
+	// meta leader): retry until ctx ends.
+	for {
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+		kv, err = js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{
+			Bucket: c.bucket, History: 1, Storage: jetstream.MemoryStorage, Replicas: c.cfg.Replicas,
+		})
+		cancel()
+		if err == nil {
+			break
+		}
+		c.cfg.Logger.Warn("cluster: key-value bucket not available yet", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(c.cfg.Heartbeat):
+		}
+	}
+	sub, err := c.cfg.Conn.SubscribeSync(c.subj)
+	if err != nil {
+		return fmt.Errorf("cluster: subscribe: %w", err)
+	}
+	_ = sub.SetPendingLimits(-1, -1) // never drop: a lost event is a lost login
+	c.mu.Lock()
+	c.kv, c.sub, c.h = kv, sub, h
+	c.mu.Unlock()
+	defer sub.Unsubscribe()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { c.eventLoop(ctx, sub, h) })
+	wg.Go(func() { c.leaseLoop(ctx, kv, h) })
+	wg.Wait()
+	c.ready.Store(false)
+	return nil
+}
+
+func (c *Cluster) eventLoop(ctx context.Context, sub *nats.Subscription, h Handler) {
+	for ctx.Err() == nil {
+		if c.resync.Load() || c.refresh.Load() {
+			if !c.doResync(ctx, h, c.resync.Load()) {
+				select { // the state cannot be read now: again shortly
+				case <-ctx.Done():
+				case <-time.After(c.cfg.Heartbeat):
+				}
+			}
+			continue
+		}
+		msg, err := sub.NextMsg(100 * time.Millisecond)
+		if err != nil {
+			if errors.Is(err, nats.ErrTimeout) {
+				continue
+			}
+			if errors.Is(err, nats.ErrBadSubscription) || errors.Is(err, nats.ErrConnectionClosed) {
+				return
+			}
+			c.cfg.Logger.Warn("cluster: next event", "err", err)
+			continue
+		}
+		var e event
+		if err := json.Unmarshal(msg.Data, &e); err == nil && e.Node != c.node {
+			c.apply(e, h)
+		}
+		c.mu.Lock()
+		c.stats.Received++
+		c.processed.Add(1)
+		close(c.progress)
+		c.progress = make(chan struct{})
+		c.mu.Unlock()
+	}
+}
+
+func (c *Cluster) apply(e event, h Handler) {
+	now := time.Now()
+	c.mu.Lock()
+	c.lastSeen[e.Node] = now
+	ready := c.ready.Load()
+	k := kvKey(e.Room, e.Key)
+	switch e.Kind {
+	case "on":
+		m := c.byNode[e.Node]
+		if m == nil {
+			m = make(map[string]Presence)
+			c.byNode[e.Node] = m
+		}
+		m[k] = e.presence()
+	case "off":
+		if old, ok := c.byNode[e.Node][k]; ok && old.Rev == e.Rev {
+			delete(c.byNode[e.Node], k)
+		}
+	}
+	c.mu.Unlock()
+	if !ready {
+		return
+	}
+	switch e.Kind {
+	case "on":
+		h.Online(e.presence())
+	case "off":
+		h.Offline(e.presence())
+	case "msg":
+		h.Deliver(e.Room, e.To, e.Msg)
+	}
+}
+
+// doResync rebuilds the view from the bucket: everyone else's users are
+// handed to h in login order. Hard (at start, after a fence), the node has
+// no clients: its own entries left from before are deleted. Soft (after a
+// reconnect to NATS, which may have lost events meanwhile), the clients
+// stay, and remote users missing from the bucket go offline. Events queued
+// meanwhile are applied after it; h ignores those it already has (by Rev).
+// It reports whether the state could be read.
+func (c *Cluster) doResync(ctx context.Context, h Handler, hard bool) bool {
+	if hard {
+		h.Reset()
+	}
+	c.mu.Lock()
+	kv := c.kv
+	before := c.byNode
+	c.byNode = make(map[string]map[string]Presence)
+	c.mu.Unlock()
+	fail := func() bool {
+		c.mu.Lock()
+		if !hard {
+			c.byNode = before
+		}
+		c.mu.Unlock()
+		return false
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*c.cfg.Timeout)
+	defer cancel()
+	w, err := kv.Watch(cctx, "u.>", jetstream.IgnoreDeletes())
+	if err != nil {
+		c.countErr()
+		c.cfg.Logger.Warn("cluster: read the shared state", "err", err)
+		return fail() // the flag stays set: tried again
+	}
+	defer w.Stop()
+	var users []Presence
+	for {
+		var ent jetstream.KeyValueEntry
+		select {
+		case ent = <-w.Updates():
+		case <-cctx.Done():
+			c.countErr()
+			c.cfg.Logger.Warn("cluster: read the shared state", "err", cctx.Err())
+			return fail()
+		}
+		if ent == nil {
+			break
+		}
+		room, key, ok := parseKVKey(ent.Key())
+		var rec record
+		if !ok || json.Unmarshal(ent.Value(), &rec) != nil {
+			continue
+		}
+		p := Presence{Room: room, Key: key, Name: rec.Name, Node: rec.Node, Rev: ent.Revision(), Meta: rec.Meta}
+		p.Addr, _ = netip.ParseAddr(rec.Addr)
+		p.Relay, _ = netip.ParseAddr(rec.Relay)
+		users = append(users, p)
+	}
+	slices.SortFunc(users, func(a, b Presence) int { return int(a.Rev) - int(b.Rev) })
+	now := time.Now()
+	var own []Presence
+	c.mu.Lock()
+	for _, p := range users {
+		if p.Node == c.node {
+			own = append(own, p)
+			continue
+		}
+		m := c.byNode[p.Node]
+		if m == nil {
+			m = make(map[string]Presence)
+			c.byNode[p.Node] = m
+		}
+		m[kvKey(p.Room, p.Key)] = p
+		if _, seen := c.lastSeen[p.Node]; !seen {
+			c.lastSeen[p.Node] = now // unknown nodes get DeadAfter to show up
+		}
+	}
+	var gone []Presence
+	for n, m := range before {
+		for k, p := range m {
+			if now, ok := c.byNode[n][k]; !ok || now.Rev != p.Rev {
+				gone = append(gone, p)
+			}
+		}
+	}
+	c.mu.Unlock()
+	if hard {
+		for _, p := range own {
+			c.deleteKey(ctx, kvKey(p.Room, p.Key), p.Rev)
+		}
+	} else {
+		for _, p := range gone {
+			h.Offline(p)
+		}
+	}
+	for _, p := range users {
+		if p.Node != c.node {
+			h.Online(p)
+		}
+	}
+	c.refresh.Store(false)
+	if hard {
+		c.resync.Store(false)
+		c.ready.Store(true)
+		c.cfg.Logger.Info("cluster: node serving", "node", c.node, "users_elsewhere", len(users)-len(own))
+	} else {
+		c.cfg.Logger.Info("cluster: view refreshed after a reconnect", "node", c.node, "users_elsewhere", len(users)-len(own), "gone", len(gone))
+	}
+	return true
+}
+
+func (c *Cluster) leaseLoop(ctx context.Context, kv jetstream.KeyValue, h Handler) {
+	t := time.NewTicker(c.cfg.Heartbeat)
+	defer t.Stop()
+	leaseKey := "n." + c.node
+	var leaseRev uint64
+	var lastOK time.Time
+	reconnects := c.cfg.Conn.Stats().Reconnects
+	for {
+		// Core NATS drops what is published while a connection is away:
+		// after a reconnect, the view is read again from the bucket.
+		if r := c.cfg.Conn.Stats().Reconnects; r != reconnects {
+			reconnects = r
+			if c.ready.Load() {
+				c.refresh.Store(true)
+			}
+		}
+		start := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
+		val := []byte(start.UTC().Format(time.RFC3339Nano))
+		var rev uint64
+		var err error
+		if leaseRev == 0 {
+			rev, err = kv.Put(cctx, leaseKey, val)
+		} else {
+			rev, err = kv.Update(cctx, leaseKey, val, leaseRev)
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil && errors.Is(err, jetstream.ErrKeyExists) {
+			// The revision moved: a renewal whose reply was lost, or the
+			// others declared this node dead and deleted its lease.
+			gctx, gcancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
+			ent, gerr := kv.Get(gctx, leaseKey)
+			gcancel()
+			switch {
+			case gerr == nil:
+				rev, err = ent.Revision(), nil
+			case errors.Is(gerr, jetstream.ErrKeyNotFound):
+				c.countErr()
+				c.cfg.Logger.Warn("cluster: declared dead by the others: closing local clients", "node", c.node)
+				leaseRev = 0
+				c.fence(h)
+			}
+		}
+		// Heartbeats go out whatever the lease: a JetStream election must
+		// not make a live node look dead.
+		_ = c.publish(event{Kind: "hb", Node: c.node})
+		switch {
+		case err == nil:
+			leaseRev, lastOK = rev, time.Now()
+			c.mu.Lock()
+			c.stats.LastLag = lastOK.Sub(start)
+			c.mu.Unlock()
+			if !c.ready.Load() && !c.resync.Load() {
+				c.resync.Store(true)
+			}
+		case leaseRev == 0:
+		default:
+			c.countErr()
+			c.cfg.Logger.Debug("cluster: renew lease", "err", err)
+			if c.ready.Load() && time.Since(lastOK) > c.cfg.LeaseTTL {
+				c.cfg.Logger.Warn("cluster: lease lost: closing local clients", "node", c.node, "err", err)
+				c.fence(h)
+			}
+		}
+		if c.ready.Load() {
+			c.reapDead(ctx, h)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// fence stops serving: the local clients are closed and the view dropped
+// until the lease is held again and the state read anew.
+func (c *Cluster) fence(h Handler) {
+	if c.ready.Swap(false) {
+		h.Reset()
+	}
+}
+
+// reapDead declares nodes silent for DeadAfter dead: their users go offline
+// for this node's clients and their names are freed.
+func (c *Cluster) reapDead(ctx context.Context, h Handler) {
+	now := time.Now()
+	var dead []string
+	var gone []Presence
+	c.mu.Lock()
+	for n := range c.byNode {
+		if _, ok := c.lastSeen[n]; !ok {
+			c.lastSeen[n] = now
+		}
+	}
+	for n, at := range c.lastSeen {
+		if n != c.node && now.Sub(at) > c.cfg.DeadAfter {
+			dead = append(dead, n)
+			for _, p := range c.byNode[n] {
+				gone = append(gone, p)
+			}
+			delete(c.byNode, n)
+			delete(c.lastSeen, n)
+			c.stats.DeadNodes++
+		}
+	}
+	c.mu.Unlock()
+	if len(dead) == 0 {
+		return
+	}
+	slices.SortFunc(gone, func(a, b Presence) int { return int(a.Rev) - int(b.Rev) })
+	for _, p := range gone {
+		h.Offline(p)
+	}
+	c.cfg.Logger.Warn("cluster: node dead: its users are offline", "nodes", dead, "users", len(gone))
+	for _, p := range gone {
+		c.deleteKey(ctx, kvKey(p.Room, p.Key), p.Rev)
+	}
+	for _, n := range dead {
+		c.deleteKey(ctx, "n."+n, 0)
+	}
+}
+
+func (c *Cluster) deleteKey(ctx context.Context, key string, rev uint64) {
+	c.mu.Lock()
+	kv := c.kv
+	c.mu.Unlock()
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	var opts []jetstream.KVDeleteOpt
+	if rev != 0 {
+		opts = append(opts, jetstream.LastRevision(rev))
+	}
+	// Another survivor may have deleted it first: not an error worth more
+	// than a debug line.
+	if err := kv.Delete(cctx, key, opts...); err != nil {
+		c.cfg.Logger.Debug("cluster: delete", "key", key, "err", err)
+	}
+}
+
+func (c *Cluster) publish(e event) error {
+	b, err := json.Marshal(e)
+	if err == nil {
+		err = c.cfg.Conn.Publish(c.subj, b)
+	}
+	c.mu.Lock()
+	if err != nil {
+		c.stats.Errors++
+	} else {
+		c.stats.Published++
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("cluster: publish: %w", err)
+	}
+	return nil
+}
+
+func (c *Cluster) countErr() {
+	c.mu.Lock()
+	c.stats.Errors++
+	c.mu.Unlock()
+}
+
+// Claim takes p's name in its room for this node, atomically across the
+// service, and announces the login. It returns the claim's revision; a
+// *TakenError when the name (or one too close to it) is held. Once it
+// returns, the node's view holds every login that was announced before.
+func (c *Cluster) Claim(ctx context.Context, p Presence) (uint64, error) {
+	if !c.ready.Load() {
+		return 0, ErrNotReady
+	}
+	c.mu.Lock()
+	kv := c.kv
+	c.mu.Unlock()
+	rec := record{Name: p.Name, Node: c.node, Meta: p.Meta}
+	if p.Addr.IsValid() {
+		rec.Addr = p.Addr.String()
+	}
+	if c.cfg.RelayIP.IsValid() {
+		rec.Relay = c.cfg.RelayIP.String()
+	}
+	val, err := json.Marshal(rec)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: claim: %w", err)
+	}
+	key := kvKey(p.Room, p.Key)
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	rev, err := kv.Create(cctx, key, val)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		holder := p.Name
+		if ent, gerr := kv.Get(cctx, key); gerr == nil {
+			var other record
+			if json.Unmarshal(ent.Value(), &other) == nil {
+				holder = other.Name
+			}
+		}
+		return 0, &TakenError{Holder: holder}
+	}
+	if err != nil {
+		c.countErr()
+		return 0, fmt.Errorf("cluster: claim %q: %w", p.Name, err)
+	}
+	p.Node, p.Rev, p.Relay = c.node, rev, c.cfg.RelayIP
+	if err := c.publish(p.event("on")); err != nil {
+		c.deleteKey(ctx, key, rev)
+		return 0, err
+	}
+	// The login reaches the server before the client hears it is in, so
+	// that whoever the client talks to next already sees it.
+	if err := c.cfg.Conn.FlushWithContext(cctx); err != nil {
+		c.countErr()
+	}
+	if err := c.Sync(cctx); err != nil {
+		c.countErr()
+	}
+	return rev, nil
+}
+
+// Release frees p's name (p.Rev is the claim's) and announces the logout.
+func (c *Cluster) Release(ctx context.Context, p Presence) {
+	c.deleteKey(ctx, kvKey(p.Room, p.Key), p.Rev)
+	p.Node = c.node
+	_ = c.publish(p.event("off"))
+}
+
+// Relay hands msg to the node of the user named to in room.
+func (c *Cluster) Relay(room, to string, msg []byte) error {
+	return c.publish(event{Kind: "msg", Node: c.node, Room: room, To: to, Msg: msg})
+}
+
+// Lookup reads who holds key in room from the bucket itself, for a user
+// this node has not heard of yet.
+func (c *Cluster) Lookup(ctx context.Context, room, key string) (Presence, bool) {
+	c.mu.Lock()
+	kv := c.kv
+	c.mu.Unlock()
+	if kv == nil {
+		return Presence{}, false
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	ent, err := kv.Get(cctx, kvKey(room, key))
+	if err != nil {
+		return Presence{}, false
+	}
+	var rec record
+	if json.Unmarshal(ent.Value(), &rec) != nil {
+		return Presence{}, false
+	}
+	return Presence{Room: room, Key: key, Name: rec.Name, Node: rec.Node, Rev: ent.Revision(), Meta: rec.Meta}, true
+}
+
+// Sync waits until every event this node had received when it was called
+// has been handed to the Handler.
+func (c *Cluster) Sync(ctx context.Context) error {
+	c.mu.Lock()
+	sub := c.sub
+	c.mu.Unlock()
+	if sub == nil {
+		return nil
+	}
+	pending, _, err := sub.Pending()
+	if err != nil {
+		return fmt.Errorf("cluster: sync: %w", err)
+	}
+	delivered, _ := sub.Delivered()
+	target := uint64(delivered) + uint64(pending)
+	for {
+		c.mu.Lock()
+		done, progress := c.processed.Load() >= target, c.progress
+		c.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-progress:
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: sync: %w", ctx.Err())
+		}
+	}
+}

@@ -1,0 +1,186 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// EmbeddedConfig configures a nats-server run inside the process.
+type EmbeddedConfig struct {
+	// Name is the server's name in the cluster (required with Routes).
+	Name string
+	// ClientAddr is where NATS clients connect (host:port; "127.0.0.1:0"
+	// by default: only this process needs it).
+	ClientAddr string
+	// ClusterAddr is where the other servers' routes connect (host:port);
+	// empty for a server of its own.
+	ClusterAddr string
+	// Routes are the other servers' cluster URLs (nats://host:port).
+	Routes []string
+	// StoreDir is JetStream's directory (the bucket itself is in memory).
+	StoreDir string
+	// ClusterName names the cluster ("lanft").
+	ClusterName string
+	// RouteSecret, when set, is the password every server of the cluster
+	// needs to route to this one (and gives to the others): a server
+	// without it cannot join and inject events.
+	RouteSecret string
+	Logger      *slog.Logger
+}
+
+// Embedded is a running in-process nats-server.
+type Embedded struct {
+	srv *server.Server
+}
+
+// StartEmbedded starts a nats-server with JetStream and waits until it
+// accepts clients (not until its cluster has elected a leader: Cluster.Run
+// waits for that).
+func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
+	if cfg.ClientAddr == "" {
+		cfg.ClientAddr = "127.0.0.1:0"
+	}
+	if cfg.ClusterName == "" {
+		cfg.ClusterName = "lanft"
+	}
+	host, port, err := splitHostPort(cfg.ClientAddr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: client address: %w", err)
+	}
+	opts := &server.Options{
+		ServerName: cfg.Name,
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	if port == 0 {
+		opts.Port = server.RANDOM_PORT
+	}
+	if cfg.ClusterAddr != "" {
+		ch, cp, err := splitHostPort(cfg.ClusterAddr)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: cluster address: %w", err)
+		}
+		if cfg.Name == "" {
+			return nil, errors.New("cluster: an embedded server in a cluster needs a name")
+		}
+		opts.Cluster = server.ClusterOpts{Name: cfg.ClusterName, Host: ch, Port: cp}
+		if cp == 0 {
+			opts.Cluster.Port = server.RANDOM_PORT
+		}
+		if cfg.RouteSecret != "" {
+			opts.Cluster.Username, opts.Cluster.Password = "lanft", cfg.RouteSecret
+		}
+		for _, r := range cfg.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("cluster: route %q: %w", redact(r), err)
+			}
+			if cfg.RouteSecret != "" {
+				u.User = url.UserPassword("lanft", cfg.RouteSecret)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: nats-server: %w", err)
+	}
+	if cfg.Logger != nil {
+		s.SetLoggerV2(&natsLogger{cfg.Logger}, false, false, false)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, errors.New("cluster: nats-server did not start within 10s")
+	}
+	return &Embedded{srv: s}, nil
+}
+
+// ClientURL is the URL NATS clients use.
+func (e *Embedded) ClientURL() string { return e.srv.ClientURL() }
+
+// ClusterURL is the URL other servers' routes use, or "".
+func (e *Embedded) ClusterURL() string {
+	if a := e.srv.ClusterAddr(); a != nil {
+		return "nats://" + a.String()
+	}
+	return ""
+}
+
+// Close shuts the server down and waits for it. It is idempotent.
+func (e *Embedded) Close() error {
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+	return nil
+}
+
+// Connect opens a client connection to url for a Cluster: no echo,
+// reconnecting for ever once connected. A NATS that cannot be reached, or
+// refuses the credentials, is an error at once.
+func Connect(url string, name string, extra ...nats.Option) (*nats.Conn, error) {
+	opts := append([]nats.Option{
+		nats.Name(name), nats.NoEcho(), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
+	}, extra...)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: connect to %s: %w", redact(url), err)
+	}
+	return nc, nil
+}
+
+func splitHostPort(a string) (string, int, error) {
+	h, p, err := net.SplitHostPort(a)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, err
+	}
+	return h, n, nil
+}
+
+// natsLogger passes nats-server's log lines to slog.
+type natsLogger struct{ l *slog.Logger }
+
+func (n *natsLogger) Noticef(format string, v ...any) {
+	n.l.Debug("nats: " + fmt.Sprintf(format, v...))
+}
+func (n *natsLogger) Warnf(format string, v ...any) { n.l.Warn("nats: " + fmt.Sprintf(format, v...)) }
+func (n *natsLogger) Fatalf(format string, v ...any) {
+	n.l.Error("nats: " + fmt.Sprintf(format, v...))
+}
+func (n *natsLogger) Errorf(format string, v ...any) {
+	n.l.Error("nats: " + fmt.Sprintf(format, v...))
+}
+func (n *natsLogger) Debugf(format string, v ...any) {
+	n.l.Debug("nats: " + fmt.Sprintf(format, v...))
+}
+func (n *natsLogger) Tracef(format string, v ...any) {}
+
+// redact hides the passwords of a comma-separated list of NATS URLs, for
+// messages and logs.
+func redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		} else {
+			parts[i] = "(an unreadable URL)"
+		}
+	}
+	return strings.Join(parts, ",")
+}
