@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -135,8 +136,13 @@ func runSignal(c *cli.Context) error {
 		return err
 	}
 	defer page.Close()
+	// The operator's endpoints (health, metrics) are the server's own.
+	mux := http.NewServeMux()
+	mux.Handle(signal.HealthPath, srv.Handler())
+	mux.Handle(signal.MetricsPath, srv.Handler())
+	mux.Handle("/", page)
 	g, ctx := errgroup.WithContext(c.Context)
-	g.Go(func() error { return srv.ServeWith(ctx, ln, page) })
+	g.Go(func() error { return srv.ServeWith(ctx, ln, mux) })
 	if relay != nil {
 		g.Go(func() error { return relay.Run(ctx) })
 	}
