@@ -20,14 +20,7 @@ const Draining = "this signaling node is shutting down: log in again"
 // Drain refuses new connections and tells every client to log in again
 // elsewhere, then closes them (their names are freed first, see drop).
 func (s *Server) Drain() {
-	s.mu.Lock()
-	s.draining = true
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range s.stop(&s.draining) {
 		c.sendError(Draining)
 		c.close()
 	}

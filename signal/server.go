@@ -231,18 +231,24 @@ func (s *Server) ServeWith(ctx context.Context, ln net.Listener, h http.Handler)
 // Close disconnects every client and waits for their goroutines. It is
 // idempotent; a closed server refuses new connections.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range s.stop(&s.closed) {
 		c.close()
 	}
 	s.wg.Wait()
 	return nil
+}
+
+// stop sets flag (closed or draining), so that no connection is accepted
+// any more, and returns the connections there are.
+func (s *Server) stop(flag *bool) []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	*flag = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 // Users returns the names logged in to the default room now, in login order.
