@@ -47,12 +47,19 @@ func (p *Peer) Route() (Route, error) {
 	if err != nil {
 		return Route{}, err
 	}
-	if remote.Type == CandidatePrflx {
+	// Reflexive candidates that are host addresses in disguise: with a STUN
+	// server on an open network, our server-reflexive address is our own
+	// host address, and a peer's checks may arrive (peer-reflexive) before
+	// its host candidate trickles in. On one link they are host candidates.
+	if local.Type == CandidateSrflx || local.Type == CandidatePrflx {
+		if isLocalAddr(local.Addr.Addr()) {
+			local.Type = CandidateHost
+		}
+	}
+	if remote.Type == CandidatePrflx || remote.Type == CandidateSrflx {
 		p.mu.Lock()
 		known := slices.Contains(p.remoteHosts, fmt.Sprintf("%s %d", pair.Remote.Address, pair.Remote.Port))
 		p.mu.Unlock()
-		// Its host candidate may not have arrived yet (candidates trickle):
-		// an address on our own link is a host all the same.
 		if known || local.Type == CandidateHost && onLink(local.Addr.Addr(), remote.Addr.Addr()) {
 			remote.Type = CandidateHost
 		}
@@ -71,21 +78,33 @@ func endpoint(c *webrtc.ICECandidate) (Endpoint, error) {
 // onLink reports whether remote is on the network of the interface that
 // holds local (no router between them).
 func onLink(local, remote netip.Addr) bool {
+	prefix, ok := localPrefix(local)
+	return ok && prefix.Contains(remote)
+}
+
+// isLocalAddr reports whether a is an address of this machine.
+func isLocalAddr(a netip.Addr) bool {
+	_, ok := localPrefix(a)
+	return ok
+}
+
+// localPrefix is the network of the interface address a, if a is one.
+func localPrefix(a netip.Addr) (netip.Prefix, bool) {
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
-		return false
+		return netip.Prefix{}, false
 	}
-	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
+	for _, ad := range addrs {
+		ipn, ok := ad.(*net.IPNet)
 		if !ok {
 			continue
 		}
-		prefix, ok := netip.AddrFromSlice(ipn.IP)
-		if !ok || prefix.Unmap() != local {
+		ip, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok || ip.Unmap() != a {
 			continue
 		}
 		ones, _ := ipn.Mask.Size()
-		return netip.PrefixFrom(local, ones).Contains(remote)
+		return netip.PrefixFrom(a, ones), true
 	}
-	return false
+	return netip.Prefix{}, false
 }

@@ -26,4 +26,7 @@ func TestOnLink(t *testing.T) {
 			}
 		})
 	}
+	if !isLocalAddr(lo) || isLocalAddr(netip.MustParseAddr("192.0.2.77")) {
+		t.Fatal("isLocalAddr does not tell this machine's address from another's")
+	}
 }
