@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -415,40 +414,6 @@ func howFound(cfg node.Config) func(name string) string {
 		}
 		return "signaling host only"
 	}
-}
-
-// signalURLs are the URLs under which a listener is reached: its own
-// address, or for an unspecified one (":7780", "0.0.0.0"), one per address
-// of this machine's interfaces that are up (loopback last, link-local
-// IPv6 left out: a URL cannot name its zone portably).
-func signalURLs(scheme string, a *net.TCPAddr) []string {
-	url := func(ip net.IP) string {
-		return scheme + "://" + net.JoinHostPort(ip.String(), strconv.Itoa(a.Port)) + signal.Path
-	}
-	if !a.IP.IsUnspecified() {
-		return []string{url(a.IP)}
-	}
-	v4only := a.IP.To4() != nil && !a.IP.Equal(net.IPv6unspecified)
-	var urls, loop []string
-	ifaces, _ := net.Interfaces()
-	for _, ifi := range ifaces {
-		if ifi.Flags&net.FlagUp == 0 {
-			continue
-		}
-		addrs, _ := ifi.Addrs()
-		for _, ad := range addrs {
-			ipn, ok := ad.(*net.IPNet)
-			if !ok || ipn.IP.IsLinkLocalUnicast() || v4only && ipn.IP.To4() == nil {
-				continue
-			}
-			if ipn.IP.IsLoopback() {
-				loop = append(loop, url(ipn.IP))
-			} else {
-				urls = append(urls, url(ipn.IP))
-			}
-		}
-	}
-	return append(urls, loop...)
 }
 
 // signalURL makes a --signal value usable: http(s) becomes ws(s), a bare

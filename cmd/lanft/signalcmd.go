@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lanft/lanft/internal/node"
 	"github.com/lanft/lanft/internal/turn"
 	"github.com/lanft/lanft/signal"
 	"github.com/lanft/lanft/web"
@@ -95,12 +96,12 @@ func runSignal(c *cli.Context) error {
 		ln.Close()
 		return err
 	}
-	node, err := joinCluster(c, log)
+	member, err := joinCluster(c, log)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	defer node.close()
+	defer member.close()
 	cfg := signal.Config{
 		Logger:         log,
 		AllowedHosts:   c.StringSlice("allow-host"),
@@ -108,8 +109,8 @@ func runSignal(c *cli.Context) error {
 		TrustProxy:     c.Bool("trust-proxy"),
 		ICE:            ice,
 	}
-	if node != nil {
-		node.wire(&cfg)
+	if member != nil {
+		member.wire(&cfg)
 	}
 	srv, err = signal.NewServer(cfg)
 	if err != nil {
@@ -118,7 +119,7 @@ func runSignal(c *cli.Context) error {
 	}
 	// The URLs others can use, one per address; with --new-room, then the
 	// same URLs with a new room.
-	urls := signalURLs(scheme, ln.Addr().(*net.TCPAddr))
+	urls := node.ListenURLs(scheme, signal.Path, ln.Addr().(*net.TCPAddr))
 	for _, u := range urls {
 		fmt.Fprintln(c.App.Writer, u)
 	}
@@ -146,8 +147,8 @@ func runSignal(c *cli.Context) error {
 	if relay != nil {
 		g.Go(func() error { return relay.Run(ctx) })
 	}
-	if node != nil {
-		g.Go(func() error { return node.run(ctx, srv) })
+	if member != nil {
+		g.Go(func() error { return member.run(ctx, srv) })
 	}
 	return g.Wait()
 }

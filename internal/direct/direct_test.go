@@ -53,20 +53,32 @@ func accept(t *testing.T, l *Listener, d time.Duration) <-chan *Conn {
 	return out
 }
 
-func TestDirectRoundTrip(t *testing.T) {
-	rc := newCert(t)
-	l := listen(t, rc)
-	got := accept(t, l, 10*time.Second)
+// connect dials l from loopback with the receiver's certificate rc and
+// returns both ends; the test fails unless the listener accepts it.
+func connect(t *testing.T, l *Listener, rc *Cert) (c, s *Conn) {
+	t.Helper()
+	return connectAccepted(t, l, rc, accept(t, l, 10*time.Second))
+}
+
+// connectAccepted is connect with the listener's accepting already started.
+func connectAccepted(t *testing.T, l *Listener, rc *Cert, got <-chan *Conn) (c, s *Conn) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c, err := Dial(ctx, loopback, rc, l.Offer())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("dial the listener: %v", err)
 	}
-	s := <-got
-	if s == nil {
-		t.Fatal("no connection accepted")
+	if s = <-got; s == nil {
+		t.Fatal("the listener did not accept the receiver")
 	}
+	return c, s
+}
+
+func TestDirectRoundTrip(t *testing.T) {
+	rc := newCert(t)
+	l := listen(t, rc)
+	c, s := connect(t, l, rc)
 	msg := bytes.Repeat([]byte("lanft"), 100000)
 	go func() { s.Write(msg); s.Linger(time.Second) }()
 	b, err := io.ReadAll(c)
@@ -128,18 +140,9 @@ func TestDirectRefusesOthers(t *testing.T) {
 				t.Fatalf("attacker read %q (err %v), want nothing and an error", b, err)
 			}
 			t.Logf("attacker refused: %v", err)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			c, err := Dial(ctx, loopback, rc, l.Offer())
-			if err != nil {
-				t.Fatalf("the real receiver after the attack: %v", err)
-			}
+			c, s := connectAccepted(t, l, rc, got)
 			c.Close()
-			if s := <-got; s == nil {
-				t.Fatal("the listener did not accept the real receiver")
-			} else {
-				s.Close()
-			}
+			s.Close()
 		})
 	}
 }
@@ -149,19 +152,11 @@ func TestDirectRefusesOthers(t *testing.T) {
 func TestDirectTokenWorksOnce(t *testing.T) {
 	rc := newCert(t)
 	l := listen(t, rc)
-	got := accept(t, l, 10*time.Second)
+	c, s := connect(t, l, rc)
+	defer c.Close()
+	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := Dial(ctx, loopback, rc, l.Offer())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := <-got
-	if s == nil {
-		t.Fatal("not accepted")
-	}
-	defer s.Close()
 	if _, err := Dial(ctx, loopback, rc, l.Offer()); err == nil {
 		t.Fatal("a replayed offer connected")
 	} else {

@@ -105,33 +105,48 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 func (l *LAN) Port() int { return l.lns[0].Addr().(*net.TCPAddr).Port }
 
 // PageURLs are the addresses of this instance's browser page, one per
-// IPv4 address it listens on (every non-loopback one of an up interface
-// when it listens on all).
+// address it listens on (ListenURLs).
 func (l *LAN) PageURLs() []string {
 	var urls []string
 	for _, ln := range l.lns {
-		a := ln.Addr().(*net.TCPAddr)
-		if !a.IP.IsUnspecified() {
-			urls = append(urls, "http://"+a.String()+"/")
+		urls = append(urls, ListenURLs("http", "/", ln.Addr().(*net.TCPAddr))...)
+	}
+	return urls
+}
+
+// ListenURLs are the URLs under which a listener at a is reached: its own
+// address, or for an unspecified one (":7780", "0.0.0.0") one per address
+// of this machine's interfaces that are up, loopback last. Link-local IPv6
+// is left out (a URL cannot name its zone portably), and so is IPv6 for
+// an IPv4 listener.
+func ListenURLs(scheme, path string, a *net.TCPAddr) []string {
+	url := func(ip net.IP) string {
+		return scheme + "://" + net.JoinHostPort(ip.String(), strconv.Itoa(a.Port)) + path
+	}
+	if !a.IP.IsUnspecified() {
+		return []string{url(a.IP)}
+	}
+	v4only := a.IP.To4() != nil && !a.IP.Equal(net.IPv6unspecified)
+	var urls, loop []string
+	ifaces, _ := net.Interfaces()
+	for _, ifi := range ifaces {
+		if ifi.Flags&net.FlagUp == 0 {
 			continue
 		}
-		ifaces, err := net.Interfaces()
-		if err != nil {
-			continue
-		}
-		for _, ifi := range ifaces {
-			if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagLoopback != 0 {
+		addrs, _ := ifi.Addrs()
+		for _, ad := range addrs {
+			ipn, ok := ad.(*net.IPNet)
+			if !ok || ipn.IP.IsLinkLocalUnicast() || v4only && ipn.IP.To4() == nil {
 				continue
 			}
-			addrs, _ := ifi.Addrs()
-			for _, ad := range addrs {
-				if ipn, ok := ad.(*net.IPNet); ok && ipn.IP.To4() != nil {
-					urls = append(urls, "http://"+net.JoinHostPort(ipn.IP.String(), strconv.Itoa(a.Port))+"/")
-				}
+			if ipn.IP.IsLoopback() {
+				loop = append(loop, url(ipn.IP))
+			} else {
+				urls = append(urls, url(ipn.IP))
 			}
 		}
 	}
-	return urls
+	return append(urls, loop...)
 }
 
 func closeAll(lns []net.Listener) {
