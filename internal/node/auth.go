@@ -135,7 +135,7 @@ func checkMagic(hello []byte, remote string) error {
 		return fmt.Errorf("%w: %s speaks version %d of lanft's data-channel protocol, without a safe verification code; update lanft on %s",
 			identity.ErrOutdated, remote, hello[n], remote)
 	case hello[n] != preambleMagic[n]:
-		return fmt.Errorf("%w: %s speaks a newer version (%d) of lanft's data-channel protocol; update lanft here", identity.ErrOutdated, remote, hello[n])
+		return fmt.Errorf("node: %s speaks a newer version (%d) of lanft's data-channel protocol; update lanft here", remote, hello[n])
 	}
 	return nil
 }

@@ -301,3 +301,31 @@ func TestChangedReceiverKeyIsToldWhy(t *testing.T) {
 		t.Errorf("told after %v", d)
 	}
 }
+
+// TestPreambleVersion: a peer speaking another version of the preamble is
+// told apart from one that does not speak lanft at all, and an older one
+// is told to update.
+func TestPreambleVersion(t *testing.T) {
+	tests := []struct {
+		hello    string
+		outdated bool
+		says     string
+	}{
+		{"LANFT\x02\x00", false, ""},
+		{"LANFT\x01\x00", true, "version 1 of lanft's data-channel protocol, without a safe verification code; update lanft on bob"},
+		{"LANFT\x03\x00", false, "newer version (3)"},
+		{"HTTP/1\x00", false, "does not speak lanft's data-channel protocol"},
+	}
+	for _, tt := range tests {
+		err := checkMagic([]byte(tt.hello), "bob")
+		if tt.says == "" {
+			if err != nil {
+				t.Errorf("%q: %v", tt.hello, err)
+			}
+			continue
+		}
+		if err == nil || errors.Is(err, identity.ErrOutdated) != tt.outdated || !strings.Contains(err.Error(), tt.says) {
+			t.Errorf("%q: got %v, want an error saying %q (outdated: %v)", tt.hello, err, tt.says, tt.outdated)
+		}
+	}
+}
