@@ -358,6 +358,7 @@ func TestBrowserSendsToCLI(t *testing.T) {
 
 	out := t.TempDir()
 	recv := onHost(t, lan, 3, "receive", "--interface", lan.Iface(3), "--from", name, "--name", "cli", "--code", "seven blue kites", "--yes", "--json", "--out", out)
+	verify := recv.WaitLine(t, `"event":"verify"`, 60*time.Second).Text
 	recv.WaitLine(t, `"event":"done"`, 90*time.Second)
 	if code := recv.ExitCode(); code != 0 {
 		t.Fatalf("receive exited %d: %s", code, recv.Stderr())
@@ -367,6 +368,20 @@ func TestBrowserSendsToCLI(t *testing.T) {
 	lanfttest.SameFile(t, filepath.Join(folder, "day2", "photo.raw"), filepath.Join(out, "trip", "day2", "photo.raw"))
 	lanfttest.NoPartFiles(t, out)
 	p.waitJS(`[...document.querySelectorAll('#log li.sent')].length > 0`, 10*time.Second)
+	// The page as the sharer shows the CLI receiver's verification code.
+	sameCode(t, verify, p.text(`document.querySelector('#log li.verify').textContent`))
+}
+
+// sameCode checks that two first-contact messages show one verification code.
+func sameCode(t testing.TB, a, b string) {
+	t.Helper()
+	re := regexp.MustCompile(`verification code (\d{3} \d{3})`)
+	ca, cb := re.FindStringSubmatch(a), re.FindStringSubmatch(b)
+	if ca == nil || cb == nil || ca[1] != cb[1] {
+		t.Errorf("the verification codes differ: %q and %q", a, b)
+		return
+	}
+	t.Logf("both show verification code %s", ca[1])
 }
 
 // hostileName is a peer name holding HTML and script.
@@ -454,6 +469,7 @@ func TestBrowserTabsTrade(t *testing.T) {
 		}
 	}
 	t.Logf("bob: %s", bob.text(`document.getElementById('done').textContent`))
+	sameCode(t, ann.text(`document.querySelector('#log li.verify').textContent`), bob.text(`document.querySelector('#log li.verify').textContent`))
 }
 
 // TestBrowserSHA256MatchesGo: the page's SHA-256 (sha256.js, which checks

@@ -10,8 +10,9 @@
 // fingerprint, and after the DTLS handshake that the certificate it got is
 // the one proven. A host that rewrites a fingerprint breaks the signature;
 // a host that substitutes its own key is caught by the pin of a peer seen
-// before, or at first contact by comparing the verification code, or
-// always with a shared code (see internal/cpace).
+// before, or at first contact by comparing the verification code (which
+// it cannot steer, see VerificationCode), or always with a shared code
+// (see internal/cpace).
 package identity
 
 import (
@@ -19,8 +20,10 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -108,10 +111,29 @@ func DeviceID(pub ed25519.PublicKey) string {
 	return s[:4] + "-" + s[4:8] + "-" + s[8:]
 }
 
+// ProofVersion is the version of the proofs on offers and answers. Version
+// 2 signs the commitment of the verification code (see VerificationCode);
+// refusals keep the bytes of version 1, so that every lanft reads them.
+const ProofVersion = 2
+
 // Proof is the additive "lanft" object on offer and answer messages.
 type Proof struct {
 	Key string `json:"key"` // base64 Ed25519 public key
 	Sig string `json:"sig"` // base64 signature over Statement
+	// V is ProofVersion on offers and answers (absent: an older lanft).
+	V int `json:"v,omitempty"`
+	// Commit, on an answer: base64 Commit(nonce) of the sharer's nonce.
+	Commit string `json:"commit,omitempty"`
+}
+
+// Commitment is the decoded Commit of an answer's proof (nil when absent
+// or malformed).
+func (p Proof) Commitment() []byte {
+	c, err := base64.StdEncoding.DecodeString(p.Commit)
+	if err != nil || len(c) != sha256.Size {
+		return nil
+	}
+	return c
 }
 
 // KindRefuse is the Statement kind of a signed refusal: the answer to an
@@ -124,36 +146,64 @@ type Statement struct {
 	From, To    string // signaling names of sender and recipient
 	Fingerprint string // sender's DTLS certificate fingerprint, "sha-256 AB:CD:..."; in a refusal, the fingerprint of the offer refused
 	OfferPrint  string // in an answer: the offer's fingerprint it answers
+	Commit      []byte // in an answer: Commit of the sharer's nonce
 	Reason      string // in a refusal: why, in words
 }
 
 func (s Statement) bytes() []byte {
 	var b bytes.Buffer
-	b.WriteString("lanft-proof-v1")
-	for _, f := range []string{s.Kind, s.From, s.To, strings.ToLower(s.Fingerprint), strings.ToLower(s.OfferPrint)} {
-		fmt.Fprintf(&b, "\x00%d:%s", len(f), f)
-	}
+	field := func(f string) { fmt.Fprintf(&b, "\x00%d:%s", len(f), f) }
+	common := []string{s.Kind, s.From, s.To, strings.ToLower(s.Fingerprint), strings.ToLower(s.OfferPrint)}
 	if s.Kind == KindRefuse {
-		// Only refusals carry a reason, so the bytes of offers and
-		// answers are those of every earlier lanft.
-		fmt.Fprintf(&b, "\x00%d:%s", len(s.Reason), s.Reason)
+		// Refusals keep version 1, which every lanft verifies: an
+		// older receiver refused for being older is told so in words.
+		b.WriteString("lanft-proof-v1")
+		for _, f := range common {
+			field(f)
+		}
+		field(s.Reason)
+		return b.Bytes()
 	}
+	b.WriteString("lanft-proof-v2")
+	for _, f := range common {
+		field(f)
+	}
+	field(string(s.Commit))
 	return b.Bytes()
 }
 
 // Prove signs st.
 func (id *Identity) Prove(st Statement) Proof {
-	return Proof{
+	p := Proof{
 		Key: base64.StdEncoding.EncodeToString(id.Public()),
 		Sig: base64.StdEncoding.EncodeToString(ed25519.Sign(id.priv, st.bytes())),
 	}
+	if st.Kind != KindRefuse {
+		p.V = ProofVersion
+	}
+	if len(st.Commit) > 0 {
+		p.Commit = base64.StdEncoding.EncodeToString(st.Commit)
+	}
+	return p
 }
 
 // ErrUnverified is returned when a peer cannot be verified.
 var ErrUnverified = errors.New("the peer could not be verified")
 
-// Verify checks that p signs st and returns the signer's key.
+// ErrOutdated is returned when a peer speaks an older version of lanft's
+// checks, which this one no longer accepts.
+var ErrOutdated = errors.New("the peer runs an older lanft")
+
+// Verify checks that p signs st and returns the signer's key. An answer's
+// st.Commit is the one its proof carries (p.Commitment()); an offer or
+// answer of an older lanft (no commitment: a first-contact code a host in
+// the middle can steer) is refused with ErrOutdated, never accepted in
+// the older form, so that a host cannot force it by stripping fields.
 func Verify(p Proof, st Statement) (ed25519.PublicKey, error) {
+	if st.Kind != KindRefuse && (p.V < ProofVersion || st.Kind == "answer" && len(st.Commit) != sha256.Size) {
+		return nil, fmt.Errorf("%w: %s sent its %s in an older form, without the commitment that makes the verification code safe; update lanft on %s",
+			ErrOutdated, st.From, st.Kind, st.From)
+	}
 	key, err := base64.StdEncoding.DecodeString(p.Key)
 	if err != nil || len(key) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("%w: %s sent no valid device key", ErrUnverified, st.From)
@@ -165,20 +215,86 @@ func Verify(p Proof, st Statement) (ed25519.PublicKey, error) {
 	return key, nil
 }
 
-// VerificationCode is a short code both ends compute alike from both keys
-// and both fingerprints, for people to compare at first contact.
-func VerificationCode(keyA, keyB ed25519.PublicKey, printA, printB string) string {
+// NonceSize is the size of each end's nonce.
+const NonceSize = 32
+
+// NewNonce returns a fresh nonce (crypto/rand, which works in WebAssembly).
+func NewNonce() []byte {
+	n := make([]byte, NonceSize)
+	if _, err := rand.Read(n); err != nil {
+		panic("identity: no randomness: " + err.Error()) // crypto/rand does not fail
+	}
+	return n
+}
+
+// Commit is the commitment to a sharer's nonce that its answer carries.
+func Commit(nonce []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte("lanft-sas-commit-v2"))
+	h.Write(nonce)
+	return h.Sum(nil)
+}
+
+// Opens reports whether nonce opens commit.
+func Opens(commit, nonce []byte) bool {
+	return len(nonce) == NonceSize && subtle.ConstantTimeCompare(Commit(nonce), commit) == 1
+}
+
+// VerificationCode is the code people compare at first contact, which
+// both ends compute alike from both keys and fingerprints (in either
+// order) and the two nonces, the receiver's first: six decimal digits from
+// 64 bits of SHA-256 (a bias of 10^-13).
+//
+// A host in the middle terminates DTLS on both sides with keys of its own,
+// so each end's code covers a different pair of (key, fingerprint). If
+// those pairs were all the code covered, the host could choose its keys
+// until both screens show the same six digits (about 2^20 tries: a
+// fraction of a second). So the code also covers two fresh nonces, one
+// from each end, and the sharer commits to its own before it sees the
+// receiver's:
+//
+//	answer (signed)   sharer ──▶ Commit(Ns) = SHA-256("lanft-sas-commit-v2" ‖ Ns)
+//	preamble          receiver ──▶ Nr      (after DTLS, in the clear)
+//	                  sharer ──▶ Ns        (the receiver checks it opens the commitment)
+//	code = 6 digits of SHA-256("lanft-sas-v2", sorted key‖fingerprint pairs, Nr, Ns)
+//
+// Toward the receiver the host is the sharer: its key, certificate and
+// committed Ns' are fixed before it sees the receiver's fresh Nr, and it
+// cannot open the commitment to another value afterwards. Toward the
+// sharer the host is the receiver: its key, certificate and Nr' are fixed
+// before it learns the sharer's Ns, which the commitment hides. So each
+// code depends on 256 random bits that the host learns only once its own
+// inputs are fixed: each code is uniform to the host, whatever it ground
+// beforehand, and the two match with odds of 10^-6 per attempt.
+//
+// The sharer commits, not the receiver, because of what an attempt costs.
+// The host learns the code of the side that commits before that side shows
+// it, and can still abort there. A sharer answers any offer, so a host
+// could ask it again and again until a code matched; a receiver dials once
+// and does not retry after a failed check. Toward the sharer the host
+// learns the code only as the sharer shows it, so each further try of the
+// host is a code on the sharer's screen, or a failed receive: a failed
+// first contact that people see.
+//
+// The sharer shows its code as it reveals Ns; the receiver once the
+// reveal is checked. A peer whose offer or answer lacks the commitment
+// runs an older lanft and is refused (ErrOutdated).
+func VerificationCode(keyA, keyB ed25519.PublicKey, printA, printB string, receiverNonce, sharerNonce []byte) string {
 	a := append(append([]byte{}, keyA...), strings.ToLower(printA)...)
 	b := append(append([]byte{}, keyB...), strings.ToLower(printB)...)
 	if bytes.Compare(a, b) > 0 {
 		a, b = b, a
 	}
 	h := sha256.New()
-	h.Write([]byte("lanft-sas-v1"))
-	h.Write(a)
-	h.Write(b)
+	h.Write([]byte("lanft-sas-v2"))
+	for _, f := range [][]byte{a, b, receiverNonce, sharerNonce} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(f)))
+		h.Write(n[:])
+		h.Write(f)
+	}
 	sum := h.Sum(nil)
-	n := (uint32(sum[0])<<16 | uint32(sum[1])<<8 | uint32(sum[2])) % 1000000
+	n := binary.BigEndian.Uint64(sum[:8]) % 1000000
 	return fmt.Sprintf("%03d %03d", n/1000, n%1000)
 }
 

@@ -1,7 +1,11 @@
 package identity
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,7 +47,7 @@ func TestLoadRefusesAGarbledKey(t *testing.T) {
 
 func TestProofBindsEveryField(t *testing.T) {
 	id := New()
-	st := Statement{Kind: "answer", From: "laptop", To: "desk", Fingerprint: "sha-256 AA:BB", OfferPrint: "sha-256 CC:DD"}
+	st := Statement{Kind: "answer", From: "laptop", To: "desk", Fingerprint: "sha-256 AA:BB", OfferPrint: "sha-256 CC:DD", Commit: Commit(NewNonce())}
 	p := id.Prove(st)
 	key, err := Verify(p, st)
 	if err != nil || !key.Equal(id.Public()) {
@@ -65,6 +69,7 @@ func TestProofBindsEveryField(t *testing.T) {
 		{"other recipient", func(s *Statement) { s.To = "eve" }},
 		{"offer for answer", func(s *Statement) { s.Kind = "offer" }},
 		{"shifted field boundary", func(s *Statement) { s.From, s.To = "laptopd", "esk" }},
+		{"other commitment", func(s *Statement) { s.Commit = Commit(NewNonce()) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,7 +80,7 @@ func TestProofBindsEveryField(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Verify(Proof{Key: "??", Sig: p.Sig}, st); !errors.Is(err, ErrUnverified) {
+	if _, err := Verify(Proof{Key: "??", Sig: p.Sig, V: ProofVersion}, st); !errors.Is(err, ErrUnverified) {
 		t.Fatalf("bad key: got %v", err)
 	}
 	if _, err := Verify(New().Prove(st), st); err != nil {
@@ -142,14 +147,202 @@ func TestRefusalSignsItsReason(t *testing.T) {
 
 func TestVerificationCodeIsSymmetric(t *testing.T) {
 	a, b := New(), New()
-	x := VerificationCode(a.Public(), b.Public(), "sha-256 AA", "sha-256 BB")
-	y := VerificationCode(b.Public(), a.Public(), "sha-256 BB", "sha-256 AA")
+	nr, ns := bytes.Repeat([]byte{1}, NonceSize), bytes.Repeat([]byte{2}, NonceSize)
+	x := VerificationCode(a.Public(), b.Public(), "sha-256 AA", "sha-256 BB", nr, ns)
+	y := VerificationCode(b.Public(), a.Public(), "sha-256 BB", "sha-256 aa", nr, ns)
 	if x != y {
 		t.Fatalf("codes differ: %q vs %q", x, y)
 	}
-	if z := VerificationCode(a.Public(), b.Public(), "sha-256 AA", "sha-256 CC"); z == x {
-		t.Fatal("a different fingerprint gave the same code")
+	if len(x) != 7 || x[3] != ' ' {
+		t.Fatalf("code %q, want ddd ddd", x)
 	}
+	// Every input changes the code (fixed inputs: each line below is a
+	// fixed fact, not a draw with odds 10^-6 of failing).
+	for name, z := range map[string]string{
+		"fingerprint":    VerificationCode(a.Public(), b.Public(), "sha-256 AA", "sha-256 CC", nr, ns),
+		"key":            VerificationCode(a.Public(), New().Public(), "sha-256 AA", "sha-256 BB", nr, ns),
+		"receiver nonce": VerificationCode(a.Public(), b.Public(), "sha-256 AA", "sha-256 BB", ns, ns),
+		"sharer nonce":   VerificationCode(a.Public(), b.Public(), "sha-256 AA", "sha-256 BB", nr, nr),
+		"nonces swapped": VerificationCode(a.Public(), b.Public(), "sha-256 AA", "sha-256 BB", ns, nr),
+	} {
+		if z == x {
+			t.Errorf("another %s gave the same code %s", name, x)
+		}
+	}
+}
+
+func TestCommitOpens(t *testing.T) {
+	n := NewNonce()
+	c := Commit(n)
+	if len(n) != NonceSize || len(c) != 32 {
+		t.Fatalf("nonce of %d bytes, commitment of %d", len(n), len(c))
+	}
+	if !Opens(c, n) {
+		t.Fatal("a nonce does not open its own commitment")
+	}
+	if bytes.Equal(n, NewNonce()) {
+		t.Fatal("two nonces are equal")
+	}
+	other := bytes.Clone(n)
+	other[31] ^= 1
+	for name, tt := range map[string]struct{ commit, nonce []byte }{
+		"other nonce":      {c, other},
+		"short nonce":      {Commit(n[:31]), n[:31]},
+		"no commitment":    {nil, n},
+		"commitment alone": {c, c},
+	} {
+		if Opens(tt.commit, tt.nonce) {
+			t.Errorf("%s opens the commitment", name)
+		}
+	}
+}
+
+// TestOutdatedProofIsRefused: an offer or answer without the version-2
+// commitment is refused in words that say to update lanft, whether it
+// comes from an older lanft or from a host that stripped the fields; it
+// is never accepted in the older form.
+func TestOutdatedProofIsRefused(t *testing.T) {
+	id := New()
+	offer := Statement{Kind: "offer", From: "bob", To: "alice", Fingerprint: "sha-256 AA"}
+	answer := Statement{Kind: "answer", From: "alice", To: "bob", Fingerprint: "sha-256 BB", OfferPrint: "sha-256 AA", Commit: Commit(NewNonce())}
+	op, ap := id.Prove(offer), id.Prove(answer)
+	if op.V != ProofVersion || ap.V != ProofVersion || ap.Commit == "" || op.Commit != "" {
+		t.Fatalf("proofs %+v and %+v, want version %d and a commitment on the answer only", op, ap, ProofVersion)
+	}
+	if _, err := Verify(op, offer); err != nil {
+		t.Fatalf("offer: %v", err)
+	}
+	got := answer
+	got.Commit = ap.Commitment()
+	if _, err := Verify(ap, got); err != nil {
+		t.Fatalf("answer: %v", err)
+	}
+	got.Commit = Commit(NewNonce())
+	if _, err := Verify(ap, got); !errors.Is(err, ErrUnverified) {
+		t.Fatalf("another commitment: got %v, want ErrUnverified", err)
+	}
+
+	stripped := func(p Proof, f func(*Proof)) Proof { f(&p); return p }
+	tests := []struct {
+		name  string
+		proof Proof
+		st    Statement
+	}{
+		{"offer without version", stripped(op, func(p *Proof) { p.V = 0 }), offer},
+		{"answer without version", stripped(ap, func(p *Proof) { p.V = 0 }), answer},
+		{"answer without commitment", stripped(ap, func(p *Proof) { p.Commit = "" }), Statement{Kind: "answer", From: "alice", To: "bob", Fingerprint: "sha-256 BB", OfferPrint: "sha-256 AA"}},
+		{"answer with a short commitment", stripped(ap, func(p *Proof) { p.Commit = "AAAA" }), Statement{Kind: "answer", From: "alice", To: "bob", Fingerprint: "sha-256 BB", OfferPrint: "sha-256 AA", Commit: Proof{Commit: "AAAA"}.Commitment()}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Verify(tt.proof, tt.st)
+			if !errors.Is(err, ErrOutdated) || !strings.Contains(err.Error(), "update lanft on "+tt.st.From) {
+				t.Fatalf("got %v, want ErrOutdated saying to update lanft on %s", err, tt.st.From)
+			}
+		})
+	}
+}
+
+// codeV1 is lanft's first verification code, kept here to show why it
+// went: it covered the keys and fingerprints alone.
+func codeV1(keyA, keyB []byte, printA, printB string) string {
+	a := append(append([]byte{}, keyA...), strings.ToLower(printA)...)
+	b := append(append([]byte{}, keyB...), strings.ToLower(printB)...)
+	if bytes.Compare(a, b) > 0 {
+		a, b = b, a
+	}
+	sum := sha256.Sum256(append(append([]byte("lanft-sas-v1"), a...), b...))
+	n := (uint32(sum[0])<<16 | uint32(sum[1])<<8 | uint32(sum[2])) % 1000000
+	return fmt.Sprintf("%03d %03d", n/1000, n%1000)
+}
+
+// TestHostCannotGrindTheCode: a host in the middle, holding the real
+// receiver's and sharer's keys and fingerprints, varies its own
+// certificate toward each (4,096 each; a fingerprint string stands for a
+// certificate, the only costly part). Against the first code it finds
+// pairs that make both screens show the same digits at once. Against the
+// current one the same grinding needs the nonces: under any guess of
+// them it finds matches as easily, and with the real nonces, which come
+// after its choices, they are gone. Its last resort, a reveal chosen once
+// everything is known, makes the codes match but does not open the
+// commitment, which the receiver checks. All inputs are fixed, so the
+// outcome is too.
+func TestHostCannotGrindTheCode(t *testing.T) {
+	seeded := func(b byte) *Identity {
+		id, _ := FromSeed(bytes.Repeat([]byte{b}, 32))
+		return id
+	}
+	recv, share, hostR, hostS := seeded(1), seeded(2), seeded(3), seeded(4)
+	printR, printS := "sha-256 "+strings.Repeat("1A:", 31)+"1A", "sha-256 "+strings.Repeat("2B:", 31)+"2B"
+	cert := func(side, i int) string { return fmt.Sprintf("sha-256 %02X:%060X", side, i) }
+	nonce := func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
+	const tries = 4096
+
+	// matches grinds: every pair (i toward the receiver, j toward the
+	// sharer) whose two codes agree.
+	matches := func(code func(id *Identity, real *Identity, realPrint, hostPrint string) string) [][2]int {
+		byCode := map[string][]int{}
+		for i := range tries {
+			c := code(hostR, recv, printR, cert(1, i))
+			byCode[c] = append(byCode[c], i)
+		}
+		var out [][2]int
+		for j := range tries {
+			for _, i := range byCode[code(hostS, share, printS, cert(2, j))] {
+				out = append(out, [2]int{i, j})
+			}
+		}
+		return out
+	}
+
+	v1 := matches(func(host, real *Identity, realPrint, hostPrint string) string {
+		return codeV1(real.Public(), host.Public(), realPrint, hostPrint)
+	})
+	if len(v1) == 0 {
+		t.Fatal("grinding the first code found no match; the demonstration needs one")
+	}
+	t.Logf("first code: %d matching pairs among %d x %d certificates (%d expected)", len(v1), tries, tries, tries*tries/1000000)
+
+	// The host guesses the nonces: it finds as many matches...
+	guessR, guessS := nonce("guessed Nr"), nonce("guessed Ns")
+	hostNs := nonce("the host's Ns, committed toward the receiver")
+	guessed := matches(func(host, real *Identity, realPrint, hostPrint string) string {
+		if real == recv {
+			return VerificationCode(real.Public(), host.Public(), realPrint, hostPrint, guessR, hostNs)
+		}
+		return VerificationCode(real.Public(), host.Public(), realPrint, hostPrint, guessR, guessS)
+	})
+	if len(guessed) == 0 {
+		t.Fatal("no match under the guessed nonces; the demonstration needs one")
+	}
+	// ...which the real nonces undo (each pair matches with odds 10^-6).
+	realNr, realNs := nonce("the receiver's Nr"), nonce("the sharer's Ns")
+	for _, p := range guessed {
+		atR := VerificationCode(recv.Public(), hostR.Public(), printR, cert(1, p[0]), realNr, hostNs)
+		atS := VerificationCode(share.Public(), hostS.Public(), printS, cert(2, p[1]), guessR, realNs)
+		if atR == atS {
+			t.Fatalf("pair %v still matches with the real nonces", p)
+		}
+	}
+	t.Logf("current code: %d pairs matched under guessed nonces, none with the real ones", len(guessed))
+
+	// Last resort: once everything is known, pick the reveal to the
+	// receiver that makes its code equal the sharer's.
+	p := guessed[0]
+	atS := VerificationCode(share.Public(), hostS.Public(), printS, cert(2, p[1]), guessR, realNs)
+	reveal := make([]byte, NonceSize)
+	for k := range 1 << 24 {
+		binary.BigEndian.PutUint64(reveal, uint64(k))
+		if VerificationCode(recv.Public(), hostR.Public(), printR, cert(1, p[0]), realNr, reveal) != atS {
+			continue
+		}
+		if Opens(Commit(hostNs), reveal) {
+			t.Fatalf("a reveal chosen after the fact opens the commitment")
+		}
+		t.Logf("a reveal chosen after the fact matches the codes after %d tries, and the receiver refuses it: it does not open the commitment", k+1)
+		return
+	}
+	t.Fatal("no reveal matched within 2^24 tries (odds e^-16)")
 }
 
 func TestFromSeed(t *testing.T) {

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/lanft/lanft/internal/cpace"
+	"github.com/lanft/lanft/internal/identity"
 )
 
 // ErrCode is returned when the shared code does not match or only one
@@ -19,8 +21,10 @@ var ErrCode = errors.New("shared code")
 // The preamble opens every lanft data channel, before the transfer
 // protocol:
 //
-//	both ──▶ "LANFT" 0x01 FLAGS          FLAGS bit 0: "I have a --code"
+//	both ──▶ "LANFT" 0x02 FLAGS          FLAGS bit 0: "I have a --code"
 //	                                     FLAGS bit 1: "I speak the direct path" (direct.go)
+//	receiver ──▶ Nr (32 bytes)           fresh
+//	sharer ──▶ Ns (32 bytes)             opens the commitment its answer carried
 //	(both with a code)
 //	receiver ──▶ u16 len | CPace Ya     sharer ──▶ u16 len | CPace Yb
 //	both ──▶ u16 len | HMAC-SHA-512(ISK, role, fp(receiver), fp(sharer))
@@ -30,7 +34,17 @@ var ErrCode = errors.New("shared code")
 // DTLS on both sides, makes those views differ (and does not know the code),
 // so the confirmation fails; it has seen only Ya and Yb, random group
 // elements that give no way to test a guess of the code offline.
-var preambleMagic = []byte("LANFT\x01")
+//
+// The nonces make the verification code (identity.VerificationCode), which
+// a host in the middle cannot steer: the sharer committed to Ns in its
+// answer before it saw Nr. The receiver refuses a reveal that does not open
+// the commitment. Version 1 of the preamble had no nonces.
+var preambleMagic = []byte("LANFT\x02")
+
+// nonceWait bounds the exchange of the nonces, which no person waits on:
+// a host in the middle that holds the receiver's Nr cannot take its time
+// trying sharers for a code that matches.
+const nonceWait = 10 * time.Second
 
 const flagCode = 1
 
@@ -50,11 +64,14 @@ func authenticate(ctx context.Context, cfg *Config, rw io.ReadWriteCloser, l *li
 	if _, err := io.ReadFull(rw, hello); err != nil {
 		return fmt.Errorf("node: read preamble: %w", err)
 	}
-	if string(hello[:len(preambleMagic)]) != string(preambleMagic) {
-		return fmt.Errorf("node: %s does not speak lanft's data-channel protocol", l.remote)
+	if err := checkMagic(hello, l.remote); err != nil {
+		return err
 	}
 	theirs := hello[len(preambleMagic)]&flagCode != 0
 	l.setRemoteFlags(hello[len(preambleMagic)])
+	if err := l.exchangeNonces(ctx, rw, initiator); err != nil {
+		return err
+	}
 	switch {
 	case cfg.Code == "" && !theirs:
 		return nil
@@ -104,6 +121,70 @@ func authenticate(ctx context.Context, cfg *Config, rw io.ReadWriteCloser, l *li
 	want := cpace.Confirm(isk, "lanft-confirm-"+peerRole, []byte(printI), []byte(printR))
 	if !hmac.Equal(got, want) {
 		return fmt.Errorf("%w: the code does not match %s's, or someone is in the middle", ErrCode, l.remote)
+	}
+	return nil
+}
+
+// checkMagic checks the start of the remote's preamble.
+func checkMagic(hello []byte, remote string) error {
+	n := len(preambleMagic) - 1
+	switch {
+	case string(hello[:n]) != string(preambleMagic[:n]):
+		return fmt.Errorf("node: %s does not speak lanft's data-channel protocol", remote)
+	case hello[n] < preambleMagic[n]:
+		return fmt.Errorf("%w: %s speaks version %d of lanft's data-channel protocol, without a safe verification code; update lanft on %s",
+			identity.ErrOutdated, remote, hello[n], remote)
+	case hello[n] != preambleMagic[n]:
+		return fmt.Errorf("node: %s speaks a newer version (%d) of lanft's data-channel protocol; update lanft here", remote, hello[n])
+	}
+	return nil
+}
+
+// exchangeNonces runs the nonces of the preamble and settles the
+// verification code: the receiver sends Nr and checks that the sharer's
+// Ns opens the commitment of its answer; the sharer settles the code
+// before it reveals Ns.
+func (l *link) exchangeNonces(ctx context.Context, rw io.ReadWriteCloser, initiator bool) error {
+	ctx, cancel := context.WithTimeout(ctx, nonceWait)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { rw.Close() })
+	defer stop()
+	fail := func(err error) error {
+		if ctx.Err() == context.DeadlineExceeded {
+			return fmt.Errorf("%w: %s did not complete the verification within %s (someone may be in the middle)", identity.ErrUnverified, l.remote, nonceWait)
+		}
+		return fmt.Errorf("%w: %s closed the connection during the verification (someone may be in the middle): %v", identity.ErrUnverified, l.remote, err)
+	}
+	theirs := make([]byte, identity.NonceSize)
+	if initiator {
+		mine := identity.NewNonce()
+		if _, err := rw.Write(mine); err != nil {
+			return fmt.Errorf("node: send nonce: %w", err)
+		}
+		if _, err := io.ReadFull(rw, theirs); err != nil {
+			return fail(err)
+		}
+		l.mu.Lock()
+		commit := l.sasCommit
+		l.mu.Unlock()
+		if !identity.Opens(commit, theirs) {
+			return fmt.Errorf("%w: %s revealed a nonce that does not open the commitment of its answer: someone is in the middle, trying to steer the verification code", identity.ErrUnverified, l.remote)
+		}
+		l.settle(mine, theirs)
+		return nil
+	}
+	if _, err := io.ReadFull(rw, theirs); err != nil {
+		return fail(err)
+	}
+	l.mu.Lock()
+	mine := l.sasNonce
+	l.mu.Unlock()
+	if mine == nil {
+		return fmt.Errorf("node: no answer nonce for %s", l.remote) // cannot happen: we answered
+	}
+	l.settle(theirs, mine)
+	if _, err := rw.Write(mine); err != nil {
+		return fmt.Errorf("node: send nonce: %w", err)
 	}
 	return nil
 }

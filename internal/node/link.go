@@ -42,6 +42,13 @@ type link struct {
 	replaceKey  bool // the remote's key differs from its pin, and AcceptNewKey is set
 	verifyErr   error
 	remoteFlags byte // of the remote's preamble
+
+	// The verification code (identity.VerificationCode): the sharer's
+	// nonce, the commitment to it that the answer carries, and the code
+	// once the preamble settled it.
+	sasNonce  []byte // sharer: Ns, fresh for the answer
+	sasCommit []byte // receiver: the verified answer's commitment
+	code      string
 }
 
 // ErrNoRelay: --path relay, and the signaling host offers no TURN relay.
@@ -85,6 +92,12 @@ func (l *link) send(s rtc.Signal) error {
 		l.mu.Lock()
 		st := identity.Statement{Kind: s.Kind, From: l.cfg.Name, To: l.remote,
 			Fingerprint: l.peer.LocalFingerprint(), OfferPrint: l.offerPrint}
+		if s.Kind == rtc.KindAnswer {
+			if l.sasNonce == nil {
+				l.sasNonce = identity.NewNonce()
+			}
+			st.Commit = identity.Commit(l.sasNonce)
+		}
 		l.mu.Unlock()
 		proof, err := json.Marshal(l.cfg.Identity.Prove(st))
 		if err != nil {
@@ -155,7 +168,7 @@ func (l *link) verify(msg signal.Message, s rtc.Signal) error {
 	}
 	st := identity.Statement{Kind: msg.Type, From: msg.Name, To: l.cfg.Name, Fingerprint: fp}
 	if msg.Type == signal.TypeAnswer {
-		st.OfferPrint = l.peer.LocalFingerprint()
+		st.OfferPrint, st.Commit = l.peer.LocalFingerprint(), proof.Commitment()
 	}
 	key, err := identity.Verify(proof, st)
 	if err != nil {
@@ -178,6 +191,8 @@ func (l *link) verify(msg signal.Message, s rtc.Signal) error {
 	l.remotePrint, l.remoteKey, l.firstSeen, l.replaceKey = fp, key, first, replace
 	if msg.Type == signal.TypeOffer {
 		l.offerPrint = fp
+	} else {
+		l.sasCommit = st.Commit
 	}
 	return nil
 }
@@ -225,34 +240,42 @@ func (l *link) secure(ctx context.Context, stream io.ReadWriteCloser, initiator 
 }
 
 // checkConnected makes sure the certificate of the connected peer is the
-// one it proved, and tells the user the verification code at first contact.
+// one it proved.
 func (l *link) checkConnected() error {
 	got, err := l.peer.RemoteFingerprint()
 	if err != nil {
 		return fmt.Errorf("%w: %v", identity.ErrUnverified, err)
 	}
 	l.mu.Lock()
-	want, key, first := l.remotePrint, l.remoteKey, l.firstSeen
+	want := l.remotePrint
 	l.mu.Unlock()
 	if want == "" || got != want {
 		return fmt.Errorf("%w: %s presented a certificate other than the one it proved (someone is in the middle)", identity.ErrUnverified, l.remote)
 	}
-	if first {
-		code := identity.VerificationCode(l.cfg.Identity.Public(), key, l.peer.LocalFingerprint(), got)
-		l.cfg.Events(Event{Kind: "verify", Peer: l.remote, Device: identity.DeviceID(key), Code: code, Text: fmt.Sprintf(
-			"first contact with %s (device %s): verification code %s; it must match on the other side", l.remote, identity.DeviceID(key), code)})
-	}
 	return nil
 }
 
-// verification is the remote's device id and the verification code of
-// this connection (both ends compute the same code).
-func (l *link) verification() (device, code string) {
-	got, _ := l.peer.RemoteFingerprint()
+// settle fixes this connection's verification code from the two nonces
+// of the preamble and tells the user at first contact. The sharer calls
+// it before it reveals its nonce, the receiver once it checked the reveal.
+func (l *link) settle(receiverNonce, sharerNonce []byte) {
 	l.mu.Lock()
-	key := l.remoteKey
+	key, fp, first := l.remoteKey, l.remotePrint, l.firstSeen
+	l.code = identity.VerificationCode(l.cfg.Identity.Public(), key, l.peer.LocalFingerprint(), fp, receiverNonce, sharerNonce)
+	code := l.code
 	l.mu.Unlock()
-	return identity.DeviceID(key), identity.VerificationCode(l.cfg.Identity.Public(), key, l.peer.LocalFingerprint(), got)
+	if first {
+		l.cfg.Events(Event{Kind: "verify", Peer: l.remote, Device: identity.DeviceID(key), Code: code, Text: fmt.Sprintf(
+			"first contact with %s (device %s): verification code %s; it must match on the other side", l.remote, identity.DeviceID(key), code)})
+	}
+}
+
+// verification is the remote's device id and the verification code of
+// this connection (both ends compute the same code), once settled.
+func (l *link) verification() (device, code string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return identity.DeviceID(l.remoteKey), l.code
 }
 
 // pin remembers the remote's key once everything asked for has passed

@@ -3,6 +3,8 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -43,8 +45,16 @@ type hostile struct {
 	tamper atomic.Bool
 	// dropLeaves: swallow leave messages (and so the callee's refusal).
 	dropLeaves atomic.Bool
-	id         *identity.Identity
-	up         websocket.Upgrader
+	// grind: in impersonate mode, reveal to the caller not the nonce the
+	// host committed to but one ground, once everything is known, to make
+	// the caller's verification code equal the callee's.
+	grind atomic.Bool
+	// older: relay honestly, but make the proofs of this message type
+	// ("offer" or "answer") or the sharer's login ("login") look as an
+	// older lanft makes them: no version, no commitment.
+	older atomic.Value
+	id    *identity.Identity
+	up    websocket.Upgrader
 
 	mu                     sync.Mutex
 	conns                  map[string]*hconn
@@ -65,6 +75,13 @@ type hconn struct {
 
 type middle struct {
 	toCaller, toCallee *rtc.Peer
+	callerKey          []byte // from the caller's offer proof
+	callerPrint        string
+	nonce              []byte // the host's Ns' toward the caller, committed in its answer
+
+	mu        sync.Mutex
+	calleeKey []byte // from the callee's answer proof
+	codes     []string
 }
 
 func newHostile(t *testing.T) (*hostile, string) {
@@ -116,6 +133,9 @@ func (h *hostile) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if m.Type == signal.TypeLogin {
+			if h.older.Load() == "login" {
+				m.Meta = withoutFields(h.t, m.Meta, "proof")
+			}
 			c.name, c.meta = m.Name, m.Meta
 			h.mu.Lock()
 			h.conns[c.name] = c
@@ -149,6 +169,9 @@ func (h *hostile) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if m.Type == signal.TypeOffer && h.tamper.Load() {
 			m.Offer = swapFingerprint(h.t, m.Offer)
 		}
+		if m.Type == h.older.Load() {
+			m.Meta = withoutFields(h.t, m.Meta, "v", "commit")
+		}
 		if m.Type == signal.TypeLeave && h.dropLeaves.Load() {
 			continue
 		}
@@ -156,6 +179,20 @@ func (h *hostile) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.OtherName = ""
 		h.send(to, m)
 	}
+}
+
+// withoutFields removes fields from a JSON object.
+func withoutFields(t testing.TB, obj json.RawMessage, fields ...string) json.RawMessage {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(obj, &m); err != nil {
+		t.Errorf("not a JSON object: %s", obj)
+		return obj
+	}
+	for _, f := range fields {
+		delete(m, f)
+	}
+	b, _ := json.Marshal(m)
+	return b
 }
 
 // swapFingerprint replaces the DTLS fingerprint of an SDP payload with
@@ -201,6 +238,10 @@ func (h *hostile) intercept(m signal.Message) {
 		replayed := h.answers[callee]
 		h.mu.Unlock()
 		offerPrint, _ := rtc.SDPFingerprint(m.Offer)
+		var callerProof identity.Proof
+		json.Unmarshal(offerProof, &callerProof)
+		callerKey, _ := base64.StdEncoding.DecodeString(callerProof.Key)
+		mid := &middle{callerKey: callerKey, callerPrint: offerPrint, nonce: identity.NewNonce()}
 		var toCaller, toCallee *rtc.Peer
 		var err error
 		toCaller, err = rtc.NewPeer(cfg, func(s rtc.Signal) error {
@@ -210,7 +251,7 @@ func (h *hostile) intercept(m signal.Message) {
 				msg.Answer, msg.Meta = s.Payload, replayed
 				if h.impersonate.Load() {
 					msg.Meta, _ = json.Marshal(h.id.Prove(identity.Statement{Kind: s.Kind, From: callee, To: caller,
-						Fingerprint: toCaller.LocalFingerprint(), OfferPrint: offerPrint}))
+						Fingerprint: toCaller.LocalFingerprint(), OfferPrint: offerPrint, Commit: identity.Commit(mid.nonce)}))
 				}
 			case rtc.KindCandidate:
 				msg.Candidate = s.Payload
@@ -241,8 +282,9 @@ func (h *hostile) intercept(m signal.Message) {
 			h.t.Error(err)
 			return
 		}
+		mid.toCaller, mid.toCallee = toCaller, toCallee
 		h.mu.Lock()
-		h.middles[caller] = &middle{toCaller: toCaller, toCallee: toCallee}
+		h.middles[caller] = mid
 		h.mu.Unlock()
 		toCaller.Handle(rtc.Signal{Kind: rtc.KindOffer, Payload: m.Offer})
 		h.wg.Go(func() {
@@ -257,6 +299,11 @@ func (h *hostile) intercept(m signal.Message) {
 			if ea != nil || eb != nil {
 				toCaller.Close()
 				toCallee.Close()
+				return
+			}
+			if h.impersonate.Load() && !h.terminate(mid, a, b) {
+				a.Close()
+				b.Close()
 				return
 			}
 			// Relay, keeping what passes: the host reads everything.
@@ -276,12 +323,97 @@ func (h *hostile) intercept(m signal.Message) {
 			return
 		}
 		s, _ := rtcSignal(m)
+		if m.Type == signal.TypeAnswer {
+			var p identity.Proof
+			json.Unmarshal(m.Meta, &p)
+			key, _ := base64.StdEncoding.DecodeString(p.Key)
+			mid.mu.Lock()
+			mid.calleeKey = key
+			mid.mu.Unlock()
+		}
 		if fromCaller {
 			mid.toCaller.Handle(s)
 		} else {
 			mid.toCallee.Handle(s)
 		}
 	}
+}
+
+// terminate runs the start of the preamble on both of the host's
+// connections as a host in the middle must, since the nonces do not pass
+// through unchanged: the hellos are relayed, the caller's Nr goes on to
+// the callee as the host's own Nr', and the callee's Ns is answered toward
+// the caller with the host's committed nonce, or with grind set, the
+// reveal that makes the caller's code equal the callee's. It records the
+// codes the host computes for both ends.
+func (h *hostile) terminate(mid *middle, caller, callee io.ReadWriter) bool {
+	relay := func(from io.Reader, to io.Writer, n int, dir *bytes.Buffer) []byte {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(from, b); err != nil {
+			return nil
+		}
+		h.sink(dir).Write(b)
+		if to != nil {
+			if _, err := to.Write(b); err != nil {
+				return nil
+			}
+		}
+		return b
+	}
+	hello := len(preambleMagic) + 1
+	if relay(caller, callee, hello, &h.fromCaller) == nil || relay(callee, caller, hello, &h.fromCallee) == nil {
+		return false
+	}
+	nr := relay(caller, callee, identity.NonceSize, &h.fromCaller) // Nr' = Nr: any other choice is no better
+	if nr == nil {
+		return false
+	}
+	ns := relay(callee, nil, identity.NonceSize, &h.fromCallee)
+	if ns == nil {
+		return false
+	}
+	// Now the host knows every input of both codes.
+	calleePrint, _ := mid.toCallee.RemoteFingerprint()
+	mid.mu.Lock()
+	calleeKey := mid.calleeKey
+	mid.mu.Unlock()
+	atCallee := identity.VerificationCode(calleeKey, h.id.Public(), calleePrint, mid.toCallee.LocalFingerprint(), nr, ns)
+	atCaller := func(reveal []byte) string {
+		return identity.VerificationCode(mid.callerKey, h.id.Public(), mid.callerPrint, mid.toCaller.LocalFingerprint(), nr, reveal)
+	}
+	reveal := mid.nonce
+	if h.grind.Load() {
+		// About 10^6 tries; bounded well within the caller's nonceWait
+		// (a loaded machine may not find one in time: it then reveals
+		// its best, which the caller refuses all the same).
+		reveal = make([]byte, identity.NonceSize)
+		deadline := time.Now().Add(nonceWait / 2)
+		for k := uint64(1); atCaller(reveal) != atCallee && time.Now().Before(deadline); k++ {
+			binary.BigEndian.PutUint64(reveal, k)
+		}
+	}
+	mid.mu.Lock()
+	mid.codes = []string{atCaller(reveal), atCallee}
+	mid.mu.Unlock()
+	_, err := caller.Write(reveal)
+	return err == nil
+}
+
+// codes are the verification codes the host computed for the caller and
+// the callee of its last connection in the middle.
+func (h *hostile) codes(caller string) (atCaller, atCallee string) {
+	h.mu.Lock()
+	mid := h.middles[caller]
+	h.mu.Unlock()
+	if mid == nil {
+		return "", ""
+	}
+	mid.mu.Lock()
+	defer mid.mu.Unlock()
+	if len(mid.codes) != 2 {
+		return "", ""
+	}
+	return mid.codes[0], mid.codes[1]
 }
 
 type lockedWriter struct {
@@ -492,6 +624,100 @@ func TestHostInTheMiddleIsRefused(t *testing.T) {
 	}
 }
 
+// TestHostInTheMiddleCannotMatchTheCodes: a host in the middle at first
+// contact (no pins, no shared code) terminates both connections with its
+// own key and certificates, signs its own proofs, and does its best to
+// make the two screens show the same verification code. It commits to its
+// nonce toward the receiver before it sees the receiver's, so the honest
+// reveal gives the receiver a code of its own: the two codes differ (each
+// attempt matches with odds 10^-6, so three attempts fail falsely with
+// odds 3*10^-6). Grinding the reveal once it knows every input makes the
+// codes equal (about 10^6 tries, a second or so), and the receiver
+// refuses it, since it does not open the commitment, and shows no code.
+func TestHostInTheMiddleCannotMatchTheCodes(t *testing.T) {
+	h, url := newHostile(t)
+	var mu sync.Mutex
+	var sharerCodes []string
+	testShare(t, url, "sharer", map[string]string{"a.txt": "first contact"}, func(c *Config) {
+		c.Path = PathDataChannel
+		c.Events = func(e Event) {
+			if e.Kind == "verify" {
+				mu.Lock()
+				sharerCodes = append(sharerCodes, e.Code)
+				mu.Unlock()
+			}
+		}
+	})
+	h.mitm.Store(true)
+	h.impersonate.Store(true)
+	lastSharerCode := func(n int) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(sharerCodes) != n {
+			t.Fatalf("the sharer showed %d codes, want %d", len(sharerCodes), n)
+		}
+		return sharerCodes[n-1]
+	}
+	receive := func() (code string, err error) {
+		var codes []string
+		_, err = testReceive(t, url, "receiver", "sharer", t.TempDir(), func(c *Config) {
+			c.Path = PathDataChannel
+			c.Events = func(e Event) {
+				if e.Kind == "verify" {
+					codes = append(codes, e.Code)
+				}
+			}
+		})
+		if len(codes) > 1 {
+			t.Fatalf("the receiver showed %d codes in one attempt", len(codes))
+		}
+		if len(codes) == 1 {
+			code = codes[0]
+		}
+		return code, err
+	}
+
+	n := 0
+	for attempt := range 3 {
+		code, err := receive()
+		n++
+		if err != nil {
+			t.Fatalf("attempt %d: the host in the middle did not get through (the test shows nothing): %v", attempt, err)
+		}
+		atSharer := lastSharerCode(n)
+		hostR, hostS := h.codes("receiver")
+		if code == "" || code != hostR || atSharer != hostS {
+			t.Fatalf("attempt %d: the receiver showed %q, the sharer %q; the host computed %q and %q", attempt, code, atSharer, hostR, hostS)
+		}
+		if code == atSharer {
+			t.Fatalf("attempt %d: both screens show %s through a host in the middle", attempt, code)
+		}
+		t.Logf("attempt %d: the receiver shows %s, the sharer %s", attempt, code, atSharer)
+	}
+
+	h.grind.Store(true)
+	for attempt := range 2 {
+		code, err := receive()
+		n++
+		if !errors.Is(err, identity.ErrUnverified) || !strings.Contains(err.Error(), "does not open the commitment") {
+			t.Fatalf("ground reveal %d: got %v, want %v saying the reveal does not open the commitment", attempt, err, identity.ErrUnverified)
+		}
+		if code != "" {
+			t.Fatalf("ground reveal %d: the receiver showed code %s before refusing", attempt, code)
+		}
+		hostR, hostS := h.codes("receiver")
+		atSharer := lastSharerCode(n)
+		if hostS != atSharer {
+			t.Fatalf("ground reveal %d: the sharer shows %q, the host computed %q", attempt, atSharer, hostS)
+		}
+		if hostR != atSharer {
+			t.Logf("ground reveal %d: the host found no matching reveal in time; refused: %v", attempt, err)
+			continue
+		}
+		t.Logf("ground reveal %d: would have shown %s on both screens; refused: %v", attempt, hostR, err)
+	}
+}
+
 // TestChangedKeyIsRefusedUnlessAccepted: a sharer name seen before with
 // another device key is refused, with both device ids in the message;
 // --accept-new-key lets it through and re-pins.
@@ -589,7 +815,7 @@ func TestCodeGivesTheHostNothingToTestOffline(t *testing.T) {
 	}
 	emptyDir(t, dir)
 
-	// What the host saw from the receiver: preamble, Ya, confirmation.
+	// What the host saw from the receiver: preamble, Nr, Ya, confirmation.
 	h.mu.Lock()
 	seen := bytes.Clone(h.fromCaller.Bytes())
 	h.mu.Unlock()
@@ -597,6 +823,9 @@ func TestCodeGivesTheHostNothingToTestOffline(t *testing.T) {
 	hello := make([]byte, len(preambleMagic)+1)
 	if _, err := io.ReadFull(r, hello); err != nil || !bytes.HasPrefix(hello, preambleMagic) {
 		t.Fatalf("host did not see the preamble (%d bytes seen)", len(seen))
+	}
+	if _, err := io.ReadFull(r, make([]byte, identity.NonceSize)); err != nil {
+		t.Fatalf("host did not see the receiver's nonce: %v", err)
 	}
 	ya, err := readChunk(r)
 	if err != nil {

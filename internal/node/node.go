@@ -42,6 +42,10 @@ type Meta struct {
 	// Ask: the sharer decides about each receiver (lanft share --ask); a
 	// receiver shows its verification code while it waits.
 	Ask bool `json:"ask,omitempty"`
+	// Proof is the version of the proofs it makes (identity.ProofVersion;
+	// absent before version 2): a receiver tells the user to update an
+	// older sharer rather than be refused for reasons it cannot tell.
+	Proof int `json:"proof,omitempty"`
 }
 
 // Peer is a user online at the signaling host, as lanft sees it.
@@ -252,7 +256,7 @@ func ListPeers(ctx context.Context, cfg Config) ([]Peer, string, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, "", err
 	}
-	c, url, _, err := dial(ctx, &cfg, Meta{V: MetaVersion, Role: RoleWatch})
+	c, url, _, err := dial(ctx, &cfg, Meta{V: MetaVersion, Role: RoleWatch, Proof: identity.ProofVersion})
 	if err != nil {
 		return nil, url, err
 	}

@@ -69,7 +69,7 @@ func Receive(ctx context.Context, cfg Config, rc ReceiveConfig) (*transfer.Resul
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sess := newSession(&cfg, Meta{V: MetaVersion, Role: RoleReceive})
+	sess := newSession(&cfg, Meta{V: MetaVersion, Role: RoleReceive, Proof: identity.ProofVersion})
 	peers := newPeerSet()
 	first := make(chan error, 1)
 	var wg sync.WaitGroup
@@ -93,6 +93,10 @@ func Receive(ctx context.Context, cfg Config, rc ReceiveConfig) (*transfer.Resul
 		return nil, err
 	}
 	sharer := share.Name
+	if share.Meta.Proof < identity.ProofVersion {
+		return nil, fmt.Errorf("%w: %s announces a share from an older lanft, whose verification code a host in the middle could steer; update lanft on %s",
+			identity.ErrOutdated, sharer, sharer)
+	}
 	// The retry window opens at a failure and opens again after any
 	// attempt that moved bytes: a long transfer that drops late still gets
 	// its full RetryFor.
@@ -135,7 +139,7 @@ func retryable(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
 	}
-	for _, final := range []error{transfer.ErrRemote, identity.ErrUnverified, identity.ErrKeyChanged, ErrCode, ErrRefused, ErrNoAnswer} {
+	for _, final := range []error{transfer.ErrRemote, identity.ErrUnverified, identity.ErrOutdated, identity.ErrKeyChanged, ErrCode, ErrRefused, ErrNoAnswer} {
 		if errors.Is(err, final) {
 			return false
 		}

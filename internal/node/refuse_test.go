@@ -69,6 +69,63 @@ func TestTamperedOfferReachesTheReceiver(t *testing.T) {
 	}
 }
 
+// TestOlderPeerIsToldToUpdate: an offer or answer without the commitment
+// of the verification code (as an older lanft sends it, or as a host that
+// strips it relays it) is refused, never accepted in the older form, and
+// the people are told which side to update: the sharer's signed refusal
+// reaches an older receiver, and a receiver checks the share's
+// announcement before it offers anything.
+func TestOlderPeerIsToldToUpdate(t *testing.T) {
+	h, url := newHostile(t)
+	var mu sync.Mutex
+	var refused []Event
+	testShare(t, url, "alice", map[string]string{"a.txt": "x"}, func(c *Config) {
+		c.Events = func(e Event) {
+			if e.Kind == "refused" {
+				mu.Lock()
+				refused = append(refused, e)
+				mu.Unlock()
+			}
+		}
+	})
+	tests := []struct {
+		older string // what the host makes look older
+		want  error
+		says  string
+	}{
+		{"offer", ErrRefused, "alice runs a newer lanft, whose verification code a host in the middle cannot steer, and no longer accepts older ones: update lanft on bob"},
+		{"answer", identity.ErrOutdated, "alice sent its answer in an older form, without the commitment that makes the verification code safe; update lanft on alice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.older, func(t *testing.T) {
+			h.older.Store(tt.older)
+			dir := t.TempDir()
+			start := time.Now()
+			_, err := testReceive(t, url, "bob", "alice", dir, nil)
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.says) {
+				t.Fatalf("got %v, want %v saying %q", err, tt.want, tt.says)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("told after %v", d)
+			}
+			emptyDir(t, dir)
+		})
+	}
+	mu.Lock()
+	if len(refused) != 1 || !strings.Contains(refused[0].Text, "update lanft on bob") {
+		t.Errorf("the sharer reported %+v, want one refusal saying to update lanft on bob", refused)
+	}
+	mu.Unlock()
+
+	// A share announced by an older lanft is not even offered to.
+	h.older.Store("login")
+	testShare(t, url, "carol", map[string]string{"c.txt": "x"}, nil)
+	_, err := testReceive(t, url, "bob", "carol", t.TempDir(), nil)
+	if !errors.Is(err, identity.ErrOutdated) || !strings.Contains(err.Error(), "update lanft on carol") {
+		t.Fatalf("older share: got %v, want %v saying to update lanft on carol", err, identity.ErrOutdated)
+	}
+}
+
 // TestForgedRefusalIsNotBelieved: a refusal signed by another key than the
 // one pinned for the sharer's name is reported as the host interfering,
 // not as the sharer's words.
@@ -242,5 +299,33 @@ func TestChangedReceiverKeyIsToldWhy(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("told after %v", d)
+	}
+}
+
+// TestPreambleVersion: a peer speaking another version of the preamble is
+// told apart from one that does not speak lanft at all, and an older one
+// is told to update.
+func TestPreambleVersion(t *testing.T) {
+	tests := []struct {
+		hello    string
+		outdated bool
+		says     string
+	}{
+		{"LANFT\x02\x00", false, ""},
+		{"LANFT\x01\x00", true, "version 1 of lanft's data-channel protocol, without a safe verification code; update lanft on bob"},
+		{"LANFT\x03\x00", false, "newer version (3)"},
+		{"HTTP/1\x00", false, "does not speak lanft's data-channel protocol"},
+	}
+	for _, tt := range tests {
+		err := checkMagic([]byte(tt.hello), "bob")
+		if tt.says == "" {
+			if err != nil {
+				t.Errorf("%q: %v", tt.hello, err)
+			}
+			continue
+		}
+		if err == nil || errors.Is(err, identity.ErrOutdated) != tt.outdated || !strings.Contains(err.Error(), tt.says) {
+			t.Errorf("%q: got %v, want an error saying %q (outdated: %v)", tt.hello, err, tt.says, tt.outdated)
+		}
 	}
 }

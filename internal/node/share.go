@@ -24,7 +24,8 @@ func Share(ctx context.Context, cfg Config, src *transfer.Source) error {
 		return err
 	}
 	m := src.Manifest()
-	meta := Meta{V: MetaVersion, Role: RoleShare, Files: m.Files(), Bytes: m.TotalSize(), Title: title(m), Ask: cfg.Ask != nil}
+	meta := Meta{V: MetaVersion, Role: RoleShare, Files: m.Files(), Bytes: m.TotalSize(), Title: title(m), Ask: cfg.Ask != nil,
+		Proof: identity.ProofVersion}
 
 	peers := newPeerSet()
 	var wg sync.WaitGroup
@@ -79,6 +80,10 @@ func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, 
 // refusalReason is what a sharer tells a receiver whose offer it could not
 // verify: words the receiver can act on, and nothing the host could use.
 func refusalReason(sharer, receiver string, err error) string {
+	if errors.Is(err, identity.ErrOutdated) {
+		return fmt.Sprintf("%s runs a newer lanft, whose verification code a host in the middle cannot steer, and no longer accepts older ones: update lanft on %s",
+			sharer, receiver)
+	}
 	if errors.Is(err, identity.ErrKeyChanged) {
 		return fmt.Sprintf("%s knows the name %s from another device; if this one is a new install, %s must run with --accept-new-key",
 			sharer, receiver, sharer)

@@ -35,7 +35,7 @@ const app = {
   base: '',
   ws: null,
   retry: 250,
-  meta: { v: 1, role: 'receive' },
+  meta: { v: 1, role: 'receive', proof: 2 },
   peers: new Map(),
   links: new Map(),
   share: null,
@@ -233,6 +233,7 @@ class Link {
     this.first = !known;
     this.remoteKey = key;
     this.remotePrint = fp;
+    if (m.type === 'answer') this.commit = m.lanft.commit; // verified with it
   }
 
   timeout(p, ms = 30000) {
@@ -256,7 +257,8 @@ class Link {
     await this.setRemote(m.offer);
     await this.pc.setLocalDescription(await this.pc.createAnswer());
     this.local = core().sdpFingerprint(this.pc.localDescription.sdp);
-    const proof = JSON.parse(core().prove('answer', app.name, this.remote, this.local, this.remotePrint));
+    this.nonce = core().sasNonce(); // committed to here, revealed in the preamble
+    const proof = JSON.parse(core().prove('answer', app.name, this.remote, this.local, this.remotePrint, core().sasCommit(this.nonce)));
     send({ type: 'answer', othername: this.remote, answer: { type: 'answer', sdp: this.pc.localDescription.sdp }, lanft: proof });
     this.flush();
     return this.timeout(this.opened);
@@ -279,14 +281,19 @@ class Link {
 
   // secure runs after the channel opened: the browser's DTLS already
   // checked the peer's certificate against the fingerprint we verified;
-  // show the verification code at first contact, run the preamble (and the
-  // shared code), and pin the peer's key once every check passed.
+  // run the preamble (the nonces of the verification code, shown at first
+  // contact once settled, and the shared code), and pin the peer's key
+  // once every check passed.
   async secure(stream, initiator) {
-    if (this.first) {
-      const code = core().verificationCode(this.remoteKey, this.local, this.remotePrint);
+    const settle = (nr, ns) => {
+      if (!this.first) return;
+      const code = core().verificationCode(this.remoteKey, this.local, this.remotePrint, nr, ns);
       log(`first contact with ${show(this.remote)} (device ${core().deviceID(this.remoteKey)}): verification code ${code}; it must match on the other side`, 'verify');
-    }
-    await preamble(stream, { code: $('code').value.trim(), initiator, local: this.local, remote: this.remotePrint, peer: show(this.remote) });
+    };
+    await preamble(stream, {
+      code: $('code').value.trim(), initiator, local: this.local, remote: this.remotePrint, peer: show(this.remote),
+      nonce: this.nonce, commit: this.commit, settle,
+    });
     pin(this.remote, this.remoteKey);
   }
 
@@ -343,6 +350,11 @@ function ask(peer, { entries, total }) {
 }
 
 async function receiveFrom(peer) {
+  const meta = (app.peers.get(peer) || {}).lanft;
+  if (!meta || (Number(meta.proof) | 0) < 2) {
+    log(`receive from ${show(peer)}: the peer runs an older lanft: ${show(peer)} announces a share from an older lanft, whose verification code a host in the middle could steer; update lanft on ${show(peer)}`, 'error');
+    return;
+  }
   const link = startLink(peer);
   $('done').textContent = '';
   try {
@@ -409,7 +421,7 @@ async function startShare() {
   }
   const { entries, total } = app.share;
   const n = entries.filter((e) => e.kind === 'file').length;
-  app.meta = { v: 1, role: 'share', files: n, bytes: total, title: titleOf(entries) };
+  app.meta = { v: 1, role: 'share', files: n, bytes: total, title: titleOf(entries), proof: 2 };
   $('sharing').textContent = `sharing ${n} file(s), ${size(total)}, as ${show(app.name)}`;
   $('unshare').hidden = false;
   relogin();
@@ -417,7 +429,7 @@ async function startShare() {
 
 function stopShare() {
   app.share = null;
-  app.meta = { v: 1, role: 'receive' };
+  app.meta = { v: 1, role: 'receive', proof: 2 };
   $('sharing').textContent = '';
   $('unshare').hidden = true;
   relogin();

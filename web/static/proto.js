@@ -102,10 +102,43 @@ export class Stream {
 
 // ---- preamble (internal/node/auth.go) ----
 
-const MAGIC = [0x4c, 0x41, 0x4e, 0x46, 0x54, 0x01]; // "LANFT" 1
+const MAGIC = [0x4c, 0x41, 0x4e, 0x46, 0x54, 0x02]; // "LANFT" 2
 const FLAG_CODE = 1;
+const NONCE = 32;
+const NONCE_WAIT = 10000; // ms, as node.nonceWait
 
 export class CodeError extends Error {}
+
+// within rejects with msg unless p settles within ms.
+function within(p, ms, msg) {
+  let timer;
+  return Promise.race([p, new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(msg)), ms); })])
+    .finally(() => clearTimeout(timer));
+}
+
+// nonces runs the nonces of the preamble (identity.VerificationCode): the
+// receiver sends Nr and checks that the sharer's Ns opens the commitment
+// of its verified answer; the sharer settles the code before it reveals
+// Ns. settle(nr, ns) shows the code.
+async function nonces(s, { initiator, nonce, commit, settle, peer }) {
+  const late = `the peer could not be verified: ${peer} did not complete the verification within ${NONCE_WAIT / 1000} s (someone may be in the middle)`;
+  const read = () => within(s.read(NONCE), NONCE_WAIT, late).catch((e) => {
+    throw new Error(e.message === late ? late : `the peer could not be verified: ${peer} closed the connection during the verification (someone may be in the middle)`);
+  });
+  if (initiator) {
+    const nr = core().sasNonce();
+    await s.write(nr);
+    const ns = (await read()).slice();
+    if (!core().sasOpens(commit, ns)) {
+      throw new Error(`the peer could not be verified: ${peer} revealed a nonce that does not open the commitment of its answer: someone is in the middle, trying to steer the verification code`);
+    }
+    settle(nr, ns);
+    return;
+  }
+  const nr = (await read()).slice();
+  settle(nr, nonce);
+  await s.write(nonce);
+}
 
 async function writeChunk(s, b) {
   const out = new Uint8Array(2 + b.length);
@@ -122,13 +155,23 @@ async function readChunk(s) {
 }
 
 // preamble runs lanft's preamble; the receiver is the initiator. prints
-// are the DTLS fingerprints: ours and the peer's (verified).
-export async function preamble(s, { code, initiator, local, remote, peer }) {
+// are the DTLS fingerprints: ours and the peer's (verified). nonce is the
+// sharer's Ns, commit the receiver's commitment from the answer, settle
+// the callback that shows the verification code (see nonces).
+export async function preamble(s, { code, initiator, local, remote, peer, nonce, commit, settle }) {
   await s.write(new Uint8Array([...MAGIC, code ? FLAG_CODE : 0]));
   const hello = await s.read(MAGIC.length + 1);
-  for (let i = 0; i < MAGIC.length; i++) {
+  for (let i = 0; i < MAGIC.length - 1; i++) {
     if (hello[i] !== MAGIC[i]) throw new Error(`${peer} does not speak lanft's data-channel protocol`);
   }
+  const v = hello[MAGIC.length - 1];
+  if (v < MAGIC[MAGIC.length - 1]) {
+    throw new Error(`the peer runs an older lanft: ${peer} speaks version ${v} of lanft's data-channel protocol, without a safe verification code; update lanft on ${peer}`);
+  }
+  if (v !== MAGIC[MAGIC.length - 1]) {
+    throw new Error(`${peer} speaks a newer version (${v}) of lanft's data-channel protocol; reload this page from an updated lanft`);
+  }
+  await nonces(s, { initiator, nonce, commit, settle, peer });
   const theirs = (hello[MAGIC.length] & FLAG_CODE) !== 0;
   if (!code && !theirs) return;
   if (!code) throw new CodeError(`shared code: ${peer} requires a shared code: enter it under Options`);

@@ -46,6 +46,9 @@ func main() {
 		"verify":           verify,
 		"sdpFingerprint":   sdpFingerprint,
 		"verificationCode": s.verificationCode,
+		"sasNonce":         sasNonce,
+		"sasCommit":        sasCommit,
+		"sasOpens":         sasOpens,
 		"cpaceStart":       s.cpaceStart,
 		"cpaceFinish":      s.cpaceFinish,
 		"confirm":          confirm,
@@ -122,14 +125,21 @@ func statement(args []js.Value) identity.Statement {
 		Fingerprint: args[3].String(), OfferPrint: args[4].String()}
 }
 
-// prove(kind, from, to, fingerprint, offerPrint) string: the JSON proof
-// for an offer's or answer's "lanft" field.
+// prove(kind, from, to, fingerprint, offerPrint, commit) string: the JSON
+// proof for an offer's or answer's "lanft" field; commit (base64, from
+// sasCommit) is an answer's commitment to the sharer's nonce.
 func (s *state) prove(args []js.Value) (any, error) {
 	id, err := s.identity()
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(id.Prove(statement(args)))
+	st := statement(args)
+	if len(args) > 5 && args[5].Type() == js.TypeString {
+		if st.Commit = (identity.Proof{Commit: args[5].String()}).Commitment(); st.Commit == nil {
+			return nil, errors.New("lanft: malformed commitment")
+		}
+	}
+	b, err := json.Marshal(id.Prove(st))
 	return string(b), err
 }
 
@@ -140,6 +150,9 @@ func verify(args []js.Value) (any, error) {
 	var p identity.Proof
 	if raw := args[5].String(); raw == "" || json.Unmarshal([]byte(raw), &p) != nil || p.Sig == "" {
 		return nil, fmt.Errorf("%w: %s sent its %s without a proof of identity", identity.ErrUnverified, st.From, st.Kind)
+	}
+	if st.Kind == "answer" {
+		st.Commit = p.Commitment()
 	}
 	key, err := identity.Verify(p, st)
 	if err != nil {
@@ -174,7 +187,8 @@ func sdpFingerprint(args []js.Value) (any, error) {
 	return found, nil
 }
 
-// verificationCode(theirKey base64, myPrint, theirPrint) string
+// verificationCode(theirKey base64, myPrint, theirPrint, receiverNonce,
+// sharerNonce) string: the code of identity.VerificationCode.
 func (s *state) verificationCode(args []js.Value) (any, error) {
 	id, err := s.identity()
 	if err != nil {
@@ -184,7 +198,23 @@ func (s *state) verificationCode(args []js.Value) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lanft: device key: %w", err)
 	}
-	return identity.VerificationCode(id.Public(), key, args[1].String(), args[2].String()), nil
+	return identity.VerificationCode(id.Public(), key, args[1].String(), args[2].String(), bytesOf(args[3]), bytesOf(args[4])), nil
+}
+
+// sasNonce() Uint8Array: a fresh nonce for the verification code, from
+// Go's crypto/rand (the browser's getRandomValues).
+func sasNonce([]js.Value) (any, error) { return toJS(identity.NewNonce()), nil }
+
+// sasCommit(nonce) string: base64 identity.Commit, for an answer's proof.
+func sasCommit(args []js.Value) (any, error) {
+	return base64.StdEncoding.EncodeToString(identity.Commit(bytesOf(args[0]))), nil
+}
+
+// sasOpens(commit base64, nonce) bool: the commitment of a verified
+// answer opened by the nonce its sender revealed.
+func sasOpens(args []js.Value) (any, error) {
+	c, err := base64.StdEncoding.DecodeString(args[0].String())
+	return err == nil && identity.Opens(c, bytesOf(args[1])), nil
 }
 
 func (s *state) add() int {
