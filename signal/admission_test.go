@@ -387,3 +387,27 @@ func TestRelayBurstThrottlesTheSender(t *testing.T) {
 		t.Errorf("sender told %q, want it to start %q", told, want)
 	}
 }
+
+// Behind a proxy (TrustProxy) the limits count each client's address from
+// X-Forwarded-For, not the proxy's.
+func TestConnectionsPerAddressBehindProxy(t *testing.T) {
+	const perAddr = 2
+	ts := startServer(t, Config{MaxConnsPerAddr: perAddr, TrustProxy: true})
+	from := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {"203.0.113.9, " + ip}} }
+	for range perAddr {
+		if _, _, err := dialRawHeader(t, ts.url, from("198.51.100.7")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, resp, err := dialRawHeader(t, ts.url, from("198.51.100.7"))
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("connection %d from one forwarded address: err %v, response %v; want 429", perAddr+1, err, resp)
+	}
+	if body, _ := io.ReadAll(resp.Body); !strings.Contains(string(body), "(198.51.100.7)") {
+		t.Errorf("429 body %q, want the forwarded address named", body)
+	}
+	// Another client behind the same proxy still gets in.
+	if _, _, err := dialRawHeader(t, ts.url, from("198.51.100.8")); err != nil {
+		t.Fatalf("another forwarded address: %v", err)
+	}
+}
