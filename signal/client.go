@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -50,6 +53,9 @@ type ClientConfig struct {
 	// certificate against the system's roots (SSL_CERT_FILE and
 	// SSL_CERT_DIR add others on Linux).
 	TLS *tls.Config
+	// NetDialContext opens the TCP connection (nil: a net.Dialer's), for
+	// a client that picks its source address.
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Client is a logged-in connection to a signaling server. It keeps the
@@ -84,13 +90,15 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		return nil, fmt.Errorf("signal: %w", err)
 	}
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 8192, WriteBufferSize: 8192,
-		TLSClientConfig: cfg.TLS, Proxy: http.ProxyFromEnvironment}
+		TLSClientConfig: cfg.TLS, Proxy: http.ProxyFromEnvironment, NetDialContext: cfg.NetDialContext}
 	ws, resp, err := d.DialContext(ctx, cfg.URL, cfg.Header)
 	if err != nil {
 		switch {
 		case resp != nil && (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotFound):
 			return nil, fmt.Errorf("signal: %s answered HTTP %s: it is not a lanft signaling endpoint (lanft's is ws://HOST:PORT%s)",
 				cfg.URL, resp.Status, Path)
+		case resp != nil && resp.StatusCode == http.StatusTooManyRequests:
+			return nil, fmt.Errorf("signal: %s refused the connection: %s (HTTP %s)", cfg.URL, refusalText(resp), resp.Status)
 		case resp != nil:
 			return nil, fmt.Errorf("signal: %s refused the connection (HTTP %s)", cfg.URL, resp.Status)
 		}
@@ -117,6 +125,21 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// refusalText is the first line of a refused upgrade's body (the server's
+// reason, see admitConnLocked), without its "signal: " prefix.
+func refusalText(resp *http.Response) string {
+	var b []byte
+	if resp.Body != nil {
+		b, _ = io.ReadAll(io.LimitReader(resp.Body, 1024))
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimPrefix(strings.TrimSpace(line), "signal: ")
+	if line == "" || !utf8.ValidString(line) || strings.ContainsFunc(line, unicode.IsControl) {
+		return "too many connections from this address"
+	}
+	return line
 }
 
 func (c *Client) login(ctx context.Context) error {

@@ -80,7 +80,23 @@
 // of a user online. A frame is at most MaxMessageSize; a message for a
 // user who is not online is answered with an error. Each connection is
 // rate-limited and has a bounded outbound queue; a reader too slow to
-// drain it is disconnected. A connection must log in within
+// drain it is disconnected. A sender whose relayed messages already fill
+// its share (an eighth) of a receiver's queue is refused instead, so that
+// one sender's burst costs the receiver nothing:
+//
+//	{"type":"error","message":"cannot send \"offer\" to \"bob\" now: \"bob\" is busy reading what you sent before; try again in a moment"}
+//
+// One address (IPv4, or a remote IPv6 /64) may hold Config.MaxConnsPerAddr
+// connections and Config.MaxUsersPerAddr users of a room, and a room's user
+// list is bounded (Config.MaxRoomBytes); past half of either bound the
+// address holding the most is refused first, past three quarters every
+// address but those with a few (admission.go). A refused connection is
+// answered with HTTP 429 and the reason; a refused login as any:
+//
+//	{"type":"login","success":false,"message":"this room has 256 users from your address (192.0.2.7), the most one address may have: log out one of them first"}
+//	{"type":"error","message":"login failed: this room has 256 users from your address (192.0.2.7), the most one address may have: log out one of them first"}
+//
+// A connection must log in within
 // Config.LoginTimeout. The upgrade is refused for a Host that is not an IP
 // address, localhost, a .local name or Config.AllowedHosts (DNS
 // rebinding), and for a browser Origin other than the host itself or

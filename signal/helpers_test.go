@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"runtime"
 	"slices"
@@ -129,9 +131,53 @@ func dialRaw(t testing.TB, url string) *rawConn {
 
 func dialRawHeader(t testing.TB, url string, h http.Header) (*rawConn, *http.Response, error) {
 	t.Helper()
+	return dialRawWith(t, websocket.DefaultDialer, url, h)
+}
+
+// fromAddr dials TCP from ip, a loopback address: on Linux all of
+// 127.0.0.0/8 is the loopback, so that a test's clients can come from as
+// many addresses as it needs.
+func fromAddr(ip string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return d.DialContext
+}
+
+// needLoopbackAddrs skips a test that dials from 127.0.0.2 and beyond
+// where the system cannot (not Linux), except on CI.
+func needLoopbackAddrs(t testing.TB) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err == nil {
+		ln.Close()
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("cannot use loopback address 127.0.0.2: %v", err)
+	}
+	t.Skipf("cannot use loopback address 127.0.0.2 (it is on Linux): %v", err)
+}
+
+// dialRawFrom is dialRaw from the source address ip.
+func dialRawFrom(t testing.TB, url, ip string) *rawConn {
+	t.Helper()
+	d := *websocket.DefaultDialer
+	d.NetDialContext = fromAddr(ip)
+	c, resp, err := dialRawWith(t, &d, url, nil)
+	if err != nil {
+		status := ""
+		if resp != nil {
+			status = resp.Status
+		}
+		t.Fatalf("dial %s from %s: %v %s", url, ip, err, status)
+	}
+	return c
+}
+
+func dialRawWith(t testing.TB, d *websocket.Dialer, url string, h http.Header) (*rawConn, *http.Response, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	ws, resp, err := websocket.DefaultDialer.DialContext(ctx, url, h)
+	ws, resp, err := d.DialContext(ctx, url, h)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}

@@ -23,7 +23,9 @@ import (
 
 // BenchmarkLoad1000 logs in 1,000 clients at once to a server with the
 // default Config on loopback, then relays offers between random pairs. It
-// measures and prints; it passes or fails only on correctness.
+// measures and prints; it passes or fails only on correctness. The
+// clients come from loadAddrs loopback addresses, as from a crowd of
+// hosts, each within the per-address limits (Config.MaxUsersPerAddr).
 //
 //	go test -run '^$' -bench BenchmarkLoad1000 -benchtime 1x ./signal/
 func BenchmarkLoad1000(b *testing.B) { benchLoad(b, 1) }
@@ -37,6 +39,7 @@ func BenchmarkLoad1000Rooms100(b *testing.B) { benchLoad(b, 100) }
 
 func benchLoad(b *testing.B, rooms int) {
 	const users, offers = 1000, 2000
+	needLoopbackAddrs(b)
 	raiseFileLimit(b, 2*users+512)
 	for range b.N {
 		r := runLoad(b, users, offers, rooms)
@@ -57,6 +60,10 @@ func benchLoad(b *testing.B, rooms int) {
 			float64(r.hostRSS)/(1<<20), float64(r.peakRSS)/(1<<20))
 	}
 }
+
+// loadAddrs is how many source addresses (127.0.0.2 on) the load's
+// clients come from.
+const loadAddrs = 16
 
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 
@@ -160,7 +167,8 @@ func runLoad(b *testing.B, users, offers, rooms int) loadResult {
 			if rooms > 1 {
 				u = fmt.Sprintf("%s/room%03d", url, i%rooms)
 			}
-			clients[i], errs[i] = Dial(ctx, ClientConfig{URL: u, Name: fmt.Sprintf("user%04d", i)})
+			clients[i], errs[i] = Dial(ctx, ClientConfig{URL: u, Name: fmt.Sprintf("user%04d", i),
+				NetDialContext: fromAddr(fmt.Sprintf("127.0.0.%d", 2+i%loadAddrs))})
 		})
 	}
 	wg.Wait()

@@ -57,6 +57,7 @@ func NewRoomName() string {
 type room struct {
 	users map[string]*conn // by nameKey
 	order []*conn          // login order
+	load  pool             // the user list's bytes (conn.cost), by address
 }
 
 // roomSet is the server's room and user state, under Server.mu. It is the
@@ -84,6 +85,11 @@ func (rs roomSet) join(c *conn) *room {
 	}
 	r.users[c.key] = c
 	r.order = insertByRev(r.order, c)
+	if c.cost == 0 { // a user of another node
+		c.cost = userCost(c.name, c.meta)
+		c.from = keyOf(c.addr, netip.Addr{})
+	}
+	r.load.add(c.from, c.cost)
 	return r
 }
 
@@ -95,6 +101,7 @@ func (rs roomSet) leave(c *conn) *room {
 		return nil
 	}
 	delete(r.users, c.key)
+	r.load.remove(c.from, c.cost)
 	if i := slices.Index(r.order, c); i >= 0 {
 		r.order = slices.Delete(r.order, i, i+1)
 	}

@@ -353,44 +353,58 @@ func TestFloodIsRateLimited(t *testing.T) {
 }
 
 // A client that never reads is disconnected once its queue is full; the
-// others are never held up by it.
+// others are never held up by it. The queue fills from senders each
+// within its share (a ninth of it each, see queue.go): one sender alone is
+// told the receiver is busy instead (TestRelayBurstThrottlesTheSender).
 func TestSlowReaderIsDropped(t *testing.T) {
-	const sent, size = 400, 32 << 10
+	needLoopbackAddrs(t)
+	const sent, size, senders = 400, 32 << 10, senderShares + 1
 	ts := startServer(t, Config{QueueSize: 16, Rate: 1e6, Burst: 1e6})
-	alice := dialRaw(t, ts.next())
-	alice.login("alice")
 	bob := dialRaw(t, ts.next())
 	bob.login("bob")
 	carol := dialRaw(t, ts.next())
 	carol.login("carol")
-	alice.expectUpdata("login", "bob")
-	alice.expectUpdata("login", "carol")
 	bob.expectUpdata("login", "carol")
+	from := make([]*rawConn, senders)
+	for i := range from {
+		name := fmt.Sprintf("sender%d", i)
+		from[i] = dialRawFrom(t, ts.next(), fmt.Sprintf("127.0.0.%d", 20+i))
+		from[i].login(name)
+		for _, c := range append([]*rawConn{bob, carol}, from[:i]...) {
+			c.expectUpdata("login", name)
+		}
+	}
 	slow := dialRaw(t, ts.next())
 	slow.login("slow") // and from now on reads nothing
-	for _, c := range []*rawConn{alice, bob, carol} {
+	for _, c := range append([]*rawConn{bob, carol}, from...) {
 		c.expectUpdata("login", "slow")
 	}
 
-	// Every 8 offers alice relays a leave to herself and waits for it, so
-	// that few of her frames are in flight: once slow is gone each is
-	// answered with an error, and with QueueSize 16 she too must keep up.
+	// The senders take turns; after each round every one relays a leave
+	// to itself and waits for it, so that few of its frames are in
+	// flight: once slow is gone each offer is answered with an error, and
+	// with QueueSize 16 the senders too must keep up.
 	start := time.Now()
 	var worst, dropped time.Duration
-	n, aliceHeard := 0, false
-	for i := 0; i < sent && !aliceHeard; i++ {
-		alice.send(offerOfSize(t, "alice", "slow", size))
+	n, heard, busy := 0, make([]bool, senders), 0
+	for i := 0; i < sent && !heard[0]; i++ {
+		from[i%senders].send(offerOfSize(t, fmt.Sprintf("sender%d", i%senders), "slow", size))
 		n++
-		if i%8 == 7 {
-			alice.send(`{"type":"leave","name":"alice","othername":"alice"}`)
-			for m := alice.next(); m["type"] != "leave"; m = alice.next() {
-				switch {
-				case m["type"] == "updata" && m["action"] == "offline" && m["name"] == "slow" && !aliceHeard:
-					aliceHeard = true
-				case m["type"] == "error" && aliceHeard:
-					// an offer sent after slow was gone
-				default:
-					t.Fatalf("alice got %s, want her own leave", show(m))
+		if i%senders == senders-1 {
+			for j, c := range from {
+				name := fmt.Sprintf("sender%d", j)
+				c.send(fmt.Sprintf(`{"type":"leave","name":%q,"othername":%q}`, name, name))
+				for m := c.next(); m["type"] != "leave"; m = c.next() {
+					switch {
+					case m["type"] == "updata" && m["action"] == "offline" && m["name"] == "slow" && !heard[j]:
+						heard[j] = true
+					case m["type"] == "error" && heard[j]:
+						// an offer sent after slow was gone
+					case m["type"] == "error" && strings.Contains(wantString(t, m, "message"), "busy"):
+						busy++ // this sender's share was full before slow's queue
+					default:
+						t.Fatalf("%s got %s, want its own leave", name, show(m))
+					}
 				}
 			}
 		}
@@ -407,9 +421,9 @@ func TestSlowReaderIsDropped(t *testing.T) {
 			worst = max(worst, time.Since(t0))
 		}
 	}
-	t.Logf("%d offers of %d KiB sent to the slow reader in %v; worst bob -> carol relay meanwhile %v",
-		n, size>>10, time.Since(start), worst)
-	if !aliceHeard {
+	t.Logf("%d offers of %d KiB sent to the slow reader by %d senders in %v (%d refused as busy); worst bob -> carol relay meanwhile %v",
+		n, size>>10, senders, time.Since(start), busy, worst)
+	if !heard[0] {
 		t.Fatalf("all %d offers sent and slow is still online", n)
 	}
 	bob.expectUpdata("offline", "slow")

@@ -32,12 +32,32 @@ type Config struct {
 	// MaxClients caps open WebSocket connections (4096). Past it an upgrade
 	// is answered with 503.
 	MaxClients int
+	// MaxConnsPerAddr caps the connections from one address (512: a LAN
+	// host's web page bridges up to 256 browsers from its own address).
+	// Past it an upgrade is answered with 429 and the reason, and so it is
+	// when the host is half full and the address holds the most
+	// connections, or three quarters full and the address has more than
+	// a few (see admission.go). An address is the client's IP (with
+	// TrustProxy, from X-Forwarded-For), for IPv6 its /64 unless that is
+	// the server's own.
+	MaxConnsPerAddr int
+	// MaxUsersPerAddr caps the users logged in to one room from one
+	// address (256, as many as a LAN host's web page bridges). A refused
+	// login gets login success false and an error that says why.
+	MaxUsersPerAddr int
+	// MaxRoomBytes bounds a room's user list, the userlist message, as
+	// encoded (2 MiB, at most half of QueueBytes). Past half of it the
+	// address holding the most of it is refused first; past three
+	// quarters only addresses with a few users get in.
+	MaxRoomBytes int
 	// LoginTimeout is how long a new connection may take to log in (10s).
 	LoginTimeout time.Duration
 	// QueueSize and QueueBytes bound each client's outbound queue, in
 	// messages (8192) and bytes (4 MiB). A client whose queue is full is a
 	// slow reader and is disconnected; nobody else waits for it. The queue
-	// grows as needed, so an idle client costs little.
+	// grows as needed, so an idle client costs little. One sender address
+	// may fill at most an eighth of it: past that its relayed messages are
+	// refused with an error saying the receiver is busy (see queue.go).
 	QueueSize  int
 	QueueBytes int
 	// Rate and Burst limit the messages one connection may send (100/s, burst 400).
@@ -105,6 +125,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxClients == 0 {
 		c.MaxClients = 4096
 	}
+	if c.MaxConnsPerAddr == 0 {
+		c.MaxConnsPerAddr = 512
+	}
+	if c.MaxUsersPerAddr == 0 {
+		c.MaxUsersPerAddr = 256
+	}
 	if c.LoginTimeout == 0 {
 		c.LoginTimeout = 10 * time.Second
 	}
@@ -132,6 +158,9 @@ func (c Config) withDefaults() Config {
 	if c.ICERefresh == 0 {
 		c.ICERefresh = 30 * time.Minute
 	}
+	if c.MaxRoomBytes == 0 {
+		c.MaxRoomBytes = min(2<<20, c.QueueBytes/2)
+	}
 	return c
 }
 
@@ -142,6 +171,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{} // every open connection
+	addrs    pool               // the connections, by address
 	rooms    roomSet            // who is logged in, room by room
 	closed   bool
 	draining bool // Drain was called: refuse new connections
@@ -155,8 +185,12 @@ type Server struct {
 // it is used as a handler or run with Serve.
 func NewServer(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
-	if cfg.MaxClients < 0 || cfg.QueueSize < 0 || cfg.QueueBytes < 0 || cfg.Rate < 0 || cfg.Burst < 0 {
+	if cfg.MaxClients < 0 || cfg.QueueSize < 0 || cfg.QueueBytes < 0 || cfg.Rate < 0 || cfg.Burst < 0 ||
+		cfg.MaxConnsPerAddr < 0 || cfg.MaxUsersPerAddr < 0 || cfg.MaxRoomBytes < 0 {
 		return nil, errors.New("signal: negative limit in config")
+	}
+	if err := cfg.checkRoomBytes(); err != nil {
+		return nil, err
 	}
 	s := &Server{
 		cfg:   cfg,
@@ -329,13 +363,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{srv: s, room: roomName, addr: s.clientAddr(r), done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	c.from = keyOf(c.addr, localAddr(r))
 	s.mu.Lock()
 	if s.closed || s.draining || len(s.conns) >= s.cfg.MaxClients {
 		s.mu.Unlock()
 		http.Error(w, "signal: too many clients", http.StatusServiceUnavailable)
 		return
 	}
+	if why := s.admitConnLocked(c.from); why != "" {
+		s.mu.Unlock()
+		s.cfg.Logger.Debug("signal: connection refused", "remote", r.RemoteAddr, "why", why)
+		http.Error(w, why, http.StatusTooManyRequests)
+		return
+	}
 	s.conns[c] = struct{}{}
+	s.addrs.add(c.from, 1)
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
@@ -380,7 +422,10 @@ func (s *Server) drop(c *conn) {
 		cancel()
 	}
 	s.mu.Lock()
-	delete(s.conns, c)
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.addrs.remove(c.from, 1)
+	}
 	r := s.rooms.leave(c)
 	if r != nil {
 		s.broadcastLocked(r, c, Message{Type: TypeUpdata, Action: ActionOffline, Name: c.name})
@@ -433,6 +478,12 @@ type conn struct {
 	remote string
 	room   string     // from the URL path, fixed before the connection runs
 	addr   netip.Addr // where the client connects from (see clientAddr)
+	from   addrKey    // what the per-address limits count addr as
+	// senders holds the relayed messages in queue by sender (under qmu).
+	senders map[addrKey]holding
+	// cost is what the user weighs in its room's user list (userCost),
+	// set at login.
+	cost int
 
 	// name, key, meta and rev are set once at login, under srv.mu.
 	name string
@@ -453,37 +504,6 @@ type conn struct {
 
 func (c *conn) close() {
 	c.closeOnce.Do(func() { close(c.done) })
-}
-
-// enqueue hands b to the writer without blocking. A full queue means the
-// client does not read: it is disconnected rather than holding others up.
-func (c *conn) enqueue(b []byte) {
-	if c.node != "" {
-		return
-	}
-	c.qmu.Lock()
-	full := len(c.queue) >= c.srv.cfg.QueueSize || c.qbytes+len(b) > c.srv.cfg.QueueBytes
-	if !full {
-		c.queue = append(c.queue, b)
-		c.qbytes += len(b)
-	}
-	c.qmu.Unlock()
-	if !full {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
-		return
-	}
-	select {
-	case <-c.done:
-	default:
-		c.srv.cfg.Logger.Warn("signal: dropping slow reader", "name", c.name, "remote", c.remote)
-		c.close()
-		// Its writer is stuck on a full socket: cut the connection now,
-		// not after WriteTimeout, so that it goes offline for the others.
-		_ = c.ws.NetConn().Close()
-	}
 }
 
 func (c *conn) run() {
@@ -607,15 +627,6 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// takeQueue empties the queue and returns what it held.
-func (c *conn) takeQueue() [][]byte {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	q := c.queue
-	c.queue, c.qbytes = nil, 0
-	return q
-}
-
 func (c *conn) sendMsg(m Message) {
 	b, err := Encode(m)
 	if err != nil {
@@ -671,9 +682,14 @@ func (c *conn) login(m Message) {
 	if s.cfg.Cluster != nil {
 		s.mu.Lock()
 		other := s.rooms.lookup(c.room, m.Name)
+		why := s.admitLoginLocked(c, userCost(m.Name, m.Meta))
 		s.mu.Unlock()
 		if other != nil {
 			taken(other.name)
+			return
+		}
+		if why != "" {
+			fail(why) // before claiming the name across the cluster
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
@@ -691,7 +707,17 @@ func (c *conn) login(m Message) {
 			return
 		}
 	}
+	cost := userCost(m.Name, m.Meta)
 	s.mu.Lock()
+	if why := s.admitLoginLocked(c, cost); why != "" {
+		s.mu.Unlock()
+		if rev != 0 {
+			s.cfg.Cluster.Release(context.Background(), cluster.Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
+		}
+		s.cfg.Logger.Debug("signal: login refused", "name", m.Name, "room", c.room, "remote", c.remote, "why", why)
+		fail(why)
+		return
+	}
 	if other := s.rooms.lookup(c.room, m.Name); other != nil {
 		if rev != 0 && other.node != "" && other.rev < rev {
 			// The cluster gave us the name: whoever held it before is
@@ -706,7 +732,7 @@ func (c *conn) login(m Message) {
 			return
 		}
 	}
-	c.name, c.key, c.meta, c.rev = m.Name, key, m.Meta, rev
+	c.name, c.key, c.meta, c.rev, c.cost = m.Name, key, m.Meta, rev, cost
 	r := s.rooms.join(c)
 	users := make([]string, len(r.order))
 	peers := make([]PeerInfo, len(r.order))
@@ -763,7 +789,12 @@ func (c *conn) relay(m Message) {
 		b, err := Encode(out)
 		if err == nil {
 			if to.node == "" {
-				to.enqueue(b)
+				if !to.enqueueRelay(c.from, b) {
+					s.mu.Unlock()
+					c.sendError(fmt.Sprintf("cannot send %q to %q now: %q is busy reading what you sent before; try again in a moment",
+						m.Type, m.OtherName, m.OtherName))
+					return
+				}
 			} else {
 				c.relayRemote(m.OtherName, b)
 			}

@@ -52,7 +52,9 @@ Examples:
 			&cli.BoolFlag{Name: "new-room", Usage: "print the URL of a new unguessable room to give to the peers"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "serve wss:// with this certificate `FILE` (PEM, chain included)"},
 			&cli.StringFlag{Name: "tls-key", Usage: "the certificate's private key `FILE` (PEM)"},
-			&cli.BoolFlag{Name: "trust-proxy", Usage: "take clients' addresses from X-Forwarded-For (behind a reverse proxy only)"},
+			&cli.BoolFlag{Name: "trust-proxy", Usage: "take clients' addresses from X-Forwarded-For (behind a reverse proxy only; without it every client counts as the proxy's address)"},
+			&cli.IntFlag{Name: "max-conns-per-address", Value: 512, Usage: "accept at most `N` connections from one address (an IPv6 /64)"},
+			&cli.IntFlag{Name: "max-users-per-address", Value: 256, Usage: "log in at most `N` users from one address to one room"},
 			&cli.StringFlag{Name: "public-addr", Usage: "the `HOST` (address or name) peers reach this server at: turns on STUN and TURN"},
 			&cli.StringFlag{Name: "relay-addr", Usage: "bind relays to this local `IP` when --public-addr is a NAT's (default: --public-addr)"},
 			&cli.IntFlag{Name: "turn-port", Value: 3478, Usage: "STUN and TURN `PORT`, UDP and TCP (0 picks a free one)"},
@@ -74,6 +76,11 @@ func runSignal(c *cli.Context) error {
 	if (c.String("nats") != "" || c.String("cluster-listen") != "") && c.String("public-addr") != "" &&
 		!c.Bool("no-turn") && c.String("turn-secret") == "" {
 		return cli.Exit("signal: every node of a service needs the same --turn-secret (or LANFT_TURN_SECRET), so that TURN credentials from one node work on all", 2)
+	}
+	for _, f := range []string{"max-conns-per-address", "max-users-per-address"} {
+		if c.Int(f) < 1 {
+			return cli.Exit(fmt.Sprintf("signal: --%s must be at least 1", f), 2)
+		}
 	}
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
@@ -103,11 +110,13 @@ func runSignal(c *cli.Context) error {
 	}
 	defer member.close()
 	cfg := signal.Config{
-		Logger:         log,
-		AllowedHosts:   c.StringSlice("allow-host"),
-		AllowedOrigins: c.StringSlice("allow-origin"),
-		TrustProxy:     c.Bool("trust-proxy"),
-		ICE:            ice,
+		Logger:          log,
+		AllowedHosts:    c.StringSlice("allow-host"),
+		AllowedOrigins:  c.StringSlice("allow-origin"),
+		TrustProxy:      c.Bool("trust-proxy"),
+		ICE:             ice,
+		MaxConnsPerAddr: c.Int("max-conns-per-address"),
+		MaxUsersPerAddr: c.Int("max-users-per-address"),
 	}
 	if member != nil {
 		member.wire(&cfg)
