@@ -76,6 +76,11 @@ type Config struct {
 	// lines to the metrics endpoint.
 	Ready   func() bool
 	Metrics func(io.Writer)
+	// MetricsToken, when set, is the bearer token GET /metrics asks for
+	// (Authorization: Bearer TOKEN). Without it, /metrics on Handler
+	// answers only requests from loopback that no proxy forwarded; see
+	// MetricsHandler for a listener of its own.
+	MetricsToken string
 }
 
 // Cluster is what a server needs from the other nodes of its service;

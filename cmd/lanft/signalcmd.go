@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
@@ -37,8 +38,14 @@ UDP and TCP --turn-port and UDP --relay-ports.
 
 Several nodes act as one service (a room's users on any node) through NATS:
 an external one (--nats) or one embedded in each node (--cluster-listen and
---cluster-routes), with one --turn-secret for all. GET /healthz and /metrics
-on the --listen port; SIGTERM tells the clients to log in again elsewhere.
+--cluster-routes), with one --turn-secret for all. GET /healthz on the
+--listen port; SIGTERM tells the clients to log in again elsewhere.
+
+GET /metrics (Prometheus text) is on the --listen port for requests from
+this host's loopback only (not those a reverse proxy forwards), unless
+--metrics-token asks every request for "Authorization: Bearer TOKEN"
+instead, or --metrics-listen serves it on an address of its own (and no
+more on --listen).
 
 Examples:
    lanft signal --listen :7780
@@ -60,6 +67,8 @@ Examples:
 			&cli.Float64Flag{Name: "relay-rate", Value: 12.5, Usage: "relay at most `MB/s` per client, each way (0: no limit)"},
 			&cli.BoolFlag{Name: "no-turn", Usage: "answer STUN only; relay nothing"},
 			&cli.StringSliceFlag{Name: "external-turn", Usage: "hand out this TURN `URL` (coturn with use-auth-secret) instead of relaying here (repeatable)"},
+			&cli.StringFlag{Name: "metrics-token", EnvVars: []string{"LANFT_METRICS_TOKEN"}, Usage: "GET /metrics asks for this bearer `TOKEN` (default: none, and /metrics on --listen answers loopback only)"},
+			&cli.StringFlag{Name: "metrics-listen", Usage: "serve /metrics (and /healthz) on this `ADDR` of their own, such as 127.0.0.1:9090, instead of on --listen"},
 			&cli.StringFlag{Name: "turn-secret", EnvVars: []string{"LANFT_TURN_SECRET"}, Usage: "the shared `SECRET` of --external-turn (or a fixed one for this relay; default: random per run; the same on every node of a service)"},
 		}, clusterFlags()...)...),
 		Action: runSignal,
@@ -108,6 +117,7 @@ func runSignal(c *cli.Context) error {
 		AllowedOrigins: c.StringSlice("allow-origin"),
 		TrustProxy:     c.Bool("trust-proxy"),
 		ICE:            ice,
+		MetricsToken:   c.String("metrics-token"),
 	}
 	if member != nil {
 		member.wire(&cfg)
@@ -140,10 +150,21 @@ func runSignal(c *cli.Context) error {
 	// The operator's endpoints (health, metrics) are the server's own.
 	mux := http.NewServeMux()
 	mux.Handle(signal.HealthPath, srv.Handler())
-	mux.Handle(signal.MetricsPath, srv.Handler())
 	mux.Handle("/", page)
+	metricsLn, err := metricsListener(c)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if metricsLn == nil {
+		mux.Handle(signal.MetricsPath, srv.Handler())
+	}
 	g, ctx := errgroup.WithContext(c.Context)
 	g.Go(func() error { return srv.ServeWith(ctx, ln, mux) })
+	if metricsLn != nil {
+		fmt.Fprintf(c.App.Writer, "http://%s%s\n", metricsLn.Addr(), signal.MetricsPath)
+		g.Go(func() error { return serveMetrics(ctx, metricsLn, srv) })
+	}
 	if relay != nil {
 		g.Go(func() error { return relay.Run(ctx) })
 	}
@@ -151,6 +172,39 @@ func runSignal(c *cli.Context) error {
 		g.Go(func() error { return member.run(ctx, srv) })
 	}
 	return g.Wait()
+}
+
+// metricsListener opens --metrics-listen, or returns nil without it.
+func metricsListener(c *cli.Context) (net.Listener, error) {
+	addr := c.String("metrics-listen")
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("signal: metrics listener on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// serveMetrics answers /metrics and /healthz on ln until ctx ends.
+func serveMetrics(ctx context.Context, ln net.Listener, srv *signal.Server) error {
+	mux := http.NewServeMux()
+	mux.Handle(signal.MetricsPath, srv.MetricsHandler())
+	mux.Handle(signal.HealthPath, srv.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("signal: metrics listener: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(shutdownCtx)
+	<-errc
+	return nil
 }
 
 // roomDirectory adapts the signaling server to turn.Directory.
