@@ -99,7 +99,7 @@ func runSignal(c *cli.Context) error {
 		scheme = "wss"
 	}
 	var srv *signal.Server
-	dir := roomDirectory(func(room string) []netip.Addr { return srv.RoomAddrs(room) })
+	dir := roomDirectory(func(room string) signal.PeerAddrs { return srv.RoomPeerAddrs(room) })
 	ice, relay, err := iceFor(c, log, dir)
 	if err != nil {
 		ln.Close()
@@ -208,9 +208,9 @@ func serveMetrics(ctx context.Context, ln net.Listener, srv *signal.Server) erro
 }
 
 // roomDirectory adapts the signaling server to turn.Directory.
-type roomDirectory func(room string) []netip.Addr
+type roomDirectory func(room string) signal.PeerAddrs
 
-func (d roomDirectory) RoomAddrs(room string) []netip.Addr { return d(room) }
+func (d roomDirectory) RoomPeerAddrs(room string) signal.PeerAddrs { return d(room) }
 
 // iceFor sets up what the host hands clients as ICE servers: an external
 // TURN server, its own STUN and TURN, or nothing.

@@ -20,9 +20,10 @@ import (
 )
 
 // Directory tells the relay who may be sent to: the addresses the clients
-// logged in to a room connect from. The signaling server is one.
+// logged in to a room connect from, by how the signaling server knows them
+// (see reachable). The signaling server is one.
 type Directory interface {
-	RoomAddrs(room string) []netip.Addr
+	RoomPeerAddrs(room string) signal.PeerAddrs
 }
 
 // Config configures a Server. PacketConn (STUN and TURN over UDP) or
@@ -66,6 +67,7 @@ type Server struct {
 	mu       sync.Mutex
 	tags     map[string]tagEntry       // RoomTag -> room, filled as credentials are issued
 	byClient map[string]string         // client transport address -> room
+	allocSrc map[string]string         // an allocation's client transport address -> room
 	relays   map[netip.AddrPort]string // live relay address -> room
 	allocs   map[string]int            // username -> live allocations
 	limiters map[string]*rate.Limiter  // username -> relay rate
@@ -120,6 +122,7 @@ func New(cfg Config) (*Server, error) {
 		own:      ownAddrs(),
 		tags:     make(map[string]tagEntry),
 		byClient: make(map[string]string),
+		allocSrc: make(map[string]string),
 		relays:   make(map[netip.AddrPort]string),
 		allocs:   make(map[string]int),
 		limiters: make(map[string]*rate.Limiter),
@@ -315,6 +318,7 @@ func (s *Server) allocated(src, _ net.Addr, _, user, _ string, relay net.Addr, _
 	s.allocs[user]++
 	if room, ok := s.byClient[src.String()]; ok && err == nil {
 		s.relays[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = room
+		s.allocSrc[src.String()] = room
 	}
 }
 
@@ -326,6 +330,7 @@ func (s *Server) deleted(src, _ net.Addr, _, user, _ string) {
 		delete(s.limiters, user)
 	}
 	delete(s.byClient, src.String())
+	delete(s.allocSrc, src.String())
 }
 
 // forgetRelay is called when a relay socket closes.
@@ -363,10 +368,7 @@ func (s *Server) allowedIP(room string, ip netip.Addr) bool {
 		}
 	}
 	s.mu.Unlock()
-	if s.forbidden(ip) {
-		return false
-	}
-	return slices.Contains(s.cfg.Directory.RoomAddrs(room), ip)
+	return s.reachable(room, ip)
 }
 
 // allowedDst is allowedIP for a datagram's destination: an address of the
@@ -379,7 +381,52 @@ func (s *Server) allowedDst(room string, dst netip.AddrPort) bool {
 	if isRelay {
 		return r == room
 	}
-	return !s.forbidden(ip) && slices.Contains(s.cfg.Directory.RoomAddrs(room), ip)
+	return s.reachable(room, ip)
+}
+
+// reachable is the one rule for an address outside this server's relays:
+// never the host's own, loopback, link-local or multicast; a user's
+// address the signaling server's own socket saw, or another node's relay;
+// an address the server was only told (by a proxy header or the cluster)
+// if it is public, or if a client of the room holds an allocation here from
+// it. A private address (RFC 1918, ULA, CGNAT) is the host's own network:
+// someone who can write a header, or a cluster node, must not open it.
+func (s *Server) reachable(room string, ip netip.Addr) bool {
+	if s.forbidden(ip) {
+		return false
+	}
+	a := s.cfg.Directory.RoomPeerAddrs(room)
+	switch {
+	case slices.Contains(a.Seen, ip), slices.Contains(a.Relays, ip):
+		return true
+	case !slices.Contains(a.Told, ip):
+		return false
+	case !private(ip):
+		return true
+	}
+	return s.allocatedFrom(room, ip)
+}
+
+// allocatedFrom reports whether a client of room holds an allocation made
+// from ip (a source this server's own TURN socket saw).
+func (s *Server) allocatedFrom(room string, ip netip.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for src, r := range s.allocSrc {
+		if ap, err := netip.ParseAddrPort(src); err == nil && r == room && ap.Addr().Unmap() == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// cgnat is RFC 6598's shared address space.
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// private reports whether ip is of a private network: RFC 1918, ULA
+// (fc00::/7) or CGNAT (100.64.0.0/10).
+func private(ip netip.Addr) bool {
+	return ip.IsPrivate() || cgnat.Contains(ip)
 }
 
 func (s *Server) forbidden(ip netip.Addr) bool {

@@ -11,7 +11,12 @@
 //
 // The relay is no open proxy. An allocation may send only to
 //   - the address a client logged in to the same room of this host connects
-//     from (Directory.RoomAddrs), or
+//     from, as the signaling server's own socket sees it, or another
+//     cluster node's relay address (Directory.RoomPeerAddrs),
+//   - an address the signaling server was only told (X-Forwarded-For
+//     behind a trusted proxy, a user of another cluster node) if it is
+//     public, or if a client of that room holds an allocation here from it:
+//     a private address (RFC 1918, ULA, CGNAT) is opened by no header, or
 //   - a relay address this server allocated to a client of that room,
 //
 // never to the host's loopback, unspecified, multicast or link-local

@@ -13,6 +13,7 @@ import (
 	pionturn "github.com/pion/turn/v5"
 
 	"github.com/lanft/lanft/internal/netns"
+	"github.com/lanft/lanft/signal"
 )
 
 func TestCredentialShape(t *testing.T) {
@@ -38,23 +39,38 @@ func TestCredentialShape(t *testing.T) {
 	}
 }
 
-// staticDir is a Directory: the addresses logged in to each room.
-type staticDir map[string][]netip.Addr
+// staticDir is a Directory: the addresses logged in to each room, which a
+// test may change.
+type staticDir struct {
+	mu    sync.Mutex
+	rooms map[string]signal.PeerAddrs
+}
 
-func (d staticDir) RoomAddrs(room string) []netip.Addr { return d[room] }
+func (d *staticDir) RoomPeerAddrs(room string) signal.PeerAddrs {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rooms[room]
+}
+
+func (d *staticDir) set(room string, a signal.PeerAddrs) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.rooms[room] = a
+}
 
 // relayLAN runs a TURN server on host 1 of a namespace LAN of three. Host 2
 // is a client of room "r"; host 3 is logged in nowhere.
 type relayLAN struct {
 	lan *netns.LAN
 	srv *Server
+	dir *staticDir
 	url string // host:port of the server's UDP socket
 }
 
 func startRelayLAN(t *testing.T, cfg Config) *relayLAN {
 	lan := netns.NewLAN(t, 3)
-	r := &relayLAN{lan: lan}
-	cfg.Directory = staticDir{"r": {lan.Addr(2)}}
+	r := &relayLAN{lan: lan, dir: &staticDir{rooms: map[string]signal.PeerAddrs{"r": {Seen: []netip.Addr{lan.Addr(2)}}}}}
+	cfg.Directory = r.dir
 	cfg.PublicIP = lan.Addr(1)
 	cfg.ListenPacket = func(network, addr string) (pc net.PacketConn, err error) {
 		err = lan.Do(1, func() error {
