@@ -46,8 +46,10 @@ type Config struct {
 	Secret []byte
 	// TTL is how long a fresh credential can allocate (DefaultTTL).
 	TTL time.Duration
-	// MaxAllocations per credential (16); Rate in bytes per second per
-	// credential, each way (12.5 MB/s, 100 Mbit/s; negative: no limit).
+	// MaxAllocations per credential (DefaultMaxAllocations: one call's
+	// gathering, a UDP and a TCP relay per local network); Rate in bytes
+	// per second per credential, each way (12.5 MB/s, 100 Mbit/s;
+	// negative: no limit).
 	MaxAllocations int
 	Rate           int
 	Directory      Directory
@@ -106,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.TTL = DefaultTTL
 	}
 	if cfg.MaxAllocations == 0 {
-		cfg.MaxAllocations = 16
+		cfg.MaxAllocations = DefaultMaxAllocations
 	}
 	if cfg.Rate == 0 {
 		cfg.Rate = 12_500_000
@@ -156,8 +158,8 @@ type tagEntry struct {
 }
 
 // maxTags bounds the rooms remembered; past it, rooms without a credential
-// issued for TTL+1h are forgotten (a room with a client logged in gets one
-// every refresh, see signal.Config.ICERefresh).
+// issued for TTL+1h are forgotten (a room gets one at each call; a running
+// allocation's refreshes need its room's tag, so it is kept an hour more).
 const maxTags = 10000
 
 // Credentials issues a credential for a client of room.
@@ -186,34 +188,57 @@ func (s *Server) roomOf(tag string) (string, bool) {
 	return e.room, ok
 }
 
-// ICEServers gives a client of room this server as STUN and TURN (UDP and
-// TCP, as configured) with a fresh credential: signal.ICEProvider.
-func (s *Server) ICEServers(room string) []signal.ICEServer {
+// ICEServers is what a login reply carries: this server as STUN, and no
+// credential (signal.CallICEProvider): a login alone can allocate nothing.
+func (s *Server) ICEServers(string) []signal.ICEServer {
+	if s.cfg.PacketConn == nil {
+		return nil
+	}
+	return []signal.ICEServer{{URLs: []string{"stun:" + hostPort(s.cfg.PublicHost, portOf(s.cfg.PacketConn.LocalAddr()))}}}
+}
+
+// CallICEServers gives a client of room, about to make one call, this
+// server as STUN and TURN (UDP and TCP, as configured) with a fresh
+// credential: valid TTL for allocating, MaxAllocations allocations.
+func (s *Server) CallICEServers(room string) []signal.ICEServer {
+	out := s.ICEServers(room)
+	if s.cfg.STUNOnly {
+		return out
+	}
 	c := s.Credentials(room, time.Now())
-	var stunURLs, turnURLs []string
+	var turnURLs []string
 	if s.cfg.PacketConn != nil {
-		hp := hostPort(s.cfg.PublicHost, portOf(s.cfg.PacketConn.LocalAddr()))
-		stunURLs = append(stunURLs, "stun:"+hp)
-		turnURLs = append(turnURLs, "turn:"+hp+"?transport=udp")
+		turnURLs = append(turnURLs, "turn:"+hostPort(s.cfg.PublicHost, portOf(s.cfg.PacketConn.LocalAddr()))+"?transport=udp")
 	}
 	if s.cfg.Listener != nil {
 		turnURLs = append(turnURLs, "turn:"+hostPort(s.cfg.PublicHost, portOf(s.cfg.Listener.Addr()))+"?transport=tcp")
 	}
-	var out []signal.ICEServer
-	if !s.cfg.STUNOnly {
-		out = []signal.ICEServer{{URLs: turnURLs, Username: c.Username, Credential: c.Password}}
+	return append(out, signal.ICEServer{URLs: turnURLs, Username: c.Username, Credential: c.Password})
+}
+
+// ICEServers makes External a signal.CallICEProvider: the login gets its
+// stun: URLs, as they are.
+func (e External) ICEServers(string) []signal.ICEServer {
+	stunURLs, _ := e.split()
+	if len(stunURLs) == 0 {
+		return nil
 	}
-	if len(stunURLs) > 0 {
-		out = append([]signal.ICEServer{{URLs: stunURLs}}, out...)
+	return []signal.ICEServer{{URLs: stunURLs}}
+}
+
+// CallICEServers gives one call the stun: URLs and the turn: ones with a
+// fresh credential.
+func (e External) CallICEServers(room string) []signal.ICEServer {
+	out := e.ICEServers(room)
+	if _, turnURLs := e.split(); len(turnURLs) > 0 {
+		c := e.Credentials(room, time.Now())
+		out = append(out, signal.ICEServer{URLs: turnURLs, Username: c.Username, Credential: c.Password})
 	}
 	return out
 }
 
-// ICEServers makes External a signal.ICEProvider.
-// stun: URLs among e.URLs are handed out as they are, turn: ones with a
-// fresh credential.
-func (e External) ICEServers(room string) []signal.ICEServer {
-	var stunURLs, turnURLs []string
+// split sorts e.URLs into STUN and TURN ones.
+func (e External) split() (stunURLs, turnURLs []string) {
 	for _, u := range e.URLs {
 		if strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "stuns:") {
 			stunURLs = append(stunURLs, u)
@@ -221,15 +246,7 @@ func (e External) ICEServers(room string) []signal.ICEServer {
 			turnURLs = append(turnURLs, u)
 		}
 	}
-	var out []signal.ICEServer
-	if len(stunURLs) > 0 {
-		out = append(out, signal.ICEServer{URLs: stunURLs})
-	}
-	if len(turnURLs) > 0 {
-		c := e.Credentials(room, time.Now())
-		out = append(out, signal.ICEServer{URLs: turnURLs, Username: c.Username, Credential: c.Password})
-	}
-	return out
+	return stunURLs, turnURLs
 }
 
 func portOf(a net.Addr) int {

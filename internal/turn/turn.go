@@ -1,6 +1,7 @@
 // Package turn is the STUN and TURN server inside `lanft signal` (Pion's
 // TURN library) and the short-lived credentials its signaling host hands
-// to the clients of each room.
+// to the clients of each room: one per call (a connection attempt, see
+// signal.CallICEProvider), none at login.
 //
 // Credentials follow the TURN REST scheme that coturn's "use-auth-secret"
 // also speaks: username "EXPIRY:ID" (EXPIRY in Unix seconds), password
@@ -114,8 +115,15 @@ type External struct {
 	TTL    time.Duration // 0: DefaultTTL
 }
 
-// DefaultTTL is how long a credential lets its holder allocate.
-const DefaultTTL = time.Hour
+// DefaultTTL is how long a credential lets its holder allocate: one call's
+// ICE gathering, which starts as the credential arrives. The allocations
+// themselves live on while refreshed (see the package doc).
+const DefaultTTL = 5 * time.Minute
+
+// DefaultMaxAllocations is the allocations one credential (one call) may
+// hold: a UDP and a TCP relay for each of a few local networks (a browser
+// allocates per network).
+const DefaultMaxAllocations = 8
 
 // Credentials issues a credential for room at now.
 func (e External) Credentials(room string, now time.Time) Credential {

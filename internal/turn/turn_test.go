@@ -272,20 +272,24 @@ func TestAllocationQuota(t *testing.T) {
 	}
 }
 
-// An external coturn gets its STUN URLs as they are and its TURN URLs with
-// a REST credential signed with the shared secret coturn checks.
+// An external coturn: the login gets its STUN URLs as they are, a call
+// also its TURN URLs with a REST credential signed with the shared secret
+// coturn checks.
 func TestExternalICEServers(t *testing.T) {
 	e := External{URLs: []string{"stun:turn.example.org:3478", "turn:turn.example.org:3478?transport=udp"}, Secret: []byte("shared")}
-	got := e.ICEServers("room")
+	if login := e.ICEServers("room"); len(login) != 1 || login[0].Username != "" || login[0].URLs[0] != "stun:turn.example.org:3478" {
+		t.Fatalf("login ICEServers() = %+v, want the STUN URL alone, without a credential", login)
+	}
+	got := e.CallICEServers("room")
 	if len(got) != 2 || got[0].Username != "" || got[1].Username == "" {
-		t.Fatalf("ICEServers() = %+v, want STUN without and TURN with a credential", got)
+		t.Fatalf("CallICEServers() = %+v, want STUN without and TURN with a credential", got)
 	}
 	if got[1].Credential != Password([]byte("shared"), got[1].Username) {
 		t.Errorf("credential %q is not HMAC-SHA1(secret, username)", got[1].Credential)
 	}
 	exp, _, err := parseUsername(got[1].Username)
 	if err != nil || time.Until(exp) > DefaultTTL || time.Until(exp) < DefaultTTL-time.Minute {
-		t.Errorf("username %q: expiry %v, want about an hour from now", got[1].Username, exp)
+		t.Errorf("username %q: expiry %v, want DefaultTTL (%v) from now", got[1].Username, exp, DefaultTTL)
 	}
 }
 
