@@ -31,9 +31,10 @@ or a room of their own, --signal ws://ADDR/ws/ROOM: users of different rooms
 never see each other. --new-room prints an unguessable room to pass on.
 
 With --public-addr, the host also answers STUN and relays (TURN, on UDP and
-TCP at --turn-port) for peers whose NATs let no direct path through; every
-client gets short-lived credentials at login, and the relay only carries
-traffic between clients logged in to one room. Open TCP --listen's port,
+TCP at --turn-port) for peers whose NATs let no direct path through; a
+client gets a short-lived credential for each connection attempt (none at
+login), and the relay only carries traffic between clients logged in to one
+room. Open TCP --listen's port,
 UDP and TCP --turn-port and UDP --relay-ports.
 
 Several nodes act as one service (a room's users on any node) through NATS:
