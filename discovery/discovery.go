@@ -340,6 +340,10 @@ func (d *Discovery) step(v *view, now time.Time, settled bool) (State, error) {
 		}
 		e = Elect(v.peers(now), v.self.ID, settled)
 	}
+	v.host = ""
+	if e.HasHost {
+		v.host = e.Host.ID
+	}
 	st := d.state(v, now, e)
 	d.mu.Lock()
 	d.cur = st

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"cmp"
+	"errors"
 	"maps"
 	"net/netip"
 	"slices"
@@ -21,12 +22,20 @@ type entry struct {
 	ifaces map[string]seen // by interface name
 }
 
-// view is one instance's picture of the LAN: itself plus every instance heard
-// within the expiry time. It is owned by one goroutine.
+// maxPeers bounds the other instances in a view. Answers are unauthenticated
+// (anyone on the LAN can send thousands with made-up IDs); past the bound the
+// instance heard longest ago makes room, never the elected host.
+const maxPeers = 256
+
+// view is one instance's picture of the LAN: itself plus at most maxPeers
+// instances heard within the expiry time. It is owned by one goroutine.
 type view struct {
 	self     record
 	selfSeen map[string]seen // our own answers, heard back: our addresses
 	others   map[string]*entry
+	// host is the ID of the host elected last (the one clients log in
+	// to): a flood of new instances does not push it out.
+	host string
 }
 
 func newView(self record) *view {
@@ -50,6 +59,9 @@ func (v *view) observe(s Sighting, now time.Time) (rec record, added bool, err e
 	}
 	e := v.others[rec.ID]
 	if e == nil {
+		if len(v.others) >= maxPeers && !v.evict() {
+			return rec, false, errViewFull
+		}
 		e = &entry{ifaces: map[string]seen{}}
 		v.others[rec.ID] = e
 		added = true
@@ -59,6 +71,43 @@ func (v *view) observe(s Sighting, now time.Time) (rec record, added bool, err e
 	}
 	e.ifaces[s.Iface] = seen{addrs: addrs, at: now}
 	return rec, added, nil
+}
+
+// errViewFull: a new instance found no room (every entry is protected).
+var errViewFull = errors.New("too many instances on the network: ignoring a new one")
+
+// evict drops the instance heard longest ago (then the largest ID), but
+// the elected host, and reports whether one was dropped.
+func (v *view) evict() bool {
+	var (
+		victim string
+		oldest time.Time
+	)
+	for id, e := range v.others {
+		if id == v.host {
+			continue
+		}
+		at := e.lastHeard()
+		if victim == "" || at.Before(oldest) || at.Equal(oldest) && id > victim {
+			victim, oldest = id, at
+		}
+	}
+	if victim == "" {
+		return false
+	}
+	delete(v.others, victim)
+	return true
+}
+
+// lastHeard is when any interface last heard e.
+func (e *entry) lastHeard() time.Time {
+	var t time.Time
+	for _, s := range e.ifaces {
+		if s.at.After(t) {
+			t = s.at
+		}
+	}
+	return t
 }
 
 // forget drops another instance at once; it returns if it answers again.

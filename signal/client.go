@@ -71,6 +71,10 @@ type Client struct {
 	mu    sync.Mutex
 	peers []PeerInfo // online users, login order, self included
 	ice   []ICEServer
+	// calls: the host mints ICE servers per call (CallICEServers).
+	calls     bool
+	callSeq   uint64
+	callWaits map[uint64]chan LoginInfo
 
 	messages chan Message
 	changes  chan struct{}
@@ -271,7 +275,9 @@ func (c *Client) track(m Message) bool {
 	case TypeUserlist:
 		c.setUserlist(m)
 	case TypeLanft:
-		c.setInfo(m.Meta)
+		if !c.takeCallReply(m.Meta) {
+			c.setInfo(m.Meta)
+		}
 	case TypeUpdata:
 		c.mu.Lock()
 		i := slices.IndexFunc(c.peers, func(p PeerInfo) bool { return p.Name == m.Name })
@@ -315,6 +321,7 @@ func (c *Client) setInfo(raw json.RawMessage) {
 	}
 	c.mu.Lock()
 	c.ice = info.ICEServers
+	c.calls = c.calls || info.Calls
 	c.mu.Unlock()
 }
 

@@ -400,6 +400,11 @@ func TestClusterTURNDirectory(t *testing.T) {
 	if got := nodes[1].RoomAddrs("red"); !slices.Equal(got, []netip.Addr{loop, relay0}) {
 		t.Errorf("node 1 RoomAddrs(red) = %v, want alice's and bob's address and node 0's relay", got)
 	}
+	// bob's address is node 1's own socket's; alice's, node 1 was told.
+	if got := nodes[1].RoomPeerAddrs("red"); !slices.Equal(got.Seen, []netip.Addr{loop}) ||
+		!slices.Equal(got.Told, []netip.Addr{loop}) || !slices.Equal(got.Relays, []netip.Addr{relay0}) {
+		t.Errorf("node 1 RoomPeerAddrs(red) = %+v, want bob's Seen, alice's Told and node 0's relay", got)
+	}
 	if got := nodes[1].RoomAddrs("blue"); !slices.Equal(got, []netip.Addr{loop}) {
 		t.Errorf("node 1 RoomAddrs(blue) = %v, want carol's address only", got)
 	}

@@ -61,11 +61,21 @@
 //     each as {"name":..,"lanft":{..}}.
 //   - "message" on a failed login reply: why it failed.
 //   - "lanft" on a successful login reply (server to client), when the
-//     host offers STUN/TURN: {"iceServers":[{"urls":["stun:h:3478"]},
+//     host offers STUN/TURN: LoginInfo, in the shape of the browser's
+//     RTCIceServer. A host that mints TURN credentials per call (lanft
+//     signal's own relay or --external-turn) sends STUN alone and
+//     "calls":true: {"iceServers":[{"urls":["stun:h:3478"]}],"calls":true}.
+//     Other hosts' credentials are sent again, fresh, in a message of the
+//     new type "lanft" (TypeLanft) before they expire.
+//   - A "lanft" message from a client (a lanft client of a "calls" host,
+//     before each connection attempt): {"type":"lanft","lanft":{"call":N}}
+//     asks for one call's ICE servers; the reply is a "lanft" message
+//     {"call":N,"iceServers":[{"urls":["stun:h:3478"]},
 //     {"urls":["turn:h:3478?transport=udp","turn:h:3478?transport=tcp"],
-//     "username":"EXPIRY:ID","credential":".."}]} (LoginInfo, in the shape
-//     of the browser's RTCIceServer); sent again, fresh, in a message of
-//     the new type "lanft" (TypeLanft) before the credentials expire.
+//     "username":"EXPIRY:ID","credential":".."}]}, a short-lived
+//     credential with a small allocation quota. Requests are rate-limited
+//     per connection (Config.CallBurst, CallRate); past it the reply holds
+//     the login's servers and a "message" saying why. See call.go.
 //   - Rooms: the endpoint at Path+"/ROOM" (RoomFromPath) is a host of its
 //     own for each ROOM: its own user list and names; nothing is relayed
 //     between rooms. Path itself is the default room.

@@ -19,9 +19,10 @@ const (
 	TypeUserlist  = "userlist"
 	TypeUpdata    = "updata"
 	TypeError     = "error"
-	// TypeLanft is lanft's own additive message from the server: a fresh
-	// LoginInfo in its "lanft" field. Clients of the original protocol
-	// ignore a type they do not know.
+	// TypeLanft is lanft's own additive message: from the server, a fresh
+	// LoginInfo in its "lanft" field (a refresh, or the reply to a call
+	// request); from a lanft client, a CallRequest. Clients of the original
+	// protocol ignore a type they do not know, and never send it.
 	TypeLanft = "lanft"
 )
 
@@ -68,9 +69,16 @@ type Message struct {
 }
 
 // LoginInfo is the additive "lanft" object of a successful login reply and
-// of a TypeLanft message.
+// of a TypeLanft message from the server.
 type LoginInfo struct {
 	ICEServers []ICEServer `json:"iceServers,omitempty"`
+	// Calls (login reply): this host mints TURN credentials per call; ask
+	// with a CallRequest before each connection attempt.
+	Calls bool `json:"calls,omitempty"`
+	// Call (reply to a CallRequest): the request's number; Message says
+	// why the request got no relay, if it got none.
+	Call    uint64 `json:"call,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
 // ICEServer is one STUN or TURN server, in the shape of the browser's

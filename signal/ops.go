@@ -46,9 +46,9 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveMetrics writes the server's figures in the Prometheus text format,
+// writeMetrics writes the server's figures in the Prometheus text format,
 // then Config.Metrics' own (the cluster's).
-func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+func (s *Server) writeMetrics(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	s.mu.Lock()
 	clients, users, remote := len(s.conns), 0, 0

@@ -81,8 +81,14 @@ type Config struct {
 	// ICE, when set, gives every logged-in client its ICE servers (STUN,
 	// TURN with short-lived credentials) in the additive "lanft" object of
 	// the login reply, and again every ICERefresh (30m) while it stays.
+	// A CallICEProvider's login servers can allocate nothing: the client
+	// asks for one call's (a fresh TURN credential) before each connection
+	// attempt, at most CallBurst at once and CallRate a second after
+	// (DefaultCallBurst, DefaultCallRate), and they are not refreshed.
 	ICE        ICEProvider
 	ICERefresh time.Duration
+	CallRate   float64
+	CallBurst  int
 	// TrustProxy takes a client's address from the last X-Forwarded-For
 	// entry (set by a reverse proxy in front) instead of the connection's.
 	// Only the TURN relay's permissions use the address.
@@ -96,6 +102,11 @@ type Config struct {
 	// lines to the metrics endpoint.
 	Ready   func() bool
 	Metrics func(io.Writer)
+	// MetricsToken, when set, is the bearer token GET /metrics asks for
+	// (Authorization: Bearer TOKEN). Without it, /metrics on Handler
+	// answers only requests from loopback that no proxy forwarded; see
+	// MetricsHandler for a listener of its own.
+	MetricsToken string
 }
 
 // Cluster is what a server needs from the other nodes of its service;
@@ -451,19 +462,6 @@ func (s *Server) broadcastLocked(r *room, except *conn, m Message) {
 	}
 }
 
-// iceInfo is the additive "lanft" object with room's ICE servers, or nil
-// without an ICE provider.
-func (s *Server) iceInfo(room string) json.RawMessage {
-	if s.cfg.ICE == nil {
-		return nil
-	}
-	b, err := json.Marshal(LoginInfo{ICEServers: s.cfg.ICE.ICEServers(room)})
-	if err != nil {
-		return nil
-	}
-	return b
-}
-
 // conn is one client connection. Only its own goroutines touch ws: the
 // handler goroutine reads, the writer goroutine writes.
 type conn struct {
@@ -496,6 +494,8 @@ type conn struct {
 	node string
 	// relayAddr is the TURN relay address of node, for its users.
 	relayAddr netip.Addr
+	// calls limits the call credentials handed to this client (callICE).
+	calls *rate.Limiter
 
 	closeOnce   sync.Once
 	done        chan struct{}
@@ -583,7 +583,7 @@ func (c *conn) writeLoop() {
 	// Fresh ICE credentials before the old ones expire, for a client that
 	// stays logged in for hours (a share).
 	var refresh <-chan time.Time
-	if cfg.ICE != nil {
+	if refreshes(cfg.ICE) {
 		t := time.NewTicker(cfg.ICERefresh)
 		defer t.Stop()
 		refresh = t.C
@@ -596,7 +596,7 @@ func (c *conn) writeLoop() {
 			loggedIn := c.key != ""
 			c.srv.mu.Unlock()
 			if loggedIn {
-				c.sendMsg(Message{Type: TypeLanft, Meta: c.srv.iceInfo(c.room)})
+				c.sendMsg(Message{Type: TypeLanft, Meta: c.srv.loginInfo(c.room)})
 			}
 		case <-c.wake:
 			for _, b := range c.takeQueue() {
@@ -647,6 +647,8 @@ func (c *conn) handle(m Message) {
 		c.login(m)
 	case TypeOffer, TypeAnswer, TypeCandidate, TypeLeave:
 		c.relay(m)
+	case TypeLanft:
+		c.callICE(m)
 	default:
 		c.sendError(fmt.Sprintf("unknown message type %q", m.Type))
 	}
@@ -742,7 +744,7 @@ func (c *conn) login(m Message) {
 	}
 	// Queue the reply and the list before anyone else can relay to c, so
 	// that c always hears "login" first.
-	c.sendMsg(Message{Type: TypeLogin, Success: boolPtr(true), Meta: s.iceInfo(c.room)})
+	c.sendMsg(Message{Type: TypeLogin, Success: boolPtr(true), Meta: s.loginInfo(c.room)})
 	c.sendMsg(Message{Type: TypeUserlist, Users: users, Peers: peers})
 	s.broadcastLocked(r, c, Message{Type: TypeUpdata, Action: ActionLogin, Name: c.name, Meta: c.meta})
 	s.mu.Unlock()

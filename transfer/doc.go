@@ -88,4 +88,18 @@
 // symbolic links; a file is written as NAME.part and renamed only after its
 // size and SHA-256 check, and never replaces an existing file (a different
 // file gets "NAME (1).ext"). Modes are fixed (0644 files, 0755 folders).
+//
+// # What the PLAN reveals
+//
+// Only what the sender needs to resume: an offset (and the SHA-256 of the
+// bytes before it) for a NAME.part of this very file, and the absence of a
+// file the receiver holds complete with the manifest's SHA-256 (verified).
+// A .part lanft creates carries an extended attribute with the SHA-256 of
+// the file it is the start of (user.lanft.sha256); a NAME.part without it,
+// or with another file's, is someone else's (a browser's download, another
+// version): it is left alone and the file is saved as "NAME (1).ext", which
+// the PLAN says nothing of, as for a different complete NAME. Where the
+// filesystem holds no extended attributes (FAT, exFAT, Windows here), every
+// .part is taken as lanft's and resumed after the sender's prefix check, as
+// before tags.
 package transfer

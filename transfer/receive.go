@@ -351,11 +351,16 @@ func (r *receiver) resolve(ctx context.Context, rf *rfile, e *Entry) error {
 		fi, err := r.lstat(name)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			if n > 0 {
+			rf.final = name
+			err := r.inspectPart(ctx, rf, e)
+			if errors.Is(err, errOthersPart) {
+				r.log.Debug("name taken by another file's partial file", "name", name)
+				continue
+			}
+			if err == nil && n > 0 {
 				r.reserve(name)
 			}
-			rf.final = name
-			return r.inspectPart(ctx, rf, e)
+			return err
 		case err != nil:
 			return fmt.Errorf("transfer: inspect %s: %w", quote(name), err)
 		case fi.Mode()&fs.ModeSymlink != 0:
@@ -420,7 +425,24 @@ func (r *receiver) reserve(name string) {
 	r.reserved[k+PartSuffix] = true
 }
 
-// inspectPart looks for final.part and, if it can be resumed, hashes it.
+// partOwner is whose a .part found in the target folder is, as its tag
+// (an extended attribute written when lanft created it) says.
+type partOwner int
+
+const (
+	partOurs       partOwner = iota // a .part of the very file (same SHA-256)
+	partOther                       // another file's, or not lanft's: left alone
+	partUntaggable                  // the filesystem holds no tags: as before them
+)
+
+// errOthersPart: final.part belongs to another file; the file takes
+// another name, and the sender hears nothing of it.
+var errOthersPart = errors.New("the partial file of that name is another file's")
+
+// inspectPart looks for final.part and, if it is a .part of this very file
+// (partTagOf) and can be resumed, hashes it. Only such a .part is ever
+// mentioned to the sender (its offset and prefix hash in the PLAN): of
+// another file's (errOthersPart), nothing, not even that it exists.
 func (r *receiver) inspectPart(ctx context.Context, rf *rfile, e *Entry) error {
 	part := rf.final + PartSuffix
 	fi, err := r.lstat(part)
@@ -434,15 +456,18 @@ func (r *receiver) inspectPart(ctx context.Context, rf *rfile, e *Entry) error {
 	case !fi.Mode().IsRegular():
 		return conflict(part, "is in the way in the target folder (not a regular file)")
 	}
-	rf.partExists = true
-	if fi.Size() == 0 || fi.Size() > e.Size {
-		return nil // nothing reusable: start over
-	}
 	f, err := r.open(part)
 	if err != nil {
 		return fmt.Errorf("transfer: open %s: %w", quote(part), err)
 	}
 	defer f.Close()
+	if partTagOf(f, rf.sum) == partOther {
+		return errOthersPart
+	}
+	rf.partExists = true
+	if fi.Size() == 0 || fi.Size() > e.Size {
+		return nil // nothing reusable: start over
+	}
 	if n, ok := linkCount(f); ok && n > 1 {
 		// Another name shares this file, maybe outside the folder: writing
 		// into it would change that file too. It is replaced, not resumed.
@@ -694,6 +719,11 @@ func (r *receiver) openPart(rf *rfile) (*os.File, error) {
 	}
 	switch {
 	case err == nil:
+		if rf.offset == 0 {
+			if terr := setPartTag(f, rf.sum); terr != nil {
+				r.log.Debug("cannot tag the partial file; its resume cannot be told from another file's", "file", part, "err", terr)
+			}
+		}
 		rf.partExists = true
 		return f, nil
 	case errors.Is(err, fs.ErrExist):

@@ -472,6 +472,32 @@ func TestBrowserTabsTrade(t *testing.T) {
 	sameCode(t, ann.text(`document.querySelector('#log li.verify').textContent`), bob.text(`document.querySelector('#log li.verify').textContent`))
 }
 
+// TestBrowserAsksForCallCredentials: a page served by lanft signal with
+// TURN gets STUN alone at login and asks for one call's credential before
+// each peer connection (both sides of a trade between two tabs); the trade
+// works with the servers it got.
+func TestBrowserAsksForCallCredentials(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	sig := onHost(t, lan, 1, "--log-level", "debug", "signal", "--listen", net.JoinHostPort(lan.Addr(1).String(), "0"),
+		"--public-addr", lan.Addr(1).String(), "--turn-port", "0")
+	line := sig.WaitLine(t, "ws://", 10*time.Second)
+	url := "http://" + strings.TrimSuffix(strings.TrimPrefix(line.Text, "ws://"), "/ws") + "/"
+	b := startBrowser(t, lan, 2)
+	ann := newPerson(t, b, url)
+	file := filepath.Join(t.TempDir(), "called.bin")
+	lanfttest.WriteRandom(t, file, 1<<20)
+	annName := ann.share([]string{file}, "")
+	if n := strings.Count(sig.Stderr(), "signal: call credentials"); n != 0 {
+		t.Fatalf("%d call credentials minted before any call", n)
+	}
+	bob := newPerson(t, b, url)
+	bob.receiveFrom(annName, 60*time.Second)
+	lanfttest.SameFile(t, file, bob.save()["called.bin"])
+	if n := strings.Count(sig.Stderr(), "signal: call credentials"); n != 2 {
+		t.Errorf("%d call credentials minted for one trade, want 2 (the receiving tab's and the sharing tab's)", n)
+	}
+}
+
 // TestBrowserSHA256MatchesGo: the page's SHA-256 (sha256.js, which checks
 // every byte received) agrees with Go's crypto/sha256 on lengths around
 // every block and padding edge, fed whole and in uneven pieces. The page

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
@@ -30,15 +31,22 @@ or a room of their own, --signal ws://ADDR/ws/ROOM: users of different rooms
 never see each other. --new-room prints an unguessable room to pass on.
 
 With --public-addr, the host also answers STUN and relays (TURN, on UDP and
-TCP at --turn-port) for peers whose NATs let no direct path through; every
-client gets short-lived credentials at login, and the relay only carries
-traffic between clients logged in to one room. Open TCP --listen's port,
+TCP at --turn-port) for peers whose NATs let no direct path through; a
+client gets a short-lived credential for each connection attempt (none at
+login), and the relay only carries traffic between clients logged in to one
+room. Open TCP --listen's port,
 UDP and TCP --turn-port and UDP --relay-ports.
 
 Several nodes act as one service (a room's users on any node) through NATS:
 an external one (--nats) or one embedded in each node (--cluster-listen and
---cluster-routes), with one --turn-secret for all. GET /healthz and /metrics
-on the --listen port; SIGTERM tells the clients to log in again elsewhere.
+--cluster-routes), with one --turn-secret for all. GET /healthz on the
+--listen port; SIGTERM tells the clients to log in again elsewhere.
+
+GET /metrics (Prometheus text) is on the --listen port for requests from
+this host's loopback only (not those a reverse proxy forwards), unless
+--metrics-token asks every request for "Authorization: Bearer TOKEN"
+instead, or --metrics-listen serves it on an address of its own (and no
+more on --listen).
 
 Examples:
    lanft signal --listen :7780
@@ -62,6 +70,8 @@ Examples:
 			&cli.Float64Flag{Name: "relay-rate", Value: 12.5, Usage: "relay at most `MB/s` per client, each way (0: no limit)"},
 			&cli.BoolFlag{Name: "no-turn", Usage: "answer STUN only; relay nothing"},
 			&cli.StringSliceFlag{Name: "external-turn", Usage: "hand out this TURN `URL` (coturn with use-auth-secret) instead of relaying here (repeatable)"},
+			&cli.StringFlag{Name: "metrics-token", EnvVars: []string{"LANFT_METRICS_TOKEN"}, Usage: "GET /metrics asks for this bearer `TOKEN` (default: none, and /metrics on --listen answers loopback only)"},
+			&cli.StringFlag{Name: "metrics-listen", Usage: "serve /metrics (and /healthz) on this `ADDR` of their own, such as 127.0.0.1:9090, instead of on --listen"},
 			&cli.StringFlag{Name: "turn-secret", EnvVars: []string{"LANFT_TURN_SECRET"}, Usage: "the shared `SECRET` of --external-turn (or a fixed one for this relay; default: random per run; the same on every node of a service)"},
 		}, clusterFlags()...)...),
 		Action: runSignal,
@@ -97,7 +107,7 @@ func runSignal(c *cli.Context) error {
 		scheme = "wss"
 	}
 	var srv *signal.Server
-	dir := roomDirectory(func(room string) []netip.Addr { return srv.RoomAddrs(room) })
+	dir := roomDirectory(func(room string) signal.PeerAddrs { return srv.RoomPeerAddrs(room) })
 	ice, relay, err := iceFor(c, log, dir)
 	if err != nil {
 		ln.Close()
@@ -117,6 +127,7 @@ func runSignal(c *cli.Context) error {
 		ICE:             ice,
 		MaxConnsPerAddr: c.Int("max-conns-per-address"),
 		MaxUsersPerAddr: c.Int("max-users-per-address"),
+		MetricsToken:    c.String("metrics-token"),
 	}
 	if member != nil {
 		member.wire(&cfg)
@@ -149,10 +160,21 @@ func runSignal(c *cli.Context) error {
 	// The operator's endpoints (health, metrics) are the server's own.
 	mux := http.NewServeMux()
 	mux.Handle(signal.HealthPath, srv.Handler())
-	mux.Handle(signal.MetricsPath, srv.Handler())
 	mux.Handle("/", page)
+	metricsLn, err := metricsListener(c)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if metricsLn == nil {
+		mux.Handle(signal.MetricsPath, srv.Handler())
+	}
 	g, ctx := errgroup.WithContext(c.Context)
 	g.Go(func() error { return srv.ServeWith(ctx, ln, mux) })
+	if metricsLn != nil {
+		fmt.Fprintf(c.App.Writer, "http://%s%s\n", metricsLn.Addr(), signal.MetricsPath)
+		g.Go(func() error { return serveMetrics(ctx, metricsLn, srv) })
+	}
 	if relay != nil {
 		g.Go(func() error { return relay.Run(ctx) })
 	}
@@ -162,10 +184,43 @@ func runSignal(c *cli.Context) error {
 	return g.Wait()
 }
 
-// roomDirectory adapts the signaling server to turn.Directory.
-type roomDirectory func(room string) []netip.Addr
+// metricsListener opens --metrics-listen, or returns nil without it.
+func metricsListener(c *cli.Context) (net.Listener, error) {
+	addr := c.String("metrics-listen")
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("signal: metrics listener on %s: %w", addr, err)
+	}
+	return ln, nil
+}
 
-func (d roomDirectory) RoomAddrs(room string) []netip.Addr { return d(room) }
+// serveMetrics answers /metrics and /healthz on ln until ctx ends.
+func serveMetrics(ctx context.Context, ln net.Listener, srv *signal.Server) error {
+	mux := http.NewServeMux()
+	mux.Handle(signal.MetricsPath, srv.MetricsHandler())
+	mux.Handle(signal.HealthPath, srv.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("signal: metrics listener: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(shutdownCtx)
+	<-errc
+	return nil
+}
+
+// roomDirectory adapts the signaling server to turn.Directory.
+type roomDirectory func(room string) signal.PeerAddrs
+
+func (d roomDirectory) RoomPeerAddrs(room string) signal.PeerAddrs { return d(room) }
 
 // iceFor sets up what the host hands clients as ICE servers: an external
 // TURN server, its own STUN and TURN, or nothing.

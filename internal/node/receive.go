@@ -153,7 +153,7 @@ var errNoAnswer = errors.New("no answer")
 func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet, share Peer,
 	opts transfer.ReceiveOptions) (*transfer.Result, error) {
 	sharer := share.Name
-	l, err := newLink(cfg, sharer, sess.client)
+	l, err := newLink(ctx, cfg, sharer, sess.client)
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, 
 	log := cfg.Logger
 	switch msg.Type {
 	case signal.TypeOffer:
-		l, err := newLink(cfg, msg.Name, current)
+		l, err := newLink(ctx, cfg, msg.Name, current)
 		if err != nil {
 			log.Error("node: new peer", "peer", msg.Name, "err", err)
 			cfg.Events(Event{Kind: "error", Peer: msg.Name, Text: err.Error()})

@@ -20,9 +20,10 @@ import (
 )
 
 // Directory tells the relay who may be sent to: the addresses the clients
-// logged in to a room connect from. The signaling server is one.
+// logged in to a room connect from, by how the signaling server knows them
+// (see reachable). The signaling server is one.
 type Directory interface {
-	RoomAddrs(room string) []netip.Addr
+	RoomPeerAddrs(room string) signal.PeerAddrs
 }
 
 // Config configures a Server. PacketConn (STUN and TURN over UDP) or
@@ -45,8 +46,10 @@ type Config struct {
 	Secret []byte
 	// TTL is how long a fresh credential can allocate (DefaultTTL).
 	TTL time.Duration
-	// MaxAllocations per credential (16); Rate in bytes per second per
-	// credential, each way (12.5 MB/s, 100 Mbit/s; negative: no limit).
+	// MaxAllocations per credential (DefaultMaxAllocations: one call's
+	// gathering, a UDP and a TCP relay per local network); Rate in bytes
+	// per second per credential, each way (12.5 MB/s, 100 Mbit/s;
+	// negative: no limit).
 	MaxAllocations int
 	Rate           int
 	Directory      Directory
@@ -66,6 +69,7 @@ type Server struct {
 	mu       sync.Mutex
 	tags     map[string]tagEntry       // RoomTag -> room, filled as credentials are issued
 	byClient map[string]string         // client transport address -> room
+	allocSrc map[string]string         // an allocation's client transport address -> room
 	relays   map[netip.AddrPort]string // live relay address -> room
 	allocs   map[string]int            // username -> live allocations
 	limiters map[string]*rate.Limiter  // username -> relay rate
@@ -104,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.TTL = DefaultTTL
 	}
 	if cfg.MaxAllocations == 0 {
-		cfg.MaxAllocations = 16
+		cfg.MaxAllocations = DefaultMaxAllocations
 	}
 	if cfg.Rate == 0 {
 		cfg.Rate = 12_500_000
@@ -120,6 +124,7 @@ func New(cfg Config) (*Server, error) {
 		own:      ownAddrs(),
 		tags:     make(map[string]tagEntry),
 		byClient: make(map[string]string),
+		allocSrc: make(map[string]string),
 		relays:   make(map[netip.AddrPort]string),
 		allocs:   make(map[string]int),
 		limiters: make(map[string]*rate.Limiter),
@@ -153,8 +158,8 @@ type tagEntry struct {
 }
 
 // maxTags bounds the rooms remembered; past it, rooms without a credential
-// issued for TTL+1h are forgotten (a room with a client logged in gets one
-// every refresh, see signal.Config.ICERefresh).
+// issued for TTL+1h are forgotten (a room gets one at each call; a running
+// allocation's refreshes need its room's tag, so it is kept an hour more).
 const maxTags = 10000
 
 // Credentials issues a credential for a client of room.
@@ -183,34 +188,57 @@ func (s *Server) roomOf(tag string) (string, bool) {
 	return e.room, ok
 }
 
-// ICEServers gives a client of room this server as STUN and TURN (UDP and
-// TCP, as configured) with a fresh credential: signal.ICEProvider.
-func (s *Server) ICEServers(room string) []signal.ICEServer {
+// ICEServers is what a login reply carries: this server as STUN, and no
+// credential (signal.CallICEProvider): a login alone can allocate nothing.
+func (s *Server) ICEServers(string) []signal.ICEServer {
+	if s.cfg.PacketConn == nil {
+		return nil
+	}
+	return []signal.ICEServer{{URLs: []string{"stun:" + hostPort(s.cfg.PublicHost, portOf(s.cfg.PacketConn.LocalAddr()))}}}
+}
+
+// CallICEServers gives a client of room, about to make one call, this
+// server as STUN and TURN (UDP and TCP, as configured) with a fresh
+// credential: valid TTL for allocating, MaxAllocations allocations.
+func (s *Server) CallICEServers(room string) []signal.ICEServer {
+	out := s.ICEServers(room)
+	if s.cfg.STUNOnly {
+		return out
+	}
 	c := s.Credentials(room, time.Now())
-	var stunURLs, turnURLs []string
+	var turnURLs []string
 	if s.cfg.PacketConn != nil {
-		hp := hostPort(s.cfg.PublicHost, portOf(s.cfg.PacketConn.LocalAddr()))
-		stunURLs = append(stunURLs, "stun:"+hp)
-		turnURLs = append(turnURLs, "turn:"+hp+"?transport=udp")
+		turnURLs = append(turnURLs, "turn:"+hostPort(s.cfg.PublicHost, portOf(s.cfg.PacketConn.LocalAddr()))+"?transport=udp")
 	}
 	if s.cfg.Listener != nil {
 		turnURLs = append(turnURLs, "turn:"+hostPort(s.cfg.PublicHost, portOf(s.cfg.Listener.Addr()))+"?transport=tcp")
 	}
-	var out []signal.ICEServer
-	if !s.cfg.STUNOnly {
-		out = []signal.ICEServer{{URLs: turnURLs, Username: c.Username, Credential: c.Password}}
+	return append(out, signal.ICEServer{URLs: turnURLs, Username: c.Username, Credential: c.Password})
+}
+
+// ICEServers makes External a signal.CallICEProvider: the login gets its
+// stun: URLs, as they are.
+func (e External) ICEServers(string) []signal.ICEServer {
+	stunURLs, _ := e.split()
+	if len(stunURLs) == 0 {
+		return nil
 	}
-	if len(stunURLs) > 0 {
-		out = append([]signal.ICEServer{{URLs: stunURLs}}, out...)
+	return []signal.ICEServer{{URLs: stunURLs}}
+}
+
+// CallICEServers gives one call the stun: URLs and the turn: ones with a
+// fresh credential.
+func (e External) CallICEServers(room string) []signal.ICEServer {
+	out := e.ICEServers(room)
+	if _, turnURLs := e.split(); len(turnURLs) > 0 {
+		c := e.Credentials(room, time.Now())
+		out = append(out, signal.ICEServer{URLs: turnURLs, Username: c.Username, Credential: c.Password})
 	}
 	return out
 }
 
-// ICEServers makes External a signal.ICEProvider.
-// stun: URLs among e.URLs are handed out as they are, turn: ones with a
-// fresh credential.
-func (e External) ICEServers(room string) []signal.ICEServer {
-	var stunURLs, turnURLs []string
+// split sorts e.URLs into STUN and TURN ones.
+func (e External) split() (stunURLs, turnURLs []string) {
 	for _, u := range e.URLs {
 		if strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "stuns:") {
 			stunURLs = append(stunURLs, u)
@@ -218,15 +246,7 @@ func (e External) ICEServers(room string) []signal.ICEServer {
 			turnURLs = append(turnURLs, u)
 		}
 	}
-	var out []signal.ICEServer
-	if len(stunURLs) > 0 {
-		out = append(out, signal.ICEServer{URLs: stunURLs})
-	}
-	if len(turnURLs) > 0 {
-		c := e.Credentials(room, time.Now())
-		out = append(out, signal.ICEServer{URLs: turnURLs, Username: c.Username, Credential: c.Password})
-	}
-	return out
+	return stunURLs, turnURLs
 }
 
 func portOf(a net.Addr) int {
@@ -315,6 +335,7 @@ func (s *Server) allocated(src, _ net.Addr, _, user, _ string, relay net.Addr, _
 	s.allocs[user]++
 	if room, ok := s.byClient[src.String()]; ok && err == nil {
 		s.relays[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = room
+		s.allocSrc[src.String()] = room
 	}
 }
 
@@ -326,6 +347,7 @@ func (s *Server) deleted(src, _ net.Addr, _, user, _ string) {
 		delete(s.limiters, user)
 	}
 	delete(s.byClient, src.String())
+	delete(s.allocSrc, src.String())
 }
 
 // forgetRelay is called when a relay socket closes.
@@ -363,10 +385,7 @@ func (s *Server) allowedIP(room string, ip netip.Addr) bool {
 		}
 	}
 	s.mu.Unlock()
-	if s.forbidden(ip) {
-		return false
-	}
-	return slices.Contains(s.cfg.Directory.RoomAddrs(room), ip)
+	return s.reachable(room, ip)
 }
 
 // allowedDst is allowedIP for a datagram's destination: an address of the
@@ -379,7 +398,52 @@ func (s *Server) allowedDst(room string, dst netip.AddrPort) bool {
 	if isRelay {
 		return r == room
 	}
-	return !s.forbidden(ip) && slices.Contains(s.cfg.Directory.RoomAddrs(room), ip)
+	return s.reachable(room, ip)
+}
+
+// reachable is the one rule for an address outside this server's relays:
+// never the host's own, loopback, link-local or multicast; a user's
+// address the signaling server's own socket saw, or another node's relay;
+// an address the server was only told (by a proxy header or the cluster)
+// if it is public, or if a client of the room holds an allocation here from
+// it. A private address (RFC 1918, ULA, CGNAT) is the host's own network:
+// someone who can write a header, or a cluster node, must not open it.
+func (s *Server) reachable(room string, ip netip.Addr) bool {
+	if s.forbidden(ip) {
+		return false
+	}
+	a := s.cfg.Directory.RoomPeerAddrs(room)
+	switch {
+	case slices.Contains(a.Seen, ip), slices.Contains(a.Relays, ip):
+		return true
+	case !slices.Contains(a.Told, ip):
+		return false
+	case !private(ip):
+		return true
+	}
+	return s.allocatedFrom(room, ip)
+}
+
+// allocatedFrom reports whether a client of room holds an allocation made
+// from ip (a source this server's own TURN socket saw).
+func (s *Server) allocatedFrom(room string, ip netip.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for src, r := range s.allocSrc {
+		if ap, err := netip.ParseAddrPort(src); err == nil && r == room && ap.Addr().Unmap() == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// cgnat is RFC 6598's shared address space.
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// private reports whether ip is of a private network: RFC 1918, ULA
+// (fc00::/7) or CGNAT (100.64.0.0/10).
+func private(ip netip.Addr) bool {
+	return ip.IsPrivate() || cgnat.Contains(ip)
 }
 
 func (s *Server) forbidden(ip netip.Addr) bool {

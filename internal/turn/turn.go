@@ -1,6 +1,7 @@
 // Package turn is the STUN and TURN server inside `lanft signal` (Pion's
 // TURN library) and the short-lived credentials its signaling host hands
-// to the clients of each room.
+// to the clients of each room: one per call (a connection attempt, see
+// signal.CallICEProvider), none at login.
 //
 // Credentials follow the TURN REST scheme that coturn's "use-auth-secret"
 // also speaks: username "EXPIRY:ID" (EXPIRY in Unix seconds), password
@@ -11,7 +12,12 @@
 //
 // The relay is no open proxy. An allocation may send only to
 //   - the address a client logged in to the same room of this host connects
-//     from (Directory.RoomAddrs), or
+//     from, as the signaling server's own socket sees it, or another
+//     cluster node's relay address (Directory.RoomPeerAddrs),
+//   - an address the signaling server was only told (X-Forwarded-For
+//     behind a trusted proxy, a user of another cluster node) if it is
+//     public, or if a client of that room holds an allocation here from it:
+//     a private address (RFC 1918, ULA, CGNAT) is opened by no header, or
 //   - a relay address this server allocated to a client of that room,
 //
 // never to the host's loopback, unspecified, multicast or link-local
@@ -109,8 +115,15 @@ type External struct {
 	TTL    time.Duration // 0: DefaultTTL
 }
 
-// DefaultTTL is how long a credential lets its holder allocate.
-const DefaultTTL = time.Hour
+// DefaultTTL is how long a credential lets its holder allocate: one call's
+// ICE gathering, which starts as the credential arrives. The allocations
+// themselves live on while refreshed (see the package doc).
+const DefaultTTL = 5 * time.Minute
+
+// DefaultMaxAllocations is the allocations one credential (one call) may
+// hold: a UDP and a TCP relay for each of a few local networks (a browser
+// allocates per network).
+const DefaultMaxAllocations = 8
 
 // Credentials issues a credential for room at now.
 func (e External) Credentials(room string, now time.Time) Credential {

@@ -13,6 +13,7 @@ import (
 	pionturn "github.com/pion/turn/v5"
 
 	"github.com/lanft/lanft/internal/netns"
+	"github.com/lanft/lanft/signal"
 )
 
 func TestCredentialShape(t *testing.T) {
@@ -38,23 +39,38 @@ func TestCredentialShape(t *testing.T) {
 	}
 }
 
-// staticDir is a Directory: the addresses logged in to each room.
-type staticDir map[string][]netip.Addr
+// staticDir is a Directory: the addresses logged in to each room, which a
+// test may change.
+type staticDir struct {
+	mu    sync.Mutex
+	rooms map[string]signal.PeerAddrs
+}
 
-func (d staticDir) RoomAddrs(room string) []netip.Addr { return d[room] }
+func (d *staticDir) RoomPeerAddrs(room string) signal.PeerAddrs {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rooms[room]
+}
+
+func (d *staticDir) set(room string, a signal.PeerAddrs) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.rooms[room] = a
+}
 
 // relayLAN runs a TURN server on host 1 of a namespace LAN of three. Host 2
 // is a client of room "r"; host 3 is logged in nowhere.
 type relayLAN struct {
 	lan *netns.LAN
 	srv *Server
+	dir *staticDir
 	url string // host:port of the server's UDP socket
 }
 
 func startRelayLAN(t *testing.T, cfg Config) *relayLAN {
 	lan := netns.NewLAN(t, 3)
-	r := &relayLAN{lan: lan}
-	cfg.Directory = staticDir{"r": {lan.Addr(2)}}
+	r := &relayLAN{lan: lan, dir: &staticDir{rooms: map[string]signal.PeerAddrs{"r": {Seen: []netip.Addr{lan.Addr(2)}}}}}
+	cfg.Directory = r.dir
 	cfg.PublicIP = lan.Addr(1)
 	cfg.ListenPacket = func(network, addr string) (pc net.PacketConn, err error) {
 		err = lan.Do(1, func() error {
@@ -256,20 +272,24 @@ func TestAllocationQuota(t *testing.T) {
 	}
 }
 
-// An external coturn gets its STUN URLs as they are and its TURN URLs with
-// a REST credential signed with the shared secret coturn checks.
+// An external coturn: the login gets its STUN URLs as they are, a call
+// also its TURN URLs with a REST credential signed with the shared secret
+// coturn checks.
 func TestExternalICEServers(t *testing.T) {
 	e := External{URLs: []string{"stun:turn.example.org:3478", "turn:turn.example.org:3478?transport=udp"}, Secret: []byte("shared")}
-	got := e.ICEServers("room")
+	if login := e.ICEServers("room"); len(login) != 1 || login[0].Username != "" || login[0].URLs[0] != "stun:turn.example.org:3478" {
+		t.Fatalf("login ICEServers() = %+v, want the STUN URL alone, without a credential", login)
+	}
+	got := e.CallICEServers("room")
 	if len(got) != 2 || got[0].Username != "" || got[1].Username == "" {
-		t.Fatalf("ICEServers() = %+v, want STUN without and TURN with a credential", got)
+		t.Fatalf("CallICEServers() = %+v, want STUN without and TURN with a credential", got)
 	}
 	if got[1].Credential != Password([]byte("shared"), got[1].Username) {
 		t.Errorf("credential %q is not HMAC-SHA1(secret, username)", got[1].Credential)
 	}
 	exp, _, err := parseUsername(got[1].Username)
 	if err != nil || time.Until(exp) > DefaultTTL || time.Until(exp) < DefaultTTL-time.Minute {
-		t.Errorf("username %q: expiry %v, want about an hour from now", got[1].Username, exp)
+		t.Errorf("username %q: expiry %v, want DefaultTTL (%v) from now", got[1].Username, exp, DefaultTTL)
 	}
 }
 

@@ -39,6 +39,10 @@ const app = {
   peers: new Map(),
   links: new Map(),
   share: null,
+  ice: [], // the login reply's ICE servers (lanft.iceServers)
+  calls: false, // the host mints ICE servers per call (lanft.calls)
+  callSeq: 0,
+  callWaits: new Map(), // call number -> its reply's handler
 };
 
 // ---- device key and pins (the browser's storage) ----
@@ -103,6 +107,9 @@ function onMessage(m) {
   switch (m.type) {
     case 'login':
       if (m.success) {
+        const info = m.lanft && typeof m.lanft === 'object' ? m.lanft : {};
+        app.ice = Array.isArray(info.iceServers) ? info.iceServers : [];
+        app.calls = info.calls === true;
         app.retry = 250;
         $('status').textContent = `online as ${show(app.name)}`;
         document.body.dataset.online = app.name;
@@ -144,10 +151,42 @@ function onMessage(m) {
       if (l) l.close();
       break;
     }
+    case 'lanft': { // a refresh of the login's ICE servers, or the reply to a call request
+      const info = m.lanft && typeof m.lanft === 'object' ? m.lanft : {};
+      if (info.call) {
+        const w = app.callWaits.get(info.call);
+        if (w) w(info);
+      } else if (Array.isArray(info.iceServers)) {
+        app.ice = info.iceServers;
+      }
+      break;
+    }
     case 'error':
       log(`signaling host: ${m.message}`, 'error');
       break;
   }
+}
+
+// callICE resolves to the ICE servers for one connection attempt: fresh
+// ones (a TURN credential for this call) from a host that mints them per
+// call, else, or without a reply within 5 s, the login's.
+function callICE() {
+  if (!app.calls) return Promise.resolve(app.ice);
+  const id = ++app.callSeq;
+  return new Promise((res) => {
+    let timer = null;
+    const done = (servers) => {
+      app.callWaits.delete(id);
+      clearTimeout(timer);
+      res(servers);
+    };
+    timer = setTimeout(() => done(app.ice), 5000);
+    app.callWaits.set(id, (info) => {
+      if (info.message) log(`signaling host: ${String(info.message)}`, 'error');
+      done(Array.isArray(info.iceServers) ? info.iceServers : app.ice);
+    });
+    try { send({ type: 'lanft', lanft: { call: id } }); } catch (e) { done(app.ice); }
+  });
 }
 
 function render() {
@@ -182,8 +221,21 @@ class Link {
     this.sent = false;
     this.remoteSet = false;
     this.remoteCands = [];
-    this.pc = new RTCPeerConnection({ iceServers: [] });
+    this.closed = false;
     this.opened = new Promise((res, rej) => { this.openRes = res; this.openRej = rej; });
+    // The peer connection waits for this call's ICE servers; what arrives
+    // for it meanwhile waits on ready.
+    this.ready = callICE().then((servers) => this.open(servers));
+  }
+
+  open(iceServers) {
+    try {
+      this.pc = new RTCPeerConnection({ iceServers });
+    } catch (e) { // servers the browser refuses: go without them
+      this.pc = new RTCPeerConnection({ iceServers: [] });
+    }
+    if (this.closed) this.pc.close();
+    const remote = this.remote;
     this.pc.onicecandidate = (e) => {
       if (!e.candidate || !e.candidate.candidate) return;
       const c = e.candidate.toJSON();
@@ -242,6 +294,7 @@ class Link {
 
   // dial is the receiving side: offer, verified answer, open channel.
   async dial() {
+    await this.ready;
     this.watch(this.pc.createDataChannel('lanft', { ordered: true }));
     await this.pc.setLocalDescription(await this.pc.createOffer());
     this.local = core().sdpFingerprint(this.pc.localDescription.sdp);
@@ -253,6 +306,7 @@ class Link {
 
   // accept is the sharing side: verified offer, answer, open channel.
   async accept(m) {
+    await this.ready;
     this.verify(m, m.offer, '');
     await this.setRemote(m.offer);
     await this.pc.setLocalDescription(await this.pc.createAnswer());
@@ -266,6 +320,7 @@ class Link {
 
   async handle(m) {
     try {
+      await this.ready;
       if (m.type === 'answer') {
         this.verify(m, m.answer, this.local);
         await this.setRemote(m.answer);
@@ -298,7 +353,8 @@ class Link {
   }
 
   close() {
-    this.pc.close();
+    this.closed = true;
+    if (this.pc) this.pc.close();
     if (app.links.get(this.remote) === this) app.links.delete(this.remote);
   }
 }
