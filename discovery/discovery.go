@@ -125,6 +125,7 @@ type Discovery struct {
 	cfg    Config
 	log    *slog.Logger
 	src    Source
+	addrs  *addrBook // nil with an injected Source
 	settle time.Duration
 
 	ran     atomic.Bool
@@ -161,18 +162,21 @@ func New(cfg Config) (*Discovery, error) {
 		return nil, fmt.Errorf("discovery: expiry %v is shorter than 2 query intervals (%v)", cfg.ExpireAfter, 2*cfg.QueryInterval)
 	}
 	src := cfg.Source
+	var addrs *addrBook
 	if src == nil {
-		names, err := resolveInterfaces(cfg.Interfaces)
+		names, err := ResolveInterfaces(cfg.Interfaces)
 		if err != nil {
 			return nil, err
 		}
 		cfg.Interfaces = names
-		src = newMDNSSource(names, cfg.Self.ID, cfg.Self.Port, cfg.QueryInterval, cfg.Logger)
+		m := newMDNSSource(names, cfg.Self.ID, cfg.Self.Port, cfg.QueryInterval, cfg.Logger)
+		src, addrs = m, m.addrs
 	}
 	d := &Discovery{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		src:     src,
+		addrs:   addrs,
 		settle:  cfg.QueryInterval * 3 / 2,
 		updates: make(chan State, 1),
 		poke:    make(chan struct{}, 1),
@@ -198,6 +202,18 @@ func (d *Discovery) Interfaces() []string {
 		return nil
 	}
 	return slices.Clone(d.cfg.Interfaces)
+}
+
+// LocalAddrs returns the addresses of the interfaces discovery works on
+// (Interfaces), in their order, as last read, and a channel closed when
+// they next change. The mDNS source re-reads them before each query, every
+// query interval, while Run runs; before, they are as New read them. With
+// an injected Source it returns nil and a nil channel.
+func (d *Discovery) LocalAddrs() ([]LocalAddr, <-chan struct{}) {
+	if d.addrs == nil {
+		return nil, nil
+	}
+	return d.addrs.get()
 }
 
 // Updates returns a channel that receives the State each time it changes

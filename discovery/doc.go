@@ -106,4 +106,7 @@
 // address (DefaultInterfaces, which also says why the others were skipped).
 // Config.Interfaces names them instead, loopback included. The list is fixed
 // when New runs; each interface's addresses are re-read before every query.
+// ResolveInterfaces is that choice, and LocalAddrs those addresses with a
+// signal of their changes: lanft's listeners and ICE follow them, so that
+// what reaches a LAN instance is what discovery works on.
 package discovery

@@ -3,6 +3,7 @@ package discovery
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -47,9 +48,12 @@ func skipReason(f net.Flags, hasAddr bool) string {
 	return ""
 }
 
-// resolveInterfaces checks the named interfaces, or picks the default ones
-// when names is empty, and returns their names.
-func resolveInterfaces(names []string) ([]string, error) {
+// ResolveInterfaces checks the named interfaces, or picks the default ones
+// (DefaultInterfaces) when names is empty, and returns their names: the
+// interfaces discovery works on. What else must stay on the LAN (lanft's
+// listeners, ICE) uses the same ones, so that this is the one place that
+// decides.
+func ResolveInterfaces(names []string) ([]string, error) {
 	if len(names) == 0 {
 		ifs, skipped, err := DefaultInterfaces()
 		if err != nil {
@@ -77,4 +81,67 @@ func resolveInterfaces(names []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// LocalAddr is one address of an interface discovery works on.
+type LocalAddr struct {
+	Iface string
+	Addr  netip.Addr // a link-local IPv6 address is zoned to Iface
+}
+
+// InterfaceAddrs returns the addresses of the named interfaces, read now,
+// in the order of names and of each interface's addresses. An interface
+// that is gone has none.
+func InterfaceAddrs(names []string) []LocalAddr {
+	var out []LocalAddr
+	for _, name := range names {
+		prefixes, err := readPrefixes(name)
+		if err != nil {
+			continue
+		}
+		out = appendLocal(out, name, prefixes)
+	}
+	return out
+}
+
+// appendLocal appends the addresses of iface's prefixes to out.
+func appendLocal(out []LocalAddr, iface string, prefixes []netip.Prefix) []LocalAddr {
+	for _, p := range prefixes {
+		a := p.Addr()
+		if a.Is6() && a.IsLinkLocalUnicast() {
+			a = a.WithZone(iface)
+		}
+		out = append(out, LocalAddr{Iface: iface, Addr: a})
+	}
+	return out
+}
+
+// readPrefixes reads the interface's addresses with their prefix lengths.
+func readPrefixes(name string) ([]netip.Prefix, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, err
+	}
+	return ifacePrefixes(ifi)
+}
+
+func ifacePrefixes(ifi *net.Interface) ([]netip.Prefix, error) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return nil, err
+	}
+	var prefixes []netip.Prefix
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok {
+			continue
+		}
+		ones, _ := ipn.Mask.Size()
+		prefixes = append(prefixes, netip.PrefixFrom(ip.Unmap(), ones))
+	}
+	return prefixes, nil
 }

@@ -30,6 +30,8 @@ type mdnsSource struct {
 	log      *slog.Logger
 	libLog   *log.Logger // the library's log lines, at debug level
 
+	addrs *addrBook
+
 	mu    sync.Mutex
 	txt   []string
 	zones []*zone
@@ -38,6 +40,7 @@ type mdnsSource struct {
 func newMDNSSource(ifaces []string, id string, port int, interval time.Duration, logger *slog.Logger) *mdnsSource {
 	return &mdnsSource{
 		ifaces:   ifaces,
+		addrs:    newAddrBook(ifaces),
 		id:       id,
 		port:     port,
 		interval: interval,
@@ -111,6 +114,7 @@ func (s *mdnsSource) Run(ctx context.Context, heard func(Sighting)) error {
 			host:     fmt.Sprintf("lanft-%s-%d.local.", s.id, ifi.Index),
 			port:     s.port,
 			probe:    make(chan struct{}, 1),
+			addrs:    s.addrs,
 		}
 		s.mu.Lock()
 		z.txt = s.txt
@@ -206,6 +210,7 @@ type zone struct {
 	host     string
 	port     int
 	probe    chan struct{} // capacity 1: query now
+	addrs    *addrBook     // told of the interface's addresses at each refresh
 
 	mu       sync.RWMutex
 	txt      []string
@@ -231,32 +236,22 @@ func (z *zone) setTXT(txt []string) error {
 	return z.rebuildLocked()
 }
 
-// refresh re-reads the interface and its addresses, and rebuilds the record
-// if they changed.
+// refresh re-reads the interface and its addresses, rebuilds the record
+// if they changed, and tells the address book. An interface that is gone
+// has no addresses: the record is dropped until it comes back.
 func (z *zone) refresh() (*net.Interface, error) {
 	ifi, err := net.InterfaceByName(z.iface)
-	if err != nil {
-		return nil, err
-	}
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return nil, err
-	}
 	var prefixes []netip.Prefix
-	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		ip, ok := netip.AddrFromSlice(ipn.IP)
-		if !ok {
-			continue
-		}
-		ones, _ := ipn.Mask.Size()
-		prefixes = append(prefixes, netip.PrefixFrom(ip.Unmap(), ones))
+	if err == nil {
+		prefixes, err = ifacePrefixes(ifi)
 	}
+	z.addrs.set(z.iface, appendLocal(nil, z.iface, prefixes))
 	z.mu.Lock()
 	defer z.mu.Unlock()
+	if err != nil {
+		z.prefixes, z.svc = nil, nil
+		return nil, err
+	}
 	if slices.Equal(prefixes, z.prefixes) && (z.svc != nil || len(prefixes) == 0) {
 		return ifi, nil
 	}

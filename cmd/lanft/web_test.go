@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -27,9 +29,21 @@ func TestShowPage(t *testing.T) {
 		cancel()
 		lan.Run(ctx)
 	})
+	// The LAN address first (the one shown, and in the QR code), then
+	// loopback's for a browser on this machine, all on one port; nothing
+	// else.
 	urls := lan.PageURLs()
-	if want := "http://" + hosts.Addr(1).String() + ":"; len(urls) != 1 || !strings.HasPrefix(urls[0], want) || !strings.HasSuffix(urls[0], "/") {
-		t.Fatalf("page URLs %v, want one %s...", urls, want)
+	port := strconv.Itoa(lan.Port())
+	if want := "http://" + hosts.Addr(1).String() + ":" + port + "/"; len(urls) == 0 || urls[0] != want {
+		t.Fatalf("page URLs %v, want %s first", urls, want)
+	}
+	if want := "http://127.0.0.1:" + port + "/"; !slices.Contains(urls, want) {
+		t.Errorf("page URLs %v lack %s", urls, want)
+	}
+	for _, u := range urls[1:] {
+		if !strings.HasPrefix(u, "http://127.0.0.1:") && !strings.HasPrefix(u, "http://[::1]:") {
+			t.Errorf("page URL %s is neither the LAN address nor loopback", u)
+		}
 	}
 
 	var stdout, stderr bytes.Buffer

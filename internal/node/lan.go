@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lanft/lanft/discovery"
@@ -42,11 +45,14 @@ type LANConfig struct {
 // LAN is a Hosts that finds the signaling host on the LAN. Run it for as
 // long as the node runs.
 type LAN struct {
-	cfg  LANConfig
-	disc *discovery.Discovery
-	srv  *signal.Server
-	web  *web.Web
-	lns  []net.Listener
+	cfg      LANConfig
+	ifaces   []string // the interfaces discovery works on (nil with an injected Source)
+	loopback []netip.Addr
+	disc     *discovery.Discovery
+	srv      *signal.Server
+	web      *web.Web
+	lns      *listenSet
+	fallback atomic.Bool // the host in use is the fallback
 
 	mu      sync.Mutex
 	state   discovery.State
@@ -58,8 +64,9 @@ type LAN struct {
 // errStopped is returned by Wait once Run has returned.
 var errStopped = errors.New("node: LAN discovery stopped")
 
-// NewLAN binds this instance's signaling server on the chosen interfaces
-// (port picked by the system) and prepares discovery. Nothing runs until Run.
+// NewLAN listens for this instance's signaling server and page on the
+// addresses of the interfaces discovery works on and on loopback (see
+// listen.go), and prepares discovery. Nothing runs until Run.
 func NewLAN(cfg LANConfig) (*LAN, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -70,48 +77,71 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	if cfg.Notice == nil {
 		cfg.Notice = func(string) {}
 	}
-	lns, err := listenOn(cfg.Interfaces, cfg.Port)
-	if err != nil {
+	l := &LAN{cfg: cfg, loopback: loopbackAddrs(), lns: newListenSet(cfg.Logger),
+		changed: make(chan struct{}), started: time.Now(), done: make(chan struct{})}
+	ifaces := cfg.Interfaces
+	if cfg.Discovery.Source == nil {
+		var err error
+		if ifaces, err = discovery.ResolveInterfaces(cfg.Interfaces); err != nil {
+			return nil, err
+		}
+		l.ifaces = ifaces
+	}
+	if err := l.lns.open(serveAddrs(discovery.InterfaceAddrs(ifaces), l.loopback), cfg.Port); err != nil {
 		return nil, err
 	}
 	srv, err := signal.NewServer(signal.Config{Logger: cfg.Logger, PingInterval: 2 * time.Second})
 	if err != nil {
-		closeAll(lns)
+		l.lns.Close()
 		return nil, err
 	}
+	l.srv = srv
 	dcfg := cfg.Discovery
 	dcfg.Self.Name = cfg.Name
 	dcfg.Self.Priority = cfg.Priority
-	dcfg.Self.Port = lns[0].Addr().(*net.TCPAddr).Port
-	dcfg.Interfaces = cfg.Interfaces
+	dcfg.Self.Port = l.lns.port
+	dcfg.Interfaces = ifaces
 	dcfg.Logger = cfg.Logger
-	disc, err := discovery.New(dcfg)
-	if err != nil {
-		closeAll(lns)
+	if l.disc, err = discovery.New(dcfg); err != nil {
+		l.lns.Close()
 		return nil, err
 	}
-	l := &LAN{cfg: cfg, disc: disc, srv: srv, lns: lns, changed: make(chan struct{}), started: time.Now(), done: make(chan struct{})}
 	// Every instance serves the browser page; a page's WebSocket is bridged
 	// to whichever instance is the elected host.
 	l.web, err = web.New(web.Config{Signal: srv.Handler(), Upstream: l, Admits: srv.Admits, Logger: cfg.Logger})
 	if err != nil {
-		closeAll(lns)
+		l.lns.Close()
 		return nil, err
 	}
 	return l, nil
 }
 
 // Port is the TCP port of this instance's signaling server and page.
-func (l *LAN) Port() int { return l.lns[0].Addr().(*net.TCPAddr).Port }
+func (l *LAN) Port() int { return l.lns.port }
 
 // PageURLs are the addresses of this instance's browser page, one per
-// address it listens on (ListenURLs).
+// address it listens on now, the LAN's first and loopback's last
+// (link-local IPv6 is left out: a URL cannot name its zone portably).
 func (l *LAN) PageURLs() []string {
 	var urls []string
-	for _, ln := range l.lns {
-		urls = append(urls, ListenURLs("http", "/", ln.Addr().(*net.TCPAddr))...)
+	for _, a := range l.lns.addrs() {
+		if !a.IsLinkLocalUnicast() {
+			urls = append(urls, ListenURLs("http", "/", net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, uint16(l.Port()))))...)
+		}
 	}
 	return urls
+}
+
+// ICEInterfaces restricts ICE to the interfaces discovery works on while
+// the host in use is one found on the LAN, so that a LAN transfer never
+// uses another link (a VPN, a container's). Through the fallback host
+// (--fallback-signal), as with --signal, it returns nil: a remote peer may
+// be reached over any interface.
+func (l *LAN) ICEInterfaces() []string {
+	if l.fallback.Load() {
+		return nil
+	}
+	return slices.Clone(l.ifaces)
 }
 
 // ListenURLs are the URLs under which a listener at a is reached: its own
@@ -149,83 +179,21 @@ func ListenURLs(scheme, path string, a *net.TCPAddr) []string {
 	return append(urls, loop...)
 }
 
-func closeAll(lns []net.Listener) {
-	for _, ln := range lns {
-		ln.Close()
-	}
-}
-
-// listenOn opens one TCP listener per IPv4 address of the named interfaces
-// (all addresses when none are named), all on the same port: prefer if it
-// is free, else one the system picks.
-func listenOn(names []string, prefer int) ([]net.Listener, error) {
-	if len(names) == 0 {
-		ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(prefer)))
-		if err != nil && prefer != 0 {
-			ln, err = net.Listen("tcp", ":0")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("node: listen for signaling: %w", err)
-		}
-		return []net.Listener{ln}, nil
-	}
-	if prefer != 0 {
-		if lns, err := listenIPs(names, prefer); err == nil {
-			return lns, nil
-		}
-	}
-	return listenIPs(names, 0)
-}
-
-// listenIPs listens on every IPv4 address of the named interfaces, on port
-// (0: the one the system picks for the first).
-func listenIPs(names []string, port int) ([]net.Listener, error) {
-	var ips []net.IP
-	for _, name := range names {
-		ifi, err := net.InterfaceByName(name)
-		if err != nil {
-			return nil, fmt.Errorf("node: interface %q: %w", name, err)
-		}
-		addrs, err := ifi.Addrs()
-		if err != nil {
-			return nil, fmt.Errorf("node: addresses of %q: %w", name, err)
-		}
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
-				ips = append(ips, ipn.IP)
-			}
-		}
-	}
-	if len(ips) == 0 {
-		return nil, fmt.Errorf("node: interfaces %v have no IPv4 address", names)
-	}
-	var lns []net.Listener
-	for _, ip := range ips {
-		ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)))
-		if err != nil {
-			closeAll(lns)
-			return nil, fmt.Errorf("node: listen for signaling on %s: %w", ip, err)
-		}
-		port = ln.Addr().(*net.TCPAddr).Port
-		lns = append(lns, ln)
-	}
-	return lns, nil
-}
-
 // Run serves signaling and runs discovery until ctx is cancelled.
 func (l *LAN) Run(ctx context.Context) error {
 	defer close(l.done)
+	defer l.lns.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(l.lns)+1)
-	for _, ln := range l.lns {
-		wg.Go(func() {
-			if err := l.srv.ServeWith(ctx, ln, l.web); err != nil {
-				errc <- err
-			}
-		})
-	}
+	errc := make(chan error, 2)
+	l.lns.serve()
+	wg.Go(func() {
+		if err := l.srv.ServeWith(ctx, l.lns, l.web); err != nil {
+			errc <- err
+		}
+	})
+	wg.Go(func() { l.follow(ctx) })
 	wg.Go(func() {
 		if err := l.disc.Run(ctx); err != nil {
 			errc <- err
@@ -249,6 +217,28 @@ func (l *LAN) Run(ctx context.Context) error {
 	l.web.Close()
 	wg.Wait()
 	return err
+}
+
+// follow keeps the listeners on the addresses of discovery's interfaces
+// (and loopback) until ctx ends: it sets them again whenever discovery
+// reads a change, and every retryListen while an address has none.
+func (l *LAN) follow(ctx context.Context) {
+	for {
+		local, changed := l.disc.LocalAddrs()
+		if changed == nil {
+			return // an injected Source: the listeners stay as opened
+		}
+		var retry <-chan time.Time
+		if l.lns.set(serveAddrs(local, l.loopback)) {
+			retry = time.After(retryListen)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-retry:
+		}
+	}
 }
 
 // State is the latest discovery state.
@@ -310,10 +300,12 @@ func (l *LAN) Host(ctx context.Context) (string, <-chan struct{}, error) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			return "", nil, err
 		}
+		l.fallback.Store(true)
 		l.cfg.Notice(fmt.Sprintf("no other lanft instance found on the LAN; using %s", l.cfg.Fallback))
 		return l.cfg.Fallback, l.watch(func(s discovery.State) bool { return others(s) > 0 }), nil
 	}
 	hostID := s.Host.ID
+	l.fallback.Store(false)
 	return s.HostURL(), l.watch(func(s discovery.State) bool { return !s.HasHost || s.Host.ID != hostID }), nil
 }
 

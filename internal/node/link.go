@@ -54,11 +54,23 @@ type link struct {
 // ErrNoRelay: --path relay, and the signaling host offers no TURN relay.
 var ErrNoRelay = errors.New("the path is forced to the relay, but the signaling host offers no TURN relay")
 
+// iceScope is a Hosts that restricts ICE to some interfaces for the host
+// in use (LAN: the interfaces discovery works on, while the host is on the
+// LAN). Without --interface, ICE uses those; nil: every interface.
+type iceScope interface {
+	ICEInterfaces() []string
+}
+
 // newLink makes the peer connection to remote, with ICE servers minted for
 // this call by a host that mints them per call (the login's otherwise).
 func newLink(ctx context.Context, cfg *Config, remote string, current func() *signal.Client) (*link, error) {
 	l := &link{cfg: cfg, remote: remote, current: current, answered: make(chan struct{})}
 	rcfg := cfg.RTC
+	if len(rcfg.Interfaces) == 0 {
+		if s, ok := cfg.Hosts.(iceScope); ok {
+			rcfg.Interfaces = s.ICEInterfaces()
+		}
+	}
 	if c := current(); c != nil {
 		for _, s := range c.CallICEServers(ctx) {
 			rcfg.ICEServers = append(rcfg.ICEServers, rtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})

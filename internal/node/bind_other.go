@@ -1,0 +1,9 @@
+//go:build !linux
+
+package node
+
+import "syscall"
+
+// bindToDevice binds nothing here: the socket is bound to its address
+// only.
+func bindToDevice(string) func(network, address string, c syscall.RawConn) error { return nil }
