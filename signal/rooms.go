@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/lanft/lanft/names"
 )
 
 // DefaultRoom is the room of Path itself ("/ws"): the LAN host's only room.
@@ -55,7 +57,7 @@ func NewRoomName() string {
 // room is one user list: its names and its login order. Users in different
 // rooms never see or reach each other.
 type room struct {
-	users map[string]*conn // by nameKey
+	users map[string]*conn // by names.Key
 	order []*conn          // login order
 }
 
@@ -70,7 +72,7 @@ func newRoomSet() roomSet { return roomSet{rooms: make(map[string]*room)} }
 // lookup returns the user logged in to room under a name like name.
 func (rs roomSet) lookup(roomName, name string) *conn {
 	if r := rs.rooms[roomName]; r != nil {
-		return r.users[nameKey(name)]
+		return r.users[names.Key(name)]
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/lanft/lanft/internal/cluster"
+	"github.com/lanft/lanft/names"
 )
 
 // Path is where the WebSocket endpoint is served.
@@ -659,7 +660,7 @@ func (c *conn) login(m Message) {
 		fail(fmt.Sprintf("the \"lanft\" field must be a JSON object of at most %d bytes", MaxMetaSize))
 		return
 	}
-	key := nameKey(m.Name)
+	key := names.Key(m.Name)
 	taken := func(holder string) {
 		if holder == m.Name {
 			fail(fmt.Sprintf("name %q is taken", m.Name))
@@ -775,7 +776,7 @@ func (c *conn) relay(m Message) {
 	if s.cfg.Cluster != nil && to == nil {
 		// A login this node has not heard of yet: the shared state knows.
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
-		p, ok := s.cfg.Cluster.Lookup(ctx, c.room, nameKey(m.OtherName))
+		p, ok := s.cfg.Cluster.Lookup(ctx, c.room, names.Key(m.OtherName))
 		cancel()
 		if ok && p.Name == m.OtherName {
 			if b, err := Encode(out); err == nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lanft/lanft/internal/identity"
+	"github.com/lanft/lanft/names"
 	"github.com/lanft/lanft/signal"
 	"github.com/lanft/lanft/transfer"
 )
@@ -89,7 +90,7 @@ func refusalReason(sharer, receiver string, err error) string {
 // allowed reports whether name may receive under --to (names compare as
 // the signaling host compares them).
 func allowed(to []string, name string) bool {
-	return len(to) == 0 || slices.ContainsFunc(to, func(n string) bool { return signal.SameName(n, name) })
+	return len(to) == 0 || slices.ContainsFunc(to, func(n string) bool { return names.Same(n, name) })
 }
 
 func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
