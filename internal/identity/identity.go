@@ -25,11 +25,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lanft/lanft/names"
 )
 
 const keyFile = "device.key"
@@ -182,43 +186,79 @@ func VerificationCode(keyA, keyB ed25519.PublicKey, printA, printB string) strin
 	return fmt.Sprintf("%03d %03d", n/1000, n%1000)
 }
 
-// Pins remembers the key of every peer name seen, in a JSON file.
+// Pins remembers the key of every peer name seen, in a JSON file. Names
+// are looked up by their fold (names.Key): "Bob" and "b0b" are the pin of
+// "bob", so a look-alike spelling cannot pass for a first contact.
 type Pins struct {
 	path string
 	mu   sync.Mutex
 }
 
+// pin is one entry of pins.json, under the name as first seen.
 type pin struct {
 	Key   string    `json:"key"`
 	First time.Time `json:"first_seen"`
 }
 
-// ErrKeyChanged is returned when a known name shows up with another key.
+// pinned is the pin of one folded name, as loaded: the spelling first seen
+// (for messages), and the entries of other spellings that older lanft
+// versions pinned to another key (a conflict until one is replaced).
+type pinned struct {
+	name      string
+	pin       pin
+	conflicts map[string]pin
+}
+
+// ErrKeyChanged is returned when a known name shows up with another key,
+// in this spelling or a look-alike one, or when pins.json holds two
+// spellings of one name with different keys.
 var ErrKeyChanged = errors.New("device key changed")
 
 // OpenPins uses the pin file in dir.
 func OpenPins(dir string) *Pins { return &Pins{path: filepath.Join(dir, "pins.json")} }
 
-func (p *Pins) load() (map[string]pin, error) {
-	m := map[string]pin{}
+// load reads the pins by folded name. Entries that older versions wrote
+// under spellings of one name are merged when they hold one key (the
+// earliest seen spelling names them) and kept as a conflict when not.
+func (p *Pins) load() (map[string]*pinned, error) {
+	raw := map[string]pin{}
 	b, err := os.ReadFile(p.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return m, nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
 		return nil, fmt.Errorf("identity: read pins: %w", err)
+	default:
+		if err := json.Unmarshal(b, &raw); err != nil {
+			return nil, fmt.Errorf("identity: %s is corrupt: %w", p.path, err)
+		}
 	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("identity: %s is corrupt: %w", p.path, err)
+	spellings := slices.Sorted(maps.Keys(raw))
+	slices.SortStableFunc(spellings, func(a, b string) int { return raw[a].First.Compare(raw[b].First) })
+	m := map[string]*pinned{}
+	for _, name := range spellings {
+		e := raw[name]
+		k := names.Key(name)
+		old, ok := m[k]
+		switch {
+		case !ok:
+			m[k] = &pinned{name: name, pin: e}
+		case old.pin.Key == e.Key:
+		default:
+			if old.conflicts == nil {
+				old.conflicts = map[string]pin{}
+			}
+			old.conflicts[name] = e
+		}
 	}
 	return m, nil
 }
 
 // Check reports whether name is new (first contact), known with key, or
 // known with another key (ErrKeyChanged, with both device ids in the text).
-// It pins nothing: a key is pinned with Pin only once every check the user
-// asked for has passed, so a contact that fails (a wrong --code, a refused
-// connection) cannot poison the name.
+// Names compare by their fold, so a look-alike of a pinned name is that
+// name. It pins nothing: a key is pinned with Pin only once every check
+// the user asked for has passed, so a contact that fails (a wrong --code,
+// a refused connection) cannot poison the name.
 func (p *Pins) Check(name string, key ed25519.PublicKey) (isNew bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -226,28 +266,52 @@ func (p *Pins) Check(name string, key ed25519.PublicKey) (isNew bool, err error)
 	if err != nil {
 		return false, err
 	}
-	return check(m, name, key)
+	return p.check(m, name, key)
 }
 
-func check(m map[string]pin, name string, key ed25519.PublicKey) (isNew bool, err error) {
-	old, ok := m[name]
+func (p *Pins) check(m map[string]*pinned, name string, key ed25519.PublicKey) (isNew bool, err error) {
+	old, ok := m[names.Key(name)]
 	if !ok {
 		return true, nil
 	}
-	if old.Key == base64.StdEncoding.EncodeToString(key) {
+	if len(old.conflicts) > 0 {
+		return false, p.conflict(old)
+	}
+	if old.pin.Key == base64.StdEncoding.EncodeToString(key) {
 		return false, nil
 	}
-	oldKey, _ := base64.StdEncoding.DecodeString(old.Key)
-	return false, fmt.Errorf("%w: %q used device %s before and now presents %s; if that is expected (a new install), run again with --accept-new-key",
-		ErrKeyChanged, name, DeviceID(oldKey), DeviceID(key))
+	known := fmt.Sprintf("%q", name)
+	if old.name != name {
+		known = fmt.Sprintf("%q, another spelling of the pinned name %q,", name, old.name)
+	}
+	return false, fmt.Errorf("%w: %s used device %s before and now presents %s; if that is expected (a new install), run again with --accept-new-key",
+		ErrKeyChanged, known, deviceOf(old.pin), DeviceID(key))
+}
+
+// conflict is the error for a name that pins.json holds under spellings
+// with different keys: lanft cannot tell which device is that name.
+func (p *Pins) conflict(e *pinned) error {
+	var other []string
+	for _, n := range slices.Sorted(maps.Keys(e.conflicts)) {
+		other = append(other, fmt.Sprintf("%q with device %s", n, deviceOf(e.conflicts[n])))
+	}
+	return fmt.Errorf("%w: %s holds %q with device %s and %s, which are one name to lanft; "+
+		"run again with --accept-new-key to keep the device that connects now, or delete the wrong entry from that file",
+		ErrKeyChanged, p.path, e.name, deviceOf(e.pin), strings.Join(other, " and "))
+}
+
+func deviceOf(e pin) string {
+	k, _ := base64.StdEncoding.DecodeString(e.Key)
+	return DeviceID(k)
 }
 
 // Pin remembers key for a name seen for the first time. A name already
-// pinned to key is left as it is; one pinned to another key is refused
-// with ErrKeyChanged (Replace overrides it).
+// pinned to key is left as it is; one pinned to another key (in any
+// spelling of it) is refused with ErrKeyChanged (Replace overrides it).
 func (p *Pins) Pin(name string, key ed25519.PublicKey) error { return p.pin(name, key, false) }
 
-// Replace pins name to key, accepting a changed key.
+// Replace pins name to key, accepting a changed key; it also settles a
+// conflict between spellings of name, keeping only key.
 func (p *Pins) Replace(name string, key ed25519.PublicKey) error { return p.pin(name, key, true) }
 
 func (p *Pins) pin(name string, key ed25519.PublicKey, replace bool) error {
@@ -258,17 +322,32 @@ func (p *Pins) pin(name string, key ed25519.PublicKey, replace bool) error {
 		return err
 	}
 	if !replace {
-		isNew, err := check(m, name, key)
+		isNew, err := p.check(m, name, key)
 		if err != nil || !isNew {
 			return err
 		}
 	}
-	m[name] = pin{Key: base64.StdEncoding.EncodeToString(key), First: time.Now().UTC()}
+	k := names.Key(name)
+	e := &pinned{name: name}
+	if old, ok := m[k]; ok {
+		e.name = old.name // keep the spelling first seen
+	}
+	e.pin = pin{Key: base64.StdEncoding.EncodeToString(key), First: time.Now().UTC()}
+	m[k] = e
 	return p.save(m)
 }
 
-func (p *Pins) save(m map[string]pin) error {
-	b, err := json.MarshalIndent(m, "", "  ")
+// save writes the pins under their first seen spellings (older versions
+// read the file as it always was), with the spellings in conflict kept.
+func (p *Pins) save(m map[string]*pinned) error {
+	raw := map[string]pin{}
+	for _, e := range m {
+		raw[e.name] = e.pin
+		for n, c := range e.conflicts {
+			raw[n] = c
+		}
+	}
+	b, err := json.MarshalIndent(raw, "", "  ")
 	if err != nil {
 		return err
 	}
