@@ -54,14 +54,32 @@ function deviceSeed() {
   return Uint8Array.from(h.match(/../g).map((x) => parseInt(x, 16)));
 }
 
-function pins() {
+// The pins are stored as they always were ({name: key}, under the
+// spelling first seen) and looked up by the name's fold (core().nameKey,
+// the CLI's names.Key): "Bob" is the pin of "bob". Spellings of one name
+// with one key are one pin; with different keys (left by older pages)
+// they are a conflict that verify refuses.
+function storedPins() {
   try { return JSON.parse(localStorage.getItem('lanft-pins') || '{}'); } catch (e) { return {}; }
 }
 
+function pins() {
+  const out = {};
+  for (const [name, key] of Object.entries(storedPins())) {
+    if (typeof key !== 'string') continue;
+    const k = core().nameKey(name);
+    if (!out[k]) out[k] = { name, key };
+    else if (out[k].key !== key) out[k].conflict = { name, key };
+  }
+  return out;
+}
+
 function pin(name, key) {
-  const p = pins();
-  p[name] = key;
-  localStorage.setItem('lanft-pins', JSON.stringify(p));
+  const raw = storedPins(), k = core().nameKey(name);
+  const known = pins()[k];
+  for (const n of Object.keys(raw)) if (core().nameKey(n) === k) delete raw[n];
+  raw[known ? known.name : name] = key;
+  localStorage.setItem('lanft-pins', JSON.stringify(raw));
 }
 
 // ---- signaling ----
@@ -226,9 +244,13 @@ class Link {
     }
     const fp = core().sdpFingerprint(desc.sdp);
     const key = core().verify(m.type, m.name, app.name, fp, offerPrint, m.lanft ? JSON.stringify(m.lanft) : '');
-    const known = pins()[m.name];
-    if (known && known !== key) {
-      throw new Error(`device key changed: "${show(m.name)}" used device ${core().deviceID(known)} before and now presents ${core().deviceID(key)}`);
+    const known = pins()[core().nameKey(m.name)];
+    if (known && known.conflict) {
+      throw new Error(`device key changed: this browser pinned "${show(known.name)}" to device ${core().deviceID(known.key)} and "${show(known.conflict.name)}" to device ${core().deviceID(known.conflict.key)}, which are one name to lanft; clear this site's data to forget both`);
+    }
+    if (known && known.key !== key) {
+      const as = known.name === m.name ? '' : `, another spelling of the pinned name "${show(known.name)}",`;
+      throw new Error(`device key changed: "${show(m.name)}"${as} used device ${core().deviceID(known.key)} before and now presents ${core().deviceID(key)}`);
     }
     this.first = !known;
     this.remoteKey = key;

@@ -24,6 +24,7 @@ import (
 
 	"github.com/lanft/lanft/internal/cpace"
 	"github.com/lanft/lanft/internal/identity"
+	"github.com/lanft/lanft/names"
 	"github.com/lanft/lanft/transfer"
 )
 
@@ -52,6 +53,7 @@ func main() {
 		"equal":            equal,
 		"validateManifest": validateManifest,
 		"displayName":      displayName,
+		"nameKey":          nameKey,
 	} {
 		// A Go panic would end the program: errors travel as
 		// {lanftError} objects that the page's wrapper throws.
@@ -249,4 +251,10 @@ func validateManifest(args []js.Value) (any, error) {
 // escaped, as the CLI shows names.
 func displayName(args []js.Value) (any, error) {
 	return transfer.DisplayName(args[0].String()), nil
+}
+
+// nameKey(name) string is names.Key: the page pins peers by the fold the
+// CLI uses.
+func nameKey(args []js.Value) (any, error) {
+	return names.Key(args[0].String()), nil
 }
