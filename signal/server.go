@@ -668,10 +668,16 @@ func (c *conn) login(m Message) {
 			fail(fmt.Sprintf("name %q is too close to %q, who is online", m.Name, holder))
 		}
 	}
+	// A name is free when it is one name (names.Same) with nobody in the
+	// room. In a cluster the claim is atomic for its names.Key only; the
+	// other keys are checked against the room as this node knows it (its
+	// own users and the other nodes' users it has heard of), so two
+	// look-alikes with different Keys (bob, ВОВ) logging in on two nodes
+	// within the time a login takes to reach the other node both get in.
 	var rev uint64
 	if s.cfg.Cluster != nil {
 		s.mu.Lock()
-		other := s.rooms.lookup(c.room, m.Name)
+		other := s.rooms.closeTo(c.room, m.Name)
 		s.mu.Unlock()
 		if other != nil {
 			taken(other.name)
@@ -693,19 +699,18 @@ func (c *conn) login(m Message) {
 		}
 	}
 	s.mu.Lock()
-	if other := s.rooms.lookup(c.room, m.Name); other != nil {
-		if rev != 0 && other.node != "" && other.rev < rev {
-			// The cluster gave us the name: whoever held it before is
-			// gone, only its logout has not arrived yet.
-			s.leaveLocked(other)
-		} else {
-			s.mu.Unlock()
-			if rev != 0 {
-				s.cfg.Cluster.Release(context.Background(), cluster.Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
-			}
-			taken(other.name)
-			return
+	if other := s.rooms.lookup(c.room, m.Name); other != nil && rev != 0 && other.node != "" && other.rev < rev {
+		// The cluster gave us the name: whoever held it before is
+		// gone, only its logout has not arrived yet.
+		s.leaveLocked(other)
+	}
+	if other := s.rooms.closeTo(c.room, m.Name); other != nil {
+		s.mu.Unlock()
+		if rev != 0 {
+			s.cfg.Cluster.Release(context.Background(), cluster.Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
 		}
+		taken(other.name)
+		return
 	}
 	c.name, c.key, c.meta, c.rev = m.Name, key, m.Meta, rev
 	r := s.rooms.join(c)
