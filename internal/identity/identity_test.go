@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,7 +187,7 @@ func TestPinsFoldNames(t *testing.T) {
 	if err := p.Pin("bob", bob.Public()); err != nil {
 		t.Fatal(err)
 	}
-	for _, spelling := range []string{"bob", "Bob", "BOB", "b0b", "b\u043eb", "\uff42\uff4f\uff42"} {
+	for _, spelling := range []string{"bob", "Bob", "BOB", "b0b", "b\u043eb", "\uff42\uff4f\uff42", "\u0412\u041e\u0412", "\u0412ob"} {
 		t.Run(spelling, func(t *testing.T) {
 			if isNew, err := p.Check(spelling, bob.Public()); err != nil || isNew {
 				t.Fatalf("Check(%q, bob's key): new=%v err=%v, want known", spelling, isNew, err)
@@ -225,24 +226,27 @@ func TestPinsFoldNames(t *testing.T) {
 // (Replace) settles it.
 func TestPinsOfOlderVersions(t *testing.T) {
 	bob, eve := New(), New()
+	type entry struct {
+		name string
+		id   *Identity
+	}
 	tests := []struct {
 		name     string
-		file     map[string]*Identity
+		file     []entry // earliest first
 		conflict bool
 	}{
-		{"same key", map[string]*Identity{"bob": bob, "Bob": bob, "b0b": bob}, false},
-		{"different keys", map[string]*Identity{"bob": bob, "Bob": eve}, true},
+		{"same key", []entry{{"bob", bob}, {"Bob", bob}, {"b0b", bob}, {"\u0412\u041e\u0412", bob}}, false},
+		{"different keys", []entry{{"bob", bob}, {"Bob", eve}}, true},
+		{"different keys, Cyrillic capitals", []entry{{"bob", bob}, {"\u0412\u041e\u0412", eve}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			raw := map[string]pin{}
 			first := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-			for _, n := range []string{"bob", "Bob", "b0b"} {
-				if id, ok := tt.file[n]; ok {
-					raw[n] = pin{Key: base64.StdEncoding.EncodeToString(id.Public()), First: first}
-					first = first.Add(time.Hour)
-				}
+			for _, e := range tt.file {
+				raw[e.name] = pin{Key: base64.StdEncoding.EncodeToString(e.id.Public()), First: first}
+				first = first.Add(time.Hour)
 			}
 			writePins(t, dir, raw)
 			p := OpenPins(dir)
@@ -257,7 +261,8 @@ func TestPinsOfOlderVersions(t *testing.T) {
 				return
 			}
 			t.Logf("conflict: %v", err)
-			for _, want := range []string{`"bob" with device ` + bob.DeviceID(), `"Bob" with device ` + eve.DeviceID(), "one name", "--accept-new-key", "pins.json"} {
+			other := tt.file[1].name
+			for _, want := range []string{`"bob" with device ` + bob.DeviceID(), fmt.Sprintf("%q with device %s", other, eve.DeviceID()), "one name", "--accept-new-key", "pins.json"} {
 				if !errors.Is(err, ErrKeyChanged) || !strings.Contains(err.Error(), want) {
 					t.Fatalf("conflicting pins: got %v, want ErrKeyChanged saying %q", err, want)
 				}
@@ -278,6 +283,45 @@ func TestPinsOfOlderVersions(t *testing.T) {
 				t.Fatalf("after Replace: %v", err)
 			}
 		})
+	}
+}
+
+// TestPinsOfNamesOneWithTwo: "Ian" is one name with "ian" (case) and with
+// "lan" (alike in sans-serif), which are two names. Both pinned to their
+// own devices, each is known with its own key; "Ian" is refused whatever
+// key it shows, since lanft cannot tell which of them it is, until
+// --accept-new-key (Replace) keeps one pin for it and forgets the other.
+func TestPinsOfNamesOneWithTwo(t *testing.T) {
+	dir := t.TempDir()
+	p := OpenPins(dir)
+	ian, lan := New(), New()
+	for _, pn := range []struct {
+		name string
+		id   *Identity
+	}{{"ian", ian}, {"lan", lan}} {
+		if err := p.Pin(pn.name, pn.id.Public()); err != nil {
+			t.Fatalf("Pin(%q): %v: ian and lan are two names", pn.name, err)
+		}
+		if isNew, err := p.Check(pn.name, pn.id.Public()); err != nil || isNew {
+			t.Fatalf("Check(%q, its key): new=%v err=%v, want known", pn.name, isNew, err)
+		}
+	}
+	for _, id := range []*Identity{ian, lan} {
+		_, err := p.Check("Ian", id.Public())
+		for _, want := range []string{`"ian" with device ` + ian.DeviceID(), `"lan" with device ` + lan.DeviceID(), "one name", "--accept-new-key"} {
+			if !errors.Is(err, ErrKeyChanged) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Check(\"Ian\") beside ian and lan: got %v, want ErrKeyChanged saying %q", err, want)
+			}
+		}
+	}
+	if err := p.Replace("Ian", ian.Public()); err != nil {
+		t.Fatal(err)
+	}
+	if got := pinFile(t, dir); len(got) != 1 || got["ian"].Key != base64.StdEncoding.EncodeToString(ian.Public()) {
+		t.Fatalf("after Replace(\"Ian\"), pins.json holds %v, want ian's key under \"ian\" alone", got)
+	}
+	if isNew, err := p.Check("lan", lan.Public()); err != nil || !isNew {
+		t.Fatalf("lan after Replace(\"Ian\"): new=%v err=%v, want a first contact", isNew, err)
 	}
 }
 
