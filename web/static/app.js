@@ -55,30 +55,28 @@ function deviceSeed() {
 }
 
 // The pins are stored as they always were ({name: key}, under the
-// spelling first seen) and looked up by the name's fold (core().nameKey,
-// the CLI's names.Key): "Bob" is the pin of "bob". Spellings of one name
-// with one key are one pin; with different keys (left by older pages)
-// they are a conflict that verify refuses.
+// spelling first seen). A name is looked up among the pins it is one name
+// with (core().sameName, the CLI's names.Same): "Bob" and Cyrillic "ВОВ"
+// are the pin of "bob". A name that is one with pins of different keys
+// (spellings left by older pages, or "Ian" beside ian and lan) is a
+// conflict that verify refuses.
 function storedPins() {
   try { return JSON.parse(localStorage.getItem('lanft-pins') || '{}'); } catch (e) { return {}; }
 }
 
-function pins() {
-  const out = {};
-  for (const [name, key] of Object.entries(storedPins())) {
-    if (typeof key !== 'string') continue;
-    const k = core().nameKey(name);
-    if (!out[k]) out[k] = { name, key };
-    else if (out[k].key !== key) out[k].conflict = { name, key };
-  }
-  return out;
+// pinsOf returns the pins name is one name with, as [{name, key}].
+function pinsOf(name) {
+  return Object.entries(storedPins())
+    .filter(([n, key]) => typeof key === 'string' && core().sameName(n, name))
+    .map(([n, key]) => ({ name: n, key }));
 }
 
+// pin remembers key for a name seen for the first time; a known name
+// (verify checked its key) stays pinned as it is.
 function pin(name, key) {
-  const raw = storedPins(), k = core().nameKey(name);
-  const known = pins()[k];
-  for (const n of Object.keys(raw)) if (core().nameKey(n) === k) delete raw[n];
-  raw[known ? known.name : name] = key;
+  if (pinsOf(name).length) return;
+  const raw = storedPins();
+  raw[name] = key;
   localStorage.setItem('lanft-pins', JSON.stringify(raw));
 }
 
@@ -244,15 +242,16 @@ class Link {
     }
     const fp = core().sdpFingerprint(desc.sdp);
     const key = core().verify(m.type, m.name, app.name, fp, offerPrint, m.lanft ? JSON.stringify(m.lanft) : '');
-    const known = pins()[core().nameKey(m.name)];
-    if (known && known.conflict) {
-      throw new Error(`device key changed: this browser pinned "${show(known.name)}" to device ${core().deviceID(known.key)} and "${show(known.conflict.name)}" to device ${core().deviceID(known.conflict.key)}, which are one name to lanft; clear this site's data to forget both`);
+    const known = pinsOf(m.name);
+    if (known.some((p) => p.key !== known[0].key)) {
+      const held = known.map((p) => `"${show(p.name)}" to device ${core().deviceID(p.key)}`).join(' and ');
+      throw new Error(`device key changed: this browser pinned ${held}, and to lanft "${show(m.name)}" is one name with each; clear this site's data to forget them`);
     }
-    if (known && known.key !== key) {
-      const as = known.name === m.name ? '' : `, another spelling of the pinned name "${show(known.name)}",`;
-      throw new Error(`device key changed: "${show(m.name)}"${as} used device ${core().deviceID(known.key)} before and now presents ${core().deviceID(key)}`);
+    if (known.length && known[0].key !== key) {
+      const as = known[0].name === m.name ? '' : `, another spelling of the pinned name "${show(known[0].name)}",`;
+      throw new Error(`device key changed: "${show(m.name)}"${as} used device ${core().deviceID(known[0].key)} before and now presents ${core().deviceID(key)}`);
     }
-    this.first = !known;
+    this.first = known.length === 0;
     this.remoteKey = key;
     this.remotePrint = fp;
   }

@@ -53,7 +53,7 @@ func main() {
 		"equal":            equal,
 		"validateManifest": validateManifest,
 		"displayName":      displayName,
-		"nameKey":          nameKey,
+		"sameName":         sameName,
 	} {
 		// A Go panic would end the program: errors travel as
 		// {lanftError} objects that the page's wrapper throws.
@@ -253,8 +253,8 @@ func displayName(args []js.Value) (any, error) {
 	return transfer.DisplayName(args[0].String()), nil
 }
 
-// nameKey(name) string is names.Key: the page pins peers by the fold the
-// CLI uses.
-func nameKey(args []js.Value) (any, error) {
-	return names.Key(args[0].String()), nil
+// sameName(a, b) bool is names.Same: the page finds the pins of a name as
+// the CLI does.
+func sameName(args []js.Value) (any, error) {
+	return names.Same(args[0].String(), args[1].String()), nil
 }
