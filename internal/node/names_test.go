@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +11,8 @@ import (
 )
 
 // TestImpostorsOfPinnedNames: once alice and bob pinned each other, a
-// third device under a spelling of either name (Bob, Alice) is refused on
+// third device under a spelling of either name (Bob or Cyrillic ВОВ,
+// Alice or AIice with a capital i) is refused on
 // both sides, in words, and nothing is written. The impostor receiver is
 // refused by the sharer; the impostor sharer, by the receiver, which tells
 // it so with a signed refusal.
@@ -28,41 +30,46 @@ func TestImpostorsOfPinnedNames(t *testing.T) {
 		t.Fatalf("bob's first receive: %v", err)
 	}
 
-	t.Run("receiver", func(t *testing.T) {
-		dir := t.TempDir()
-		_, err := testReceive(t, url, "Bob", "alice", dir, func(c *Config) { c.Identity = eve })
-		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "alice knows the name Bob from another device") {
-			t.Fatalf("eve as Bob: got %v, want %v saying alice knows the name from another device", err, ErrRefused)
-		}
-		emptyDir(t, dir)
-		want := []string{`"Bob", another spelling of the pinned name "bob"`, bob.DeviceID(), eve.DeviceID()}
-		waitEvent(t, &aliceLog, "refused", "Bob", want)
-	})
-
-	t.Run("sharer", func(t *testing.T) {
-		// alice is offline: eve shares as Alice on another host.
-		url := testSignal(t)
-		var eveLog eventLog
-		testShare(t, url, "Alice", map[string]string{"a.txt": "from eve"}, func(c *Config) {
-			c.Identity, c.Events = eve, eveLog.add
-		})
-		dir := t.TempDir()
-		start := time.Now()
-		_, err := testReceive(t, url, "bob", "alice", dir, func(c *Config) {
-			c.Identity, c.Pins = bob, identity.OpenPins(bobPins)
-		})
-		want := []string{`"Alice", another spelling of the pinned name "alice"`, alice.DeviceID(), eve.DeviceID(), "--accept-new-key"}
-		for _, w := range want {
-			if !errors.Is(err, identity.ErrKeyChanged) || !strings.Contains(err.Error(), w) {
-				t.Fatalf("bob from eve as Alice: got %v, want %v saying %q", err, identity.ErrKeyChanged, w)
+	for _, as := range []string{"Bob", "\u0412\u041e\u0412"} {
+		t.Run("receiver "+as, func(t *testing.T) {
+			dir := t.TempDir()
+			_, err := testReceive(t, url, as, "alice", dir, func(c *Config) { c.Identity = eve })
+			if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "alice knows the name "+as+" from another device") {
+				t.Fatalf("eve as %s: got %v, want %v saying alice knows the name from another device", as, err, ErrRefused)
 			}
-		}
-		if d := time.Since(start); d > 10*time.Second {
-			t.Errorf("bob was told after %v", d)
-		}
-		emptyDir(t, dir)
-		waitEvent(t, &eveLog, "error", "bob", []string{"refused by the receiver: bob knows the name Alice from another device"})
-	})
+			emptyDir(t, dir)
+			want := []string{fmt.Sprintf("%q, another spelling of the pinned name \"bob\"", as), bob.DeviceID(), eve.DeviceID()}
+			waitEvent(t, &aliceLog, "refused", as, want)
+		})
+	}
+
+	for _, as := range []string{"Alice", "AIice"} {
+		t.Run("sharer "+as, func(t *testing.T) {
+			// alice is offline: eve shares as a spelling of alice on
+			// another host.
+			url := testSignal(t)
+			var eveLog eventLog
+			testShare(t, url, as, map[string]string{"a.txt": "from eve"}, func(c *Config) {
+				c.Identity, c.Events = eve, eveLog.add
+			})
+			dir := t.TempDir()
+			start := time.Now()
+			_, err := testReceive(t, url, "bob", "alice", dir, func(c *Config) {
+				c.Identity, c.Pins = bob, identity.OpenPins(bobPins)
+			})
+			want := []string{fmt.Sprintf("%q, another spelling of the pinned name \"alice\"", as), alice.DeviceID(), eve.DeviceID(), "--accept-new-key"}
+			for _, w := range want {
+				if !errors.Is(err, identity.ErrKeyChanged) || !strings.Contains(err.Error(), w) {
+					t.Fatalf("bob from eve as %s: got %v, want %v saying %q", as, err, identity.ErrKeyChanged, w)
+				}
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("bob was told after %v", d)
+			}
+			emptyDir(t, dir)
+			waitEvent(t, &eveLog, "error", "bob", []string{"refused by the receiver: bob knows the name " + as + " from another device"})
+		})
+	}
 }
 
 // waitEvent waits until log holds an event of kind about peer whose text
