@@ -12,10 +12,10 @@ import (
 
 // TestImpostorsOfPinnedNames: once alice and bob pinned each other, a
 // third device under a spelling of either name (Bob or Cyrillic ВОВ,
-// Alice or AIice with a capital i) is refused on
-// both sides, in words, and nothing is written. The impostor receiver is
-// refused by the sharer; the impostor sharer, by the receiver, which tells
-// it so with a signed refusal.
+// Alice or AIice with a capital i) is refused on both sides, in words, and
+// nothing is written. The impostor receiver is refused by the sharer; the
+// impostor sharer, by the receiver, which tells it so with a signed
+// refusal.
 func TestImpostorsOfPinnedNames(t *testing.T) {
 	url := testSignal(t)
 	alicePins, bobPins := t.TempDir(), t.TempDir()
