@@ -318,7 +318,7 @@ func TestConformanceAcrossNodes(t *testing.T) {
 		"TestErrorsKeepTheConnection", "TestOriginalClientInteroperates",
 		"TestOversizedMessage", "TestBinaryFrameIsRefused", "TestConfusableNamesRefused",
 		"TestConcurrentLoginsOneWinner", "TestFloodIsRateLimited", "TestSlowReaderIsDropped",
-		"TestLoginTimeout", "TestCrossOriginRefused", "TestRoomsAreApart",
+		"TestLoginTimeout", "TestCrossOriginRefused", "TestRoomsAreApart", "TestLookAlikeNamesRefused",
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/lanft/lanft/names"
 )
 
 // validFrames are client frames the server accepts; with errorCases they
@@ -136,8 +138,8 @@ func FuzzCheckName(f *testing.F) {
 		if nfd := norm.NFD.String(name); nfd != name && CheckName(nfd) == nil {
 			t.Fatalf("accepted both %q and its NFD form %q", name, nfd)
 		}
-		if k := nameKey(name); k == "" || nameKey(name) != k {
-			t.Fatalf("nameKey(%q) = %q: empty or not deterministic", name, k)
+		if k := names.Key(name); k == "" || names.Key(name) != k {
+			t.Fatalf("names.Key(%q) = %q: empty or not deterministic", name, k)
 		}
 	})
 }

@@ -7,7 +7,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -43,15 +42,4 @@ func CheckName(name string) error {
 		}
 	}
 	return nil
-}
-
-// SameName reports whether a and b are one user name to the server (it
-// admits one user per folded name), so that `--from Alice` finds "alice".
-func SameName(a, b string) bool { return nameKey(a) == nameKey(b) }
-
-// nameKey folds a name so that names a person could confuse map to one key:
-// compatibility-normalised (NFKC: fullwidth letters, ligatures) and
-// case-folded. The server admits one user per key.
-func nameKey(name string) string {
-	return cases.Fold().String(norm.NFKC.String(name))
 }

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/lanft/lanft/names"
 )
 
 // DefaultRoom is the room of Path itself ("/ws"): the LAN host's only room.
@@ -55,9 +57,19 @@ func NewRoomName() string {
 // room is one user list: its names and its login order. Users in different
 // rooms never see or reach each other.
 type room struct {
-	users map[string]*conn // by nameKey
-	order []*conn          // login order
-	load  pool             // the user list's bytes (conn.cost), by address
+	users map[string]*conn // the holder of each name, by names.Key
+	// alike indexes every key of every user (names.KeysOf), to find the
+	// users a new name is one name with. A key has one holder but in a
+	// cluster race (see conn.login), when two look-alikes got in at once.
+	alike map[alikeKey][]*conn
+	order []*conn // login order
+	load  pool    // the user list's bytes (conn.cost), by address
+}
+
+// alikeKey is one of the names.Keys of a user: which one, and its value.
+type alikeKey struct {
+	n   int
+	key string
 }
 
 // roomSet is the server's room and user state, under Server.mu. It is the
@@ -68,10 +80,28 @@ type roomSet struct {
 
 func newRoomSet() roomSet { return roomSet{rooms: make(map[string]*room)} }
 
-// lookup returns the user logged in to room under a name like name.
+// lookup returns the user logged in to room under name, in any spelling
+// with its names.Key: the holder of the name, for relays and the cluster's
+// events.
 func (rs roomSet) lookup(roomName, name string) *conn {
 	if r := rs.rooms[roomName]; r != nil {
-		return r.users[nameKey(name)]
+		return r.users[names.Key(name)]
+	}
+	return nil
+}
+
+// closeTo returns a user of room that name is one name with (names.Same:
+// a key in common), or nil if name is free there. The holder of its Key
+// comes first ("Ian" finds ian before lan).
+func (rs roomSet) closeTo(roomName, name string) *conn {
+	r := rs.rooms[roomName]
+	if r == nil {
+		return nil
+	}
+	for n, k := range names.KeysOf(name) {
+		if held := r.alike[alikeKey{n, k}]; len(held) > 0 {
+			return held[0]
+		}
 	}
 	return nil
 }
@@ -80,10 +110,15 @@ func (rs roomSet) lookup(roomName, name string) *conn {
 func (rs roomSet) join(c *conn) *room {
 	r := rs.rooms[c.room]
 	if r == nil {
-		r = &room{users: make(map[string]*conn)}
+		r = &room{users: make(map[string]*conn), alike: make(map[alikeKey][]*conn)}
 		rs.rooms[c.room] = r
 	}
 	r.users[c.key] = c
+	for n, k := range names.KeysOf(c.name) {
+		if ak := (alikeKey{n, k}); !slices.Contains(r.alike[ak], c) {
+			r.alike[ak] = append(r.alike[ak], c)
+		}
+	}
 	r.order = insertByRev(r.order, c)
 	if c.cost == 0 { // a user of another node
 		c.cost = userCost(c.name, c.meta)
@@ -102,6 +137,14 @@ func (rs roomSet) leave(c *conn) *room {
 	}
 	delete(r.users, c.key)
 	r.load.remove(c.from, c.cost)
+	for n, k := range names.KeysOf(c.name) {
+		ak := alikeKey{n, k}
+		if held := slices.DeleteFunc(r.alike[ak], func(o *conn) bool { return o == c }); len(held) > 0 {
+			r.alike[ak] = held
+		} else {
+			delete(r.alike, ak)
+		}
+	}
 	if i := slices.Index(r.order, c); i >= 0 {
 		r.order = slices.Delete(r.order, i, i+1)
 	}

@@ -143,7 +143,7 @@ var nameCases = []struct {
 	{"CJK", "\u674e\u96f7", true},
 	{"emoji", "\U0001F600 fan", true},
 	{"64 runes", strings.Repeat("\u00e9", MaxNameLength), true},
-	{"fullwidth", "\uff21lice", true}, // refused only next to "Alice" (nameKey)
+	{"fullwidth", "\uff21lice", true}, // refused only next to "Alice" (names.Key)
 	{"path-like", "../../.ssh/authorized_keys", true},
 	{"html", "<b>bob</b>", true},
 	{"empty", "", false},

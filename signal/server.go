@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/lanft/lanft/internal/cluster"
+	"github.com/lanft/lanft/names"
 )
 
 // Path is where the WebSocket endpoint is served.
@@ -672,7 +673,7 @@ func (c *conn) login(m Message) {
 		fail(fmt.Sprintf("the \"lanft\" field must be a JSON object of at most %d bytes", MaxMetaSize))
 		return
 	}
-	key := nameKey(m.Name)
+	key := names.Key(m.Name)
 	taken := func(holder string) {
 		if holder == m.Name {
 			fail(fmt.Sprintf("name %q is taken", m.Name))
@@ -680,10 +681,16 @@ func (c *conn) login(m Message) {
 			fail(fmt.Sprintf("name %q is too close to %q, who is online", m.Name, holder))
 		}
 	}
+	// A name is free when it is one name (names.Same) with nobody in the
+	// room. In a cluster the claim is atomic for its names.Key only; the
+	// other keys are checked against the room as this node knows it (its
+	// own users and the other nodes' users it has heard of), so two
+	// look-alikes with different Keys (bob, ВОВ) logging in on two nodes
+	// within the time a login takes to reach the other node both get in.
 	var rev uint64
 	if s.cfg.Cluster != nil {
 		s.mu.Lock()
-		other := s.rooms.lookup(c.room, m.Name)
+		other := s.rooms.closeTo(c.room, m.Name)
 		why := s.admitLoginLocked(c, userCost(m.Name, m.Meta))
 		s.mu.Unlock()
 		if other != nil {
@@ -720,19 +727,18 @@ func (c *conn) login(m Message) {
 		fail(why)
 		return
 	}
-	if other := s.rooms.lookup(c.room, m.Name); other != nil {
-		if rev != 0 && other.node != "" && other.rev < rev {
-			// The cluster gave us the name: whoever held it before is
-			// gone, only its logout has not arrived yet.
-			s.leaveLocked(other)
-		} else {
-			s.mu.Unlock()
-			if rev != 0 {
-				s.cfg.Cluster.Release(context.Background(), cluster.Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
-			}
-			taken(other.name)
-			return
+	if other := s.rooms.lookup(c.room, m.Name); other != nil && rev != 0 && other.node != "" && other.rev < rev {
+		// The cluster gave us the name: whoever held it before is
+		// gone, only its logout has not arrived yet.
+		s.leaveLocked(other)
+	}
+	if other := s.rooms.closeTo(c.room, m.Name); other != nil {
+		s.mu.Unlock()
+		if rev != 0 {
+			s.cfg.Cluster.Release(context.Background(), cluster.Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
 		}
+		taken(other.name)
+		return
 	}
 	c.name, c.key, c.meta, c.rev, c.cost = m.Name, key, m.Meta, rev, cost
 	r := s.rooms.join(c)
@@ -808,7 +814,7 @@ func (c *conn) relay(m Message) {
 	if s.cfg.Cluster != nil && to == nil {
 		// A login this node has not heard of yet: the shared state knows.
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
-		p, ok := s.cfg.Cluster.Lookup(ctx, c.room, nameKey(m.OtherName))
+		p, ok := s.cfg.Cluster.Lookup(ctx, c.room, names.Key(m.OtherName))
 		cancel()
 		if ok && p.Name == m.OtherName {
 			if b, err := Encode(out); err == nil {

@@ -28,11 +28,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lanft/lanft/names"
 )
 
 const keyFile = "device.key"
@@ -298,93 +302,176 @@ func VerificationCode(keyA, keyB ed25519.PublicKey, printA, printB string, recei
 	return fmt.Sprintf("%03d %03d", n/1000, n%1000)
 }
 
-// Pins remembers the key of every peer name seen, in a JSON file.
+// Pins remembers the key of every peer name seen, in a JSON file. A name
+// is looked up among the pins it is one name with (names.Same): "Bob",
+// "b0b" and Cyrillic "ВОВ" are the pin of "bob", so a look-alike spelling
+// cannot pass for a first contact.
 type Pins struct {
 	path string
 	mu   sync.Mutex
 }
 
+// pin is one entry of pins.json, under the name as first seen.
 type pin struct {
 	Key   string    `json:"key"`
 	First time.Time `json:"first_seen"`
 }
 
-// ErrKeyChanged is returned when a known name shows up with another key.
+// pinned is one pin as loaded: the spelling it is stored under, and that
+// name's keys.
+type pinned struct {
+	name string
+	keys names.Keys
+	pin  pin
+}
+
+// ErrKeyChanged is returned when a known name shows up with another key,
+// in this spelling or a look-alike one, or when pins.json holds two
+// spellings that a name is one name with, with different keys.
 var ErrKeyChanged = errors.New("device key changed")
 
 // OpenPins uses the pin file in dir.
 func OpenPins(dir string) *Pins { return &Pins{path: filepath.Join(dir, "pins.json")} }
 
-func (p *Pins) load() (map[string]pin, error) {
-	m := map[string]pin{}
+// load reads the pins, the earliest seen first. An entry that is one name
+// with an earlier one of the same key (older versions pinned spellings of
+// a name apart) is merged into it; with another key both are kept, and
+// check refuses the name.
+func (p *Pins) load() ([]pinned, error) {
+	raw := map[string]pin{}
 	b, err := os.ReadFile(p.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return m, nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
 		return nil, fmt.Errorf("identity: read pins: %w", err)
+	default:
+		if err := json.Unmarshal(b, &raw); err != nil {
+			return nil, fmt.Errorf("identity: %s is corrupt: %w", p.path, err)
+		}
 	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("identity: %s is corrupt: %w", p.path, err)
+	spellings := slices.Sorted(maps.Keys(raw))
+	slices.SortStableFunc(spellings, func(a, b string) int { return raw[a].First.Compare(raw[b].First) })
+	var out []pinned
+	for _, name := range spellings {
+		e := pinned{name: name, keys: names.KeysOf(name), pin: raw[name]}
+		merged := slices.ContainsFunc(out, func(o pinned) bool { return o.pin.Key == e.pin.Key && o.keys.Meet(e.keys) })
+		if !merged {
+			out = append(out, e)
+		}
 	}
-	return m, nil
+	return out, nil
 }
 
 // Check reports whether name is new (first contact), known with key, or
 // known with another key (ErrKeyChanged, with both device ids in the text).
-// It pins nothing: a key is pinned with Pin only once every check the user
-// asked for has passed, so a contact that fails (a wrong --code, a refused
-// connection) cannot poison the name.
+// A name is known when it is one name with a pinned one, so a look-alike
+// of a pinned name is that name. It pins nothing: a key is pinned with Pin
+// only once every check the user asked for has passed, so a contact that
+// fails (a wrong --code, a refused connection) cannot poison the name.
 func (p *Pins) Check(name string, key ed25519.PublicKey) (isNew bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m, err := p.load()
+	all, err := p.load()
 	if err != nil {
 		return false, err
 	}
-	return check(m, name, key)
+	return p.check(all, name, key)
 }
 
-func check(m map[string]pin, name string, key ed25519.PublicKey) (isNew bool, err error) {
-	old, ok := m[name]
-	if !ok {
+func (p *Pins) check(all []pinned, name string, key ed25519.PublicKey) (isNew bool, err error) {
+	match := matching(all, name)
+	if len(match) == 0 {
 		return true, nil
 	}
-	if old.Key == base64.StdEncoding.EncodeToString(key) {
+	for _, e := range match[1:] {
+		if e.pin.Key != match[0].pin.Key {
+			return false, p.conflict(name, match)
+		}
+	}
+	old := match[0]
+	if old.pin.Key == base64.StdEncoding.EncodeToString(key) {
 		return false, nil
 	}
-	oldKey, _ := base64.StdEncoding.DecodeString(old.Key)
-	return false, fmt.Errorf("%w: %q used device %s before and now presents %s; if that is expected (a new install), run again with --accept-new-key",
-		ErrKeyChanged, name, DeviceID(oldKey), DeviceID(key))
+	known := fmt.Sprintf("%q", name)
+	if old.name != name {
+		known = fmt.Sprintf("%q, another spelling of the pinned name %q,", name, old.name)
+	}
+	return false, fmt.Errorf("%w: %s used device %s before and now presents %s; if that is expected (a new install), run again with --accept-new-key",
+		ErrKeyChanged, known, deviceOf(old.pin), DeviceID(key))
+}
+
+// matching returns the pins that name is one name with, earliest first.
+func matching(all []pinned, name string) []pinned {
+	ks := names.KeysOf(name)
+	var out []pinned
+	for _, e := range all {
+		if e.keys.Meet(ks) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// conflict is the error for a name that is one name with pins of
+// different keys (spellings an older version pinned apart, or two names
+// it looks like both of, such as "Ian" with ian and lan): lanft cannot
+// tell which device is that name.
+func (p *Pins) conflict(name string, match []pinned) error {
+	var held []string
+	for _, e := range match {
+		held = append(held, fmt.Sprintf("%q with device %s", e.name, deviceOf(e.pin)))
+	}
+	return fmt.Errorf("%w: %s holds %s, and to lanft %q is one name with each; "+
+		"run again with --accept-new-key to keep the device that connects now, or delete the wrong entry from that file",
+		ErrKeyChanged, p.path, strings.Join(held, " and "), name)
+}
+
+func deviceOf(e pin) string {
+	k, _ := base64.StdEncoding.DecodeString(e.Key)
+	return DeviceID(k)
 }
 
 // Pin remembers key for a name seen for the first time. A name already
-// pinned to key is left as it is; one pinned to another key is refused
-// with ErrKeyChanged (Replace overrides it).
+// pinned to key is left as it is; one pinned to another key (in any
+// spelling that it is one name with) is refused with ErrKeyChanged
+// (Replace overrides it).
 func (p *Pins) Pin(name string, key ed25519.PublicKey) error { return p.pin(name, key, false) }
 
-// Replace pins name to key, accepting a changed key.
+// Replace pins name to key, accepting a changed key: the pins name is one
+// name with are replaced by one, under the earliest spelling with name's
+// Key ("bob" for "BOB"), or else under name.
 func (p *Pins) Replace(name string, key ed25519.PublicKey) error { return p.pin(name, key, true) }
 
 func (p *Pins) pin(name string, key ed25519.PublicKey, replace bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m, err := p.load()
+	all, err := p.load()
 	if err != nil {
 		return err
 	}
 	if !replace {
-		isNew, err := check(m, name, key)
+		isNew, err := p.check(all, name, key)
 		if err != nil || !isNew {
 			return err
 		}
 	}
-	m[name] = pin{Key: base64.StdEncoding.EncodeToString(key), First: time.Now().UTC()}
-	return p.save(m)
+	keys := names.KeysOf(name)
+	e := pinned{name: name, keys: keys, pin: pin{Key: base64.StdEncoding.EncodeToString(key), First: time.Now().UTC()}}
+	if i := slices.IndexFunc(all, func(o pinned) bool { return o.keys[0] == keys[0] }); i >= 0 {
+		e.name, e.keys = all[i].name, all[i].keys // keep the spelling first seen
+	}
+	all = slices.DeleteFunc(all, func(o pinned) bool { return o.keys.Meet(keys) })
+	return p.save(append(all, e))
 }
 
-func (p *Pins) save(m map[string]pin) error {
-	b, err := json.MarshalIndent(m, "", "  ")
+// save writes the pins under their spellings (older versions read the
+// file as it always was).
+func (p *Pins) save(all []pinned) error {
+	raw := map[string]pin{}
+	for _, e := range all {
+		raw[e.name] = e.pin
+	}
+	b, err := json.MarshalIndent(raw, "", "  ")
 	if err != nil {
 		return err
 	}

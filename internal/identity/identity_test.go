@@ -3,13 +3,16 @@ package identity
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadCreatesOnceAndKeeps(t *testing.T) {
@@ -365,4 +368,175 @@ func TestFromSeed(t *testing.T) {
 	if _, err := FromSeed(seed[:31]); err == nil {
 		t.Fatal("a 31-byte seed was accepted")
 	}
+}
+
+// TestPinsFoldNames: a pin holds for every spelling of its name (case,
+// fullwidth, look-alike letters), and messages name the spelling pinned.
+func TestPinsFoldNames(t *testing.T) {
+	dir := t.TempDir()
+	p := OpenPins(dir)
+	bob, eve := New(), New()
+	if err := p.Pin("bob", bob.Public()); err != nil {
+		t.Fatal(err)
+	}
+	for _, spelling := range []string{"bob", "Bob", "BOB", "b0b", "b\u043eb", "\uff42\uff4f\uff42", "\u0412\u041e\u0412", "\u0412ob"} {
+		t.Run(spelling, func(t *testing.T) {
+			if isNew, err := p.Check(spelling, bob.Public()); err != nil || isNew {
+				t.Fatalf("Check(%q, bob's key): new=%v err=%v, want known", spelling, isNew, err)
+			}
+			_, err := p.Check(spelling, eve.Public())
+			if !errors.Is(err, ErrKeyChanged) || !strings.Contains(err.Error(), bob.DeviceID()) || !strings.Contains(err.Error(), eve.DeviceID()) {
+				t.Fatalf("Check(%q, eve's key): got %v, want ErrKeyChanged naming both devices", spelling, err)
+			}
+			if spelling != "bob" && !strings.Contains(err.Error(), `another spelling of the pinned name "bob"`) {
+				t.Errorf("the error %q does not name the pinned spelling", err)
+			}
+			if err := p.Pin(spelling, eve.Public()); !errors.Is(err, ErrKeyChanged) {
+				t.Fatalf("Pin(%q, eve's key): got %v, want ErrKeyChanged", spelling, err)
+			}
+		})
+	}
+	if isNew, err := p.Check("bobby", eve.Public()); err != nil || !isNew {
+		t.Fatalf("another name: new=%v err=%v, want a first contact", isNew, err)
+	}
+	// Replace under another spelling keeps the spelling first seen.
+	if err := p.Replace("BOB", eve.Public()); err != nil {
+		t.Fatal(err)
+	}
+	if got := pinFile(t, dir); len(got) != 1 || got["bob"].Key == "" {
+		t.Fatalf("pins.json after Replace(\"BOB\") holds %v, want one entry under \"bob\"", got)
+	}
+	if _, err := p.Check("Bob", eve.Public()); err != nil {
+		t.Fatalf("after Replace: %v", err)
+	}
+}
+
+// TestPinsOfOlderVersions: pins.json written by a version that keyed pins
+// by the exact name may hold one name under several spellings. With one key
+// they are one pin; with different keys lanft refuses the name and says
+// which entries conflict and how to settle it, and --accept-new-key
+// (Replace) settles it.
+func TestPinsOfOlderVersions(t *testing.T) {
+	bob, eve := New(), New()
+	type entry struct {
+		name string
+		id   *Identity
+	}
+	tests := []struct {
+		name     string
+		file     []entry // earliest first
+		conflict bool
+	}{
+		{"same key", []entry{{"bob", bob}, {"Bob", bob}, {"b0b", bob}, {"\u0412\u041e\u0412", bob}}, false},
+		{"different keys", []entry{{"bob", bob}, {"Bob", eve}}, true},
+		{"different keys, Cyrillic capitals", []entry{{"bob", bob}, {"\u0412\u041e\u0412", eve}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			raw := map[string]pin{}
+			first := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+			for _, e := range tt.file {
+				raw[e.name] = pin{Key: base64.StdEncoding.EncodeToString(e.id.Public()), First: first}
+				first = first.Add(time.Hour)
+			}
+			writePins(t, dir, raw)
+			p := OpenPins(dir)
+			isNew, err := p.Check("BOB", bob.Public())
+			if !tt.conflict {
+				if err != nil || isNew {
+					t.Fatalf("merged pins: new=%v err=%v, want bob known", isNew, err)
+				}
+				if _, err := p.Check("bob", eve.Public()); !errors.Is(err, ErrKeyChanged) {
+					t.Fatalf("merged pins, eve's key: got %v, want ErrKeyChanged", err)
+				}
+				return
+			}
+			t.Logf("conflict: %v", err)
+			other := tt.file[1].name
+			for _, want := range []string{`"bob" with device ` + bob.DeviceID(), fmt.Sprintf("%q with device %s", other, eve.DeviceID()), "one name", "--accept-new-key", "pins.json"} {
+				if !errors.Is(err, ErrKeyChanged) || !strings.Contains(err.Error(), want) {
+					t.Fatalf("conflicting pins: got %v, want ErrKeyChanged saying %q", err, want)
+				}
+			}
+			if _, err := p.Check("bob", eve.Public()); !errors.Is(err, ErrKeyChanged) {
+				t.Fatalf("conflicting pins, eve's key: got %v, want the conflict", err)
+			}
+			if err := p.Pin("bob", bob.Public()); !errors.Is(err, ErrKeyChanged) {
+				t.Fatalf("Pin over a conflict: got %v, want ErrKeyChanged", err)
+			}
+			if err := p.Replace("bob", bob.Public()); err != nil {
+				t.Fatal(err)
+			}
+			if got := pinFile(t, dir); len(got) != 1 || got["bob"].Key != base64.StdEncoding.EncodeToString(bob.Public()) {
+				t.Fatalf("after Replace, pins.json holds %v, want bob's key under \"bob\" alone", got)
+			}
+			if _, err := p.Check("Bob", bob.Public()); err != nil {
+				t.Fatalf("after Replace: %v", err)
+			}
+		})
+	}
+}
+
+// TestPinsOfNamesOneWithTwo: "Ian" is one name with "ian" (case) and with
+// "lan" (alike in sans-serif), which are two names. Both pinned to their
+// own devices, each is known with its own key; "Ian" is refused whatever
+// key it shows, since lanft cannot tell which of them it is, until
+// --accept-new-key (Replace) keeps one pin for it and forgets the other.
+func TestPinsOfNamesOneWithTwo(t *testing.T) {
+	dir := t.TempDir()
+	p := OpenPins(dir)
+	ian, lan := New(), New()
+	for _, pn := range []struct {
+		name string
+		id   *Identity
+	}{{"ian", ian}, {"lan", lan}} {
+		if err := p.Pin(pn.name, pn.id.Public()); err != nil {
+			t.Fatalf("Pin(%q): %v: ian and lan are two names", pn.name, err)
+		}
+		if isNew, err := p.Check(pn.name, pn.id.Public()); err != nil || isNew {
+			t.Fatalf("Check(%q, its key): new=%v err=%v, want known", pn.name, isNew, err)
+		}
+	}
+	for _, id := range []*Identity{ian, lan} {
+		_, err := p.Check("Ian", id.Public())
+		for _, want := range []string{`"ian" with device ` + ian.DeviceID(), `"lan" with device ` + lan.DeviceID(), "one name", "--accept-new-key"} {
+			if !errors.Is(err, ErrKeyChanged) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Check(\"Ian\") beside ian and lan: got %v, want ErrKeyChanged saying %q", err, want)
+			}
+		}
+	}
+	if err := p.Replace("Ian", ian.Public()); err != nil {
+		t.Fatal(err)
+	}
+	if got := pinFile(t, dir); len(got) != 1 || got["ian"].Key != base64.StdEncoding.EncodeToString(ian.Public()) {
+		t.Fatalf("after Replace(\"Ian\"), pins.json holds %v, want ian's key under \"ian\" alone", got)
+	}
+	if isNew, err := p.Check("lan", lan.Public()); err != nil || !isNew {
+		t.Fatalf("lan after Replace(\"Ian\"): new=%v err=%v, want a first contact", isNew, err)
+	}
+}
+
+func writePins(t *testing.T, dir string, m map[string]pin) {
+	t.Helper()
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pins.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func pinFile(t *testing.T, dir string) map[string]pin {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "pins.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]pin{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

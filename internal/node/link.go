@@ -20,6 +20,10 @@ import (
 // refusal), or declined it when asked.
 var ErrRefused = errors.New("refused by the sharer")
 
+// ErrReceiverRefused: the receiver refused the sharer's answer and said
+// why (a signed refusal): it knows the sharer's name from another device.
+var ErrReceiverRefused = errors.New("refused by the receiver")
+
 // link is one WebRTC connection to a named peer, with the identity checks
 // around it: our offer or answer carries a proof (identity.Proof in the
 // message's "lanft" field), the remote's is verified before its
@@ -151,6 +155,11 @@ func (l *link) handle(msg signal.Message) {
 			l.fail(err)
 			l.cfg.Logger.Debug("node: refusing peer", "peer", l.remote, "err", err)
 			l.peer.Close()
+			if s.Kind == rtc.KindAnswer {
+				// The sharer refuses offers itself (share.go); the
+				// receiver tells a sharer it refuses, as the sharer does.
+				l.refuse(msg.Answer, refusalReason(l.cfg.Name, msg.Name, "answer", err))
+			}
 			return
 		}
 		if s.Kind == rtc.KindAnswer {
@@ -338,13 +347,25 @@ func (l *link) refuse(offer json.RawMessage, reason string) {
 	}
 }
 
+// sharing reports whether this is the sharer's end of the link: a sharer
+// only keeps a link whose offer it verified.
+func (l *link) sharing() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.offerPrint != ""
+}
+
 // refused turns a leave carrying a refusal into the error to show: the
-// sharer's words when its signature holds, a warning about the host when
-// it does not.
+// remote's words when its signature holds, a warning about the host when
+// it does not. A sharer hears it from a receiver that refused its answer.
 func (l *link) refused(msg signal.Message) error {
+	sentinel, ours := ErrRefused, "offer"
+	if l.sharing() {
+		sentinel, ours = ErrReceiverRefused, "answer"
+	}
 	var r refusal
 	if json.Unmarshal(msg.Meta, &r) != nil || r.Sig == "" {
-		return fmt.Errorf("%w: %s ended the connection", ErrRefused, msg.Name)
+		return fmt.Errorf("%w: %s ended the connection", sentinel, msg.Name)
 	}
 	st := identity.Statement{Kind: identity.KindRefuse, From: msg.Name, To: l.cfg.Name, Fingerprint: r.Print, Reason: r.Refuse}
 	key, err := identity.Verify(r.Proof, st)
@@ -355,8 +376,8 @@ func (l *link) refused(msg signal.Message) error {
 		return fmt.Errorf("%w: a refusal in the name of %s could not be verified; the signaling host may be interfering", identity.ErrUnverified, msg.Name)
 	}
 	if r.Print != "" && !strings.EqualFold(r.Print, l.peer.LocalFingerprint()) {
-		return fmt.Errorf("%w: %s refused our offer because it arrived altered; the signaling host is interfering",
-			identity.ErrUnverified, msg.Name)
+		return fmt.Errorf("%w: %s refused our %s because it arrived altered; the signaling host is interfering",
+			identity.ErrUnverified, msg.Name, ours)
 	}
-	return fmt.Errorf("%w: %s", ErrRefused, transfer.DisplayName(r.Refuse))
+	return fmt.Errorf("%w: %s", sentinel, transfer.DisplayName(r.Refuse))
 }

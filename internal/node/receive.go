@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lanft/lanft/internal/identity"
+	"github.com/lanft/lanft/names"
 	"github.com/lanft/lanft/rtc"
 	"github.com/lanft/lanft/signal"
 	"github.com/lanft/lanft/transfer"
@@ -246,7 +247,7 @@ func findSharer(ctx context.Context, cfg *Config, sess *session, from string, wa
 					continue
 				}
 				online = append(online, p.Name)
-				if from != "" && signal.SameName(p.Name, from) {
+				if from != "" && names.Same(p.Name, from) {
 					named = &p
 				}
 				if p.Sharing() {
@@ -258,11 +259,11 @@ func findSharer(ctx context.Context, cfg *Config, sess *session, from string, wa
 		case named != nil && named.Sharing():
 			return *named, nil
 		case named != nil && cfg != nil:
-			return Peer{}, fmt.Errorf("%w: %s is online but not sharing (online shares: %s)", ErrNoShare, named.Name, listOrNone(names(shares)))
+			return Peer{}, fmt.Errorf("%w: %s is online but not sharing (online shares: %s)", ErrNoShare, named.Name, listOrNone(peerNames(shares)))
 		case from == "" && len(shares) == 1:
 			return shares[0], nil
 		case from == "" && len(shares) > 1:
-			return Peer{}, fmt.Errorf("%w: %s; pick one with --from", ErrManyShares, strings.Join(names(shares), ", "))
+			return Peer{}, fmt.Errorf("%w: %s; pick one with --from", ErrManyShares, strings.Join(peerNames(shares), ", "))
 		}
 		if cfg != nil && !told && sess.client() != nil {
 			told = true
@@ -276,7 +277,7 @@ func findSharer(ctx context.Context, cfg *Config, sess *session, from string, wa
 		case <-sess.changed:
 		case <-timer.C:
 			if from != "" {
-				return Peer{}, fmt.Errorf("%w: nobody named %q came online within %s (online shares: %s)", ErrNoShare, from, wait, listOrNone(names(shares)))
+				return Peer{}, fmt.Errorf("%w: nobody named %q came online within %s (online shares: %s)", ErrNoShare, from, wait, listOrNone(peerNames(shares)))
 			}
 			return Peer{}, fmt.Errorf("%w within %s (online: %s)", ErrNoShare, wait, listOrNone(online))
 		case <-ctx.Done():
@@ -285,7 +286,7 @@ func findSharer(ctx context.Context, cfg *Config, sess *session, from string, wa
 	}
 }
 
-func names(ps []Peer) []string {
+func peerNames(ps []Peer) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
 		out[i] = p.Name

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lanft/lanft/internal/identity"
+	"github.com/lanft/lanft/names"
 	"github.com/lanft/lanft/signal"
 	"github.com/lanft/lanft/transfer"
 )
@@ -54,7 +55,7 @@ func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, 
 		if err := l.err(); err != nil {
 			peers.remove(msg.Name, l)
 			cfg.Events(Event{Kind: "refused", Peer: msg.Name, Text: err.Error()})
-			l.refuse(msg.Offer, refusalReason(cfg.Name, msg.Name, err))
+			l.refuse(msg.Offer, refusalReason(cfg.Name, msg.Name, "offer", err))
 			return
 		}
 		if !allowed(cfg.To, msg.Name) {
@@ -77,24 +78,25 @@ func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, 
 	}
 }
 
-// refusalReason is what a sharer tells a receiver whose offer it could not
-// verify: words the receiver can act on, and nothing the host could use.
-func refusalReason(sharer, receiver string, err error) string {
+// refusalReason is what one end tells the other whose offer (or answer,
+// what) it could not verify: words the other can act on, and nothing the
+// host could use.
+func refusalReason(me, them, what string, err error) string {
 	if errors.Is(err, identity.ErrOutdated) {
 		return fmt.Sprintf("%s runs a newer lanft, whose verification code a host in the middle cannot steer, and no longer accepts older ones: update lanft on %s",
-			sharer, receiver)
+			me, them)
 	}
 	if errors.Is(err, identity.ErrKeyChanged) {
 		return fmt.Sprintf("%s knows the name %s from another device; if this one is a new install, %s must run with --accept-new-key",
-			sharer, receiver, sharer)
+			me, them, me)
 	}
-	return fmt.Sprintf("%s could not verify the offer", sharer)
+	return fmt.Sprintf("%s could not verify the %s", me, what)
 }
 
 // allowed reports whether name may receive under --to (names compare as
 // the signaling host compares them).
 func allowed(to []string, name string) bool {
-	return len(to) == 0 || slices.ContainsFunc(to, func(n string) bool { return signal.SameName(n, name) })
+	return len(to) == 0 || slices.ContainsFunc(to, func(n string) bool { return names.Same(n, name) })
 }
 
 func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
@@ -113,6 +115,11 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 	if err != nil {
 		l.peer.Close()
 		cfg.Logger.Debug("node: connection to receiver failed", "peer", who, "err", err)
+		if verr := l.err(); verr != nil {
+			// The receiver refused our answer and said why.
+			cfg.Events(Event{Kind: "error", Peer: who, Text: verr.Error()})
+			return
+		}
 		cfg.Events(Event{Kind: "error", Peer: who, Text: "connect: " + explain(err)})
 		return
 	}

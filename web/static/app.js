@@ -58,14 +58,30 @@ function deviceSeed() {
   return Uint8Array.from(h.match(/../g).map((x) => parseInt(x, 16)));
 }
 
-function pins() {
+// The pins are stored as they always were ({name: key}, under the
+// spelling first seen). A name is looked up among the pins it is one name
+// with (core().sameName, the CLI's names.Same): "Bob" and Cyrillic "ВОВ"
+// are the pin of "bob". A name that is one with pins of different keys
+// (spellings left by older pages, or "Ian" beside ian and lan) is a
+// conflict that verify refuses.
+function storedPins() {
   try { return JSON.parse(localStorage.getItem('lanft-pins') || '{}'); } catch (e) { return {}; }
 }
 
+// pinsOf returns the pins name is one name with, as [{name, key}].
+function pinsOf(name) {
+  return Object.entries(storedPins())
+    .filter(([n, key]) => typeof key === 'string' && core().sameName(n, name))
+    .map(([n, key]) => ({ name: n, key }));
+}
+
+// pin remembers key for a name seen for the first time; a known name
+// (verify checked its key) stays pinned as it is.
 function pin(name, key) {
-  const p = pins();
-  p[name] = key;
-  localStorage.setItem('lanft-pins', JSON.stringify(p));
+  if (pinsOf(name).length) return;
+  const raw = storedPins();
+  raw[name] = key;
+  localStorage.setItem('lanft-pins', JSON.stringify(raw));
 }
 
 // ---- signaling ----
@@ -278,11 +294,16 @@ class Link {
     }
     const fp = core().sdpFingerprint(desc.sdp);
     const key = core().verify(m.type, m.name, app.name, fp, offerPrint, m.lanft ? JSON.stringify(m.lanft) : '');
-    const known = pins()[m.name];
-    if (known && known !== key) {
-      throw new Error(`device key changed: "${show(m.name)}" used device ${core().deviceID(known)} before and now presents ${core().deviceID(key)}`);
+    const known = pinsOf(m.name);
+    if (known.some((p) => p.key !== known[0].key)) {
+      const held = known.map((p) => `"${show(p.name)}" to device ${core().deviceID(p.key)}`).join(' and ');
+      throw new Error(`device key changed: this browser pinned ${held}, and to lanft "${show(m.name)}" is one name with each; clear this site's data to forget them`);
     }
-    this.first = !known;
+    if (known.length && known[0].key !== key) {
+      const as = known[0].name === m.name ? '' : `, another spelling of the pinned name "${show(known[0].name)}",`;
+      throw new Error(`device key changed: "${show(m.name)}"${as} used device ${core().deviceID(known[0].key)} before and now presents ${core().deviceID(key)}`);
+    }
+    this.first = known.length === 0;
     this.remoteKey = key;
     this.remotePrint = fp;
     if (m.type === 'answer') this.commit = m.lanft.commit; // verified with it

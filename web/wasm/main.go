@@ -24,6 +24,7 @@ import (
 
 	"github.com/lanft/lanft/internal/cpace"
 	"github.com/lanft/lanft/internal/identity"
+	"github.com/lanft/lanft/names"
 	"github.com/lanft/lanft/transfer"
 )
 
@@ -55,6 +56,7 @@ func main() {
 		"equal":            equal,
 		"validateManifest": validateManifest,
 		"displayName":      displayName,
+		"sameName":         sameName,
 	} {
 		// A Go panic would end the program: errors travel as
 		// {lanftError} objects that the page's wrapper throws.
@@ -279,4 +281,10 @@ func validateManifest(args []js.Value) (any, error) {
 // escaped, as the CLI shows names.
 func displayName(args []js.Value) (any, error) {
 	return transfer.DisplayName(args[0].String()), nil
+}
+
+// sameName(a, b) bool is names.Same: the page finds the pins of a name as
+// the CLI does.
+func sameName(args []js.Value) (any, error) {
+	return names.Same(args[0].String(), args[1].String()), nil
 }
