@@ -53,6 +53,9 @@ type link struct {
 	sasNonce  []byte // sharer: Ns, fresh for the answer
 	sasCommit []byte // receiver: the verified answer's commitment
 	code      string
+
+	// contacts, on a sharer, bounds the first contacts it answers.
+	contacts *contactLimiter
 }
 
 // ErrNoRelay: --path relay, and the signaling host offers no TURN relay.
@@ -208,6 +211,10 @@ func (l *link) verify(msg signal.Message, s rtc.Signal) error {
 		if err != nil {
 			return err
 		}
+	}
+	if first && msg.Type == signal.TypeOffer && l.contacts != nil && !l.contacts.allow(msg.Name) {
+		return fmt.Errorf("%w: %s has answered %d first contacts under the name %s (or %d in all) in the last %s; someone may be trying to steer the verification code",
+			ErrTooManyFirstContacts, l.cfg.Name, contactsPerName, msg.Name, contactsPerWindow, contactWindow)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

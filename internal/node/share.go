@@ -29,16 +29,17 @@ func Share(ctx context.Context, cfg Config, src *transfer.Source) error {
 		Proof: identity.ProofVersion}
 
 	peers := newPeerSet()
+	contacts := newContactLimiter()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	sess := newSession(&cfg, meta)
 	return sess.run(ctx, nil, func(msg signal.Message) {
-		handleShareMessage(ctx, &cfg, src, peers, &wg, sess.client, msg)
+		handleShareMessage(ctx, &cfg, src, peers, contacts, &wg, sess.client, msg)
 	})
 }
 
 func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, peers *peerSet,
-	wg *sync.WaitGroup, current func() *signal.Client, msg signal.Message) {
+	contacts *contactLimiter, wg *sync.WaitGroup, current func() *signal.Client, msg signal.Message) {
 	log := cfg.Logger
 	switch msg.Type {
 	case signal.TypeOffer:
@@ -51,6 +52,7 @@ func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, 
 		if old := peers.put(msg.Name, l); old != nil {
 			old.peer.Close() // the receiver started over
 		}
+		l.contacts = contacts
 		l.handle(msg)
 		if err := l.err(); err != nil {
 			peers.remove(msg.Name, l)
@@ -85,6 +87,9 @@ func refusalReason(me, them, what string, err error) string {
 	if errors.Is(err, identity.ErrOutdated) {
 		return fmt.Sprintf("%s runs a newer lanft, whose verification code a host in the middle cannot steer, and no longer accepts older ones: update lanft on %s",
 			me, them)
+	}
+	if errors.Is(err, ErrTooManyFirstContacts) {
+		return fmt.Sprintf("%s has answered too many first contacts in the last minute (someone may be trying to steer the verification code): try again in a minute", me)
 	}
 	if errors.Is(err, identity.ErrKeyChanged) {
 		return fmt.Sprintf("%s knows the name %s from another device; if this one is a new install, %s must run with --accept-new-key",
