@@ -15,7 +15,7 @@ var ErrTooManyFirstContacts = errors.New("too many first contacts")
 // First contacts a sharer answers per window: per name (as names.Same
 // compares names) and in all.
 const (
-	contactWindow     = time.Minute
+	contactWindow     = time.Minute // the refusal says "the last minute"
 	contactsPerName   = 5
 	contactsPerWindow = 30
 )

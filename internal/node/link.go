@@ -213,8 +213,8 @@ func (l *link) verify(msg signal.Message, s rtc.Signal) error {
 		}
 	}
 	if first && msg.Type == signal.TypeOffer && l.contacts != nil && !l.contacts.allow(msg.Name) {
-		return fmt.Errorf("%w: %s has answered %d first contacts under the name %s (or %d in all) in the last %s; someone may be trying to steer the verification code",
-			ErrTooManyFirstContacts, l.cfg.Name, contactsPerName, msg.Name, contactsPerWindow, contactWindow)
+		return fmt.Errorf("%w: %s has answered %d first contacts under the name %s (or %d in all) in the last minute; someone may be trying to steer the verification code",
+			ErrTooManyFirstContacts, l.cfg.Name, contactsPerName, msg.Name, contactsPerWindow)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
