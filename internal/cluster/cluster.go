@@ -134,7 +134,8 @@ type Cluster struct {
 	progress chan struct{}                  // closed and replaced when an event is handled
 	lastSeen map[string]time.Time           // node -> when last heard
 	members  map[string]bool                // nodes known to hold a lease
-	warned   time.Time                      // when an ignored event was last logged
+	warned   map[string]bool                // nodes whose ignored events were logged
+	paused   map[string]time.Time           // node -> no lease look-up before then (one failed)
 	byNode   map[string]map[string]Presence // node -> kv key -> user
 	h        Handler
 	stats    Stats
@@ -184,6 +185,8 @@ func New(cfg Config) (*Cluster, error) {
 		progress: make(chan struct{}),
 		lastSeen: make(map[string]time.Time),
 		members:  make(map[string]bool),
+		warned:   make(map[string]bool),
+		paused:   make(map[string]time.Time),
 		byNode:   make(map[string]map[string]Presence),
 	}, nil
 }
@@ -341,28 +344,48 @@ func (c *Cluster) eventLoop(ctx context.Context, sub *nats.Subscription, h Handl
 	}
 }
 
-// admit reports whether e comes from a member; it counts and logs (at most
-// once a heartbeat) those that do not.
+// maxTracked bounds the per-node maps of nodes that are no members (an
+// insider may make up any number of ids).
+const maxTracked = 1024
+
+// errLookupPaused: the lease of the node was not looked up, a look-up
+// having failed a moment ago.
+var errLookupPaused = errors.New("cluster: lease look-up paused after a failure")
+
+// admit reports whether e comes from a member; it counts and logs (once a
+// node) those that do not. Fail closed: when the lease cannot be read
+// (JetStream unavailable), the event is ignored, and that node's lease is
+// not asked for again for a few heartbeats, so that the event loop does not
+// wait on the broker once per event. Only a node that became a member
+// during the outage can lose events that way (JetStream unavailable, it
+// had few to send). The view is not read again then: during such an
+// outage it may hold entries that survivors failed to delete.
 func (c *Cluster) admit(ctx context.Context, e event) bool {
 	ok, err := c.isMember(ctx, e.Node)
-	if err != nil {
-		// The lease could not be read (JetStream unavailable): the event is
-		// lost, as over a lost connection, so the view is read again.
+	switch {
+	case ok:
+		return true
+	case errors.Is(err, errLookupPaused):
+		return false
+	case err != nil:
 		c.countErr()
 		c.cfg.Logger.Debug("cluster: look up a node's lease", "node", e.Node, "err", err)
-		if c.ready.Load() {
-			c.refresh.Store(true)
+		c.mu.Lock()
+		if len(c.paused) >= maxTracked {
+			clear(c.paused)
 		}
+		c.paused[e.Node] = time.Now().Add(3 * c.cfg.Heartbeat)
+		c.mu.Unlock()
 		return false
-	}
-	if ok {
-		return true
 	}
 	c.mu.Lock()
 	c.stats.Ignored++
-	warn := time.Since(c.warned) > c.cfg.Heartbeat
+	warn := !c.warned[e.Node]
 	if warn {
-		c.warned = time.Now()
+		if len(c.warned) >= maxTracked {
+			clear(c.warned)
+		}
+		c.warned[e.Node] = true
 	}
 	c.mu.Unlock()
 	if warn {
@@ -379,9 +402,13 @@ func (c *Cluster) isMember(ctx context.Context, node string) (bool, error) {
 	}
 	c.mu.Lock()
 	known := c.members[node]
+	paused := time.Now().Before(c.paused[node])
 	c.mu.Unlock()
 	if known {
 		return true, nil
+	}
+	if paused {
+		return false, errLookupPaused
 	}
 	held, err := c.leaseHeld(ctx, node)
 	if err != nil || !held {
@@ -389,6 +416,8 @@ func (c *Cluster) isMember(ctx context.Context, node string) (bool, error) {
 	}
 	c.mu.Lock()
 	c.members[node] = true
+	delete(c.paused, node)
+	delete(c.warned, node)
 	c.mu.Unlock()
 	return true, nil
 }

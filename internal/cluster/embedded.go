@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // EmbeddedConfig configures a nats-server run inside the process. Its only
@@ -69,13 +70,18 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The server keeps a hash (of a random password: no cost needed).
+	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: hash the client password: %w", err)
+	}
 	opts := &server.Options{
 		ServerName: cfg.Name,
 		// This process connects in-process: the port only has to exist.
 		Host:      "127.0.0.1",
 		Port:      server.RANDOM_PORT,
 		Username:  clientUser,
-		Password:  pass,
+		Password:  string(hash),
 		JetStream: true,
 		StoreDir:  cfg.StoreDir,
 		NoSigs:    true,
