@@ -25,9 +25,9 @@
 // checked against the stream leader, not a replica that may lag behind a
 // lease just written. The lease is only as strong as who may write the
 // bucket: that is everyone who can reach the NATS behind it. Embedded (see
-// EmbeddedConfig), that is the processes of the nodes (no client port, a
-// per-process password) and servers that route in with the cluster's
-// secret; with an external NATS, whoever its accounts and permissions let
+// EmbeddedConfig), that is the processes of the nodes (each server takes
+// only its own process's random password) and servers that route in with
+// the cluster's secret; with an external NATS, whoever its accounts and permissions let
 // write the bucket. Within that circle a node is trusted (an insider who
 // can write leases, or who forges an event in a member's name, is not
 // stopped); the check keeps an insider who may only publish, a process that
