@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/lanft/lanft/internal/cluster"
@@ -38,8 +40,8 @@ func testNodes(t testing.TB) int {
 }
 
 // startCluster runs n signaling servers on loopback, each one node of a
-// cluster over one embedded nats-server (loopback, random port), and waits
-// until every node serves logins.
+// cluster over one embedded nats-server (in-process connections), and
+// waits until every node serves logins.
 func startCluster(t testing.TB, cfg Config, n int, opts ...func(i int, c *cluster.Config)) []*testServer {
 	t.Helper()
 	checkNoLeaks(t)
@@ -48,7 +50,7 @@ func startCluster(t testing.TB, cfg Config, n int, opts ...func(i int, c *cluste
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ns.Close() })
-	connect := func(i int) (*nats.Conn, error) { return cluster.Connect(ns.ClientURL(), fmt.Sprintf("node%d", i)) }
+	connect := func(i int) (*nats.Conn, error) { return ns.Connect(fmt.Sprintf("node%d", i)) }
 	opt := func(i int, c *cluster.Config) {
 		for _, o := range opts {
 			o(i, c)
@@ -474,22 +476,29 @@ func TestClusterNATSServerKilled(t *testing.T) {
 		ports[i] = l.Addr().(*net.TCPAddr).Port
 		l.Close()
 	}
-	servers := make([]*cluster.Embedded, 3)
+	servers := make([]*server.Server, 3)
 	urls := make([]string, 3)
 	for i := range servers {
-		var routes []string
+		var routes []*url.URL
 		for j, p := range ports {
 			if j != i {
-				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+				routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p), User: url.UserPassword("route", "route-secret")})
 			}
 		}
-		s, err := cluster.StartEmbedded(cluster.EmbeddedConfig{Name: fmt.Sprintf("s%d", i), StoreDir: t.TempDir(),
-			ClusterAddr: fmt.Sprintf("127.0.0.1:%d", ports[i]), Routes: routes})
+		s, err := server.NewServer(&server.Options{ServerName: fmt.Sprintf("s%d", i), Host: "127.0.0.1", Port: server.RANDOM_PORT,
+			Username: "lanft", Password: "client-secret", JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+			Cluster: server.ClusterOpts{Name: "ext", Host: "127.0.0.1", Port: ports[i], Username: "route", Password: "route-secret"},
+			Routes:  routes})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { s.Close() })
-		servers[i], urls[i] = s, s.ClientURL()
+		go s.Start()
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("nats-server %d not ready", i)
+		}
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+		servers[i] = s
+		urls[i] = fmt.Sprintf("nats://lanft:client-secret@%s", s.Addr())
 	}
 	// Node i prefers server i, then the others.
 	nodes := startClusterOn(t, Config{}, 3, func(i int) (*nats.Conn, error) {
@@ -508,7 +517,7 @@ func TestClusterNATSServerKilled(t *testing.T) {
 	bob.settles(bobList, "alice", "bob", "carol")
 	carol.settles(carolList, "alice", "bob", "carol")
 
-	servers[2].Close()
+	servers[2].Shutdown()
 	// Carol's node reconnects elsewhere (what it publishes meanwhile waits
 	// in its client's buffer): carol stays online for everyone and relays
 	// go both ways.

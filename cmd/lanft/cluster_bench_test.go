@@ -44,7 +44,7 @@ func BenchmarkClusterLoad3000(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-func freePort(b *testing.B) int {
+func freePort(b testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -168,7 +168,7 @@ func benchClusterLoad(b *testing.B, users, rooms, relays int) {
 		procs[i] = lanfttest.Start(b, lanftBin, "--config-dir", b.TempDir(), "signal",
 			"--listen", fmt.Sprintf("127.0.0.1:%d", hport[i]),
 			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", clus[i]), "--cluster-name", fmt.Sprintf("n%d", i),
-			"--cluster-routes", strings.Join(routes, ","), "--nats-store", b.TempDir())
+			"--cluster-routes", strings.Join(routes, ","), "--cluster-secret", testClusterSecret, "--nats-store", b.TempDir())
 	}
 	for i := range 3 {
 		deadline := time.Now().Add(60 * time.Second)

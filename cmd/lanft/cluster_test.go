@@ -51,7 +51,7 @@ func (cl *clusterLAN) startNode(i int) {
 	cl.procs[i] = lanfttest.Start(cl.t, "ip", "netns", "exec", l.Namespace(i), lanftBin, "--config-dir", cl.t.TempDir(),
 		"--log-level", "info", "signal", "--listen", l.Addr(i).String()+":7780",
 		"--cluster-listen", l.Addr(i).String()+":6222", "--cluster-name", fmt.Sprintf("n%d", i),
-		"--cluster-routes", strings.Join(routes, ","), "--cluster-secret", "routes-secret", "--nats-store", cl.t.TempDir())
+		"--cluster-routes", strings.Join(routes, ","), "--cluster-secret", testClusterSecret, "--nats-store", cl.t.TempDir())
 }
 
 func (cl *clusterLAN) url(i int) string { return fmt.Sprintf("ws://%s:7780/ws", cl.lan.Addr(i)) }
@@ -358,7 +358,7 @@ func TestClusterTransferThroughTwoNodesRelays(t *testing.T) {
 		procs = append(procs, inNS(t, n.ns, "--log-level", "debug", "signal", "--listen", n.addr+":7780",
 			"--public-addr", n.addr, "--turn-secret", "one-secret-for-the-service",
 			"--cluster-listen", n.addr+":6222", "--cluster-name", fmt.Sprintf("n%d", i+1),
-			"--cluster-routes", "nats://"+other.addr+":6222", "--nats-store", t.TempDir()))
+			"--cluster-routes", "nats://"+other.addr+":6222", "--cluster-secret", testClusterSecret, "--nats-store", t.TempDir()))
 	}
 	for i, n := range nodes {
 		waitHealthIn(t, n.ns, n.addr+":7780", procs[i])

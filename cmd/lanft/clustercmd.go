@@ -23,9 +23,13 @@ func clusterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "nats-creds", Usage: "NATS credentials `FILE` (.creds) for --nats"},
 		&cli.StringFlag{Name: "cluster-listen", Usage: "run a nats-server in this process, its routes on `ADDR` (host:port): one node of an embedded cluster"},
 		&cli.StringSliceFlag{Name: "cluster-routes", Usage: "the other nodes' --cluster-listen as nats://host:port `URL`s (comma-separated or repeated)"},
-		&cli.StringFlag{Name: "cluster-secret", EnvVars: []string{"LANFT_CLUSTER_SECRET"}, Usage: "the `SECRET` every node of the embedded cluster needs to route to the others (the same on all)"},
+		&cli.StringFlag{Name: "cluster-secret", EnvVars: []string{"LANFT_CLUSTER_SECRET"}, Usage: "the `SECRET` every node of the embedded cluster needs to route to the others (the same on all, at least 16 characters; required with --cluster-listen)"},
+		&cli.BoolFlag{Name: "cluster-insecure", Usage: "let an embedded cluster run without --cluster-secret: anyone who reaches --cluster-listen joins it and reads and forges the service's state (a private lab network only)"},
 		&cli.StringFlag{Name: "cluster-name", Usage: "this node's unique `NAME` in the embedded cluster (default: the --cluster-listen address)"},
-		&cli.StringFlag{Name: "nats-listen", Value: "127.0.0.1:0", Usage: "client `ADDR` of the embedded nats-server (this process is its only client)"},
+		// Gone: this process connects to its embedded nats-server
+		// in-process; the client port is on loopback, at random, with a
+		// per-process password. Kept to say so.
+		&cli.StringFlag{Name: "nats-listen", Hidden: true},
 		&cli.StringFlag{Name: "nats-store", Usage: "JetStream `DIR` of the embedded nats-server (default: a temporary one)"},
 		&cli.IntFlag{Name: "nats-replicas", Usage: "copies of the shared state (`N`; default 3 with --cluster-routes, else 1)"},
 	}
@@ -56,6 +60,14 @@ func joinCluster(c *cli.Context, log *slog.Logger) (*clusterNode, error) {
 	if url != "" && listen != "" {
 		return nil, cli.Exit("signal: --nats (an external NATS) and --cluster-listen (an embedded one) exclude each other", 2)
 	}
+	if c.IsSet("nats-listen") {
+		return nil, cli.Exit("signal: --nats-listen is gone: this process connects to its embedded nats-server in-process, and the server's client port (loopback, at random) takes only this process's password; drop the flag", 2)
+	}
+	if listen != "" {
+		if err := checkClusterSecret(c, log); err != nil {
+			return nil, err
+		}
+	}
 	n := &clusterNode{}
 	replicas := c.Int("nats-replicas")
 	var opts []nats.Option
@@ -74,23 +86,28 @@ func joinCluster(c *cli.Context, log *slog.Logger) (*clusterNode, error) {
 		}
 		routes := c.StringSlice("cluster-routes")
 		emb, err := cluster.StartEmbedded(cluster.EmbeddedConfig{
-			Name: name, ClientAddr: c.String("nats-listen"), ClusterAddr: listen, Routes: routes, StoreDir: store, Logger: log,
-			RouteSecret: c.String("cluster-secret"),
+			Name: name, ClusterAddr: listen, Routes: routes, StoreDir: store, Logger: log,
+			RouteSecret: c.String("cluster-secret"), Insecure: c.Bool("cluster-insecure"),
 		})
 		if err != nil {
 			n.close()
 			return nil, err
 		}
 		n.embedded = emb
-		url = emb.ClientURL()
 		if replicas == 0 {
 			replicas = min(len(routes)+1, 3)
 		}
-		fmt.Fprintf(c.App.ErrWriter, "embedded NATS %q: routes on %s, clients on %s\n", name, emb.ClusterURL(), url)
+		fmt.Fprintf(c.App.ErrWriter, "embedded NATS %q: routes on %s; clients on %s take only this process's password\n", name, emb.ClusterURL(), emb.ClientAddr())
 	} else if creds := c.String("nats-creds"); creds != "" {
 		opts = append(opts, nats.UserCredentials(creds))
 	}
-	nc, err := cluster.Connect(url, "lanft signal", opts...)
+	var nc *nats.Conn
+	var err error
+	if n.embedded != nil {
+		nc, err = n.embedded.Connect("lanft signal")
+	} else {
+		nc, err = cluster.Connect(url, "lanft signal", opts...)
+	}
 	if err != nil {
 		n.close()
 		return nil, err
@@ -114,6 +131,28 @@ func joinCluster(c *cli.Context, log *slog.Logger) (*clusterNode, error) {
 	return n, nil
 }
 
+// minClusterSecret is the shortest --cluster-secret taken: the routes'
+// password must not be guessable by trying.
+const minClusterSecret = 16
+
+// checkClusterSecret refuses an embedded cluster without a secret, unless
+// --cluster-insecure says the network is private; then it warns loudly.
+func checkClusterSecret(c *cli.Context, log *slog.Logger) error {
+	secret, insecure := c.String("cluster-secret"), c.Bool("cluster-insecure")
+	switch {
+	case secret != "" && insecure:
+		return cli.Exit("signal: --cluster-secret and --cluster-insecure exclude each other", 2)
+	case secret == "" && !insecure:
+		return cli.Exit("signal: --cluster-listen needs --cluster-secret (or LANFT_CLUSTER_SECRET), the same on every node: without it, any server that reaches the cluster port joins the service, reads who is online and forges logins and messages. Make one with `openssl rand -hex 32`; --cluster-insecure runs without, on a private lab network only", 2)
+	case insecure:
+		fmt.Fprintln(c.App.ErrWriter, "WARNING: --cluster-insecure: the cluster routes take no password; anyone who reaches --cluster-listen joins this service, reads every user's name and address and forges logins and messages. Use it on a private lab network only.")
+		log.Warn("signal: embedded cluster without a route secret (--cluster-insecure)")
+	case len(secret) < minClusterSecret:
+		return cli.Exit(fmt.Sprintf("signal: --cluster-secret is too short (%d characters): use at least %d, e.g. `openssl rand -hex 32`", len(secret), minClusterSecret), 2)
+	}
+	return nil
+}
+
 // wire makes cfg use the cluster: names, relays, health and metrics.
 func (n *clusterNode) wire(cfg *signal.Config) {
 	cfg.Cluster = n.cl
@@ -128,6 +167,7 @@ func (n *clusterNode) wire(cfg *signal.Config) {
 		signal.Metric(w, "lanft_cluster_broker_lag_seconds", "gauge", "round trip of the last lease renewal through JetStream", st.LastLag.Seconds())
 		signal.Metric(w, "lanft_cluster_events_published_total", "counter", "logins, logouts, relays and heartbeats sent to other nodes", float64(st.Published))
 		signal.Metric(w, "lanft_cluster_events_received_total", "counter", "events received from other nodes", float64(st.Received))
+		signal.Metric(w, "lanft_cluster_events_ignored_total", "counter", "events from nodes that hold no lease (forged, or a dead node's), ignored", float64(st.Ignored))
 		signal.Metric(w, "lanft_cluster_errors_total", "counter", "failed broker operations", float64(st.Errors))
 		signal.Metric(w, "lanft_cluster_dead_nodes_total", "counter", "nodes this node declared dead", float64(st.DeadNodes))
 	}

@@ -39,8 +39,9 @@ UDP and TCP --turn-port and UDP --relay-ports.
 
 Several nodes act as one service (a room's users on any node) through NATS:
 an external one (--nats) or one embedded in each node (--cluster-listen and
---cluster-routes), with one --turn-secret for all. GET /healthz on the
---listen port; SIGTERM tells the clients to log in again elsewhere.
+--cluster-routes, with one --cluster-secret for all), with one --turn-secret
+for all. GET /healthz on the --listen port; SIGTERM tells the clients to log
+in again elsewhere.
 
 GET /metrics (Prometheus text) is on the --listen port for requests from
 this host's loopback only (not those a reverse proxy forwards), unless
@@ -52,7 +53,7 @@ Examples:
    lanft signal --listen :7780
    lanft signal --listen 0.0.0.0:443 --public-addr 203.0.113.7 --tls-cert cert.pem --tls-key key.pem --new-room
    lanft signal --listen 127.0.0.1:7780 --trust-proxy --allow-host signal.example.org --public-addr signal.example.org
-   lanft signal --listen 0.0.0.0:443 --public-addr 203.0.113.1 --turn-secret S --cluster-listen 10.0.0.1:6222 --cluster-routes nats://10.0.0.2:6222,nats://10.0.0.3:6222`,
+   lanft signal --listen 0.0.0.0:443 --public-addr 203.0.113.1 --turn-secret S --cluster-secret C --cluster-listen 10.0.0.1:6222 --cluster-routes nats://10.0.0.2:6222,nats://10.0.0.3:6222`,
 		Flags: withGlobals(append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7780", Usage: "listen on `ADDR` (host:port; port 0 picks a free one)"},
 			&cli.StringSliceFlag{Name: "allow-host", Usage: "accept this DNS `NAME` in the Host header (IP addresses, localhost and .local always are)"},

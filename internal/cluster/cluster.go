@@ -15,9 +15,27 @@
 // that the dead node's users went offline and deletes their names, so they
 // can be taken again. A node serves logins only once it holds its lease and
 // has read the shared state (Ready).
+//
+// Membership: a node is a member while it holds a lease, the key n.<node>
+// in the bucket, written before it publishes anything and deleted when the
+// others declare it dead. A node acts only on events of members, and on
+// bucket entries of members: an event or entry of any other node id
+// (forged, or a straggler of a node already declared dead) changes nothing
+// (Stats.Ignored counts them). The first event of a node not yet known is
+// checked against the stream leader, not a replica that may lag behind a
+// lease just written. The lease is only as strong as who may write the
+// bucket: that is everyone who can reach the NATS behind it. Embedded (see
+// EmbeddedConfig), that is the processes of the nodes (each server takes
+// only its own process's random password) and servers that route in with
+// the cluster's secret; with an external NATS, whoever its accounts and permissions let
+// write the bucket. Within that circle a node is trusted (an insider who
+// can write leases, or who forges an event in a member's name, is not
+// stopped); the check keeps an insider who may only publish, a process that
+// never held a lease and a dead node's stragglers from changing anything.
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -115,15 +133,19 @@ type Cluster struct {
 	sub      *nats.Subscription
 	progress chan struct{}                  // closed and replaced when an event is handled
 	lastSeen map[string]time.Time           // node -> when last heard
+	members  map[string]bool                // nodes known to hold a lease
+	warned   map[string]bool                // nodes whose ignored events were logged
+	paused   map[string]time.Time           // node -> no lease look-up before then (one failed)
 	byNode   map[string]map[string]Presence // node -> kv key -> user
 	h        Handler
 	stats    Stats
 }
 
-// Stats are counters for metrics.
+// Stats are counters for metrics. Ignored counts events from nodes that
+// hold no lease (see Membership in the package doc).
 type Stats struct {
-	Published, Received, Errors, DeadNodes uint64
-	LastLag                                time.Duration // the last JetStream request's round trip
+	Published, Received, Errors, DeadNodes, Ignored uint64
+	LastLag                                         time.Duration // the last JetStream request's round trip
 }
 
 // New checks cfg and returns a node with a fresh id.
@@ -162,6 +184,9 @@ func New(cfg Config) (*Cluster, error) {
 		bucket:   cfg.Prefix + "_presence",
 		progress: make(chan struct{}),
 		lastSeen: make(map[string]time.Time),
+		members:  make(map[string]bool),
+		warned:   make(map[string]bool),
+		paused:   make(map[string]time.Time),
 		byNode:   make(map[string]map[string]Presence),
 	}, nil
 }
@@ -307,7 +332,7 @@ func (c *Cluster) eventLoop(ctx context.Context, sub *nats.Subscription, h Handl
 			continue
 		}
 		var e event
-		if err := json.Unmarshal(msg.Data, &e); err == nil && e.Node != c.node {
+		if err := json.Unmarshal(msg.Data, &e); err == nil && e.Node != c.node && c.admit(ctx, e) {
 			c.apply(e, h)
 		}
 		c.mu.Lock()
@@ -317,6 +342,139 @@ func (c *Cluster) eventLoop(ctx context.Context, sub *nats.Subscription, h Handl
 		c.progress = make(chan struct{})
 		c.mu.Unlock()
 	}
+}
+
+// maxTracked bounds the per-node maps of nodes that are no members (an
+// insider may make up any number of ids).
+const maxTracked = 1024
+
+// errLookupPaused: the lease of the node was not looked up, a look-up
+// having failed a moment ago.
+var errLookupPaused = errors.New("cluster: lease look-up paused after a failure")
+
+// admit reports whether e comes from a member; it counts and logs (once a
+// node) those that do not. Fail closed: when the lease cannot be read
+// (JetStream unavailable), the event is ignored, and that node's lease is
+// not asked for again for a few heartbeats, so that the event loop does not
+// wait on the broker once per event. Only a node that became a member
+// during the outage can lose events that way (JetStream unavailable, it
+// had few to send). The view is not read again then: during such an
+// outage it may hold entries that survivors failed to delete.
+func (c *Cluster) admit(ctx context.Context, e event) bool {
+	ok, err := c.isMember(ctx, e.Node)
+	switch {
+	case ok:
+		return true
+	case errors.Is(err, errLookupPaused):
+		return false
+	case err != nil:
+		c.countErr()
+		c.cfg.Logger.Debug("cluster: look up a node's lease", "node", e.Node, "err", err)
+		c.mu.Lock()
+		if len(c.paused) >= maxTracked {
+			clear(c.paused)
+		}
+		c.paused[e.Node] = time.Now().Add(3 * c.cfg.Heartbeat)
+		c.mu.Unlock()
+		return false
+	}
+	c.mu.Lock()
+	c.stats.Ignored++
+	warn := !c.warned[e.Node]
+	if warn {
+		if len(c.warned) >= maxTracked {
+			clear(c.warned)
+		}
+		c.warned[e.Node] = true
+	}
+	c.mu.Unlock()
+	if warn {
+		c.cfg.Logger.Warn("cluster: ignored an event from a node that holds no lease (forged, or a dead node's)", "node", e.Node, "kind", e.Kind)
+	}
+	return false
+}
+
+// isMember reports whether node holds a lease: known already, or found in
+// the bucket.
+func (c *Cluster) isMember(ctx context.Context, node string) (bool, error) {
+	if !validNodeID(node) {
+		return false, nil
+	}
+	c.mu.Lock()
+	known := c.members[node]
+	paused := time.Now().Before(c.paused[node])
+	c.mu.Unlock()
+	if known {
+		return true, nil
+	}
+	if paused {
+		return false, errLookupPaused
+	}
+	held, err := c.leaseHeld(ctx, node)
+	if err != nil || !held {
+		return false, err
+	}
+	c.mu.Lock()
+	c.members[node] = true
+	delete(c.paused, node)
+	delete(c.warned, node)
+	c.mu.Unlock()
+	return true, nil
+}
+
+// validNodeID: node ids are nuids (22 letters and digits); anything else
+// is not a node's, and must not reach a subject.
+func validNodeID(node string) bool {
+	if node == "" || len(node) > 64 {
+		return false
+	}
+	for _, r := range node {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// leaseHeld asks the bucket's stream leader (a replica may lag behind a
+// lease just written, and a node's first event follows its lease at once)
+// whether node's lease key is there and not deleted.
+func (c *Cluster) leaseHeld(ctx context.Context, node string) (bool, error) {
+	req, err := json.Marshal(struct {
+		LastBySubj string `json:"last_by_subj"`
+	}{"$KV." + c.bucket + ".n." + node})
+	if err != nil {
+		return false, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
+	defer cancel()
+	msg, err := c.cfg.Conn.RequestWithContext(cctx, "$JS.API.STREAM.MSG.GET.KV_"+c.bucket, req)
+	if err != nil {
+		return false, fmt.Errorf("cluster: lease of %s: %w", node, err)
+	}
+	var resp struct {
+		Message *struct {
+			Hdrs []byte `json:"hdrs"`
+		} `json:"message"`
+		Error *struct {
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return false, fmt.Errorf("cluster: lease of %s: %w", node, err)
+	}
+	const noMessage = 10037 // JSNoMessageFoundErr
+	switch {
+	case resp.Error != nil && resp.Error.ErrCode == noMessage:
+		return false, nil
+	case resp.Error != nil:
+		return false, fmt.Errorf("cluster: lease of %s: %s", node, resp.Error.Description)
+	case resp.Message == nil:
+		return false, fmt.Errorf("cluster: lease of %s: an empty reply", node)
+	}
+	// A deleted key's last message is a marker: KV-Operation DEL or PURGE.
+	return !bytes.Contains(resp.Message.Hdrs, []byte("KV-Operation")), nil
 }
 
 func (c *Cluster) apply(e event, h Handler) {
@@ -378,7 +536,7 @@ func (c *Cluster) doResync(ctx context.Context, h Handler, hard bool) bool {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*c.cfg.Timeout)
 	defer cancel()
-	w, err := kv.Watch(cctx, "u.>", jetstream.IgnoreDeletes())
+	w, err := kv.WatchAll(cctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		c.countErr()
 		c.cfg.Logger.Warn("cluster: read the shared state", "err", err)
@@ -386,6 +544,7 @@ func (c *Cluster) doResync(ctx context.Context, h Handler, hard bool) bool {
 	}
 	defer w.Stop()
 	var users []Presence
+	leases := make(map[string]bool)
 	for {
 		var ent jetstream.KeyValueEntry
 		select {
@@ -397,6 +556,10 @@ func (c *Cluster) doResync(ctx context.Context, h Handler, hard bool) bool {
 		}
 		if ent == nil {
 			break
+		}
+		if node, ok := strings.CutPrefix(ent.Key(), "n."); ok {
+			leases[node] = true
+			continue
 		}
 		room, key, ok := parseKVKey(ent.Key())
 		var rec record
@@ -410,12 +573,18 @@ func (c *Cluster) doResync(ctx context.Context, h Handler, hard bool) bool {
 	}
 	slices.SortFunc(users, func(a, b Presence) int { return int(a.Rev) - int(b.Rev) })
 	now := time.Now()
-	var own []Presence
+	var own, shown []Presence
 	c.mu.Lock()
+	c.members = leases
 	for _, p := range users {
 		if p.Node == c.node {
 			own = append(own, p)
 			continue
+		}
+		// Entries of a node without a lease are not shown: they are kept
+		// only to be removed if the node stays silent for DeadAfter.
+		if leases[p.Node] {
+			shown = append(shown, p)
 		}
 		m := c.byNode[p.Node]
 		if m == nil {
@@ -430,7 +599,7 @@ func (c *Cluster) doResync(ctx context.Context, h Handler, hard bool) bool {
 	var gone []Presence
 	for n, m := range before {
 		for k, p := range m {
-			if now, ok := c.byNode[n][k]; !ok || now.Rev != p.Rev {
+			if now, ok := c.byNode[n][k]; !ok || now.Rev != p.Rev || !leases[n] {
 				gone = append(gone, p)
 			}
 		}
@@ -445,18 +614,16 @@ func (c *Cluster) doResync(ctx context.Context, h Handler, hard bool) bool {
 			h.Offline(p)
 		}
 	}
-	for _, p := range users {
-		if p.Node != c.node {
-			h.Online(p)
-		}
+	for _, p := range shown {
+		h.Online(p)
 	}
 	c.refresh.Store(false)
 	if hard {
 		c.resync.Store(false)
 		c.ready.Store(true)
-		c.cfg.Logger.Info("cluster: node serving", "node", c.node, "users_elsewhere", len(users)-len(own))
+		c.cfg.Logger.Info("cluster: node serving", "node", c.node, "users_elsewhere", len(shown))
 	} else {
-		c.cfg.Logger.Info("cluster: view refreshed after a reconnect", "node", c.node, "users_elsewhere", len(users)-len(own), "gone", len(gone))
+		c.cfg.Logger.Info("cluster: view refreshed after a reconnect", "node", c.node, "users_elsewhere", len(shown), "gone", len(gone))
 	}
 	return true
 }
@@ -507,9 +674,12 @@ func (c *Cluster) leaseLoop(ctx context.Context, kv jetstream.KeyValue, h Handle
 				c.fence(h)
 			}
 		}
-		// Heartbeats go out whatever the lease: a JetStream election must
-		// not make a live node look dead.
-		_ = c.publish(event{Kind: "hb", Node: c.node})
+		// Heartbeats go out whatever the renewal: a JetStream election must
+		// not make a live node look dead. A node that holds no lease (not
+		// yet, or declared dead) is no member: the others would ignore it.
+		if err == nil || leaseRev != 0 {
+			_ = c.publish(event{Kind: "hb", Node: c.node})
+		}
 		switch {
 		case err == nil:
 			leaseRev, lastOK = rev, time.Now()
@@ -567,6 +737,7 @@ func (c *Cluster) reapDead(ctx context.Context, h Handler) {
 			}
 			delete(c.byNode, n)
 			delete(c.lastSeen, n)
+			delete(c.members, n)
 			c.stats.DeadNodes++
 		}
 	}
@@ -713,6 +884,9 @@ func (c *Cluster) Lookup(ctx context.Context, room, key string) (Presence, bool)
 	}
 	var rec record
 	if json.Unmarshal(ent.Value(), &rec) != nil {
+		return Presence{}, false
+	}
+	if ok, _ := c.isMember(cctx, rec.Node); !ok && rec.Node != c.node {
 		return Presence{}, false
 	}
 	return Presence{Room: room, Key: key, Name: rec.Name, Node: rec.Node, Rev: ent.Revision(), Meta: rec.Meta}, true
