@@ -24,8 +24,8 @@ import (
 // elsewhere. So a packet is answered only if (respond):
 //
 //   - it came in on the responder's interface, as the socket's control
-//     messages say (IP_PKTINFO, IPV6_PKTINFO; IP_RECVIF on macOS). Where
-//     the system gives none (Windows), the next check stands alone;
+//     messages say (IP_PKTINFO, IPV6_PKTINFO). Where the system gives
+//     none (Windows), the next check stands alone;
 //   - its source is on the interface's link: in one of its prefixes, or a
 //     link-local IPv6 address on it (zone.fromLink);
 //   - it is at most maxPacket bytes and a query: it unpacks, QR, opcode and
@@ -63,7 +63,6 @@ const (
 
 var (
 	errOtherIface = errors.New("came in on another interface")
-	errNoIface    = errors.New("the system did not say which interface it came in on")
 	errOffLink    = errors.New("source is not on the interface's link")
 	errNotQuery   = errors.New("not an mDNS query")
 )
@@ -71,9 +70,8 @@ var (
 // packetInfo is what the socket says of a received packet.
 type packetInfo struct {
 	from netip.AddrPort // its source; a link-local IPv6 one is zoned
-	// ifIndex is the interface it came in on: 0 where the system does not
-	// tell (then no interface check is made), -1 where it should have but
-	// did not (then the packet is dropped).
+	// ifIndex is the interface it came in on; 0 where the system does not
+	// tell (then no interface check is made).
 	ifIndex int
 	dst     netip.Addr // its destination; invalid when not told
 }
@@ -86,14 +84,12 @@ type reply struct {
 }
 
 // respond returns the replies to one packet that a responder socket of z
-// received, or why it gets none (a packet with nothing about us gets
-// neither). It never panics, whatever pkt holds.
+// received, or why it gets none (a response, or a query with nothing about
+// us, gets neither). It never panics, whatever pkt holds.
 func (z *zone) respond(pkt []byte, in packetInfo) ([]reply, error) {
 	switch {
 	case len(pkt) > maxPacket:
 		return nil, errTooLong
-	case in.ifIndex == -1:
-		return nil, errNoIface
 	case in.ifIndex != 0 && in.ifIndex != z.index:
 		return nil, errOtherIface
 	case !z.fromLink(in.from):
@@ -103,7 +99,10 @@ func (z *zone) respond(pkt []byte, in packetInfo) ([]reply, error) {
 	if err := q.Unpack(pkt); err != nil {
 		return nil, err
 	}
-	if q.Response || q.Opcode != dns.OpcodeQuery || q.Rcode != dns.RcodeSuccess {
+	if q.Response {
+		return nil, nil // a responder's, maybe ours looped back: nothing to say
+	}
+	if q.Opcode != dns.OpcodeQuery || q.Rcode != dns.RcodeSuccess {
 		return nil, errNotQuery
 	}
 	questions := uniqueQuestions(q.Question)
@@ -266,17 +265,15 @@ func (c *respConn) Close() error { return c.c.Close() }
 // read reads one packet into buf.
 func (c *respConn) read(buf []byte) (int, packetInfo, error) {
 	var (
-		n       int
-		src     net.Addr
-		err     error
-		in      packetInfo
-		gotInfo bool
+		n   int
+		src net.Addr
+		err error
+		in  packetInfo
 	)
 	if c.v4 != nil {
 		var cm *ipv4.ControlMessage
 		n, cm, src, err = c.v4.ReadFrom(buf)
 		if cm != nil {
-			gotInfo = true
 			in.ifIndex = cm.IfIndex
 			in.dst, _ = netip.AddrFromSlice(cm.Dst)
 		}
@@ -284,7 +281,6 @@ func (c *respConn) read(buf []byte) (int, packetInfo, error) {
 		var cm *ipv6.ControlMessage
 		n, cm, src, err = c.v6.ReadFrom(buf)
 		if cm != nil {
-			gotInfo = true
 			in.ifIndex = cm.IfIndex
 			in.dst, _ = netip.AddrFromSlice(cm.Dst)
 		}
@@ -297,11 +293,6 @@ func (c *respConn) read(buf []byte) (int, packetInfo, error) {
 		in.from = netip.AddrPortFrom(in.from.Addr().Unmap(), in.from.Port())
 	}
 	in.dst = in.dst.Unmap()
-	if c.ifInfo && (!gotInfo || in.ifIndex <= 0) {
-		in.ifIndex = -1
-	} else if !c.ifInfo {
-		in.ifIndex = 0
-	}
 	return n, in, nil
 }
 
