@@ -2,15 +2,19 @@ package discovery
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/ipv4"
+
+	"github.com/lanft/lanft/internal/netns"
 )
 
 // TestLANResponderAnswersOtherStacks asks instance a on host 1 as mDNS
@@ -89,5 +93,58 @@ func TestLANResponderAnswersOtherStacks(t *testing.T) {
 			}
 			t.Fatalf("no answer from a within 10 s")
 		})
+	}
+}
+
+// TestLANResponderChecksTheInterface: a query whose source is on the LAN's
+// subnet but that came in over another link of the machine (host 1 gets a
+// second link, and its far end sends from an address of the LAN's prefix)
+// passes the source check; the responder refuses it for its interface.
+// Its answer could not reach that sender anyway (the route to the LAN's
+// prefix is the LAN), so what shows the refusal is the responder's debug
+// log.
+func TestLANResponderChecksTheInterface(t *testing.T) {
+	c := newCluster(t, 2)
+	far := c.lan.AddLink(1)
+	a := c.start("a", 1, 8001)
+	c.waitFor("a elects itself", time.Now(), 10*time.Second, func() bool { return a.state.IAmHost }, a)
+
+	b := c.lan.Addr(1).As4()
+	b[3] = 200
+	spoof := netip.AddrFrom4(b)
+	ipNS(t, far.NS, "addr", "add", netip.PrefixFrom(spoof, 32).String(), "dev", far.FarIface)
+	var conn *net.UDPConn
+	if err := netns.DoIn(far.NS, func() (err error) {
+		conn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(spoof, 0)))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	q, err := queryMsg(0x7777)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := netip.AddrPortFrom(far.HostAddr, mdnsPort)
+	want := fmt.Sprintf("from=%s", conn.LocalAddr())
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := conn.WriteToUDPAddrPort(q, to); err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(a.stderr.String(), "\n") {
+			if !strings.Contains(line, want) {
+				continue
+			}
+			if !strings.Contains(line, errOtherIface.Error()) {
+				t.Fatalf("the query from %s over the second link: %s; want it refused for its interface", spoof, line)
+			}
+			t.Logf("refused: %s", line)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no word of the query from %s to %s in a's log within 5 s", conn.LocalAddr(), to)
+		}
+		time.Sleep(100 * time.Millisecond) // the log tells of no change
 	}
 }
