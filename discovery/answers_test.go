@@ -21,7 +21,7 @@ func hashicorpResponse(t testing.TB, z *zone, id uint16) []byte {
 	m := &dns.Msg{
 		MsgHdr:   dns.MsgHdr{Id: id, Response: true, Opcode: dns.OpcodeQuery, Authoritative: true},
 		Compress: true,
-		Answer:   z.Records(q),
+		Answer:   z.records(q),
 	}
 	b, err := m.Pack()
 	if err != nil {
@@ -34,7 +34,7 @@ func hashicorpResponse(t testing.TB, z *zone, id uint16) []byte {
 // given addresses and a valid TXT record.
 func testZone(t testing.TB, id string, prefixes ...string) *zone {
 	t.Helper()
-	z := &zone{iface: "v1", instance: id + "-2", host: "lanft-" + id + "-2.local.", port: 8443}
+	z := &zone{iface: "v1", index: 2, instance: id + "-2", host: "lanft-" + id + "-2.local.", port: 8443}
 	for _, p := range prefixes {
 		z.prefixes = append(z.prefixes, netip.MustParsePrefix(p))
 	}

@@ -10,20 +10,21 @@
 // # Parts
 //
 // A Source moves packets: the default one (mDNS) runs, per interface, a
-// responder (hashicorp/mdns's server) bound to that interface that answers
-// with that interface's own addresses, and sends a query on that interface
-// every query interval with a querier of our own (query.go, on
-// miekg/dns). Tests inject an in-memory Source.
+// responder (responder.go) that answers, with that interface's own
+// addresses, only the queries that came in on that interface from its link,
+// and sends a query on that interface every query interval (query.go). Both
+// are our own, on miekg/dns. Tests inject an in-memory Source.
 //
 // mDNS stays on the interfaces discovery was given: the responder joins
-// 224.0.0.251 (and ff02::fb) on its interface only, and the querier joins
-// no group at all. Each query uses a fresh UDP socket bound to the
+// 224.0.0.251 (and ff02::fb) on its interface only and ignores what reaches
+// port 5353 on any other (a unicast query over a VPN gets no answer), and
+// the querier joins no group at all. Each query uses a fresh UDP socket bound to the
 // interface's IPv4 address with a random port, sends with the multicast
 // interface set to that interface (TTL 255, loopback on, so that two
 // instances on one machine hear each other) and asks for a unicast answer
 // (QU bit; a source port other than 5353 also makes it a "legacy unicast"
 // query, RFC 6762 section 6.7). The responders answer by unicast to that
-// socket; hashicorp/mdns's server answers every query that way. So
+// socket. So
 // discovery works where only the named interface can carry multicast, and
 // an interface it was not given sees none of its packets. An interface
 // without IPv4 is queried over IPv6 the same way (ff02::fb zoned to it,

@@ -4,31 +4,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/mdns"
 	"github.com/miekg/dns"
 )
 
 // mdnsSource is the Source on real interfaces: per interface, one mDNS
-// responder (hashicorp/mdns Server bound to that interface, answering with
-// that interface's own addresses) and a query sent on that interface every
-// query interval (our own querier, queryOnce: it joins no multicast group).
+// responder (responder.go: it answers only packets that came in on that
+// interface from its link, with that interface's own addresses) and a query
+// sent on that interface every query interval (queryOnce: it joins no
+// multicast group).
 type mdnsSource struct {
 	ifaces   []string
 	id       string
 	port     int
 	interval time.Duration
 	log      *slog.Logger
-	libLog   *log.Logger // the library's log lines, at debug level
 
 	addrs *addrBook
 
@@ -45,17 +42,7 @@ func newMDNSSource(ifaces []string, id string, port int, interval time.Duration,
 		port:     port,
 		interval: interval,
 		log:      logger,
-		libLog:   log.New(libWriter{logger}, "", 0),
 	}
-}
-
-// libWriter passes the library's log lines (its responder's) to the logger
-// at debug level.
-type libWriter struct{ log *slog.Logger }
-
-func (w libWriter) Write(p []byte) (int, error) {
-	w.log.Debug("discovery: mdns library", "msg", strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // Probe implements Source.
@@ -89,13 +76,13 @@ func (s *mdnsSource) Publish(txt []string) error {
 // out; Run fails only when none can be.
 func (s *mdnsSource) Run(ctx context.Context, heard func(Sighting)) error {
 	var (
-		servers []*mdns.Server
-		errs    []error
-		wg      sync.WaitGroup
+		conns []*respConn
+		errs  []error
+		wg    sync.WaitGroup
 	)
 	defer func() {
-		for _, srv := range servers {
-			srv.Shutdown()
+		for _, c := range conns {
+			c.Close()
 		}
 		wg.Wait()
 	}()
@@ -107,6 +94,7 @@ func (s *mdnsSource) Run(ctx context.Context, heard func(Sighting)) error {
 		}
 		z := &zone{
 			iface: name,
+			index: ifi.Index,
 			// Names unique per instance and interface: a responder can hear
 			// a query that came in on another interface of the machine,
 			// and its answer must not merge with the right one.
@@ -124,15 +112,18 @@ func (s *mdnsSource) Run(ctx context.Context, heard func(Sighting)) error {
 			errs = append(errs, fmt.Errorf("interface %q: %w", name, err))
 			continue
 		}
-		srv, err := mdns.NewServer(&mdns.Config{Zone: z, Iface: ifi, Logger: s.libLog})
+		cs, err := openResponder(ifi, s.log)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("advertise on %q: %w", name, err))
 			continue
 		}
-		servers = append(servers, srv)
+		conns = append(conns, cs...)
+		for _, c := range cs {
+			wg.Go(func() { s.serve(ctx, z, c) })
+		}
 		wg.Go(func() { s.browse(ctx, z, heard) })
 	}
-	if len(servers) == 0 {
+	if len(conns) == 0 {
 		return fmt.Errorf("discovery: %w: %w", ErrNoInterface, errors.Join(errs...))
 	}
 	for _, err := range errs {
@@ -202,10 +193,11 @@ func (s *mdnsSource) query(ctx context.Context, z *zone, heard func(Sighting)) {
 	}
 }
 
-// zone is the mdns.Zone of one interface: the current record under a lock,
-// replaced when the TXT record or the interface's addresses change.
+// zone is what is advertised on one interface: the current records under a
+// lock, replaced when the TXT record or the interface's addresses change.
 type zone struct {
 	iface    string
+	index    int // the interface's index when Run started
 	instance string
 	host     string
 	port     int
@@ -215,18 +207,19 @@ type zone struct {
 	mu       sync.RWMutex
 	txt      []string
 	prefixes []netip.Prefix // the interface's addresses with their prefix length
-	svc      *mdns.MDNSService
+	svc      *service       // nil: nothing to answer with
 }
 
-// Records implements mdns.Zone.
-func (z *zone) Records(q dns.Question) []dns.RR {
+// records returns the records that answer q (see records.go), none while
+// the interface has no address or no TXT record is published.
+func (z *zone) records(q dns.Question) []dns.RR {
 	z.mu.RLock()
 	svc := z.svc
 	z.mu.RUnlock()
 	if svc == nil {
 		return nil
 	}
-	return svc.Records(q)
+	return svc.records(q)
 }
 
 func (z *zone) setTXT(txt []string) error {
@@ -260,17 +253,24 @@ func (z *zone) refresh() (*net.Interface, error) {
 }
 
 func (z *zone) rebuildLocked() error {
-	var ips []net.IP
-	for _, p := range z.prefixes {
-		ips = append(ips, net.IP(p.Addr().AsSlice()))
-	}
-	if len(ips) == 0 || len(z.txt) == 0 {
-		z.svc = nil // nothing to answer with: the library would guess
+	if len(z.prefixes) == 0 || len(z.txt) == 0 {
+		z.svc = nil
 		return nil
 	}
-	svc, err := mdns.NewMDNSService(z.instance, serviceName, "local.", z.host, z.port, ips, z.txt)
-	if err != nil {
-		return fmt.Errorf("discovery: mdns record on %q: %w", z.iface, err)
+	if z.port < 1 || z.port > 65535 || z.instance == "" || z.host == "" {
+		return fmt.Errorf("discovery: mdns record on %q: port %d, instance %q, host %q", z.iface, z.port, z.instance, z.host)
+	}
+	svc := &service{
+		instance: z.instance + "." + browseName,
+		host:     z.host,
+		port:     uint16(z.port),
+		txt:      z.txt,
+	}
+	for _, p := range z.prefixes {
+		if len(svc.addrs) == maxHostAddrs {
+			break // what a querier keeps (answers.go)
+		}
+		svc.addrs = append(svc.addrs, p.Addr())
 	}
 	z.svc = svc
 	return nil

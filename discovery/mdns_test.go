@@ -61,7 +61,7 @@ func TestZoneSighting(t *testing.T) {
 func TestZoneRecords(t *testing.T) {
 	z := &zone{iface: "v1", instance: "abc-2", host: "lanft-abc-2.local.", port: 8443}
 	q := dns.Question{Name: "_lanft._tcp.local.", Qtype: dns.TypePTR, Qclass: dns.ClassINET}
-	if rrs := z.Records(q); rrs != nil {
+	if rrs := z.records(q); rrs != nil {
 		t.Fatalf("records before any address: %v", rrs)
 	}
 	z.prefixes = []netip.Prefix{netip.MustParsePrefix("10.77.0.1/24")}
@@ -73,7 +73,7 @@ func TestZoneRecords(t *testing.T) {
 		var txt []string
 		var port uint16
 		var addr net.IP
-		for _, rr := range z.Records(q) {
+		for _, rr := range z.records(q) {
 			switch rr := rr.(type) {
 			case *dns.TXT:
 				txt = rr.Txt

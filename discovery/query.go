@@ -31,12 +31,11 @@ import (
 //   - The question "PTR _lanft._tcp.local." with the unicast-response (QU)
 //     bit set. Its source port is not 5353, so the responders treat it as
 //     a one-shot ("legacy unicast", RFC 6762 section 6.7) query and answer
-//     by unicast to that port: hashicorp/mdns's server answers every
-//     query by unicast to its source address and port, QU bit or not;
-//     other responders do so for a source port other than 5353. So the
-//     answers arrive on the query socket, and no group membership is
-//     needed. (An answer that a responder sends by multicast only is not
-//     heard; ours never do that.)
+//     by unicast to that port, as ours does (responder.go) and so did
+//     hashicorp/mdns's server of earlier releases. So the answers arrive
+//     on the query socket, and no group membership is needed. (An answer
+//     that a responder sends by multicast only is not heard; ours never
+//     does that to a query from a port other than 5353.)
 //   - Answers are read until the window ends: only from port 5353 (RFC
 //     6762 section 6) and from the interface's link (a source in one of
 //     its prefixes, or link-local IPv6 on it); at most maxPacket bytes

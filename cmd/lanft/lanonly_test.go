@@ -128,8 +128,9 @@ func listenOn(t *testing.T, ns string, a netip.Addr) netip.AddrPort {
 // multicast (a VPN, a container's) listens only on its LAN address and
 // loopback, each socket bound to its interface: from the far end of the
 // second link no lanft port answers, on the link's address or on the LAN
-// address routed over that link, the page does not load, and a receive
-// pointed at the sharer's address there gets nothing. ICE keeps off that
+// address routed over that link, the page does not load, mDNS queries get
+// no answer, and a receive pointed at the sharer's address there gets
+// nothing. ICE keeps off that
 // link too, while a receiver on the LAN gets the file.
 func TestLANListensOnlyOnTheLAN(t *testing.T) {
 	lan := netns.NewLAN(t, 2)
@@ -187,6 +188,7 @@ func TestLANListensOnlyOnTheLAN(t *testing.T) {
 			}
 		}
 	}
+	checkMDNSOnlyOnTheLAN(t, lan, far)
 	pageURL := "http://" + netip.AddrPortFrom(far.HostAddr, port).String() + "/"
 	if code, err := pageStatus(far.NS, pageURL); err == nil {
 		t.Errorf("the page at %s answered %d from the second link", pageURL, code)
@@ -293,5 +295,55 @@ func TestLANListenerFollowsAddresses(t *testing.T) {
 	t.Logf("the listener on %s closed %v after the address was removed", extra, took.Round(time.Millisecond))
 	if code, err := pageStatus(lan.Namespace(2), "http://"+netip.AddrPortFrom(lan.Addr(1), port).String()+"/"); err != nil || code != http.StatusOK {
 		t.Errorf("the page at the first address afterwards: %d, %v; want 200", code, err)
+	}
+}
+
+// checkMDNSOnlyOnTheLAN: the sharer on host 1 of lan has a responder
+// socket on UDP 5353 of every address (it must, to hear the group), yet
+// answers only what came in on the LAN from the LAN. From the LAN, a query
+// to the group or to the sharer's address gets alice's record; from the far
+// end of link (its route to the LAN over the link already in place), a
+// query to the sharer's address on the link, to its LAN address, to its
+// link-local IPv6 address on the link, or to the group over the link, gets
+// no answer at all.
+func checkMDNSOnlyOnTheLAN(t *testing.T, lan *netns.LAN, far netns.Link) {
+	t.Helper()
+	h1 := lan.Namespace(1)
+	mdns := func(a netip.Addr) netip.AddrPort { return netip.AddrPortFrom(a, 5353) }
+	group := mdns(netip.AddrFrom4([4]byte{224, 0, 0, 251}))
+	if udp := socketTable(t, h1, "udp", ""); !slices.Contains(udp, mdns(netip.IPv4Unspecified())) {
+		t.Fatalf("no UDP socket on 0.0.0.0:5353 in the sharer's namespace (%v): the checks below prove nothing", udp)
+	}
+	for _, to := range []netip.AddrPort{group, mdns(lan.Addr(1))} {
+		if names := askMDNS(t, lan.Namespace(2), to, lan.Iface(2), 5*time.Second, "alice"); !slices.Contains(names, "alice") {
+			t.Errorf("mDNS query from the LAN to %s: answers name %q, want alice", to, names)
+		}
+	}
+
+	targets := []netip.AddrPort{mdns(far.HostAddr), mdns(lan.Addr(1))}
+	hostLL, ok1 := linkLocal(t, h1, far.HostIface)
+	_, ok2 := linkLocal(t, far.NS, far.FarIface)
+	if ok1 && ok2 {
+		targets = append(targets, mdns(hostLL.WithZone(far.FarIface)))
+	} else {
+		t.Logf("no usable IPv6 on the link: no query over IPv6")
+	}
+	for _, to := range targets {
+		if names := askMDNS(t, far.NS, to, far.FarIface, 2*time.Second, ""); len(names) > 0 {
+			t.Errorf("mDNS query from the second link to %s: answered, naming %q", to, names)
+		}
+	}
+
+	// The group over the link reaches port 5353 in the sharer's namespace
+	// once a socket there (as avahi's would) joined it on the link.
+	heard := groupListener(t, h1, far.HostIface)
+	if names := askMDNS(t, far.NS, group, far.FarIface, 2*time.Second, ""); len(names) > 0 {
+		t.Errorf("mDNS query to the group over the second link: answered, naming %q", names)
+	}
+	select {
+	case from := <-heard:
+		t.Logf("the group query over the link reached the sharer's port 5353 (from %s)", from)
+	default:
+		t.Errorf("the group query over the link never reached the sharer's namespace: that check proves nothing")
 	}
 }
