@@ -182,8 +182,13 @@ func (p *person) waitJS(expr string, d time.Duration) {
 	ctx, cancel := context.WithTimeout(p.ctx, d)
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[any](expr, chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
-		p.t.Fatalf("waiting for %s: %v\npage log: %s", expr, err, p.text(`[...document.querySelectorAll('#log li')].map(e => e.textContent).join(' | ')`))
+		p.t.Fatalf("waiting for %s: %v\npage log: %s", expr, err, p.log())
 	}
+}
+
+// log is the page's log, one entry after the other (for messages).
+func (p *person) log() string {
+	return p.text(`[...document.querySelectorAll('#log li')].map(e => e.textContent).join(' | ')`)
 }
 
 // text evaluates a string expression (best effort, for messages).
@@ -202,7 +207,7 @@ func (p *person) do(actions ...chromedp.Action[chromedp.Void]) {
 	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
-		p.t.Fatalf("browser: %v\npage log: %s", err, p.text(`[...document.querySelectorAll('#log li')].map(e => e.textContent).join(' | ')`))
+		p.t.Fatalf("browser: %v\npage log: %s", err, p.log())
 	}
 }
 
@@ -827,7 +832,7 @@ func TestBrowserShareResumes(t *testing.T) {
 
 	stdout, stderr, code := lanfttest.Run(t, 90*time.Second, args...)
 	if code != 0 {
-		t.Fatalf("second receive exited %d: %s", code, stderr)
+		t.Fatalf("second receive exited %d: %s\npage log: %s", code, stderr, p.log())
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	var done struct {
