@@ -278,16 +278,7 @@ func TestClusterClosedToOutsiders(t *testing.T) {
 // The same events in the name of a node id the insider gives a lease do
 // reach alice: the test can tell.
 func TestClusterIgnoresForgedEvents(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: t.TempDir(), Username: "lanft", Password: "s3cret", NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	ns := startNATS(t)
 	natsURL := fmt.Sprintf("nats://lanft:s3cret@%s", ns.Addr())
 	ports := []int{freePort(t), freePort(t)}
 	for _, port := range ports {

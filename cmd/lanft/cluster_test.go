@@ -387,10 +387,10 @@ func TestClusterTransferThroughTwoNodesRelays(t *testing.T) {
 	}
 }
 
-// Two `lanft signal` processes join one service through an external NATS
-// (a nats-server with a user and password, on loopback): users on the two
-// see and reach each other. A wrong password stops lanft signal at once.
-func TestSignalOverExternalNATS(t *testing.T) {
+// startNATS runs a nats-server with JetStream on loopback, user "lanft"
+// and password "s3cret", for the tests of an external NATS.
+func startNATS(t *testing.T) *server.Server {
+	t.Helper()
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
 		StoreDir: t.TempDir(), Username: "lanft", Password: "s3cret", NoSigs: true, NoLog: true})
 	if err != nil {
@@ -401,6 +401,14 @@ func TestSignalOverExternalNATS(t *testing.T) {
 		t.Fatal("nats-server not ready")
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns
+}
+
+// Two `lanft signal` processes join one service through an external NATS
+// (a nats-server with a user and password, on loopback): users on the two
+// see and reach each other. A wrong password stops lanft signal at once.
+func TestSignalOverExternalNATS(t *testing.T) {
+	ns := startNATS(t)
 	port := ns.Addr().(*net.TCPAddr).Port
 	natsURL := fmt.Sprintf("nats://lanft:s3cret@127.0.0.1:%d", port)
 	var urls []string
