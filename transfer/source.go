@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -234,43 +233,6 @@ func (s *Source) hashFile(ctx context.Context, i int, buf []byte) error {
 	e.Size = fi.Size()
 	e.SHA256 = hex.EncodeToString(h.Sum(nil))
 	return nil
-}
-
-// wirePlan is the JSON of a PLAN frame: the files the receiver needs, in
-// manifest order. Files not listed are already complete at the receiver.
-type wirePlan struct {
-	Files []wantFile `json:"files"`
-}
-
-type wantFile struct {
-	Index  int    `json:"index"`            // manifest entry
-	Offset int64  `json:"offset,omitempty"` // bytes the receiver already has
-	SHA256 string `json:"sha256,omitempty"` // of those bytes, when Offset > 0
-}
-
-func decodePlan(p []byte, m *Manifest) ([]wantFile, error) {
-	var w wirePlan
-	if err := json.Unmarshal(p, &w); err != nil {
-		return nil, newErr(ErrProtocol, err, "transfer: malformed PLAN from the receiver")
-	}
-	last := -1
-	for _, f := range w.Files {
-		if f.Index <= last || f.Index >= len(m.Entries) {
-			return nil, protocolErr(fmt.Sprintf("the receiver asked for entry %d, out of order or out of range", f.Index))
-		}
-		last = f.Index
-		e := &m.Entries[f.Index]
-		if e.Kind != KindFile {
-			return nil, protocolErr(fmt.Sprintf("the receiver asked for folder %s as a file", quote(e.Path)))
-		}
-		if f.Offset < 0 || f.Offset > e.Size {
-			return nil, protocolErr(fmt.Sprintf("the receiver asked to resume %s at byte %d of %d", quote(e.Path), f.Offset, e.Size))
-		}
-		if _, err := parseSum(f.SHA256); (f.Offset > 0) != (err == nil) {
-			return nil, protocolErr(fmt.Sprintf("the receiver sent a bad partial-file hash for %s", quote(e.Path)))
-		}
-	}
-	return w.Files, nil
 }
 
 // reply is a frame (or failure) read from the receiver.
