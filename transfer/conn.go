@@ -38,12 +38,17 @@ type errorPayload struct {
 // connection may already be gone.
 func sendError(w io.Writer, err error) error {
 	code, msg := describeForPeer(err)
+	return writeError(w, code, msg)
+}
+
+// writeError writes an ERROR frame, its message cut to fit.
+func writeError(w io.Writer, code, msg string) error {
 	if len(msg) > maxErrorLen/2 {
 		msg = msg[:maxErrorLen/2]
 	}
-	b, jerr := json.Marshal(errorPayload{Code: code, Message: msg})
-	if jerr != nil {
-		return jerr
+	b, err := json.Marshal(errorPayload{Code: code, Message: msg})
+	if err != nil {
+		return err
 	}
 	return writeFrame(w, frameError, b)
 }
