@@ -115,7 +115,7 @@ func (r *receiver) openPart(rf *rfile) (*os.File, error) {
 	case errors.Is(err, fs.ErrExist):
 		return nil, conflict(part, "appeared in the target folder during the transfer")
 	case isNoSpace(err):
-		return nil, newErr(ErrNoSpace, err, "transfer: the disk is full; free some space and try again")
+		return nil, diskFull(err)
 	}
 	return nil, fmt.Errorf("transfer: create %s: %w", quote(part), err)
 }
@@ -157,7 +157,7 @@ func (c *committer) add(f *os.File, rf *rfile, size int64) error {
 	}
 	if err != nil {
 		if isNoSpace(err) {
-			return newErr(ErrNoSpace, err, "transfer: the disk is full; free some space and try again")
+			return diskFull(err)
 		}
 		return fmt.Errorf("transfer: write %s: %w", quote(rf.final+PartSuffix), err)
 	}
@@ -196,4 +196,10 @@ func (c *committer) flush() error {
 	c.pending = c.pending[:0]
 	c.bytes = 0
 	return nil
+}
+
+// diskFull is the error for a .part that cannot be written or closed
+// because the disk is full.
+func diskFull(err error) error {
+	return newErr(ErrNoSpace, err, "transfer: the disk is full; free some space and try again")
 }
