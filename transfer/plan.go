@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -178,13 +177,11 @@ func (r *receiver) hasContent(ctx context.Context, name string, sum [32]byte, si
 		return false, fmt.Errorf("transfer: open %s: %w", quote(name), err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	n, err := hashN(ctx, h, f, size+1, r.hashBuf())
+	n, got, err := sumN(ctx, f, size+1, r.hashBuf())
 	if err != nil {
 		return false, fmt.Errorf("transfer: read %s: %w", quote(name), err)
 	}
-	var got [32]byte
-	return n == size && [32]byte(h.Sum(got[:0])) == sum, nil
+	return n == size && got == sum, nil
 }
 
 func (r *receiver) hashBuf() []byte {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -221,8 +220,7 @@ func (s *Source) hashFile(ctx context.Context, i int, buf []byte) error {
 	if !fi.Mode().IsRegular() || !os.SameFile(fi, sf.info) {
 		return newErr(ErrSourceChanged, nil, "transfer: "+quote(e.Path)+" changed while it was being prepared; try again")
 	}
-	h := sha256.New()
-	n, err := hashN(ctx, h, f, fi.Size()+1, buf)
+	n, sum, err := sumN(ctx, f, fi.Size()+1, buf)
 	if err != nil {
 		return fmt.Errorf("transfer: cannot share %s: %w", quote(e.Path), err)
 	}
@@ -231,7 +229,7 @@ func (s *Source) hashFile(ctx context.Context, i int, buf []byte) error {
 	}
 	sf.info = fi
 	e.Size = fi.Size()
-	e.SHA256 = hex.EncodeToString(h.Sum(nil))
+	e.SHA256 = hex.EncodeToString(sum[:])
 	return nil
 }
 
@@ -424,13 +422,11 @@ func (s *Source) sendFile(ctx context.Context, log *slog.Logger, bw *bufio.Write
 	off := w.Offset
 	if off > 0 {
 		want, _ := parseSum(w.SHA256)
-		h := sha256.New()
-		n, err := hashN(ctx, h, f, off, buf)
+		n, got, err := sumN(ctx, f, off, buf)
 		if err != nil {
 			return fmt.Errorf("transfer: read %s: %w", quote(e.Path), err)
 		}
-		var got [32]byte
-		if n != off || [32]byte(h.Sum(got[:0])) != want {
+		if n != off || got != want {
 			log.Debug("receiver's partial copy differs; sending from the start", "file", e.Path, "offset", off)
 			if _, err := f.Seek(0, io.SeekStart); err != nil {
 				return fmt.Errorf("transfer: read %s: %w", quote(e.Path), err)
