@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -38,12 +39,17 @@ type errorPayload struct {
 // connection may already be gone.
 func sendError(w io.Writer, err error) error {
 	code, msg := describeForPeer(err)
+	return writeError(w, code, msg)
+}
+
+// writeError writes an ERROR frame, its message cut to fit.
+func writeError(w io.Writer, code, msg string) error {
 	if len(msg) > maxErrorLen/2 {
 		msg = msg[:maxErrorLen/2]
 	}
-	b, jerr := json.Marshal(errorPayload{Code: code, Message: msg})
-	if jerr != nil {
-		return jerr
+	b, err := json.Marshal(errorPayload{Code: code, Message: msg})
+	if err != nil {
+		return err
 	}
 	return writeFrame(w, frameError, b)
 }
@@ -87,6 +93,16 @@ func hashN(ctx context.Context, w io.Writer, r io.Reader, n int64, buf []byte) (
 		}
 	}
 	return done, nil
+}
+
+// sumN returns the SHA-256 of up to n bytes of r, and how many bytes it
+// read: fewer than n only at EOF (see hashN).
+func sumN(ctx context.Context, r io.Reader, n int64, buf []byte) (int64, [32]byte, error) {
+	h := sha256.New()
+	k, err := hashN(ctx, h, r, n, buf)
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return k, sum, err
 }
 
 // FormatSize renders a size for people: "1.5 GiB".

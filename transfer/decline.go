@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 )
@@ -12,14 +11,7 @@ import (
 // wraps ErrRemote and ErrRejected and carries reason, which it shows as
 // text (escaped), so a retry is never attempted.
 func Decline(w io.Writer, reason string) error {
-	if len(reason) > maxErrorLen/2 {
-		reason = reason[:maxErrorLen/2]
-	}
-	b, err := json.Marshal(errorPayload{Code: codeRejected, Message: reason})
-	if err != nil {
-		return fmt.Errorf("transfer: decline: %w", err)
-	}
-	if err := writeFrame(w, frameError, b); err != nil {
+	if err := writeError(w, codeRejected, reason); err != nil {
 		return fmt.Errorf("transfer: decline: %w", err)
 	}
 	return nil

@@ -73,6 +73,10 @@ func protocolErr(msg string) error {
 	return newErr(ErrProtocol, nil, "transfer: "+msg)
 }
 
+func conflict(p, why string) error {
+	return newErr(ErrConflict, nil, "transfer: "+quote(p)+" "+why)
+}
+
 // maxQuoted bounds how much of a hostile name is repeated in an error text.
 const maxQuoted = 200
 

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"path"
 	"runtime"
 	"strconv"
 	"strings"
@@ -249,4 +250,22 @@ func joinPath(dir, name string) string {
 		return name
 	}
 	return dir + "/" + name
+}
+
+// maxRenames bounds the "NAME (n).ext" candidates tried per file.
+const maxRenames = 999
+
+// numbered returns "dir/stem (n).ext" for "dir/stem.ext"; ".tar.gz" style
+// double extensions stay together.
+func numbered(p string, n int) string {
+	dir, base := path.Split(p)
+	ext := path.Ext(base)
+	if ext == base { // ".bashrc"
+		ext = ""
+	}
+	stem := base[:len(base)-len(ext)]
+	if s := len(stem) - len(".tar"); s > 0 && strings.EqualFold(stem[s:], ".tar") {
+		stem, ext = stem[:s], stem[s:]+ext
+	}
+	return dir + stem + " (" + strconv.Itoa(n) + ")" + ext
 }

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -222,8 +220,7 @@ func (s *Source) hashFile(ctx context.Context, i int, buf []byte) error {
 	if !fi.Mode().IsRegular() || !os.SameFile(fi, sf.info) {
 		return newErr(ErrSourceChanged, nil, "transfer: "+quote(e.Path)+" changed while it was being prepared; try again")
 	}
-	h := sha256.New()
-	n, err := hashN(ctx, h, f, fi.Size()+1, buf)
+	n, sum, err := sumN(ctx, f, fi.Size()+1, buf)
 	if err != nil {
 		return fmt.Errorf("transfer: cannot share %s: %w", quote(e.Path), err)
 	}
@@ -232,45 +229,8 @@ func (s *Source) hashFile(ctx context.Context, i int, buf []byte) error {
 	}
 	sf.info = fi
 	e.Size = fi.Size()
-	e.SHA256 = hex.EncodeToString(h.Sum(nil))
+	e.SHA256 = hex.EncodeToString(sum[:])
 	return nil
-}
-
-// wirePlan is the JSON of a PLAN frame: the files the receiver needs, in
-// manifest order. Files not listed are already complete at the receiver.
-type wirePlan struct {
-	Files []wantFile `json:"files"`
-}
-
-type wantFile struct {
-	Index  int    `json:"index"`            // manifest entry
-	Offset int64  `json:"offset,omitempty"` // bytes the receiver already has
-	SHA256 string `json:"sha256,omitempty"` // of those bytes, when Offset > 0
-}
-
-func decodePlan(p []byte, m *Manifest) ([]wantFile, error) {
-	var w wirePlan
-	if err := json.Unmarshal(p, &w); err != nil {
-		return nil, newErr(ErrProtocol, err, "transfer: malformed PLAN from the receiver")
-	}
-	last := -1
-	for _, f := range w.Files {
-		if f.Index <= last || f.Index >= len(m.Entries) {
-			return nil, protocolErr(fmt.Sprintf("the receiver asked for entry %d, out of order or out of range", f.Index))
-		}
-		last = f.Index
-		e := &m.Entries[f.Index]
-		if e.Kind != KindFile {
-			return nil, protocolErr(fmt.Sprintf("the receiver asked for folder %s as a file", quote(e.Path)))
-		}
-		if f.Offset < 0 || f.Offset > e.Size {
-			return nil, protocolErr(fmt.Sprintf("the receiver asked to resume %s at byte %d of %d", quote(e.Path), f.Offset, e.Size))
-		}
-		if _, err := parseSum(f.SHA256); (f.Offset > 0) != (err == nil) {
-			return nil, protocolErr(fmt.Sprintf("the receiver sent a bad partial-file hash for %s", quote(e.Path)))
-		}
-	}
-	return w.Files, nil
 }
 
 // reply is a frame (or failure) read from the receiver.
@@ -462,13 +422,11 @@ func (s *Source) sendFile(ctx context.Context, log *slog.Logger, bw *bufio.Write
 	off := w.Offset
 	if off > 0 {
 		want, _ := parseSum(w.SHA256)
-		h := sha256.New()
-		n, err := hashN(ctx, h, f, off, buf)
+		n, got, err := sumN(ctx, f, off, buf)
 		if err != nil {
 			return fmt.Errorf("transfer: read %s: %w", quote(e.Path), err)
 		}
-		var got [32]byte
-		if n != off || [32]byte(h.Sum(got[:0])) != want {
+		if n != off || got != want {
 			log.Debug("receiver's partial copy differs; sending from the start", "file", e.Path, "offset", off)
 			if _, err := f.Seek(0, io.SeekStart); err != nil {
 				return fmt.Errorf("transfer: read %s: %w", quote(e.Path), err)

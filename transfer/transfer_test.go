@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -252,6 +253,30 @@ func TestRejected(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("declined transfer wrote %d entries", len(entries))
+	}
+}
+
+// TestDecline: a sender that declines sends an ERROR frame in place of the
+// MANIFEST; the receiver sees a refusal with the reason, even an overlong one.
+func TestDecline(t *testing.T) {
+	for _, tc := range []struct{ name, reason, want string }{
+		{"reason", "alice declined to send to bob", "alice declined to send to bob"},
+		{"overlong reason", strings.Repeat("no", maxErrorLen), "nonono"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stream bytes.Buffer
+			if err := Decline(&stream, tc.reason); err != nil {
+				t.Fatalf("Decline: %v", err)
+			}
+			dir := t.TempDir()
+			_, err := hostileReceive(t, stream.Bytes(), true, ReceiveOptions{Dir: dir})
+			if !errors.Is(err, ErrRemote) || !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Receive: got %v, want ErrRemote and ErrRejected saying %q", err, tc.want)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("declined transfer wrote %d entries", len(entries))
+			}
+		})
 	}
 }
 
