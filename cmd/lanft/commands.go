@@ -25,6 +25,9 @@ func nodeConfig(c *cli.Context) (*output, node.Config, func(), error) {
 	return out, cfg, stop, err
 }
 
+// buildNodeConfig reads the flags share, receive and peers have in common
+// (and the device key) into a node configuration, starting LAN discovery
+// unless --signal names the host; the returned stop ends it.
 func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 	log, err := logger(c)
 	if err != nil {
