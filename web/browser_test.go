@@ -33,27 +33,9 @@ import (
 // will open it: not a secure context, so no crypto.subtle. Nothing leaves
 // the namespaces: the browser's default route points at the test's bridge.
 
-var (
-	buildOnce sync.Once
-	lanftBin  string
-	buildErr  error
-)
+func TestMain(m *testing.M) { os.Exit(lanfttest.Main(m)) }
 
-func lanft(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "lanft-web-test")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		lanftBin, buildErr = lanfttest.Build(dir)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return lanftBin
-}
+func lanft(t testing.TB) string { return lanfttest.Binary(t) }
 
 func chromiumPath(t testing.TB) string {
 	t.Helper()

@@ -28,8 +28,7 @@
 // at the time, so the URL keeps working when the election changes.
 package web
 
-//go:generate env GOOS=js GOARCH=wasm go build -trimpath "-ldflags=-s -w -buildid=" -o static/lanft.wasm ./wasm
-//go:generate sh -c "cp \"$(go env GOROOT)/lib/wasm/wasm_exec.js\" static/wasm_exec.js"
+//go:generate go run ./internal/genwasm -o static
 
 import (
 	"bytes"

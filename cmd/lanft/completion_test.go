@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/lanft/lanft/internal/lanfttest"
 )
 
 func TestCompletionScripts(t *testing.T) {
@@ -63,11 +61,7 @@ func TestBashCompletionCompletes(t *testing.T) {
 		t.Skip("no bash")
 	}
 	dir := t.TempDir()
-	bin, err := lanfttest.Build(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	script, err := exec.Command(bin, "completion", "bash").Output()
+	script, err := exec.Command(lanftBin, "completion", "bash").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +93,7 @@ func TestBashCompletionCompletes(t *testing.T) {
 				"_lanft_bash_autocomplete\n" +
 				`printf '%s\n' "${COMPREPLY[@]}"` + "\n"
 			cmd := exec.Command(bash, "--norc", "--noprofile", "-c", prog)
-			cmd.Env = append(os.Environ(), "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+			cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(lanftBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("bash: %v\n%s", err, out)

@@ -17,19 +17,12 @@ import (
 var lanftBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "lanft-e2e-")
-	if err != nil {
+	var err error
+	if lanftBin, err = lanfttest.BinaryPath(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	lanftBin, err = lanfttest.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(lanfttest.Main(m))
 }
 
 // start runs lanft with its own config folder (device key, pins).

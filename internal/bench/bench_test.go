@@ -28,7 +28,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,26 +35,7 @@ import (
 	"github.com/lanft/lanft/internal/netns"
 )
 
-var (
-	buildOnce sync.Once
-	lanftBin  string
-	buildErr  error
-)
-
-func binary(b *testing.B) string {
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "lanft-bench-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		lanftBin, buildErr = lanfttest.Build(dir)
-	})
-	if buildErr != nil {
-		b.Fatal(buildErr)
-	}
-	return lanftBin
-}
+func binary(b *testing.B) string { return lanfttest.Binary(b) }
 
 func sizeMiB() int64 {
 	if v, err := strconv.Atoi(os.Getenv("LANFT_BENCH_SIZE")); err == nil && v > 0 {
@@ -78,7 +58,7 @@ func TestMain(m *testing.M) {
 	case "tls-send":
 		os.Exit(tlsSend(os.Getenv("LANFT_BENCH_ADDR"), os.Getenv("LANFT_BENCH_FILE")))
 	}
-	os.Exit(m.Run())
+	os.Exit(lanfttest.Main(m))
 }
 
 func tcpRecv(addr, path string) int {

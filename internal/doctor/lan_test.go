@@ -70,14 +70,7 @@ func (d doctorRun) wantCode(t *testing.T, code int) {
 	}
 }
 
-func buildLanft(t *testing.T) string {
-	t.Helper()
-	bin, err := lanfttest.Build(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
+func TestMain(m *testing.M) { os.Exit(lanfttest.Main(m)) }
 
 func ipCmd(t *testing.T, args ...string) {
 	t.Helper()
@@ -88,7 +81,7 @@ func ipCmd(t *testing.T, args ...string) {
 
 func TestDoctorInNamespaces(t *testing.T) {
 	netns.Require(t)
-	bin := buildLanft(t)
+	bin := lanfttest.Binary(t)
 
 	t.Run("multicast works", func(t *testing.T) {
 		lan := netns.NewLAN(t, 2)

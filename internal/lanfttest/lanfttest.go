@@ -1,6 +1,7 @@
 // Package lanfttest runs the real lanft binary in tests and benchmarks:
-// it builds it once, starts processes (optionally inside a network
-// namespace), waits for their output lines, and compares files.
+// it builds it once a test process (Binary), starts processes (optionally
+// inside a network namespace), waits for their output lines, and compares
+// files.
 package lanfttest
 
 import (
@@ -22,7 +23,68 @@ import (
 	"time"
 )
 
-// Build compiles ./cmd/lanft into dir and returns the binary's path.
+// Binary is lanft built from this checkout, once per test process: every
+// test and benchmark that runs the real binary asks here. The first call
+// builds it (tens of seconds on a loaded machine) while the others wait; a
+// failed build fails each test that asks. Call Main from TestMain to
+// remove the binary when the tests end.
+func Binary(t testing.TB) string {
+	t.Helper()
+	bin, err := built.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// BinaryPath is Binary for a TestMain that needs the path before any test
+// runs.
+func BinaryPath() (string, error) { return built.get() }
+
+// Main runs the tests, then removes the binary that Binary built, and
+// returns the exit code: func TestMain(m *testing.M) { os.Exit(lanfttest.Main(m)) }.
+func Main(m *testing.M) int {
+	code := m.Run()
+	built.remove()
+	return code
+}
+
+// built is the one build of a test process. It is package state because
+// the tests of a package share one binary; Main removes it.
+var built build
+
+// build is a lanft binary built on first use into a temporary folder.
+type build struct {
+	mu   sync.Mutex
+	done bool
+	dir  string
+	bin  string
+	err  error
+}
+
+func (b *build) get() (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.done {
+		b.done = true
+		b.dir, b.err = os.MkdirTemp("", "lanft-test-")
+		if b.err == nil {
+			b.bin, b.err = Build(b.dir)
+		}
+	}
+	return b.bin, b.err
+}
+
+func (b *build) remove() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
+}
+
+// Build compiles ./cmd/lanft into dir and returns the binary's path. Tests
+// use Binary, which builds once; Build is the one recipe behind it.
 func Build(dir string) (string, error) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
