@@ -47,9 +47,9 @@ func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 	if err != nil {
 		return node.Config{}, nil, err
 	}
-	path, err := pathMode(c.String("path"))
+	mode, err := node.ParseMode(c.String("path"))
 	if err != nil {
-		return node.Config{}, nil, err
+		return node.Config{}, nil, cli.Exit(err.Error(), 2)
 	}
 	name := defaultName(c, id.DeviceID())
 	ifaces, err := checkInterfaces(c.StringSlice("interface"))
@@ -70,19 +70,8 @@ func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 		Pins:         identity.OpenPins(dir),
 		AcceptNewKey: c.Bool("accept-new-key"),
 		Code:         c.String("code"),
-		Path:         path,
+		Mode:         mode,
 	}, stop, nil
-}
-
-// pathMode checks --path: auto (or empty), datachannel or relay.
-func pathMode(s string) (node.Path, error) {
-	switch node.Path(s) {
-	case "", "auto":
-		return "", nil
-	case node.PathDataChannel, node.PathRelay:
-		return node.Path(s), nil
-	}
-	return "", cli.Exit(fmt.Sprintf("--path %q: want auto, datachannel or relay", s), 2)
 }
 
 func shareCommand() *cli.Command {
