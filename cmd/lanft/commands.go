@@ -136,7 +136,7 @@ Examples:
 				return fmt.Sprintf("sharing %d file(s), %s, as %q at %s; for %s. Ctrl-C stops.",
 					m.Files(), transfer.FormatSize(m.TotalSize()), cfg.Name, e.Host, who)
 			}
-			out.emit(node.Event{Kind: "sharing", Peer: cfg.Name, Size: m.TotalSize()}, map[string]any{"files": m.Files()})
+			out.emit(node.Event{Kind: node.EventSharing, Peer: cfg.Name, Size: m.TotalSize()}, map[string]any{"files": m.Files()})
 			showPage(out, cfg.Hosts)
 			err = node.Share(c.Context, cfg, src)
 			out.finishBar(true)
@@ -182,7 +182,7 @@ Examples:
 			var from string // the sharer, once connected
 			events := cfg.Events
 			cfg.Events = func(e node.Event) {
-				if e.Kind == "peer" {
+				if e.Kind == node.EventPeer {
 					from = e.Peer
 				}
 				events(e)
@@ -204,16 +204,16 @@ Examples:
 				err = fmt.Errorf("%w; no other lanft was found on this network (`lanft doctor` checks what discovery needs)", err)
 			}
 			if c.Context.Err() != nil {
-				out.emit(node.Event{Kind: "error", Peer: from, Text: "interrupted"}, nil)
+				out.emit(node.Event{Kind: node.EventError, Peer: from, Text: "interrupted"}, nil)
 				return cli.Exit("interrupted; run the same command again to resume (the .part files are kept)", exitInterrupted)
 			}
 			if err != nil {
 				err = nameHint(err)
-				out.emit(node.Event{Kind: "error", Peer: from, Text: oneLine(err)}, nil)
+				out.emit(node.Event{Kind: node.EventError, Peer: from, Text: oneLine(err)}, nil)
 				return err
 			}
 			abs, _ := filepath.Abs(dir)
-			out.emit(node.Event{Kind: "done", Peer: from, Done: res.Bytes + res.Skipped, Size: res.Bytes + res.Skipped, Transferred: res.Bytes},
+			out.emit(node.Event{Kind: node.EventDone, Peer: from, Done: res.Bytes + res.Skipped, Size: res.Bytes + res.Skipped, Transferred: res.Bytes},
 				map[string]any{"dir": abs, "files": res.Files, "skipped": res.Skipped, "renamed": res.Renamed})
 			if out.json {
 				return nil
@@ -287,7 +287,7 @@ func confirm(c *cli.Context, out *output, m *transfer.Manifest) error {
 		// Scripts get the entries, up to a line size any reader copes with.
 		const maxListed = 1000
 		entries := m.Entries[:min(len(m.Entries), maxListed)]
-		out.emit(node.Event{Kind: "manifest", Size: m.TotalSize()}, map[string]any{"files": m.Files(),
+		out.emit(node.Event{Kind: node.EventManifest, Size: m.TotalSize()}, map[string]any{"files": m.Files(),
 			"entries": entries, "entries_omitted": len(m.Entries) - len(entries)})
 	} else {
 		fmt.Fprintf(c.App.ErrWriter, "%d file(s), %s in total:\n", m.Files(), transfer.FormatSize(m.TotalSize()))
@@ -353,7 +353,7 @@ func peersCommand() *cli.Command {
 				for _, p := range peers {
 					rows = append(rows, map[string]any{"name": p.Name, "lanft": p.Meta, "found": found(p.Name)})
 				}
-				out.emit(node.Event{Kind: "peers", Host: host}, map[string]any{"peers": rows})
+				out.emit(node.Event{Kind: node.EventPeers, Host: host}, map[string]any{"peers": rows})
 				return nil
 			}
 			fmt.Fprintf(c.App.Writer, "signaling host: %s\n", host)
@@ -503,7 +503,7 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 		Port:       lastPagePort(c),
 		Logger:     log,
 		Fallback:   fallback,
-		Notice:     func(s string) { out.event(node.Event{Kind: "info", Text: s}) },
+		Notice:     func(s string) { out.event(node.Event{Kind: node.EventInfo, Text: s}) },
 	})
 	if err != nil {
 		return nil, nil, err
