@@ -61,7 +61,7 @@ func (a *asker) ask(ctx context.Context, r node.Request) bool {
 	}
 	text := fmt.Sprintf("%s (device %s, %s) wants the files; verification code %s (it must match on %s's screen)", who, r.Device, seen, r.Code, who)
 	if a.out.json {
-		a.out.emit(node.Event{Kind: "ask", Peer: r.Peer, Device: r.Device, Code: r.Code, Text: text}, nil)
+		a.out.emit(node.Event{Kind: node.EventAsk, Peer: r.Peer, Device: r.Device, Code: r.Code, Text: text}, nil)
 	} else {
 		a.out.say("%s", text)
 		a.out.mu.Lock()
@@ -88,7 +88,7 @@ func (a *asker) ask(ctx context.Context, r node.Request) bool {
 			if json.Unmarshal([]byte(line), &d) == nil && d.Peer == r.Peer {
 				return d.Accept
 			}
-			a.out.emit(node.Event{Kind: "error", Peer: r.Peer, Text: fmt.Sprintf(`expected {"peer":%q,"accept":true|false} on stdin`, r.Peer)}, nil)
+			a.out.emit(node.Event{Kind: node.EventError, Peer: r.Peer, Text: fmt.Sprintf(`expected {"peer":%q,"accept":true|false} on stdin`, r.Peer)}, nil)
 		case <-timeout.C:
 			a.out.say("no answer within %s: declined", askTimeout)
 			return false

@@ -41,9 +41,9 @@ func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 	if err != nil {
 		return node.Config{}, nil, err
 	}
-	path, err := pathMode(c.String("path"))
+	mode, err := node.ParseMode(c.String("path"))
 	if err != nil {
-		return node.Config{}, nil, err
+		return node.Config{}, nil, cli.Exit(err.Error(), 2)
 	}
 	name := defaultName(c, id.DeviceID())
 	ifaces, err := checkInterfaces(c.StringSlice("interface"))
@@ -64,19 +64,8 @@ func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 		Pins:         identity.OpenPins(dir),
 		AcceptNewKey: c.Bool("accept-new-key"),
 		Code:         c.String("code"),
-		Path:         path,
+		Mode:         mode,
 	}, stop, nil
-}
-
-// pathMode checks --path: auto (or empty), datachannel or relay.
-func pathMode(s string) (node.Path, error) {
-	switch node.Path(s) {
-	case "", "auto":
-		return "", nil
-	case node.PathDataChannel, node.PathRelay:
-		return node.Path(s), nil
-	}
-	return "", cli.Exit(fmt.Sprintf("--path %q: want auto, datachannel or relay", s), 2)
 }
 
 // nameHint says what to do about a name the signaling host refused.
@@ -160,7 +149,7 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 		Port:       lastPagePort(c),
 		Logger:     log,
 		Fallback:   fallback,
-		Notice:     func(s string) { out.event(node.Event{Kind: "info", Text: s}) },
+		Notice:     func(s string) { out.event(node.Event{Kind: node.EventInfo, Text: s}) },
 	})
 	if err != nil {
 		return nil, nil, err

@@ -132,6 +132,7 @@ func TestClearErrors(t *testing.T) {
 		{"out is a file", []string{"receive", "--signal", url, "--out", notFolder}, "is not a folder", 2, ""},
 		{"global flag after the command", []string{"receive", "--log-level", "loud", "--signal", url}, `bad --log-level "loud"`, 2, ""},
 		{"bad signal scheme", []string{"receive", "--signal", "ftp://x/ws"}, "the scheme must be ws:// or wss://", 2, ""},
+		{"bad path mode", []string{"receive", "--signal", url, "--path", "tcp"}, `--path "tcp" (or LANFT_PATH): want auto, datachannel or relay`, 2, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

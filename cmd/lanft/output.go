@@ -111,7 +111,7 @@ func (o *output) sayLocked(format string, args ...any) {
 // event is the node.Events callback.
 func (o *output) event(e node.Event) {
 	if o.json {
-		if e.Kind == "progress" {
+		if e.Kind == node.EventProgress {
 			// At most ten progress lines a second per peer, plus the last one.
 			o.mu.Lock()
 			skip := time.Since(o.lastJSON[e.Peer]) < 100*time.Millisecond && e.Done < e.Size
@@ -130,9 +130,9 @@ func (o *output) event(e node.Event) {
 	defer o.mu.Unlock()
 	who := transfer.DisplayName(e.Peer)
 	switch e.Kind {
-	case "progress":
+	case node.EventProgress:
 		o.progressLocked(e)
-	case "online":
+	case node.EventOnline:
 		switch {
 		case !o.online && o.onOnline != nil:
 			o.sayLocked("%s", o.onOnline(e))
@@ -142,9 +142,9 @@ func (o *output) event(e node.Event) {
 			o.sayLocked("online again at %s", e.Host)
 		}
 		o.online = true
-	case "peer":
+	case node.EventPeer:
 		o.sayLocked("%s: connected via %s", who, e.Path.Describe())
-	case "done":
+	case node.EventDone:
 		delete(o.sending, e.Peer)
 		o.redrawLocked()
 		line := fmt.Sprintf("%s: sent %s", who, transfer.FormatSize(e.Transferred))
@@ -155,9 +155,9 @@ func (o *output) event(e node.Event) {
 			line += " " + e.Text
 		}
 		o.sayLocked("%s", line)
-	case "refused":
+	case node.EventRefused:
 		o.sayLocked("%s: refused: %s", who, e.Text)
-	case "error":
+	case node.EventError:
 		delete(o.sending, e.Peer)
 		o.redrawLocked()
 		if e.Peer == "" {
@@ -165,7 +165,7 @@ func (o *output) event(e node.Event) {
 		} else {
 			o.sayLocked("%s: %s", who, e.Text)
 		}
-	case "info", "verify", "ask":
+	case node.EventInfo, node.EventVerify, node.EventAsk:
 		o.sayLocked("%s", e.Text)
 	}
 }

@@ -2,10 +2,16 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/rivo/uniseg"
+
+	"github.com/lanft/lanft/internal/node"
 )
 
 // TestTableLinesUpWideNames: a listing lines up by display width, so names
@@ -36,5 +42,49 @@ func TestTableLinesUpWideNames(t *testing.T) {
 	}
 	if got := padWidth("海滩", 6); uniseg.StringWidth(got) != 6 {
 		t.Fatalf("padWidth(海滩, 6) is %d columns wide", uniseg.StringWidth(got))
+	}
+}
+
+// TestJSONEventKinds: every event kind prints, with --json, as the word the
+// README's "JSON events" table documents, and the table documents no kind
+// lanft does not print.
+func TestJSONEventKinds(t *testing.T) {
+	kinds := []node.EventKind{
+		node.EventSharing, node.EventPage, node.EventOnline, node.EventInfo, node.EventVerify, node.EventAsk,
+		node.EventPeer, node.EventManifest, node.EventProgress, node.EventRefused, node.EventDone, node.EventError,
+		node.EventPeers,
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "### JSON events")
+	if !ok {
+		t.Fatal(`README.md has no "JSON events" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var documented []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z]+)` \\| (share|receive|both|peers) \\|").FindAllStringSubmatch(section, -1) {
+		documented = append(documented, m[1])
+	}
+	var printed []string
+	for _, k := range kinds {
+		var b bytes.Buffer
+		o := newOutput(true, &b, &bytes.Buffer{})
+		o.event(node.Event{Kind: k})
+		var e map[string]any
+		if err := json.Unmarshal(b.Bytes(), &e); err != nil {
+			t.Fatalf("kind %q printed %q: %v", k, b.String(), err)
+		}
+		word, _ := e["event"].(string)
+		if !slices.Contains(documented, word) {
+			t.Errorf("kind %q prints as %q, which the README's JSON events table does not list (it lists %v)", k, word, documented)
+		}
+		printed = append(printed, word)
+	}
+	for _, w := range documented {
+		if !slices.Contains(printed, w) {
+			t.Errorf("the README documents the event %q, which no node.EventKind prints", w)
+		}
 	}
 }

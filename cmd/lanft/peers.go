@@ -48,7 +48,7 @@ func peersCommand() *cli.Command {
 				for _, p := range peers {
 					rows = append(rows, map[string]any{"name": p.Name, "lanft": p.Meta, "found": found(p.Name)})
 				}
-				out.emit(node.Event{Kind: "peers", Host: host}, map[string]any{"peers": rows})
+				out.emit(node.Event{Kind: node.EventPeers, Host: host}, map[string]any{"peers": rows})
 				return nil
 			}
 			fmt.Fprintf(c.App.Writer, "signaling host: %s\n", host)

@@ -55,7 +55,7 @@ Examples:
 			var from string // the sharer, once connected
 			events := cfg.Events
 			cfg.Events = func(e node.Event) {
-				if e.Kind == "peer" {
+				if e.Kind == node.EventPeer {
 					from = e.Peer
 				}
 				events(e)
@@ -77,16 +77,16 @@ Examples:
 				err = fmt.Errorf("%w; no other lanft was found on this network (`lanft doctor` checks what discovery needs)", err)
 			}
 			if c.Context.Err() != nil {
-				out.emit(node.Event{Kind: "error", Peer: from, Text: "interrupted"}, nil)
+				out.emit(node.Event{Kind: node.EventError, Peer: from, Text: "interrupted"}, nil)
 				return cli.Exit("interrupted; run the same command again to resume (the .part files are kept)", exitInterrupted)
 			}
 			if err != nil {
 				err = nameHint(err)
-				out.emit(node.Event{Kind: "error", Peer: from, Text: oneLine(err)}, nil)
+				out.emit(node.Event{Kind: node.EventError, Peer: from, Text: oneLine(err)}, nil)
 				return err
 			}
 			abs, _ := filepath.Abs(dir)
-			out.emit(node.Event{Kind: "done", Peer: from, Done: res.Bytes + res.Skipped, Size: res.Bytes + res.Skipped, Transferred: res.Bytes},
+			out.emit(node.Event{Kind: node.EventDone, Peer: from, Done: res.Bytes + res.Skipped, Size: res.Bytes + res.Skipped, Transferred: res.Bytes},
 				map[string]any{"dir": abs, "files": res.Files, "skipped": res.Skipped, "renamed": res.Renamed})
 			if out.json {
 				return nil
@@ -152,7 +152,7 @@ func confirm(c *cli.Context, out *output, m *transfer.Manifest) error {
 		// Scripts get the entries, up to a line size any reader copes with.
 		const maxListed = 1000
 		entries := m.Entries[:min(len(m.Entries), maxListed)]
-		out.emit(node.Event{Kind: "manifest", Size: m.TotalSize()}, map[string]any{"files": m.Files(),
+		out.emit(node.Event{Kind: node.EventManifest, Size: m.TotalSize()}, map[string]any{"files": m.Files(),
 			"entries": entries, "entries_omitted": len(m.Entries) - len(entries)})
 	} else {
 		fmt.Fprintf(c.App.ErrWriter, "%d file(s), %s in total:\n", m.Files(), transfer.FormatSize(m.TotalSize()))

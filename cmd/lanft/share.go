@@ -73,7 +73,7 @@ Examples:
 				return fmt.Sprintf("sharing %d file(s), %s, as %q at %s; for %s. Ctrl-C stops.",
 					m.Files(), transfer.FormatSize(m.TotalSize()), cfg.Name, e.Host, who)
 			}
-			out.emit(node.Event{Kind: "sharing", Peer: cfg.Name, Size: m.TotalSize()}, map[string]any{"files": m.Files()})
+			out.emit(node.Event{Kind: node.EventSharing, Peer: cfg.Name, Size: m.TotalSize()}, map[string]any{"files": m.Files()})
 			showPage(out, cfg.Hosts)
 			err = node.Share(c.Context, cfg, src)
 			out.finishBar(true)

@@ -25,7 +25,7 @@ func showPage(out *output, hosts node.Hosts) {
 		return
 	}
 	if out.json {
-		out.emit(node.Event{Kind: "page", Text: urls[0]}, map[string]any{"url": urls[0], "urls": urls})
+		out.emit(node.Event{Kind: node.EventPage, Text: urls[0]}, map[string]any{"url": urls[0], "urls": urls})
 		return
 	}
 	out.say("in a browser on the LAN: %s", urls[0])

@@ -60,7 +60,7 @@ func TestFirstContactsAreBounded(t *testing.T) {
 		t.Fatalf("first contact %d as Bob: got %v, want a refusal for too many first contacts", contactsPerName+1, err)
 	}
 	emptyDir(t, dir)
-	waitEvent(t, &log, "refused", "Bob", []string{"too many first contacts"})
+	waitEvent(t, &log, EventRefused, "Bob", []string{"too many first contacts"})
 	if _, err := testReceive(t, url, "carol", "alice", t.TempDir(), nil); err != nil {
 		t.Fatalf("carol after bob's bound: %v", err)
 	}

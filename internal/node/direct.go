@@ -23,9 +23,6 @@ import (
 
 const flagDirect = 2 // preamble FLAGS bit 1
 
-// pathAuto is --path auto, the same as an empty Config.Path.
-const pathAuto Path = "auto"
-
 const (
 	// directDeadline bounds the receiver's attempt (connect, TLS, token):
 	// past it the data channel carries the transfer, well within 2 s.
@@ -43,7 +40,7 @@ type transport interface {
 
 // directFlag is this side's preamble flag for the direct path.
 func directFlag(cfg *Config) byte {
-	if cfg.Path == "" || cfg.Path == pathAuto {
+	if cfg.Mode.offersDirect() {
 		return flagDirect
 	}
 	return 0
@@ -55,20 +52,14 @@ func (l *link) setRemoteFlags(f byte) {
 	l.remoteFlags = f
 }
 
-// directAgreed reports whether both preambles offered the direct path.
-func (l *link) directAgreed() bool {
+// pathPlan decides the path (decidePath) from this side's mode, the
+// remote's preamble and ICE's route as it is now.
+func (l *link) pathPlan() pathPlan {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return directFlag(l.cfg) != 0 && l.remoteFlags&flagDirect != 0
-}
-
-// dataChannelPath is the Path of the data channel: ICE's selected pair
-// says whether it crosses NATs or a relay.
-func (l *link) dataChannelPath() Path {
-	if p := l.path(); p != "" {
-		return p
-	}
-	return PathDataChannel
+	flags := l.remoteFlags
+	l.mu.Unlock()
+	r, err := l.peer.Route()
+	return decidePath(l.cfg.Mode, flags, r, err)
 }
 
 // tcpTransport is the direct connection; ending it ends the data channel.
@@ -112,24 +103,6 @@ func (t *tcpTransport) Linger(d time.Duration) error {
 	return t.Close()
 }
 
-// directRoute returns the local and remote addresses of the ICE route
-// when it joins two host addresses, the only case a direct TCP connection
-// can follow.
-func (l *link) directRoute() (local, remote netip.Addr, why string) {
-	r, err := l.peer.Route()
-	switch {
-	case err != nil:
-		return local, remote, err.Error()
-	case r.Local.Type != rtc.CandidateHost || r.Remote.Type != rtc.CandidateHost && r.Remote.Type != rtc.CandidatePrflx:
-		return local, remote, fmt.Sprintf("the route is %s to %s, not between host addresses", r.Local.Type, r.Remote.Type)
-	case r.Local.Addr.Addr().Is4() != r.Remote.Addr.Addr().Is4():
-		return local, remote, "the route mixes IPv4 and IPv6"
-	case r.Local.Addr.Addr().IsLinkLocalUnicast() || r.Remote.Addr.Addr().IsLinkLocalUnicast():
-		return local, remote, "the route uses link-local addresses"
-	}
-	return r.Local.Addr.Addr(), r.Remote.Addr.Addr(), ""
-}
-
 // negotiating closes dc if ctx ends or the exchange takes too long; the
 // returned func ends that (call it before cancelling anything).
 func negotiating(ctx context.Context, dc io.Closer) (context.Context, func()) {
@@ -141,8 +114,9 @@ func negotiating(ctx context.Context, dc io.Closer) (context.Context, func()) {
 // sharePath agrees with the receiver, after secure, on the stream the
 // transfer runs over.
 func (l *link) sharePath(ctx context.Context, dc *rtc.Stream) (transport, Path, error) {
-	if !l.directAgreed() {
-		return dc, l.dataChannelPath(), nil
+	plan := l.pathPlan()
+	if !plan.negotiate {
+		return dc, plan.taken(false), nil
 	}
 	ctx, done := negotiating(ctx, dc)
 	defer done()
@@ -150,11 +124,11 @@ func (l *link) sharePath(ctx context.Context, dc *rtc.Stream) (transport, Path, 
 	if err := direct.ReadMessage(dc, &hello); err != nil {
 		return nil, "", fmt.Errorf("node: direct path: %w", err)
 	}
-	local, remote, why := l.directRoute()
+	why := plan.why
 	var ln *direct.Listener
-	if why == "" {
+	if plan.tryDirect() {
 		var err error
-		ln, err = direct.Listen(direct.ListenConfig{Addr: local, Peer: remote, PeerCert: hello.Cert, Logger: l.cfg.Logger.With("peer", l.remote)})
+		ln, err = direct.Listen(direct.ListenConfig{Addr: plan.local, Peer: plan.remote, PeerCert: hello.Cert, Logger: l.cfg.Logger.With("peer", l.remote)})
 		if err != nil {
 			why = err.Error()
 		}
@@ -164,7 +138,7 @@ func (l *link) sharePath(ctx context.Context, dc *rtc.Stream) (transport, Path, 
 		if err := direct.WriteMessage(dc, direct.Offer{V: direct.Version, Why: why}); err != nil {
 			return nil, "", err
 		}
-		return dc, l.dataChannelPath(), nil
+		return dc, plan.taken(false), nil
 	}
 	defer ln.Close()
 	actx, cancel := context.WithCancel(ctx)
@@ -187,11 +161,11 @@ func (l *link) sharePath(ctx context.Context, dc *rtc.Stream) (transport, Path, 
 		if conn != nil {
 			conn.Close()
 		}
-		return dc, l.dataChannelPath(), nil
+		return dc, plan.taken(false), nil
 	case conn == nil:
 		err = fmt.Errorf("node: %s chose the direct path, but no verified connection arrived: %w", l.remote, aerr)
 	default:
-		return newTCPTransport(conn, dc, l.peer.Done()), PathTCP, nil
+		return newTCPTransport(conn, dc, l.peer.Done()), plan.taken(true), nil
 	}
 	if conn != nil {
 		conn.Close()
@@ -203,8 +177,9 @@ func (l *link) sharePath(ctx context.Context, dc *rtc.Stream) (transport, Path, 
 // transfer runs over: it tries the direct path for directDeadline and
 // tells the sharer which one won.
 func (l *link) receivePath(ctx context.Context, dc *rtc.Stream) (transport, Path, error) {
-	if !l.directAgreed() {
-		return dc, l.dataChannelPath(), nil
+	plan := l.pathPlan()
+	if !plan.negotiate {
+		return dc, plan.taken(false), nil
 	}
 	start := time.Now()
 	ctx, done := negotiating(ctx, dc)
@@ -222,9 +197,9 @@ func (l *link) receivePath(ctx context.Context, dc *rtc.Stream) (transport, Path
 	}
 	if offer.Addr == "" {
 		l.cfg.Logger.Info("node: the sharer offers no direct path; using the data channel", "peer", l.remote, "why", offer.Why)
-		return dc, l.dataChannelPath(), nil
+		return dc, plan.taken(false), nil
 	}
-	conn, err := l.dialDirect(ctx, cert, offer)
+	conn, err := dialDirect(ctx, plan, cert, offer)
 	choice := direct.Choice{V: direct.Version, Path: direct.ChoiceTCP}
 	if err != nil {
 		choice.Path = direct.ChoiceDataChannel
@@ -236,25 +211,24 @@ func (l *link) receivePath(ctx context.Context, dc *rtc.Stream) (transport, Path
 		return nil, "", werr
 	}
 	if err != nil {
-		l.cfg.Events(Event{Kind: "info", Peer: l.remote, Text: fmt.Sprintf(
+		l.cfg.Events(Event{Kind: EventInfo, Peer: l.remote, Text: fmt.Sprintf(
 			"direct TCP path to %s unavailable after %s (%v); using the data channel", l.remote, time.Since(start).Round(time.Millisecond), err)})
-		return dc, l.dataChannelPath(), nil
+		return dc, plan.taken(false), nil
 	}
-	return newTCPTransport(conn, dc, l.peer.Done()), PathTCP, nil
+	return newTCPTransport(conn, dc, l.peer.Done()), plan.taken(true), nil
 }
 
 // dialDirect connects to the offer, only at the address the verified
 // connection already reaches the sharer on.
-func (l *link) dialDirect(ctx context.Context, cert *direct.Cert, offer direct.Offer) (*direct.Conn, error) {
-	local, remote, why := l.directRoute()
-	if why != "" {
-		return nil, fmt.Errorf("no direct route: %s", why)
+func dialDirect(ctx context.Context, plan pathPlan, cert *direct.Cert, offer direct.Offer) (*direct.Conn, error) {
+	if !plan.tryDirect() {
+		return nil, fmt.Errorf("no direct route: %s", plan.why)
 	}
 	to, err := netip.ParseAddrPort(offer.Addr)
-	if err != nil || to.Addr().Unmap() != remote {
-		return nil, fmt.Errorf("the sharer offered %q, not its address %s", offer.Addr, remote)
+	if err != nil || to.Addr().Unmap() != plan.remote {
+		return nil, fmt.Errorf("the sharer offered %q, not its address %s", offer.Addr, plan.remote)
 	}
 	ctx, cancel := context.WithTimeout(ctx, directDeadline)
 	defer cancel()
-	return direct.Dial(ctx, local, cert, offer)
+	return direct.Dial(ctx, plan.local, cert, offer)
 }

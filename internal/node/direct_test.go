@@ -35,7 +35,7 @@ func (l *eventLog) add(e Event) {
 }
 
 // paths returns the Path of every event of kind.
-func (l *eventLog) paths(kind string) []Path {
+func (l *eventLog) paths(kind EventKind) []Path {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []Path
@@ -54,22 +54,22 @@ func TestTransferPath(t *testing.T) {
 	url := testSignal(t)
 	body := strings.Repeat("direct or not, the same bytes\n", 40000)
 	testShare(t, url, "auto", map[string]string{"f.txt": body}, nil)
-	testShare(t, url, "dconly", map[string]string{"f.txt": body}, func(c *Config) { c.Path = PathDataChannel })
+	testShare(t, url, "dconly", map[string]string{"f.txt": body}, func(c *Config) { c.Mode = ModeDataChannel })
 	tests := []struct {
 		name, from string
-		path       Path // the receiver's --path
+		mode       Mode // the receiver's --path
 		want       Path
 	}{
 		{"both auto", "auto", "", PathTCP},
-		{"both auto, spelled out", "auto", pathAuto, PathTCP},
-		{"receiver forces the data channel", "auto", PathDataChannel, PathDataChannel},
+		{"both auto, spelled out", "auto", ModeAuto, PathTCP},
+		{"receiver forces the data channel", "auto", ModeDataChannel, PathDataChannel},
 		{"sharer forces the data channel", "dconly", "", PathDataChannel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			var log eventLog
-			_, err := testReceive(t, url, "r", tt.from, dir, func(c *Config) { c.Path = tt.path; c.Events = log.add })
+			_, err := testReceive(t, url, "r", tt.from, dir, func(c *Config) { c.Mode = tt.mode; c.Events = log.add })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +77,7 @@ func TestTransferPath(t *testing.T) {
 			if err != nil || string(b) != body {
 				t.Fatalf("received %d bytes (%v), want the %d sent", len(b), err, len(body))
 			}
-			peer, progress := log.paths("peer"), log.paths("progress")
+			peer, progress := log.paths(EventPeer), log.paths(EventProgress)
 			if len(peer) != 1 || peer[0] != tt.want {
 				t.Fatalf("peer events say %v, want [%s]", peer, tt.want)
 			}

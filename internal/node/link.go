@@ -86,7 +86,7 @@ func newLink(ctx context.Context, cfg *Config, remote string, current func() *si
 	// A host that offers ICE servers is a remote one: the path may cross
 	// NATs or a relay, and a LAN's timeouts would cut it.
 	rcfg.WAN = rcfg.WAN || len(rcfg.ICEServers) > 0
-	if cfg.Path == PathRelay {
+	if cfg.Mode.relayOnly() {
 		if !rtc.HasTURN(rcfg.ICEServers) {
 			return nil, fmt.Errorf("node: connect to %s: %w", remote, ErrNoRelay)
 		}
@@ -227,27 +227,6 @@ func (l *link) verify(msg signal.Message, s rtc.Signal) error {
 	return nil
 }
 
-// path says how the connected peer's bytes move, from the candidate types
-// of ICE's selected pair ("" when none is selected).
-func (l *link) path() Path {
-	r, err := l.peer.Route()
-	if err != nil {
-		return ""
-	}
-	return pathOf(r.Local.Type, r.Remote.Type)
-}
-
-func pathOf(local, remote string) Path {
-	switch {
-	case local == rtc.CandidateRelay || remote == rtc.CandidateRelay:
-		return PathRelay
-	case local == rtc.CandidateHost && remote == rtc.CandidateHost:
-		return PathDataChannel
-	default:
-		return PathNAT
-	}
-}
-
 // err is the verification failure that ended the link, if any.
 func (l *link) err() error {
 	l.mu.Lock()
@@ -295,7 +274,7 @@ func (l *link) settle(receiverNonce, sharerNonce []byte) {
 	code := l.code
 	l.mu.Unlock()
 	if first {
-		l.cfg.Events(Event{Kind: "verify", Peer: l.remote, Device: identity.DeviceID(key), Code: code, Text: fmt.Sprintf(
+		l.cfg.Events(Event{Kind: EventVerify, Peer: l.remote, Device: identity.DeviceID(key), Code: code, Text: fmt.Sprintf(
 			"first contact with %s (device %s): verification code %s; it must match on the other side", l.remote, identity.DeviceID(key), code)})
 	}
 }

@@ -467,7 +467,7 @@ func testShare(t *testing.T, url, name string, files map[string]string, mutate f
 		if events != nil {
 			events(e)
 		}
-		if e.Kind == "online" {
+		if e.Kind == EventOnline {
 			select {
 			case online <- struct{}{}:
 			default:
@@ -639,9 +639,9 @@ func TestHostInTheMiddleCannotMatchTheCodes(t *testing.T) {
 	var mu sync.Mutex
 	var sharerCodes []string
 	testShare(t, url, "sharer", map[string]string{"a.txt": "first contact"}, func(c *Config) {
-		c.Path = PathDataChannel
+		c.Mode = ModeDataChannel
 		c.Events = func(e Event) {
-			if e.Kind == "verify" {
+			if e.Kind == EventVerify {
 				mu.Lock()
 				sharerCodes = append(sharerCodes, e.Code)
 				mu.Unlock()
@@ -661,9 +661,9 @@ func TestHostInTheMiddleCannotMatchTheCodes(t *testing.T) {
 	receive := func() (code string, err error) {
 		var codes []string
 		_, err = testReceive(t, url, "receiver", "sharer", t.TempDir(), func(c *Config) {
-			c.Path = PathDataChannel
+			c.Mode = ModeDataChannel
 			c.Events = func(e Event) {
-				if e.Kind == "verify" {
+				if e.Kind == EventVerify {
 					codes = append(codes, e.Code)
 				}
 			}

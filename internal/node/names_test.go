@@ -39,7 +39,7 @@ func TestImpostorsOfPinnedNames(t *testing.T) {
 			}
 			emptyDir(t, dir)
 			want := []string{fmt.Sprintf("%q, another spelling of the pinned name \"bob\"", as), bob.DeviceID(), eve.DeviceID()}
-			waitEvent(t, &aliceLog, "refused", as, want)
+			waitEvent(t, &aliceLog, EventRefused, as, want)
 		})
 	}
 
@@ -67,14 +67,14 @@ func TestImpostorsOfPinnedNames(t *testing.T) {
 				t.Errorf("bob was told after %v", d)
 			}
 			emptyDir(t, dir)
-			waitEvent(t, &eveLog, "error", "bob", []string{"refused by the receiver: bob knows the name " + as + " from another device"})
+			waitEvent(t, &eveLog, EventError, "bob", []string{"refused by the receiver: bob knows the name " + as + " from another device"})
 		})
 	}
 }
 
 // waitEvent waits until log holds an event of kind about peer whose text
 // says every one of want.
-func waitEvent(t *testing.T, log *eventLog, kind, peer string, want []string) {
+func waitEvent(t *testing.T, log *eventLog, kind EventKind, peer string, want []string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

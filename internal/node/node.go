@@ -111,11 +111,9 @@ type Config struct {
 	AcceptNewKey bool
 	// Code is the shared code (--code); both ends must know the same one.
 	Code string
-	// Path forces how the bytes move (--path): empty or "auto" tries the
-	// direct TCP path and falls back to the data channel over the best
-	// pair ICE finds; PathDataChannel never uses the direct path;
-	// PathRelay uses only the TURN relay the host offers.
-	Path Path
+	// Mode is how the bytes may move (--path, ParseMode): empty is
+	// ModeAuto. Which Path they take is decided by decidePath.
+	Mode Mode
 
 	// Share only. To names the only receivers allowed (--to); empty: all.
 	To []string
@@ -152,16 +150,41 @@ func (c *Config) defaults() error {
 	return nil
 }
 
+// EventKind is what an Event reports; its JSON is the word of the
+// README's "JSON events".
+type EventKind string
+
+// The kinds a node reports.
+const (
+	EventOnline   EventKind = "online"   // logged in to a signaling host (again after a change)
+	EventInfo     EventKind = "info"     // something to know: a fallback, a wait, a retry
+	EventVerify   EventKind = "verify"   // first contact with a device: its verification code
+	EventAsk      EventKind = "ask"      // --ask: a receiver waits for the sharer's decision
+	EventPeer     EventKind = "peer"     // connected and verified, with the Path
+	EventProgress EventKind = "progress" // bytes moved
+	EventDone     EventKind = "done"     // a transfer ended, verified
+	EventRefused  EventKind = "refused"  // a receiver was refused or declined
+	EventError    EventKind = "error"    // a transfer failed
+)
+
+// The kinds only the CLI reports, with fields of its own (the README
+// lists them).
+const (
+	EventSharing  EventKind = "sharing"  // a share's files are hashed
+	EventPage     EventKind = "page"     // the address of the browser page
+	EventManifest EventKind = "manifest" // what the share holds, on a receive
+	EventPeers    EventKind = "peers"    // the listing of `lanft peers`
+)
+
 // Event is something a user may want to see. The CLI's --json output
 // prints it as it is, every field present whatever the kind (README: "JSON
 // events").
 type Event struct {
-	// Kind is one of "online", "info", "peer" (connected), "verify",
-	// "ask", "progress", "done", "refused", "error".
-	Kind string `json:"event"`
-	Peer string `json:"peer"`
-	Host string `json:"host"`
-	File string `json:"file"`
+	// Kind is what happened, the "event" field.
+	Kind EventKind `json:"event"`
+	Peer string    `json:"peer"`
+	Host string    `json:"host"`
+	File string    `json:"file"`
 	// Done and Size are the bytes of the whole transfer done so far and in
 	// all; bytes the receiver already had count as done.
 	Done int64 `json:"done"`

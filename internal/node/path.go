@@ -1,5 +1,51 @@
 package node
 
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/lanft/lanft/rtc"
+)
+
+// Two words, two types: a Mode is the path the user asked for (--path,
+// LANFT_PATH), a Path the one the bytes took. decidePath is the one place
+// that turns the first into the second, from both peers' preambles and
+// ICE's route; ParseMode the one place that reads the flag.
+
+// Mode is how the bytes may move, as asked for with --path or LANFT_PATH.
+// The zero value is ModeAuto.
+type Mode string
+
+// The modes.
+const (
+	// ModeAuto tries the direct TCP path and falls back to the data
+	// channel over the best pair ICE finds.
+	ModeAuto Mode = "auto"
+	// ModeDataChannel never uses the direct TCP path.
+	ModeDataChannel Mode = "datachannel"
+	// ModeRelay uses only the TURN relay the signaling host offers.
+	ModeRelay Mode = "relay"
+)
+
+// ParseMode reads --path (or LANFT_PATH): auto (or empty), datachannel or
+// relay.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case "", ModeAuto:
+		return ModeAuto, nil
+	case ModeDataChannel, ModeRelay:
+		return m, nil
+	}
+	return "", fmt.Errorf("--path %q (or LANFT_PATH): want auto, datachannel or relay", s)
+}
+
+// offersDirect reports whether m lets this side offer the direct TCP path
+// (the preamble's flagDirect).
+func (m Mode) offersDirect() bool { return m == "" || m == ModeAuto }
+
+// relayOnly reports whether m restricts ICE to the TURN relay.
+func (m Mode) relayOnly() bool { return m == ModeRelay }
+
 // Path says how a connection's bytes move between two peers. It is the one
 // vocabulary for the progress line and the --json "path" field, whichever
 // part of lanft chose the path (the direct TCP path on a LAN, ICE's
@@ -35,4 +81,82 @@ func (p Path) Describe() string {
 		return "relayed through TURN"
 	}
 	return string(p)
+}
+
+// pathPlan is what decidePath settles once a connection is verified.
+type pathPlan struct {
+	// negotiate: both preambles offered the direct path, so the two sides
+	// exchange direct.Hello, Offer and Choice on the data channel (even
+	// when the route rules TCP out: the Offer then says why).
+	negotiate bool
+	// local and remote are the host addresses of ICE's route, the only
+	// ones a direct TCP connection may join; valid when tryDirect.
+	local, remote netip.Addr
+	// why the direct path is not tried, for the log and direct.Offer.Why;
+	// empty when it is.
+	why string
+	// channel is the data channel's path, from ICE's route: the path of
+	// the transfer unless the direct connection is made.
+	channel Path
+}
+
+// tryDirect reports whether the direct TCP connection is attempted.
+func (p pathPlan) tryDirect() bool { return p.negotiate && p.why == "" }
+
+// taken is the path of the transfer: PathTCP when the direct connection
+// was made, the data channel's otherwise.
+func (p pathPlan) taken(tcp bool) Path {
+	if tcp {
+		return PathTCP
+	}
+	return p.channel
+}
+
+// decidePath is the one place the path is decided: from this side's mode,
+// the remote's preamble flags (flagDirect: it offers the direct path) and
+// ICE's selected route (routeErr when there is none).
+func decidePath(mode Mode, remoteFlags byte, route rtc.Route, routeErr error) pathPlan {
+	p := pathPlan{channel: PathDataChannel}
+	if routeErr == nil {
+		p.channel = pathOf(route.Local.Type, route.Remote.Type)
+	}
+	p.negotiate = mode.offersDirect() && remoteFlags&flagDirect != 0
+	switch {
+	case !mode.offersDirect():
+		p.why = fmt.Sprintf("--path %s", mode)
+	case remoteFlags&flagDirect == 0:
+		p.why = "the peer does not offer the direct path"
+	default:
+		p.local, p.remote, p.why = directRoute(route, routeErr)
+	}
+	return p
+}
+
+// directRoute returns the local and remote addresses of route when it
+// joins two host addresses, the only case a direct TCP connection can
+// follow; why says what rules it out otherwise.
+func directRoute(r rtc.Route, err error) (local, remote netip.Addr, why string) {
+	switch {
+	case err != nil:
+		return local, remote, err.Error()
+	case r.Local.Type != rtc.CandidateHost || r.Remote.Type != rtc.CandidateHost && r.Remote.Type != rtc.CandidatePrflx:
+		return local, remote, fmt.Sprintf("the route is %s to %s, not between host addresses", r.Local.Type, r.Remote.Type)
+	case r.Local.Addr.Addr().Is4() != r.Remote.Addr.Addr().Is4():
+		return local, remote, "the route mixes IPv4 and IPv6"
+	case r.Local.Addr.Addr().IsLinkLocalUnicast() || r.Remote.Addr.Addr().IsLinkLocalUnicast():
+		return local, remote, "the route uses link-local addresses"
+	}
+	return r.Local.Addr.Addr(), r.Remote.Addr.Addr(), ""
+}
+
+// pathOf is the data channel's path over a candidate pair of these types.
+func pathOf(local, remote string) Path {
+	switch {
+	case local == rtc.CandidateRelay || remote == rtc.CandidateRelay:
+		return PathRelay
+	case local == rtc.CandidateHost && remote == rtc.CandidateHost:
+		return PathDataChannel
+	default:
+		return PathNAT
+	}
 }

@@ -117,7 +117,7 @@ func Receive(ctx context.Context, cfg Config, rc ReceiveConfig) (*transfer.Resul
 			return nil, err
 		}
 		cfg.Logger.Info("node: transfer interrupted; retrying", "attempt", attempt, "err", err)
-		cfg.Events(Event{Kind: "info", Peer: sharer, Text: fmt.Sprintf("%s; trying again", explain(err))})
+		cfg.Events(Event{Kind: EventInfo, Peer: sharer, Text: fmt.Sprintf("%s; trying again", explain(err))})
 		// Wait for the sharer to be online again (it may be restarting).
 		waitCtx, cancelWait := context.WithDeadline(ctx, deadline)
 		_, err = findSharer(waitCtx, nil, sess, sharer, time.Until(deadline))
@@ -206,15 +206,15 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 		l.peer.Close()
 		return nil, err
 	}
-	cfg.Events(Event{Kind: "peer", Peer: sharer, Path: path, Text: "connected"})
+	cfg.Events(Event{Kind: EventPeer, Peer: sharer, Path: path, Text: "connected"})
 	if share.Meta != nil && share.Meta.Ask {
 		device, code := l.verification()
-		cfg.Events(Event{Kind: "ask", Peer: sharer, Device: device, Code: code, Text: fmt.Sprintf(
+		cfg.Events(Event{Kind: EventAsk, Peer: sharer, Device: device, Code: code, Text: fmt.Sprintf(
 			"waiting for %s to accept; verification code %s (it must match on %s's screen)", sharer, code, sharer)})
 	}
 	if opts.Progress == nil {
 		opts.Progress = func(pr transfer.Progress) {
-			cfg.Events(Event{Kind: "progress", Peer: sharer, File: pr.File, Done: pr.Done, Size: pr.Total, Transferred: pr.Done - pr.Skipped, Path: path})
+			cfg.Events(Event{Kind: EventProgress, Peer: sharer, File: pr.File, Done: pr.Done, Size: pr.Total, Transferred: pr.Done - pr.Skipped, Path: path})
 		}
 	}
 	res, err := transfer.Receive(ctx, conn, opts)
@@ -271,7 +271,7 @@ func findSharer(ctx context.Context, cfg *Config, sess *session, from string, wa
 			if from != "" {
 				what = fmt.Sprintf("%q", from)
 			}
-			cfg.Events(Event{Kind: "info", Text: fmt.Sprintf("waiting up to %s for %s to come online (online now: %s)", wait, what, listOrNone(online))})
+			cfg.Events(Event{Kind: EventInfo, Text: fmt.Sprintf("waiting up to %s for %s to come online (online now: %s)", wait, what, listOrNone(online))})
 		}
 		select {
 		case <-sess.changed:

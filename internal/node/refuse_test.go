@@ -27,7 +27,7 @@ func TestTamperedOfferReachesTheReceiver(t *testing.T) {
 	var refused []Event
 	testShare(t, url, "alice", map[string]string{"a.txt": "the secret payload"}, func(c *Config) {
 		c.Events = func(e Event) {
-			if e.Kind == "refused" {
+			if e.Kind == EventRefused {
 				mu.Lock()
 				refused = append(refused, e)
 				mu.Unlock()
@@ -81,7 +81,7 @@ func TestOlderPeerIsToldToUpdate(t *testing.T) {
 	var refused []Event
 	testShare(t, url, "alice", map[string]string{"a.txt": "x"}, func(c *Config) {
 		c.Events = func(e Event) {
-			if e.Kind == "refused" {
+			if e.Kind == EventRefused {
 				mu.Lock()
 				refused = append(refused, e)
 				mu.Unlock()
@@ -212,7 +212,7 @@ func TestToAndAsk(t *testing.T) {
 	testShare(t, url, "alice", map[string]string{"a.txt": "for bob"}, func(c *Config) {
 		c.To = []string{"Bob"}
 		c.Events = func(e Event) {
-			if e.Kind == "refused" {
+			if e.Kind == EventRefused {
 				mu.Lock()
 				refused = append(refused, e)
 				mu.Unlock()
@@ -252,7 +252,7 @@ func TestToAndAsk(t *testing.T) {
 		dir := t.TempDir()
 		_, err := testReceive(t, url, "dave", "carol", dir, func(c *Config) {
 			c.Events = func(e Event) {
-				if e.Kind == "ask" {
+				if e.Kind == EventAsk {
 					codes = append(codes, e.Code)
 				}
 			}

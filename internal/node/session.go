@@ -56,7 +56,7 @@ func (s *session) run(ctx context.Context, first chan<- error, handle func(signa
 	giveUp := time.Now().Add(20 * time.Second)
 	// Whoever waits long for a first host is told what is going on.
 	slow := time.AfterFunc(slowFirstLogin, func() {
-		cfg.Events(Event{Kind: "info", Text: fmt.Sprintf("no signaling host yet after %s; still looking (`lanft doctor` checks what discovery needs)", slowFirstLogin)})
+		cfg.Events(Event{Kind: EventInfo, Text: fmt.Sprintf("no signaling host yet after %s; still looking (`lanft doctor` checks what discovery needs)", slowFirstLogin)})
 	})
 	defer slow.Stop()
 	for ctx.Err() == nil {
@@ -83,7 +83,7 @@ func (s *session) run(ctx context.Context, first chan<- error, handle func(signa
 		s.current.Store(c)
 		report(nil)
 		s.notify()
-		cfg.Events(Event{Kind: "online", Host: url, Peer: cfg.Name})
+		cfg.Events(Event{Kind: EventOnline, Host: url, Peer: cfg.Name})
 		err = s.runClient(ctx, c, stale, handle)
 		s.current.Store(nil)
 		if ctx.Err() != nil {
@@ -91,7 +91,7 @@ func (s *session) run(ctx context.Context, first chan<- error, handle func(signa
 		}
 		cfg.Hosts.Lost(url)
 		cfg.Logger.Info("node: signaling host changed or lost; logging in again", "url", url, "err", err)
-		cfg.Events(Event{Kind: "info", Host: url, Text: "signaling host lost; transfers already running carry on"})
+		cfg.Events(Event{Kind: EventInfo, Host: url, Text: "signaling host lost; transfers already running carry on"})
 	}
 	report(ctx.Err())
 	return nil

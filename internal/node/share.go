@@ -46,7 +46,7 @@ func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, 
 		l, err := newLink(ctx, cfg, msg.Name, current)
 		if err != nil {
 			log.Error("node: new peer", "peer", msg.Name, "err", err)
-			cfg.Events(Event{Kind: "error", Peer: msg.Name, Text: err.Error()})
+			cfg.Events(Event{Kind: EventError, Peer: msg.Name, Text: err.Error()})
 			return
 		}
 		if old := peers.put(msg.Name, l); old != nil {
@@ -56,14 +56,14 @@ func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, 
 		l.handle(msg)
 		if err := l.err(); err != nil {
 			peers.remove(msg.Name, l)
-			cfg.Events(Event{Kind: "refused", Peer: msg.Name, Text: err.Error()})
+			cfg.Events(Event{Kind: EventRefused, Peer: msg.Name, Text: err.Error()})
 			l.refuse(msg.Offer, refusalReason(cfg.Name, msg.Name, "offer", err))
 			return
 		}
 		if !allowed(cfg.To, msg.Name) {
 			peers.remove(msg.Name, l)
 			l.peer.Close()
-			cfg.Events(Event{Kind: "refused", Peer: msg.Name, Text: "not one of the receivers named with --to"})
+			cfg.Events(Event{Kind: EventRefused, Peer: msg.Name, Text: "not one of the receivers named with --to"})
 			l.refuse(msg.Offer, fmt.Sprintf("%s shares only with the receivers it named (--to)", cfg.Name))
 			return
 		}
@@ -122,10 +122,10 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 		cfg.Logger.Debug("node: connection to receiver failed", "peer", who, "err", err)
 		if verr := l.err(); verr != nil {
 			// The receiver refused our answer and said why.
-			cfg.Events(Event{Kind: "error", Peer: who, Text: verr.Error()})
+			cfg.Events(Event{Kind: EventError, Peer: who, Text: verr.Error()})
 			return
 		}
-		cfg.Events(Event{Kind: "error", Peer: who, Text: "connect: " + explain(err)})
+		cfg.Events(Event{Kind: EventError, Peer: who, Text: "connect: " + explain(err)})
 		return
 	}
 	defer conn.Close()
@@ -135,24 +135,24 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 		first := l.firstSeen
 		l.mu.Unlock()
 		if !cfg.Ask(ctx, Request{Peer: who, Device: device, Code: code, First: first}) {
-			cfg.Events(Event{Kind: "refused", Peer: who, Device: device, Code: code, Text: "declined"})
+			cfg.Events(Event{Kind: EventRefused, Peer: who, Device: device, Code: code, Text: "declined"})
 			_ = transfer.Decline(conn, fmt.Sprintf("%s declined to send to %s", cfg.Name, who))
 			_ = conn.Linger(2 * time.Second)
 			return
 		}
 	}
 	if err := l.pin(); err != nil {
-		cfg.Events(Event{Kind: "error", Peer: who, Text: err.Error()})
+		cfg.Events(Event{Kind: EventError, Peer: who, Text: err.Error()})
 		return
 	}
-	cfg.Events(Event{Kind: "peer", Peer: who, Path: path, Text: "connected"})
+	cfg.Events(Event{Kind: EventPeer, Peer: who, Path: path, Text: "connected"})
 	start := time.Now()
 	var last transfer.Progress
 	err = src.Serve(ctx, conn, transfer.SendOptions{
 		Logger: cfg.Logger.With("peer", who),
 		Progress: func(pr transfer.Progress) {
 			last = pr
-			cfg.Events(Event{Kind: "progress", Peer: who, File: pr.File, Done: pr.Done, Size: pr.Total, Transferred: pr.Done - pr.Skipped, Path: path})
+			cfg.Events(Event{Kind: EventProgress, Peer: who, File: pr.File, Done: pr.Done, Size: pr.Total, Transferred: pr.Done - pr.Skipped, Path: path})
 		},
 	})
 	if err != nil {
@@ -161,11 +161,11 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 			text = fmt.Sprintf("the connection was lost after %s of %s; a new receive resumes from there",
 				transfer.FormatSize(last.Done), transfer.FormatSize(src.Manifest().TotalSize()))
 		}
-		cfg.Events(Event{Kind: "error", Peer: who, Done: last.Done, Size: last.Total, Transferred: last.Done - last.Skipped, Path: path, Text: text})
+		cfg.Events(Event{Kind: EventError, Peer: who, Done: last.Done, Size: last.Total, Transferred: last.Done - last.Skipped, Path: path, Text: text})
 		return
 	}
 	total, moved, took := src.Manifest().TotalSize(), last.Done-last.Skipped, time.Since(start)
-	cfg.Events(Event{Kind: "done", Peer: who, Done: total, Size: total, Transferred: moved, Path: path,
+	cfg.Events(Event{Kind: EventDone, Peer: who, Done: total, Size: total, Transferred: moved, Path: path,
 		Text: fmt.Sprintf("in %s (%s/s)", took.Round(100*time.Millisecond), transfer.FormatSize(int64(float64(moved)/took.Seconds())))})
 }
 
