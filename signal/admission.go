@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strings"
 )
 
 // Admission: who may take a share of a bounded resource. Two resources
@@ -224,4 +226,70 @@ func (c Config) checkRoomBytes() error {
 			c.MaxRoomBytes, limit, c.QueueBytes, maxServerMessage)
 	}
 	return nil
+}
+
+// Admits reports whether r passes the Host and Origin checks of the
+// WebSocket, for handlers in front of the server.
+func (s *Server) Admits(r *http.Request) bool { return s.checkHost(r.Host) && s.checkOrigin(r) }
+
+// checkOrigin admits non-browser clients (no Origin header), same-host
+// pages and configured origins. A page on another site must not log in.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, o := range s.cfg.AllowedOrigins {
+		if strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHost guards against DNS rebinding: a name that resolves to this host
+// by an attacker's DNS is not one of ours.
+func (s *Server) checkHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if host == "" {
+		return false
+	}
+	if net.ParseIP(host) != nil || strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".local") {
+		return true
+	}
+	for _, h := range s.cfg.AllowedHosts {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientAddr is the address a client connects from: the connection's, or
+// with TrustProxy the last X-Forwarded-For entry (the one the proxy added).
+func (s *Server) clientAddr(r *http.Request) netip.Addr {
+	if s.cfg.TrustProxy {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			parts := strings.Split(xff[len(xff)-1], ",")
+			if a, err := netip.ParseAddr(strings.TrimSpace(parts[len(parts)-1])); err == nil {
+				return a.Unmap()
+			}
+		}
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
