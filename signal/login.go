@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/lanft/lanft/internal/cluster"
 	"github.com/lanft/lanft/names"
 )
 
@@ -58,9 +57,9 @@ func (c *conn) login(m Message) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
 		var err error
-		rev, err = s.cfg.Cluster.Claim(ctx, cluster.Presence{Room: c.room, Key: key, Name: m.Name, Meta: m.Meta, Addr: c.addr})
+		rev, err = s.cfg.Cluster.Claim(ctx, Presence{Room: c.room, Key: key, Name: m.Name, Meta: m.Meta, Addr: c.addr})
 		cancel()
-		var te *cluster.TakenError
+		var te *TakenError
 		if errors.As(err, &te) {
 			taken(te.Holder)
 			return
@@ -76,7 +75,7 @@ func (c *conn) login(m Message) {
 	if why := s.admitLoginLocked(c, cost); why != "" {
 		s.mu.Unlock()
 		if rev != 0 {
-			s.cfg.Cluster.Release(context.Background(), cluster.Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
+			s.cfg.Cluster.Release(context.Background(), Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
 		}
 		s.cfg.Logger.Debug("signal: login refused", "name", m.Name, "room", c.room, "remote", c.remote, "why", why)
 		fail(why)
@@ -90,7 +89,7 @@ func (c *conn) login(m Message) {
 	if other := s.rooms.closeTo(c.room, m.Name); other != nil {
 		s.mu.Unlock()
 		if rev != 0 {
-			s.cfg.Cluster.Release(context.Background(), cluster.Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
+			s.cfg.Cluster.Release(context.Background(), Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
 		}
 		taken(other.name)
 		return
