@@ -36,6 +36,7 @@ package cluster
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -543,7 +544,7 @@ func (c *Cluster) doResync(ctx context.Context, h signal.ClusterHandler, hard bo
 		p.Relay, _ = netip.ParseAddr(rec.Relay)
 		users = append(users, p)
 	}
-	slices.SortFunc(users, func(a, b signal.Presence) int { return int(a.Rev) - int(b.Rev) })
+	slices.SortFunc(users, func(a, b signal.Presence) int { return cmp.Compare(a.Rev, b.Rev) })
 	now := time.Now()
 	var own, shown []signal.Presence
 	c.mu.Lock()
@@ -717,7 +718,7 @@ func (c *Cluster) reapDead(ctx context.Context, h signal.ClusterHandler) {
 	if len(dead) == 0 {
 		return
 	}
-	slices.SortFunc(gone, func(a, b signal.Presence) int { return int(a.Rev) - int(b.Rev) })
+	slices.SortFunc(gone, func(a, b signal.Presence) int { return cmp.Compare(a.Rev, b.Rev) })
 	for _, p := range gone {
 		h.Offline(p)
 	}
