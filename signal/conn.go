@@ -59,7 +59,11 @@ func (c *conn) close() {
 	c.closeOnce.Do(func() { close(c.done) })
 }
 
-func (c *conn) run() {
+// run serves c until it ends. ctx ends with the request (and with
+// ServeWith's ctx); the calls c makes end with c, too (see Server.Close).
+func (c *conn) run(ctx context.Context) {
+	ctx, cancel := stopContext(ctx, c.done)
+	defer cancel()
 	cfg := c.srv.cfg
 	var wg sync.WaitGroup
 	wg.Go(c.writeLoop)
@@ -125,7 +129,7 @@ func (c *conn) run() {
 			c.sendError(err.Error())
 			continue
 		}
-		c.handle(m)
+		c.handle(ctx, m)
 	}
 }
 
@@ -194,12 +198,12 @@ func (c *conn) sendError(text string) {
 	c.sendMsg(Message{Type: TypeError, Message: text})
 }
 
-func (c *conn) handle(m Message) {
+func (c *conn) handle(ctx context.Context, m Message) {
 	switch m.Type {
 	case TypeLogin:
-		c.login(m)
+		c.login(ctx, m)
 	case TypeOffer, TypeAnswer, TypeCandidate, TypeLeave:
-		c.relay(m)
+		c.relay(ctx, m)
 	case TypeLanft:
 		c.callICE(m)
 	default:
@@ -209,7 +213,7 @@ func (c *conn) handle(m Message) {
 
 // relay forwards offer, answer, candidate and leave to othername, stamped
 // with the sender's logged-in name whatever name the message claims.
-func (c *conn) relay(m Message) {
+func (c *conn) relay(ctx context.Context, m Message) {
 	if c.key == "" {
 		c.sendError(fmt.Sprintf("log in before sending %q", m.Type))
 		return
@@ -262,7 +266,7 @@ func (c *conn) relay(m Message) {
 	s.mu.Unlock()
 	if s.cfg.Cluster != nil && to == nil {
 		// A login this node has not heard of yet: the shared state knows.
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 		p, ok := s.cfg.Cluster.Lookup(ctx, c.room, names.Key(m.OtherName))
 		cancel()
 		if ok && p.Name == m.OtherName {

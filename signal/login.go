@@ -9,7 +9,7 @@ import (
 	"github.com/lanft/lanft/names"
 )
 
-func (c *conn) login(m Message) {
+func (c *conn) login(ctx context.Context, m Message) {
 	s := c.srv
 	fail := func(why string) {
 		c.sendMsg(Message{Type: TypeLogin, Success: boolPtr(false), Message: why})
@@ -55,14 +55,17 @@ func (c *conn) login(m Message) {
 			fail(why) // before claiming the name across the cluster
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 		var err error
-		rev, err = s.cfg.Cluster.Claim(ctx, Presence{Room: c.room, Key: key, Name: m.Name, Meta: m.Meta, Addr: c.addr})
+		rev, err = s.cfg.Cluster.Claim(cctx, Presence{Room: c.room, Key: key, Name: m.Name, Meta: m.Meta, Addr: c.addr})
 		cancel()
 		var te *TakenError
 		if errors.As(err, &te) {
 			taken(te.Holder)
 			return
+		}
+		if err != nil && ctx.Err() != nil {
+			return // c is closing (or the server): nobody waits for the answer
 		}
 		if err != nil {
 			s.cfg.Logger.Warn("signal: claim a name in the cluster", "name", m.Name, "err", err)
@@ -75,7 +78,7 @@ func (c *conn) login(m Message) {
 	if why := s.admitLoginLocked(c, cost); why != "" {
 		s.mu.Unlock()
 		if rev != 0 {
-			s.cfg.Cluster.Release(context.Background(), Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
+			s.release(ctx, Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
 		}
 		s.cfg.Logger.Debug("signal: login refused", "name", m.Name, "room", c.room, "remote", c.remote, "why", why)
 		fail(why)
@@ -89,7 +92,7 @@ func (c *conn) login(m Message) {
 	if other := s.rooms.closeTo(c.room, m.Name); other != nil {
 		s.mu.Unlock()
 		if rev != 0 {
-			s.cfg.Cluster.Release(context.Background(), Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
+			s.release(ctx, Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
 		}
 		taken(other.name)
 		return

@@ -160,13 +160,15 @@ type Server struct {
 	cfg      Config
 	upgrader websocket.Upgrader
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{} // every open connection
-	addrs    pool               // the connections, by address
-	rooms    roomSet            // who is logged in, room by room
-	closed   bool
-	draining bool // Drain was called: refuse new connections
-	wg       sync.WaitGroup
+	mu        sync.Mutex
+	conns     map[*conn]struct{} // every open connection
+	addrs     pool               // the connections, by address
+	rooms     roomSet            // who is logged in, room by room
+	closed    bool
+	closing   chan struct{} // closed by Close: ends the calls that outlive a drain (release)
+	closeOnce sync.Once
+	draining  bool // Drain was called: refuse new connections
+	wg        sync.WaitGroup
 
 	relays, errorsSent atomic.Uint64
 	relayRate          rateWindow // under mu
@@ -184,9 +186,10 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:   cfg,
-		conns: make(map[*conn]struct{}),
-		rooms: newRoomSet(),
+		cfg:     cfg,
+		conns:   make(map[*conn]struct{}),
+		rooms:   newRoomSet(),
+		closing: make(chan struct{}),
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 5 * time.Second,
@@ -235,6 +238,8 @@ func (s *Server) ServeWith(ctx context.Context, ln net.Listener, h http.Handler)
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug),
+		// Requests end with ctx: a login waiting on the cluster is cut short.
+		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -245,10 +250,13 @@ func (s *Server) ServeWith(ctx context.Context, ln net.Listener, h http.Handler)
 	case <-ctx.Done():
 	}
 	s.Drain()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
 	<-errc
+	// The drained clients' names are freed in the cluster (drop) within
+	// the same grace, before Close cuts what is left short.
+	s.waitConns(shutdownCtx)
 	s.Close()
 	return nil
 }
@@ -256,11 +264,25 @@ func (s *Server) ServeWith(ctx context.Context, ln net.Listener, h http.Handler)
 // Close disconnects every client and waits for their goroutines. It is
 // idempotent; a closed server refuses new connections.
 func (s *Server) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
 	for _, c := range s.stop(&s.closed) {
 		c.close()
 	}
 	s.wg.Wait()
 	return nil
+}
+
+// waitConns waits until every connection's goroutine has ended, or ctx.
+func (s *Server) waitConns(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { // ends once Close has closed what is left
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // stop sets flag (closed or draining), so that no connection is accepted
@@ -324,7 +346,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	defer s.drop(c)
+	defer s.drop(r.Context(), c)
 
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
@@ -334,17 +356,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.ws = ws
 	c.limiter = rate.NewLimiter(rate.Limit(s.cfg.Rate), s.cfg.Burst)
 	c.remote = r.RemoteAddr
-	c.run()
+	c.run(r.Context())
 }
 
 // drop forgets c and tells the others in its room it went offline.
-func (s *Server) drop(c *conn) {
+func (s *Server) drop(ctx context.Context, c *conn) {
 	c.close()
 	if s.cfg.Cluster != nil && c.rev != 0 {
 		// The name is free everywhere before anyone hears it went offline.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s.cfg.Cluster.Release(ctx, c.presence())
-		cancel()
+		s.release(ctx, c.presence())
 	}
 	s.mu.Lock()
 	if _, ok := s.conns[c]; ok {
@@ -359,6 +379,34 @@ func (s *Server) drop(c *conn) {
 	if r != nil {
 		s.cfg.Logger.Info("signal: user offline", "name", c.name, "room", c.room)
 	}
+}
+
+// releaseTimeout bounds freeing a name in the cluster.
+const releaseTimeout = 5 * time.Second
+
+// release frees p's name in the cluster. It outlives ctx's cancel (the
+// connection's, or a drain's: a name left held would keep a ghost user in
+// the room on every node) for releaseTimeout at most, and ends with Close.
+func (s *Server) release(ctx context.Context, p Presence) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	ctx, stop := stopContext(ctx, s.closing)
+	defer stop()
+	s.cfg.Cluster.Release(ctx, p)
+}
+
+// stopContext is ctx, cancelled also when stop is closed. Its goroutine
+// ends with cancel, which the caller defers.
+func stopContext(ctx context.Context, stop <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // broadcastLocked queues m for every user of r but except. The message is
