@@ -30,7 +30,7 @@ func (v clusterView) Online(p Presence) {
 		if other.node == "" {
 			// The others took this node's user for gone (it was cut off)
 			// and the name has a new holder: this client must log in again.
-			other.sendError("your login was lost by the service: log in again")
+			other.sendError(CodeUnavailable, "your login was lost by the service: log in again")
 			other.close()
 		}
 	}
@@ -79,7 +79,7 @@ func (v clusterView) Reset() {
 	}
 	s.mu.Unlock()
 	for _, c := range local {
-		c.sendError("this signaling node lost touch with the rest of the service: log in again")
+		c.sendError(CodeUnavailable, "this signaling node lost touch with the rest of the service: log in again")
 		c.close()
 	}
 }

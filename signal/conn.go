@@ -113,7 +113,7 @@ func (c *conn) run(ctx context.Context) {
 		if !c.limiter.Allow() {
 			if time.Since(c.lastLimited) > time.Second {
 				c.lastLimited = time.Now()
-				c.sendError("rate limit exceeded: message dropped")
+				c.sendError(CodeRateLimited, "rate limit exceeded: message dropped")
 			}
 			continue
 		}
@@ -121,12 +121,16 @@ func (c *conn) run(ctx context.Context) {
 			_ = c.ws.SetReadDeadline(time.Now().Add(alive))
 		}
 		if kind != websocket.TextMessage {
-			c.sendError("binary frames are not part of the protocol: send JSON text frames")
+			c.sendError(CodeBadMessage, "binary frames are not part of the protocol: send JSON text frames")
 			continue
 		}
 		m, err := Decode(data)
 		if err != nil {
-			c.sendError(err.Error())
+			code := CodeBadMessage
+			if errors.Is(err, ErrTooLarge) {
+				code = CodeTooLarge
+			}
+			c.sendError(code, err.Error())
 			continue
 		}
 		c.handle(ctx, m)
@@ -193,9 +197,10 @@ func (c *conn) sendMsg(m Message) {
 	c.enqueue(b)
 }
 
-func (c *conn) sendError(text string) {
+// sendError sends an error message: text for people, code for programs.
+func (c *conn) sendError(code, text string) {
 	c.srv.errorsSent.Add(1)
-	c.sendMsg(Message{Type: TypeError, Message: text})
+	c.sendMsg(Message{Type: TypeError, Message: text, Meta: errorMeta(code)})
 }
 
 func (c *conn) handle(ctx context.Context, m Message) {
@@ -207,7 +212,7 @@ func (c *conn) handle(ctx context.Context, m Message) {
 	case TypeLanft:
 		c.callICE(m)
 	default:
-		c.sendError(fmt.Sprintf("unknown message type %q", m.Type))
+		c.sendError(CodeBadMessage, fmt.Sprintf("unknown message type %q", m.Type))
 	}
 }
 
@@ -215,11 +220,11 @@ func (c *conn) handle(ctx context.Context, m Message) {
 // with the sender's logged-in name whatever name the message claims.
 func (c *conn) relay(ctx context.Context, m Message) {
 	if c.key == "" {
-		c.sendError(fmt.Sprintf("log in before sending %q", m.Type))
+		c.sendError(CodeBadMessage, fmt.Sprintf("log in before sending %q", m.Type))
 		return
 	}
 	if m.OtherName == "" {
-		c.sendError(fmt.Sprintf("%q needs \"othername\"", m.Type))
+		c.sendError(CodeBadMessage, fmt.Sprintf("%q needs \"othername\"", m.Type))
 		return
 	}
 	out := Message{Type: m.Type, Name: c.name}
@@ -238,7 +243,7 @@ func (c *conn) relay(ctx context.Context, m Message) {
 		out.Meta = m.Meta
 	}
 	if m.Type != TypeLeave && !isJSONObject(payload) {
-		c.sendError(fmt.Sprintf("%q needs an object in %q", m.Type, m.Type))
+		c.sendError(CodeBadMessage, fmt.Sprintf("%q needs an object in %q", m.Type, m.Type))
 		return
 	}
 	s := c.srv
@@ -252,7 +257,7 @@ func (c *conn) relay(ctx context.Context, m Message) {
 			if to.node == "" {
 				if !to.enqueueRelay(c.from, b) {
 					s.mu.Unlock()
-					c.sendError(fmt.Sprintf("cannot send %q to %q now: %q is busy reading what you sent before; try again in a moment",
+					c.sendError(CodeReceiverBusy, fmt.Sprintf("cannot send %q to %q now: %q is busy reading what you sent before; try again in a moment",
 						m.Type, m.OtherName, m.OtherName))
 					return
 				}
@@ -276,7 +281,7 @@ func (c *conn) relay(ctx context.Context, m Message) {
 			return
 		}
 	}
-	c.sendError(fmt.Sprintf("cannot send %q: no user %q is online", m.Type, m.OtherName))
+	c.sendError(CodeNoUser, fmt.Sprintf("cannot send %q: no user %q is online", m.Type, m.OtherName))
 }
 
 // relayRemote hands b to the node of user to.

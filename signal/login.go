@@ -11,28 +11,32 @@ import (
 
 func (c *conn) login(ctx context.Context, m Message) {
 	s := c.srv
-	fail := func(why string) {
-		c.sendMsg(Message{Type: TypeLogin, Success: boolPtr(false), Message: why})
-		c.sendError("login failed: " + why)
+	fail := func(e *ServerError) {
+		c.sendMsg(Message{Type: TypeLogin, Success: boolPtr(false), Message: e.Message, Meta: errorMeta(e.Code)})
+		c.sendError(e.Code, "login failed: "+e.Message)
 	}
 	if c.key != "" {
-		c.sendError(fmt.Sprintf("already logged in as %q", c.name))
+		c.sendError(CodeBadMessage, fmt.Sprintf("already logged in as %q", c.name))
 		return
 	}
 	if err := CheckName(m.Name); err != nil {
-		fail(err.Error())
+		fail(&ServerError{CodeNameInvalid, err.Error()})
 		return
 	}
 	if len(m.Meta) > MaxMetaSize || len(m.Meta) > 0 && !isJSONObject(m.Meta) {
-		fail(fmt.Sprintf("the \"lanft\" field must be a JSON object of at most %d bytes", MaxMetaSize))
+		code := CodeBadMessage
+		if len(m.Meta) > MaxMetaSize {
+			code = CodeTooLarge
+		}
+		fail(&ServerError{code, fmt.Sprintf("the \"lanft\" field must be a JSON object of at most %d bytes", MaxMetaSize)})
 		return
 	}
 	key := names.Key(m.Name)
 	taken := func(holder string) {
 		if holder == m.Name {
-			fail(fmt.Sprintf("name %q is taken", m.Name))
+			fail(&ServerError{CodeNameTaken, fmt.Sprintf("name %q is taken", m.Name)})
 		} else {
-			fail(fmt.Sprintf("name %q is too close to %q, who is online", m.Name, holder))
+			fail(&ServerError{CodeNameTaken, fmt.Sprintf("name %q is too close to %q, who is online", m.Name, holder)})
 		}
 	}
 	// A name is free when it is one name (names.Same) with nobody in the
@@ -45,14 +49,14 @@ func (c *conn) login(ctx context.Context, m Message) {
 	if s.cfg.Cluster != nil {
 		s.mu.Lock()
 		other := s.rooms.closeTo(c.room, m.Name)
-		why := s.admitLoginLocked(c, userCost(m.Name, m.Meta))
+		refused := s.admitLoginLocked(c, userCost(m.Name, m.Meta))
 		s.mu.Unlock()
 		if other != nil {
 			taken(other.name)
 			return
 		}
-		if why != "" {
-			fail(why) // before claiming the name across the cluster
+		if refused != nil {
+			fail(refused) // before claiming the name across the cluster
 			return
 		}
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
@@ -69,19 +73,19 @@ func (c *conn) login(ctx context.Context, m Message) {
 		}
 		if err != nil {
 			s.cfg.Logger.Warn("signal: claim a name in the cluster", "name", m.Name, "err", err)
-			fail("this signaling node cannot reach the rest of the service now: try again")
+			fail(&ServerError{CodeUnavailable, "this signaling node cannot reach the rest of the service now: try again"})
 			return
 		}
 	}
 	cost := userCost(m.Name, m.Meta)
 	s.mu.Lock()
-	if why := s.admitLoginLocked(c, cost); why != "" {
+	if refused := s.admitLoginLocked(c, cost); refused != nil {
 		s.mu.Unlock()
 		if rev != 0 {
 			s.release(ctx, Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
 		}
-		s.cfg.Logger.Debug("signal: login refused", "name", m.Name, "room", c.room, "remote", c.remote, "why", why)
-		fail(why)
+		s.cfg.Logger.Debug("signal: login refused", "name", m.Name, "room", c.room, "remote", c.remote, "why", refused.Message)
+		fail(refused)
 		return
 	}
 	if other := s.rooms.lookup(c.room, m.Name); other != nil && rev != 0 && other.node != "" && other.rev < rev {

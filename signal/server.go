@@ -330,15 +330,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &conn{srv: s, room: roomName, addr: s.clientAddr(r), done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	c.from = keyOf(c.addr, localAddr(r))
 	s.mu.Lock()
-	if s.closed || s.draining || len(s.conns) >= s.cfg.MaxClients {
+	if s.closed || s.draining {
 		s.mu.Unlock()
-		http.Error(w, "signal: too many clients", http.StatusServiceUnavailable)
+		refuseHTTP(w, http.StatusServiceUnavailable, &ServerError{CodeShuttingDown, "signal: " + Draining})
 		return
 	}
-	if why := s.admitConnLocked(c.from); why != "" {
+	if len(s.conns) >= s.cfg.MaxClients {
 		s.mu.Unlock()
-		s.cfg.Logger.Debug("signal: connection refused", "remote", r.RemoteAddr, "why", why)
-		http.Error(w, why, http.StatusTooManyRequests)
+		refuseHTTP(w, http.StatusServiceUnavailable, &ServerError{CodeServerFull, "signal: too many clients"})
+		return
+	}
+	if refused := s.admitConnLocked(c.from); refused != nil {
+		s.mu.Unlock()
+		s.cfg.Logger.Debug("signal: connection refused", "remote", r.RemoteAddr, "why", refused.Message)
+		refuseHTTP(w, http.StatusTooManyRequests, refused)
 		return
 	}
 	s.conns[c] = struct{}{}
