@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strings"
 )
 
 // Admission: who may take a share of a bounded resource. Two resources
@@ -154,31 +156,31 @@ func userCost(name string, meta json.RawMessage) int {
 	return len(n) + len(p) + 2 // two commas
 }
 
-// admitConnLocked says why a new connection from k is refused ("" if it
+// admitConnLocked says why a new connection from k is refused (nil if it
 // is not), under the server's lock. The server-wide bound (MaxClients)
 // is checked before, with its own answer.
-func (s *Server) admitConnLocked(k addrKey) string {
+func (s *Server) admitConnLocked(k addrKey) *ServerError {
 	l := limit{bound: s.cfg.MaxClients, perAddr: s.cfg.MaxConnsPerAddr}
 	mine := s.addrs.held(k)
 	switch s.addrs.admit(l, k, 1) {
 	case refusePerAddr:
-		return fmt.Sprintf("signal: too many connections from your address (%s): %d are open, the most one address may have; close some and try again",
-			showKey(k), mine.n)
+		return &ServerError{CodeAddressLimit, fmt.Sprintf("signal: too many connections from your address (%s): %d are open, the most one address may have; close some and try again",
+			showKey(k), mine.n)}
 	case refuseFull:
-		return "signal: too many clients"
+		return &ServerError{CodeServerFull, "signal: too many clients"}
 	case refuseReserve:
-		return fmt.Sprintf("signal: this host is nearly full and keeps the rest for addresses with few connections; yours (%s) has %d: close some and try again",
-			showKey(k), mine.n)
+		return &ServerError{CodeAddressLimit, fmt.Sprintf("signal: this host is nearly full and keeps the rest for addresses with few connections; yours (%s) has %d: close some and try again",
+			showKey(k), mine.n)}
 	case refuseTop:
-		return fmt.Sprintf("signal: this host is busy and your address (%s) holds the most connections to it (%d): close some and try again",
-			showKey(k), mine.n)
+		return &ServerError{CodeAddressLimit, fmt.Sprintf("signal: this host is busy and your address (%s) holds the most connections to it (%d): close some and try again",
+			showKey(k), mine.n)}
 	}
-	return ""
+	return nil
 }
 
 // admitLoginLocked says why c may not log in to its room with a user
-// list entry of cost bytes ("" if it may), under the server's lock.
-func (s *Server) admitLoginLocked(c *conn, cost int) string {
+// list entry of cost bytes (nil if it may), under the server's lock.
+func (s *Server) admitLoginLocked(c *conn, cost int) *ServerError {
 	r := s.rooms.rooms[c.room]
 	if r == nil {
 		r = &room{}
@@ -187,19 +189,19 @@ func (s *Server) admitLoginLocked(c *conn, cost int) string {
 	mine := r.load.held(c.from)
 	switch r.load.admit(l, c.from, cost) {
 	case refusePerAddr:
-		return fmt.Sprintf("this room has %d users from your address (%s), the most one address may have: log out one of them first",
-			mine.n, showKey(c.from))
+		return &ServerError{CodeAddressLimit, fmt.Sprintf("this room has %d users from your address (%s), the most one address may have: log out one of them first",
+			mine.n, showKey(c.from))}
 	case refuseFull:
-		return fmt.Sprintf("this room is full (its user list holds %d of %d bytes): try again when someone leaves",
-			r.load.total, s.cfg.MaxRoomBytes)
+		return &ServerError{CodeRoomFull, fmt.Sprintf("this room is full (its user list holds %d of %d bytes): try again when someone leaves",
+			r.load.total, s.cfg.MaxRoomBytes)}
 	case refuseReserve:
-		return fmt.Sprintf("this room is nearly full and keeps the rest for addresses with few users; yours (%s) has %d: try again when someone leaves",
-			showKey(c.from), mine.n)
+		return &ServerError{CodeAddressLimit, fmt.Sprintf("this room is nearly full and keeps the rest for addresses with few users; yours (%s) has %d: try again when someone leaves",
+			showKey(c.from), mine.n)}
 	case refuseTop:
-		return fmt.Sprintf("this room is half full and your address (%s) holds the most of it (%d users): try again when some of them leave",
-			showKey(c.from), mine.n)
+		return &ServerError{CodeAddressLimit, fmt.Sprintf("this room is half full and your address (%s) holds the most of it (%d users): try again when some of them leave",
+			showKey(c.from), mine.n)}
 	}
-	return ""
+	return nil
 }
 
 // localAddr is the server's address a request came in on, if known.
@@ -224,4 +226,70 @@ func (c Config) checkRoomBytes() error {
 			c.MaxRoomBytes, limit, c.QueueBytes, maxServerMessage)
 	}
 	return nil
+}
+
+// Admits reports whether r passes the Host and Origin checks of the
+// WebSocket, for handlers in front of the server.
+func (s *Server) Admits(r *http.Request) bool { return s.checkHost(r.Host) && s.checkOrigin(r) }
+
+// checkOrigin admits non-browser clients (no Origin header), same-host
+// pages and configured origins. A page on another site must not log in.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, o := range s.cfg.AllowedOrigins {
+		if strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHost guards against DNS rebinding: a name that resolves to this host
+// by an attacker's DNS is not one of ours.
+func (s *Server) checkHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if host == "" {
+		return false
+	}
+	if net.ParseIP(host) != nil || strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".local") {
+		return true
+	}
+	for _, h := range s.cfg.AllowedHosts {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientAddr is the address a client connects from: the connection's, or
+// with TrustProxy the last X-Forwarded-For entry (the one the proxy added).
+func (s *Server) clientAddr(r *http.Request) netip.Addr {
+	if s.cfg.TrustProxy {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			parts := strings.Split(xff[len(xff)-1], ",")
+			if a, err := netip.ParseAddr(strings.TrimSpace(parts[len(parts)-1])); err == nil {
+				return a.Unmap()
+			}
+		}
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }

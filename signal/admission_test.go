@@ -328,7 +328,7 @@ func TestRelayBurstThrottlesTheSender(t *testing.T) {
 				return
 			}
 			var m Message
-			if json.Unmarshal(b, &m) == nil && m.Type == TypeError && strings.Contains(m.Message, "busy") {
+			if json.Unmarshal(b, &m) == nil && m.Type == TypeError && m.Refusal().Code == CodeReceiverBusy {
 				select {
 				case busy <- m.Message:
 				default:

@@ -71,12 +71,12 @@ func (s *Server) loginInfo(room string) json.RawMessage {
 func (c *conn) callICE(m Message) {
 	s := c.srv
 	if c.key == "" {
-		c.sendError(fmt.Sprintf("log in before sending %q", m.Type))
+		c.sendError(CodeBadMessage, fmt.Sprintf("log in before sending %q", m.Type))
 		return
 	}
 	var req CallRequest
 	if json.Unmarshal(m.Meta, &req) != nil || req.Call == 0 {
-		c.sendError(`a "lanft" message from a client asks for ICE servers: {"type":"lanft","lanft":{"call":N}} with N > 0`)
+		c.sendError(CodeBadMessage, `a "lanft" message from a client asks for ICE servers: {"type":"lanft","lanft":{"call":N}} with N > 0`)
 		return
 	}
 	info := LoginInfo{Call: req.Call}

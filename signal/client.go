@@ -82,7 +82,9 @@ type Client struct {
 
 // Dial connects to cfg.URL and logs in. It returns once the server has
 // accepted the login and sent the user list; a refused login returns an
-// error wrapping ErrLoginRefused with the server's reason.
+// error wrapping ErrLoginRefused and a *ServerError with the server's
+// reason and code; so does a refused upgrade (HTTP 429, or any status
+// with a CodeHeader).
 func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -102,7 +104,11 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 			return nil, fmt.Errorf("signal: %s answered HTTP %s: it is not a lanft signaling endpoint (lanft's is ws://HOST:PORT%s)",
 				cfg.URL, resp.Status, Path)
 		case resp != nil && resp.StatusCode == http.StatusTooManyRequests:
-			return nil, fmt.Errorf("signal: %s refused the connection: %s (HTTP %s)", cfg.URL, refusalText(resp), resp.Status)
+			refused := &ServerError{Code: resp.Header.Get(CodeHeader), Message: refusalText(resp)}
+			return nil, fmt.Errorf("signal: %s refused the connection: %w (HTTP %s)", cfg.URL, refused, resp.Status)
+		case resp != nil && resp.Header.Get(CodeHeader) != "":
+			refused := &ServerError{Code: resp.Header.Get(CodeHeader), Message: bodyLine(resp)}
+			return nil, fmt.Errorf("signal: %s refused the connection (HTTP %s): %w", cfg.URL, resp.Status, refused)
 		case resp != nil:
 			return nil, fmt.Errorf("signal: %s refused the connection (HTTP %s)", cfg.URL, resp.Status)
 		}
@@ -134,14 +140,23 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 // refusalText is the first line of a refused upgrade's body (the server's
 // reason, see admitConnLocked), without its "signal: " prefix.
 func refusalText(resp *http.Response) string {
+	if line := bodyLine(resp); line != "" {
+		return line
+	}
+	return "too many connections from this address"
+}
+
+// bodyLine is the first line of resp's body without its "signal: "
+// prefix, or "" when it is no text to show.
+func bodyLine(resp *http.Response) string {
 	var b []byte
 	if resp.Body != nil {
 		b, _ = io.ReadAll(io.LimitReader(resp.Body, 1024))
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	line = strings.TrimPrefix(strings.TrimSpace(line), "signal: ")
-	if line == "" || !utf8.ValidString(line) || strings.ContainsFunc(line, unicode.IsControl) {
-		return "too many connections from this address"
+	if !utf8.ValidString(line) || strings.ContainsFunc(line, unicode.IsControl) {
+		return ""
 	}
 	return line
 }
@@ -163,15 +178,15 @@ func (c *Client) login(ctx context.Context) error {
 		}
 		switch {
 		case m.Type == TypeLogin && m.Success != nil && !*m.Success:
-			why := m.Message
-			if why == "" {
-				why = "no reason given"
+			refused := m.Refusal()
+			if refused.Message == "" {
+				refused.Message = "no reason given"
 			}
 			sentinel := ErrLoginRefused
-			if strings.Contains(why, "is taken") || strings.Contains(why, "too close to") {
+			if nameTaken(refused) {
 				sentinel = ErrNameTaken
 			}
-			return fmt.Errorf("signal: log in as %q: %w: %s", c.name, sentinel, why)
+			return fmt.Errorf("signal: log in as %q: %w: %w", c.name, sentinel, refused)
 		case m.Type == TypeLogin:
 			loggedIn = true
 			c.setInfo(m.Meta)
@@ -185,6 +200,15 @@ func (c *Client) login(ctx context.Context) error {
 			c.track(m)
 		}
 	}
+}
+
+// nameTaken reports whether a refused login says the name is in use: by
+// its code, or from a server that sends none (an older lanft), its words.
+func nameTaken(e *ServerError) bool {
+	if e.Code != "" {
+		return e.Code == CodeNameTaken
+	}
+	return strings.Contains(e.Message, "is taken") || strings.Contains(e.Message, "too close to")
 }
 
 func (c *Client) read() (Message, error) {
@@ -352,7 +376,7 @@ func (c *Client) Peers() []PeerInfo {
 func (c *Client) Changes() <-chan struct{} { return c.changes }
 
 // Messages receives relayed offers, answers, candidates, leaves and errors
-// while Run runs.
+// while Run runs. An error's Refusal holds its code.
 func (c *Client) Messages() <-chan Message { return c.messages }
 
 // Send sends m under this client's name.

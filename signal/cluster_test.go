@@ -21,8 +21,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-
-	"github.com/lanft/lanft/internal/cluster"
 )
 
 // testNodes is how many nodes startServer runs: LANFT_TEST_NODES (set by
@@ -39,42 +37,81 @@ func testNodes(t testing.TB) int {
 	return n
 }
 
+// TestClusterKit is how the in-package tests run real cluster nodes
+// (internal/cluster over NATS). They may not import internal/cluster,
+// which imports signal; clusterkit_test.go, in package signal_test, may,
+// and sets this before any test runs.
+var TestClusterKit ClusterKit
+
+// ClusterKit makes what the cluster tests need of internal/cluster.
+type ClusterKit struct {
+	// Embedded starts a nats-server in the process for t and returns how
+	// to open a connection to it (in process) under a name.
+	Embedded func(t testing.TB) (connect func(name string) (*nats.Conn, error))
+	// Connect connects to the NATS servers of a comma-separated URL list.
+	Connect func(url, name string, opts ...nats.Option) (*nats.Conn, error)
+	// Node makes one node of the service over o.Conn.
+	Node func(o NodeOptions) (TestNode, error)
+}
+
+// NodeOptions are the cluster settings a test may change (zero: the
+// cluster's defaults).
+type NodeOptions struct {
+	Conn                           *nats.Conn
+	Heartbeat, LeaseTTL, DeadAfter time.Duration
+	Replicas                       int
+	RelayIP                        netip.Addr
+}
+
+// TestNode is one node of the service as a test drives it.
+type TestNode interface {
+	Cluster
+	Run(ctx context.Context, h ClusterHandler) error
+	Ready() bool
+	Node() string
+}
+
+// clusterKit is TestClusterKit, or the end of t when it is missing.
+func clusterKit(t testing.TB) ClusterKit {
+	t.Helper()
+	if TestClusterKit.Node == nil {
+		t.Fatal("TestClusterKit is not set: clusterkit_test.go (package signal_test) sets it")
+	}
+	return TestClusterKit
+}
+
 // startCluster runs n signaling servers on loopback, each one node of a
 // cluster over one embedded nats-server (in-process connections), and
 // waits until every node serves logins.
-func startCluster(t testing.TB, cfg Config, n int, opts ...func(i int, c *cluster.Config)) []*testServer {
+func startCluster(t testing.TB, cfg Config, n int, opts ...func(i int, o *NodeOptions)) []*testServer {
 	t.Helper()
 	checkNoLeaks(t)
-	ns, err := cluster.StartEmbedded(cluster.EmbeddedConfig{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	connect := func(i int) (*nats.Conn, error) { return ns.Connect(fmt.Sprintf("node%d", i)) }
-	opt := func(i int, c *cluster.Config) {
-		for _, o := range opts {
-			o(i, c)
+	connect := clusterKit(t).Embedded(t)
+	opt := func(i int, o *NodeOptions) {
+		for _, f := range opts {
+			f(i, o)
 		}
 	}
-	return startClusterOn(t, cfg, n, connect, opt, waitFor)
+	return startClusterOn(t, cfg, n, func(i int) (*nats.Conn, error) { return connect(fmt.Sprintf("node%d", i)) }, opt, waitFor)
 }
 
 // startClusterOn runs n signaling servers, node i over connect(i), and
 // waits up to ready for every node to serve logins.
 func startClusterOn(t testing.TB, cfg Config, n int, connect func(i int) (*nats.Conn, error),
-	opt func(i int, c *cluster.Config), ready time.Duration) []*testServer {
+	opt func(i int, o *NodeOptions), ready time.Duration) []*testServer {
 	t.Helper()
+	kit := clusterKit(t)
 	nodes := make([]*testServer, n)
-	clusters := make([]*cluster.Cluster, n)
+	clusters := make([]TestNode, n)
 	for i := range nodes {
 		nc, err := connect(i)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(nc.Close)
-		ccfg := cluster.Config{Conn: nc}
-		opt(i, &ccfg)
-		cl, err := cluster.New(ccfg)
+		o := NodeOptions{Conn: nc}
+		opt(i, &o)
+		cl, err := kit.Node(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -386,9 +423,9 @@ func TestClusterHealthMetricsAndDrain(t *testing.T) {
 // nodes talk to each other), not to other rooms.
 func TestClusterTURNDirectory(t *testing.T) {
 	relay0 := netip.MustParseAddr("203.0.113.7")
-	nodes := startCluster(t, Config{}, 2, func(i int, c *cluster.Config) {
+	nodes := startCluster(t, Config{}, 2, func(i int, o *NodeOptions) {
 		if i == 0 {
-			c.RelayIP = relay0
+			o.RelayIP = relay0
 		}
 	})
 	alice := dialRaw(t, nodes[0].url+"/red")
@@ -423,9 +460,9 @@ func TestClusterTURNDirectory(t *testing.T) {
 // free again. A node whose cluster is not running serves no login.
 func TestClusterLeaseLostAndDeadNode(t *testing.T) {
 	conns := make([]*nats.Conn, 2)
-	nodes := startCluster(t, Config{}, 2, func(i int, c *cluster.Config) {
-		c.Heartbeat, c.LeaseTTL, c.DeadAfter = 100*time.Millisecond, 600*time.Millisecond, 900*time.Millisecond
-		conns[i] = c.Conn
+	nodes := startCluster(t, Config{}, 2, func(i int, o *NodeOptions) {
+		o.Heartbeat, o.LeaseTTL, o.DeadAfter = 100*time.Millisecond, 600*time.Millisecond, 900*time.Millisecond
+		conns[i] = o.Conn
 	})
 	alice := dialRaw(t, nodes[0].url)
 	alice.login("alice")
@@ -503,8 +540,8 @@ func TestClusterNATSServerKilled(t *testing.T) {
 	// Node i prefers server i, then the others.
 	nodes := startClusterOn(t, Config{}, 3, func(i int) (*nats.Conn, error) {
 		list := append([]string{urls[i]}, slices.Delete(slices.Clone(urls), i, i+1)...)
-		return cluster.Connect(strings.Join(list, ","), fmt.Sprintf("node%d", i), nats.DontRandomize())
-	}, func(i int, c *cluster.Config) { c.Replicas = 3 }, 30*time.Second)
+		return clusterKit(t).Connect(strings.Join(list, ","), fmt.Sprintf("node%d", i), nats.DontRandomize())
+	}, func(i int, o *NodeOptions) { o.Replicas = 3 }, 30*time.Second)
 	// Across NATS servers, logins of other nodes reach a user in no
 	// particular order, possibly just after its list: wait for the sets.
 	alice := dialRaw(t, nodes[0].url)

@@ -2,25 +2,23 @@ package signal
 
 import (
 	"slices"
-
-	"github.com/lanft/lanft/internal/cluster"
 )
 
 // presence is c as the cluster knows it.
-func (c *conn) presence() cluster.Presence {
-	return cluster.Presence{Room: c.room, Key: c.key, Name: c.name, Node: c.node, Rev: c.rev, Meta: c.meta, Addr: c.addr}
+func (c *conn) presence() Presence {
+	return Presence{Room: c.room, Key: c.key, Name: c.name, Node: c.node, Rev: c.rev, Meta: c.meta, Addr: c.addr}
 }
 
 // ClusterHandler is how the cluster (Config.Cluster) tells this server
 // what the other nodes do: pass it to cluster.Cluster.Run.
-func (s *Server) ClusterHandler() cluster.Handler { return clusterView{s} }
+func (s *Server) ClusterHandler() ClusterHandler { return clusterView{s} }
 
 // clusterView keeps the users of other nodes in the server's rooms, as
 // conns without a socket (conn.node set), so that user lists, updata,
 // name checks and TURN permissions see the whole room.
 type clusterView struct{ s *Server }
 
-func (v clusterView) Online(p cluster.Presence) {
+func (v clusterView) Online(p Presence) {
 	s := v.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -32,7 +30,7 @@ func (v clusterView) Online(p cluster.Presence) {
 		if other.node == "" {
 			// The others took this node's user for gone (it was cut off)
 			// and the name has a new holder: this client must log in again.
-			other.sendError("your login was lost by the service: log in again")
+			other.sendError(CodeUnavailable, "your login was lost by the service: log in again")
 			other.close()
 		}
 	}
@@ -41,7 +39,7 @@ func (v clusterView) Online(p cluster.Presence) {
 	s.broadcastLocked(r, c, Message{Type: TypeUpdata, Action: ActionLogin, Name: c.name, Meta: c.meta})
 }
 
-func (v clusterView) Offline(p cluster.Presence) {
+func (v clusterView) Offline(p Presence) {
 	s := v.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -81,7 +79,7 @@ func (v clusterView) Reset() {
 	}
 	s.mu.Unlock()
 	for _, c := range local {
-		c.sendError("this signaling node lost touch with the rest of the service: log in again")
+		c.sendError(CodeUnavailable, "this signaling node lost touch with the rest of the service: log in again")
 		c.close()
 	}
 }

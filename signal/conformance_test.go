@@ -1,6 +1,7 @@
 package signal
 
 import (
+	"cmp"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -213,6 +214,7 @@ var errorCases = []struct {
 	loggedIn  bool   // the sender logs in as alice first; bob is always online
 	frame     string // sent as one text frame
 	loginFail bool   // a login reply with success false comes before the error
+	code      string // the additive code of the error (and login reply); CodeBadMessage if ""
 }{
 	{name: "malformed JSON", frame: `{"type":"login","name":`},
 	{name: "malformed JSON after login", loggedIn: true, frame: `{"type":"offer",,}`},
@@ -254,16 +256,16 @@ var errorCases = []struct {
 	{name: "missing answer", loggedIn: true, frame: `{"type":"answer","name":"alice","othername":"bob"}`},
 	{name: "missing candidate", loggedIn: true, frame: `{"type":"candidate","name":"alice","othername":"bob"}`},
 	{name: "candidate is a number", loggedIn: true, frame: `{"type":"candidate","name":"alice","othername":"bob","candidate":0}`},
-	{name: "unknown othername", loggedIn: true, frame: `{"type":"offer","name":"alice","othername":"carol","offer":` + offerJSON + `}`},
-	{name: "unknown othername (leave)", loggedIn: true, frame: `{"type":"leave","name":"alice","othername":"carol"}`},
-	{name: "othername in another case", loggedIn: true, frame: `{"type":"offer","name":"alice","othername":"BOB","offer":{}}`},
-	{name: "empty name", frame: `{"type":"login","name":""}`, loginFail: true},
-	{name: "login without name", frame: `{"type":"login"}`, loginFail: true},
+	{name: "unknown othername", loggedIn: true, frame: `{"type":"offer","name":"alice","othername":"carol","offer":` + offerJSON + `}`, code: CodeNoUser},
+	{name: "unknown othername (leave)", loggedIn: true, frame: `{"type":"leave","name":"alice","othername":"carol"}`, code: CodeNoUser},
+	{name: "othername in another case", loggedIn: true, frame: `{"type":"offer","name":"alice","othername":"BOB","offer":{}}`, code: CodeNoUser},
+	{name: "empty name", frame: `{"type":"login","name":""}`, loginFail: true, code: CodeNameInvalid},
+	{name: "login without name", frame: `{"type":"login"}`, loginFail: true, code: CodeNameInvalid},
 	{name: "number name", frame: `{"type":"login","name":7}`},
-	{name: "duplicate name", frame: `{"type":"login","name":"bob"}`, loginFail: true},
-	{name: "duplicate name in another case", frame: `{"type":"login","name":"Bob"}`, loginFail: true},
+	{name: "duplicate name", frame: `{"type":"login","name":"bob"}`, loginFail: true, code: CodeNameTaken},
+	{name: "duplicate name in another case", frame: `{"type":"login","name":"Bob"}`, loginFail: true, code: CodeNameTaken},
 	{name: "lanft meta not an object", frame: `{"type":"login","name":"alice","lanft":"v1"}`, loginFail: true},
-	{name: "lanft meta too large", frame: `{"type":"login","name":"alice","lanft":{"pad":"` + strings.Repeat("x", MaxMetaSize) + `"}}`, loginFail: true},
+	{name: "lanft meta too large", frame: `{"type":"login","name":"alice","lanft":{"pad":"` + strings.Repeat("x", MaxMetaSize) + `"}}`, loginFail: true, code: CodeTooLarge},
 	{name: "second login, same name", loggedIn: true, frame: `{"type":"login","name":"alice"}`},
 	{name: "second login, new name", loggedIn: true, frame: `{"type":"login","name":"alice2"}`},
 }
@@ -282,6 +284,7 @@ func TestErrorsKeepTheConnection(t *testing.T) {
 				bob.expectUpdata("login", "alice")
 			}
 
+			want := cmp.Or(tt.code, CodeBadMessage)
 			alice.send(tt.frame)
 			if tt.loginFail {
 				m := alice.expect("login")
@@ -291,8 +294,18 @@ func TestErrorsKeepTheConnection(t *testing.T) {
 				if why := wantString(t, m, "message"); why == "" {
 					t.Errorf("failed login reply %s gives no reason", show(m))
 				}
+				if got := codeOf(m); got != want {
+					t.Errorf("failed login reply %s has code %q, want %q", show(m), got, want)
+				}
 			}
-			t.Logf("error: %s", alice.expectError())
+			m := alice.expect("error")
+			if got := codeOf(m); got != want {
+				t.Errorf("error %s has code %q, want %q", show(m), got, want)
+			}
+			if len(m) != 3 || wantString(t, m, "message") == "" {
+				t.Errorf("error %s, want exactly type, message and lanft", show(m))
+			}
+			t.Logf("error: %s", show(m))
 
 			// The same connection still works.
 			if tt.loggedIn {

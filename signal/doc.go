@@ -40,11 +40,13 @@
 //	  |-- bad frame ------------>|  malformed JSON, no "type", unknown type, no "othername",
 //	  |                          |  no offer/answer/candidate object, unknown "othername",
 //	  |                          |  anything but login before login, a second login
-//	  |<--------------- error ---|  {"type":"error","message":"cannot send \"offer\": no user \"carol\" is online"}
-//	  |                          |
+//	  |<--------------- error ---|  {"type":"error","message":"cannot send \"offer\": no user \"carol\" is online",
+//	  |                          |   "lanft":{"code":"no_user"}}
 //	  |-- login (taken name) --->|
-//	  |<--------------- login ---|  {"type":"login","success":false,"message":"name \"bob\" is taken"}
-//	  |<--------------- error ---|  {"type":"error","message":"login failed: name \"bob\" is taken"}
+//	  |<--------------- login ---|  {"type":"login","success":false,"message":"name \"bob\" is taken",
+//	  |                          |   "lanft":{"code":"name_taken"}}
+//	  |<--------------- error ---|  {"type":"error","message":"login failed: name \"bob\" is taken",
+//	  |                          |   "lanft":{"code":"name_taken"}}
 //
 // # Extensions
 //
@@ -60,6 +62,18 @@
 //   - "peers" on userlist: the same users as "users", in the same order,
 //     each as {"name":..,"lanft":{..}}.
 //   - "message" on a failed login reply: why it failed.
+//   - "lanft" on every error message and failed login reply: {"code":..},
+//     why, for a program (the "message" is for people and stays as it
+//     was). The codes are the Code constants: name_taken (the name, or
+//     one too close to it, is online), name_invalid, rate_limited,
+//     too_large, bad_message (not the protocol, or not now), no_user
+//     (othername is not online), receiver_busy, address_limit (your
+//     address holds its share), room_full, server_full, unavailable (the
+//     service behind this node cannot be reached: try again) and
+//     shutting_down (log in again, elsewhere). A refused WebSocket
+//     upgrade carries its code in the Lanft-Code header (CodeHeader).
+//     Client returns a refusal as a *ServerError; Message.Refusal reads
+//     one from an error message.
 //   - "lanft" on a successful login reply (server to client), when the
 //     host offers STUN/TURN: LoginInfo, in the shape of the browser's
 //     RTCIceServer. A host that mints TURN credentials per call (lanft
@@ -94,7 +108,7 @@
 // its share (an eighth) of a receiver's queue is refused instead, so that
 // one sender's burst costs the receiver nothing:
 //
-//	{"type":"error","message":"cannot send \"offer\" to \"bob\" now: \"bob\" is busy reading what you sent before; try again in a moment"}
+//	{"type":"error","message":"cannot send \"offer\" to \"bob\" now: \"bob\" is busy reading what you sent before; try again in a moment","lanft":{"code":"receiver_busy"}}
 //
 // One address (IPv4, or a remote IPv6 /64) may hold Config.MaxConnsPerAddr
 // connections and Config.MaxUsersPerAddr users of a room, and a room's user
@@ -103,8 +117,8 @@
 // address but those with a few (admission.go). A refused connection is
 // answered with HTTP 429 and the reason; a refused login as any:
 //
-//	{"type":"login","success":false,"message":"this room has 256 users from your address (192.0.2.7), the most one address may have: log out one of them first"}
-//	{"type":"error","message":"login failed: this room has 256 users from your address (192.0.2.7), the most one address may have: log out one of them first"}
+//	{"type":"login","success":false,"message":"this room has 256 users from your address (192.0.2.7), the most one address may have: log out one of them first","lanft":{"code":"address_limit"}}
+//	{"type":"error","message":"login failed: this room has 256 users from your address (192.0.2.7), the most one address may have: log out one of them first","lanft":{"code":"address_limit"}}
 //
 // A connection must log in within
 // Config.LoginTimeout. The upgrade is refused for a Host that is not an IP

@@ -50,6 +50,8 @@ const MaxMetaSize = 4 << 10
 //   - Meta on offer and answer: relayed with them (lanft's identity proof).
 //   - Peers on userlist: the same users as Users, each with its Meta.
 //   - Message on a failed login reply: why it failed.
+//   - Meta on an error and a failed login reply (server -> client): an
+//     ErrorInfo with the refusal's code (see Refusal).
 //   - Meta on a successful login reply (server -> client): a LoginInfo
 //     with the ICE servers this host offers; refreshed by TypeLanft.
 type Message struct {

@@ -21,7 +21,7 @@ const Draining = "this signaling node is shutting down: log in again"
 // elsewhere, then closes them (their names are freed first, see drop).
 func (s *Server) Drain() {
 	for _, c := range s.stop(&s.draining) {
-		c.sendError(Draining)
+		c.sendError(CodeShuttingDown, Draining)
 		c.close()
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanft/lanft/signal"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -67,15 +68,15 @@ func TestEmbeddedClientsNeedCredentials(t *testing.T) {
 	nc.Close()
 }
 
-// recorder is a Handler that keeps what it is told.
+// recorder is a signal.ClusterHandler that keeps what it is told.
 type recorder struct {
 	mu  sync.Mutex
 	got []string
 }
 
-func (r *recorder) add(s string)       { r.mu.Lock(); r.got = append(r.got, s); r.mu.Unlock() }
-func (r *recorder) Online(p Presence)  { r.add("online " + p.Name) }
-func (r *recorder) Offline(p Presence) { r.add("offline " + p.Name) }
+func (r *recorder) add(s string)              { r.mu.Lock(); r.got = append(r.got, s); r.mu.Unlock() }
+func (r *recorder) Online(p signal.Presence)  { r.add("online " + p.Name) }
+func (r *recorder) Offline(p signal.Presence) { r.add("offline " + p.Name) }
 func (r *recorder) Deliver(room, to string, msg []byte) {
 	r.add("deliver to " + to + ": " + string(msg))
 }

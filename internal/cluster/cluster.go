@@ -9,7 +9,7 @@
 //
 // Leases: a node renews its lease key every Heartbeat and then publishes a
 // heartbeat. A node whose lease writes fail for LeaseTTL (it lost the
-// JetStream quorum, a partition) calls Handler.Reset: its clients are
+// JetStream quorum, a partition) calls the handler's Reset: its clients are
 // closed and log in again elsewhere. A node not heard for DeadAfter
 // (> LeaseTTL) is dead to the others: each survivor tells its own clients
 // that the dead node's users went offline and deletes their names, so they
@@ -36,6 +36,7 @@ package cluster
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -52,45 +53,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/lanft/lanft/signal"
 )
+
+var _ signal.Cluster = (*Cluster)(nil)
 
 // ErrNotReady is returned by Claim while the node does not hold its lease
 // or has not read the shared state yet.
 var ErrNotReady = errors.New("cluster: this node is not part of the service right now")
-
-// TakenError is returned by Claim when the name's key is held: Holder is
-// the name that holds it (the same name, or one too close to it).
-type TakenError struct{ Holder string }
-
-func (e *TakenError) Error() string { return fmt.Sprintf("cluster: name held by %q", e.Holder) }
-
-// Presence is one logged-in user as the cluster knows it.
-type Presence struct {
-	Room string          // room name ("" is the default room)
-	Key  string          // the folded name: unique per room
-	Name string          // the name as the user logged in
-	Node string          // the node holding the connection
-	Rev  uint64          // the claim's revision: a total order of logins
-	Meta json.RawMessage // the additive "lanft" object of the login
-	Addr netip.Addr      // where the client connects from (TURN permissions)
-	// Relay is the public address of the TURN relay of the user's node:
-	// relays of two nodes may send to each other for users of one room.
-	Relay netip.Addr
-}
-
-// Handler receives what other nodes do. Calls come from the cluster's own
-// goroutines, one at a time, in the order the events happened.
-type Handler interface {
-	// Online: p logged in on another node (or was found online at a resync).
-	Online(p Presence)
-	// Offline: p (matched by Room, Key and Rev) left, or its node died.
-	Offline(p Presence)
-	// Deliver: msg for the local user named to in room.
-	Deliver(room, to string, msg []byte)
-	// Reset: this node lost its lease or resyncs: close the local clients
-	// (they log in again elsewhere) and forget every remote user.
-	Reset()
-}
 
 // Config configures a Cluster. Conn is required.
 type Config struct {
@@ -116,7 +87,8 @@ type Config struct {
 	RelayIP netip.Addr
 }
 
-// Cluster is one node's membership in the service.
+// Cluster is one node's membership in the service: the signal.Cluster of
+// a signaling server, which hands Run its signal.ClusterHandler.
 type Cluster struct {
 	cfg    Config
 	node   string
@@ -131,13 +103,13 @@ type Cluster struct {
 	mu       sync.Mutex
 	kv       jetstream.KeyValue
 	sub      *nats.Subscription
-	progress chan struct{}                  // closed and replaced when an event is handled
-	lastSeen map[string]time.Time           // node -> when last heard
-	members  map[string]bool                // nodes known to hold a lease
-	warned   map[string]bool                // nodes whose ignored events were logged
-	paused   map[string]time.Time           // node -> no lease look-up before then (one failed)
-	byNode   map[string]map[string]Presence // node -> kv key -> user
-	h        Handler
+	progress chan struct{}                         // closed and replaced when an event is handled
+	lastSeen map[string]time.Time                  // node -> when last heard
+	members  map[string]bool                       // nodes known to hold a lease
+	warned   map[string]bool                       // nodes whose ignored events were logged
+	paused   map[string]time.Time                  // node -> no lease look-up before then (one failed)
+	byNode   map[string]map[string]signal.Presence // node -> kv key -> user
+	h        signal.ClusterHandler
 	stats    Stats
 }
 
@@ -187,7 +159,7 @@ func New(cfg Config) (*Cluster, error) {
 		members:  make(map[string]bool),
 		warned:   make(map[string]bool),
 		paused:   make(map[string]time.Time),
-		byNode:   make(map[string]map[string]Presence),
+		byNode:   make(map[string]map[string]signal.Presence),
 	}, nil
 }
 
@@ -247,7 +219,8 @@ func parseKVKey(k string) (room, key string, ok bool) {
 	return string(r), string(n), true
 }
 
-func (p Presence) event(kind string) event {
+// eventOf is p as an event of kind.
+func eventOf(p signal.Presence, kind string) event {
 	e := event{Kind: kind, Node: p.Node, Room: p.Room, Key: p.Key, Name: p.Name, Rev: p.Rev, Meta: p.Meta}
 	if p.Addr.IsValid() {
 		e.Addr = p.Addr.String()
@@ -258,8 +231,8 @@ func (p Presence) event(kind string) event {
 	return e
 }
 
-func (e event) presence() Presence {
-	p := Presence{Room: e.Room, Key: e.Key, Name: e.Name, Node: e.Node, Rev: e.Rev, Meta: e.Meta}
+func (e event) presence() signal.Presence {
+	p := signal.Presence{Room: e.Room, Key: e.Key, Name: e.Name, Node: e.Node, Rev: e.Rev, Meta: e.Meta}
 	p.Addr, _ = netip.ParseAddr(e.Addr)
 	p.Relay, _ = netip.ParseAddr(e.Relay)
 	return p
@@ -267,7 +240,7 @@ func (e event) presence() Presence {
 
 // Run joins the service and serves h until ctx ends. It returns nil on a
 // clean cancel; the NATS connection stays the caller's.
-func (c *Cluster) Run(ctx context.Context, h Handler) error {
+func (c *Cluster) Run(ctx context.Context, h signal.ClusterHandler) error {
 	js, err := jetstream.New(c.cfg.Conn)
 	if err != nil {
 		return fmt.Errorf("cluster: jetstream: %w", err)
@@ -309,7 +282,7 @@ func (c *Cluster) Run(ctx context.Context, h Handler) error {
 	return nil
 }
 
-func (c *Cluster) eventLoop(ctx context.Context, sub *nats.Subscription, h Handler) {
+func (c *Cluster) eventLoop(ctx context.Context, sub *nats.Subscription, h signal.ClusterHandler) {
 	for ctx.Err() == nil {
 		if c.resync.Load() || c.refresh.Load() {
 			if !c.doResync(ctx, h, c.resync.Load()) {
@@ -477,7 +450,7 @@ func (c *Cluster) leaseHeld(ctx context.Context, node string) (bool, error) {
 	return !bytes.Contains(resp.Message.Hdrs, []byte("KV-Operation")), nil
 }
 
-func (c *Cluster) apply(e event, h Handler) {
+func (c *Cluster) apply(e event, h signal.ClusterHandler) {
 	now := time.Now()
 	c.mu.Lock()
 	c.lastSeen[e.Node] = now
@@ -487,7 +460,7 @@ func (c *Cluster) apply(e event, h Handler) {
 	case "on":
 		m := c.byNode[e.Node]
 		if m == nil {
-			m = make(map[string]Presence)
+			m = make(map[string]signal.Presence)
 			c.byNode[e.Node] = m
 		}
 		m[k] = e.presence()
@@ -517,14 +490,14 @@ func (c *Cluster) apply(e event, h Handler) {
 // stay, and remote users missing from the bucket go offline. Events queued
 // meanwhile are applied after it; h ignores those it already has (by Rev).
 // It reports whether the state could be read.
-func (c *Cluster) doResync(ctx context.Context, h Handler, hard bool) bool {
+func (c *Cluster) doResync(ctx context.Context, h signal.ClusterHandler, hard bool) bool {
 	if hard {
 		h.Reset()
 	}
 	c.mu.Lock()
 	kv := c.kv
 	before := c.byNode
-	c.byNode = make(map[string]map[string]Presence)
+	c.byNode = make(map[string]map[string]signal.Presence)
 	c.mu.Unlock()
 	fail := func() bool {
 		c.mu.Lock()
@@ -543,7 +516,7 @@ func (c *Cluster) doResync(ctx context.Context, h Handler, hard bool) bool {
 		return fail() // the flag stays set: tried again
 	}
 	defer w.Stop()
-	var users []Presence
+	var users []signal.Presence
 	leases := make(map[string]bool)
 	for {
 		var ent jetstream.KeyValueEntry
@@ -566,14 +539,14 @@ func (c *Cluster) doResync(ctx context.Context, h Handler, hard bool) bool {
 		if !ok || json.Unmarshal(ent.Value(), &rec) != nil {
 			continue
 		}
-		p := Presence{Room: room, Key: key, Name: rec.Name, Node: rec.Node, Rev: ent.Revision(), Meta: rec.Meta}
+		p := signal.Presence{Room: room, Key: key, Name: rec.Name, Node: rec.Node, Rev: ent.Revision(), Meta: rec.Meta}
 		p.Addr, _ = netip.ParseAddr(rec.Addr)
 		p.Relay, _ = netip.ParseAddr(rec.Relay)
 		users = append(users, p)
 	}
-	slices.SortFunc(users, func(a, b Presence) int { return int(a.Rev) - int(b.Rev) })
+	slices.SortFunc(users, func(a, b signal.Presence) int { return cmp.Compare(a.Rev, b.Rev) })
 	now := time.Now()
-	var own, shown []Presence
+	var own, shown []signal.Presence
 	c.mu.Lock()
 	c.members = leases
 	for _, p := range users {
@@ -588,7 +561,7 @@ func (c *Cluster) doResync(ctx context.Context, h Handler, hard bool) bool {
 		}
 		m := c.byNode[p.Node]
 		if m == nil {
-			m = make(map[string]Presence)
+			m = make(map[string]signal.Presence)
 			c.byNode[p.Node] = m
 		}
 		m[kvKey(p.Room, p.Key)] = p
@@ -596,7 +569,7 @@ func (c *Cluster) doResync(ctx context.Context, h Handler, hard bool) bool {
 			c.lastSeen[p.Node] = now // unknown nodes get DeadAfter to show up
 		}
 	}
-	var gone []Presence
+	var gone []signal.Presence
 	for n, m := range before {
 		for k, p := range m {
 			if now, ok := c.byNode[n][k]; !ok || now.Rev != p.Rev || !leases[n] {
@@ -628,7 +601,7 @@ func (c *Cluster) doResync(ctx context.Context, h Handler, hard bool) bool {
 	return true
 }
 
-func (c *Cluster) leaseLoop(ctx context.Context, kv jetstream.KeyValue, h Handler) {
+func (c *Cluster) leaseLoop(ctx context.Context, kv jetstream.KeyValue, h signal.ClusterHandler) {
 	t := time.NewTicker(c.cfg.Heartbeat)
 	defer t.Stop()
 	leaseKey := "n." + c.node
@@ -711,7 +684,7 @@ func (c *Cluster) leaseLoop(ctx context.Context, kv jetstream.KeyValue, h Handle
 
 // fence stops serving: the local clients are closed and the view dropped
 // until the lease is held again and the state read anew.
-func (c *Cluster) fence(h Handler) {
+func (c *Cluster) fence(h signal.ClusterHandler) {
 	if c.ready.Swap(false) {
 		h.Reset()
 	}
@@ -719,10 +692,10 @@ func (c *Cluster) fence(h Handler) {
 
 // reapDead declares nodes silent for DeadAfter dead: their users go offline
 // for this node's clients and their names are freed.
-func (c *Cluster) reapDead(ctx context.Context, h Handler) {
+func (c *Cluster) reapDead(ctx context.Context, h signal.ClusterHandler) {
 	now := time.Now()
 	var dead []string
-	var gone []Presence
+	var gone []signal.Presence
 	c.mu.Lock()
 	for n := range c.byNode {
 		if _, ok := c.lastSeen[n]; !ok {
@@ -745,7 +718,7 @@ func (c *Cluster) reapDead(ctx context.Context, h Handler) {
 	if len(dead) == 0 {
 		return
 	}
-	slices.SortFunc(gone, func(a, b Presence) int { return int(a.Rev) - int(b.Rev) })
+	slices.SortFunc(gone, func(a, b signal.Presence) int { return cmp.Compare(a.Rev, b.Rev) })
 	for _, p := range gone {
 		h.Offline(p)
 	}
@@ -801,9 +774,9 @@ func (c *Cluster) countErr() {
 
 // Claim takes p's name in its room for this node, atomically across the
 // service, and announces the login. It returns the claim's revision; a
-// *TakenError when the name (or one too close to it) is held. Once it
+// *signal.TakenError when the name (or one too close to it) is held. Once it
 // returns, the node's view holds every login that was announced before.
-func (c *Cluster) Claim(ctx context.Context, p Presence) (uint64, error) {
+func (c *Cluster) Claim(ctx context.Context, p signal.Presence) (uint64, error) {
 	if !c.ready.Load() {
 		return 0, ErrNotReady
 	}
@@ -833,14 +806,14 @@ func (c *Cluster) Claim(ctx context.Context, p Presence) (uint64, error) {
 				holder = other.Name
 			}
 		}
-		return 0, &TakenError{Holder: holder}
+		return 0, &signal.TakenError{Holder: holder}
 	}
 	if err != nil {
 		c.countErr()
 		return 0, fmt.Errorf("cluster: claim %q: %w", p.Name, err)
 	}
 	p.Node, p.Rev, p.Relay = c.node, rev, c.cfg.RelayIP
-	if err := c.publish(p.event("on")); err != nil {
+	if err := c.publish(eventOf(p, "on")); err != nil {
 		c.deleteKey(ctx, key, rev)
 		return 0, err
 	}
@@ -856,10 +829,10 @@ func (c *Cluster) Claim(ctx context.Context, p Presence) (uint64, error) {
 }
 
 // Release frees p's name (p.Rev is the claim's) and announces the logout.
-func (c *Cluster) Release(ctx context.Context, p Presence) {
+func (c *Cluster) Release(ctx context.Context, p signal.Presence) {
 	c.deleteKey(ctx, kvKey(p.Room, p.Key), p.Rev)
 	p.Node = c.node
-	_ = c.publish(p.event("off"))
+	_ = c.publish(eventOf(p, "off"))
 }
 
 // Relay hands msg to the node of the user named to in room.
@@ -869,31 +842,31 @@ func (c *Cluster) Relay(room, to string, msg []byte) error {
 
 // Lookup reads who holds key in room from the bucket itself, for a user
 // this node has not heard of yet.
-func (c *Cluster) Lookup(ctx context.Context, room, key string) (Presence, bool) {
+func (c *Cluster) Lookup(ctx context.Context, room, key string) (signal.Presence, bool) {
 	c.mu.Lock()
 	kv := c.kv
 	c.mu.Unlock()
 	if kv == nil {
-		return Presence{}, false
+		return signal.Presence{}, false
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	ent, err := kv.Get(cctx, kvKey(room, key))
 	if err != nil {
-		return Presence{}, false
+		return signal.Presence{}, false
 	}
 	var rec record
 	if json.Unmarshal(ent.Value(), &rec) != nil {
-		return Presence{}, false
+		return signal.Presence{}, false
 	}
 	if ok, _ := c.isMember(cctx, rec.Node); !ok && rec.Node != c.node {
-		return Presence{}, false
+		return signal.Presence{}, false
 	}
-	return Presence{Room: room, Key: key, Name: rec.Name, Node: rec.Node, Rev: ent.Revision(), Meta: rec.Meta}, true
+	return signal.Presence{Room: room, Key: key, Name: rec.Name, Node: rec.Node, Rev: ent.Revision(), Meta: rec.Meta}, true
 }
 
 // Sync waits until every event this node had received when it was called
-// has been handed to the Handler.
+// has been handed to the handler.
 func (c *Cluster) Sync(ctx context.Context) error {
 	c.mu.Lock()
 	sub := c.sub
