@@ -19,6 +19,7 @@ import (
 	"github.com/rivo/uniseg"
 	"github.com/urfave/cli/v2"
 
+	"github.com/lanft/lanft/internal/host"
 	"github.com/lanft/lanft/internal/identity"
 	"github.com/lanft/lanft/internal/node"
 	"github.com/lanft/lanft/rtc"
@@ -280,7 +281,7 @@ func unwrapPath(err error) error {
 // noOtherInstance reports whether LAN discovery saw no other lanft, the
 // case where `lanft doctor` can help.
 func noOtherInstance(cfg node.Config) bool {
-	lan, ok := cfg.Hosts.(*node.LAN)
+	lan, ok := cfg.Hosts.(*host.LAN)
 	if !ok {
 		return false
 	}
@@ -393,7 +394,7 @@ func peersCommand() *cli.Command {
 // at which address, and whether it is the elected host) or only through
 // the signaling host.
 func howFound(cfg node.Config) func(name string) string {
-	lan, ok := cfg.Hosts.(*node.LAN)
+	lan, ok := cfg.Hosts.(*host.LAN)
 	if !ok {
 		return func(string) string { return "signaling host" }
 	}
@@ -507,7 +508,7 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 			return nil, nil, err
 		}
 	}
-	lan, err := node.NewLAN(node.LANConfig{
+	lan, err := host.NewLAN(host.LANConfig{
 		Name:       name,
 		Priority:   priority,
 		Interfaces: c.StringSlice("interface"),

@@ -16,7 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/lanft/lanft/internal/node"
+	"github.com/lanft/lanft/internal/host"
 	"github.com/lanft/lanft/internal/turn"
 	"github.com/lanft/lanft/signal"
 	"github.com/lanft/lanft/web"
@@ -140,7 +140,7 @@ func runSignal(c *cli.Context) error {
 	}
 	// The URLs others can use, one per address; with --new-room, then the
 	// same URLs with a new room.
-	urls := node.ListenURLs(scheme, signal.Path, ln.Addr().(*net.TCPAddr))
+	urls := host.ListenURLs(scheme, signal.Path, ln.Addr().(*net.TCPAddr))
 	for _, u := range urls {
 		fmt.Fprintln(c.App.Writer, u)
 	}
