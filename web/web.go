@@ -63,7 +63,7 @@ const CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-s
 	"img-src 'self'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // Upstream says where the page's WebSocket goes: the elected host.
-// *node.LAN implements it.
+// *host.LAN implements it.
 type Upstream interface {
 	Host(ctx context.Context) (url string, stale <-chan struct{}, err error)
 }

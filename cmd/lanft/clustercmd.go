@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -12,7 +10,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/lanft/lanft/internal/cluster"
-	"github.com/lanft/lanft/signal"
 )
 
 // clusterFlags make `lanft signal` one node of a service: through an
@@ -151,31 +148,6 @@ func checkClusterSecret(c *cli.Context, log *slog.Logger) error {
 		return cli.Exit(fmt.Sprintf("signal: --cluster-secret is too short (%d characters): use at least %d, e.g. `openssl rand -hex 32`", len(secret), minClusterSecret), 2)
 	}
 	return nil
-}
-
-// wire makes cfg use the cluster: names, relays, health and metrics.
-func (n *clusterNode) wire(cfg *signal.Config) {
-	cfg.Cluster = n.cl
-	cfg.Ready = n.cl.Ready
-	cfg.Metrics = func(w io.Writer) {
-		st := n.cl.Stats()
-		ready := 0.0
-		if n.cl.Ready() {
-			ready = 1
-		}
-		signal.Metric(w, "lanft_cluster_ready", "gauge", "1 while this node holds its lease and serves logins", ready)
-		signal.Metric(w, "lanft_cluster_broker_lag_seconds", "gauge", "round trip of the last lease renewal through JetStream", st.LastLag.Seconds())
-		signal.Metric(w, "lanft_cluster_events_published_total", "counter", "logins, logouts, relays and heartbeats sent to other nodes", float64(st.Published))
-		signal.Metric(w, "lanft_cluster_events_received_total", "counter", "events received from other nodes", float64(st.Received))
-		signal.Metric(w, "lanft_cluster_events_ignored_total", "counter", "events from nodes that hold no lease (forged, or a dead node's), ignored", float64(st.Ignored))
-		signal.Metric(w, "lanft_cluster_errors_total", "counter", "failed broker operations", float64(st.Errors))
-		signal.Metric(w, "lanft_cluster_dead_nodes_total", "counter", "nodes this node declared dead", float64(st.DeadNodes))
-	}
-}
-
-// run serves the cluster until ctx ends.
-func (n *clusterNode) run(ctx context.Context, srv *signal.Server) error {
-	return n.cl.Run(ctx, srv.ClusterHandler())
 }
 
 func (n *clusterNode) close() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/lanft/lanft/internal/host"
 	"github.com/lanft/lanft/internal/identity"
 	"github.com/lanft/lanft/internal/node"
 	"github.com/lanft/lanft/rtc"
@@ -142,7 +143,7 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 			return nil, nil, err
 		}
 	}
-	lan, err := node.NewLAN(node.LANConfig{
+	lan, err := host.NewLAN(host.LANConfig{
 		Name:       name,
 		Priority:   priority,
 		Interfaces: c.StringSlice("interface"),

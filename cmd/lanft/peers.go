@@ -11,6 +11,7 @@ import (
 	"github.com/rivo/uniseg"
 	"github.com/urfave/cli/v2"
 
+	"github.com/lanft/lanft/internal/host"
 	"github.com/lanft/lanft/internal/node"
 	"github.com/lanft/lanft/transfer"
 )
@@ -77,7 +78,7 @@ func peersCommand() *cli.Command {
 // at which address, and whether it is the elected host) or only through
 // the signaling host.
 func howFound(cfg node.Config) func(name string) string {
-	lan, ok := cfg.Hosts.(*node.LAN)
+	lan, ok := cfg.Hosts.(*host.LAN)
 	if !ok {
 		return func(string) string { return "signaling host" }
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/lanft/lanft/internal/host"
 	"github.com/lanft/lanft/internal/node"
 	"github.com/lanft/lanft/transfer"
 )
@@ -134,7 +135,7 @@ func unwrapPath(err error) error {
 // noOtherInstance reports whether LAN discovery saw no other lanft, the
 // case where `lanft doctor` can help.
 func noOtherInstance(cfg node.Config) bool {
-	lan, ok := cfg.Hosts.(*node.LAN)
+	lan, ok := cfg.Hosts.(*host.LAN)
 	if !ok {
 		return false
 	}

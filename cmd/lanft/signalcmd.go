@@ -5,21 +5,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/lanft/lanft/internal/node"
+	"github.com/lanft/lanft/internal/host"
 	"github.com/lanft/lanft/internal/turn"
 	"github.com/lanft/lanft/signal"
-	"github.com/lanft/lanft/web"
 )
 
 func signalCommand() *cli.Command {
@@ -107,9 +102,7 @@ func runSignal(c *cli.Context) error {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})
 		scheme = "wss"
 	}
-	var srv *signal.Server
-	dir := roomDirectory(func(room string) signal.PeerAddrs { return srv.RoomPeerAddrs(room) })
-	ice, relay, err := iceFor(c, log, dir)
+	ice, relay, err := iceFor(c)
 	if err != nil {
 		ln.Close()
 		return err
@@ -117,30 +110,46 @@ func runSignal(c *cli.Context) error {
 	member, err := joinCluster(c, log)
 	if err != nil {
 		ln.Close()
+		closeTURN(relay)
 		return err
 	}
 	defer member.close()
-	cfg := signal.Config{
-		Logger:          log,
-		AllowedHosts:    c.StringSlice("allow-host"),
-		AllowedOrigins:  c.StringSlice("allow-origin"),
-		TrustProxy:      c.Bool("trust-proxy"),
-		ICE:             ice,
-		MaxConnsPerAddr: c.Int("max-conns-per-address"),
-		MaxUsersPerAddr: c.Int("max-users-per-address"),
-		MetricsToken:    c.String("metrics-token"),
-	}
-	if member != nil {
-		member.wire(&cfg)
-	}
-	srv, err = signal.NewServer(cfg)
+	metricsLn, err := metricsListener(c)
 	if err != nil {
 		ln.Close()
+		closeTURN(relay)
 		return err
+	}
+	cfg := host.Config{
+		Listener:        ln,
+		MetricsListener: metricsLn,
+		Ops:             true,
+		TURN:            relay,
+		Logger:          log,
+		Signal: signal.Config{
+			Logger:          log,
+			AllowedHosts:    c.StringSlice("allow-host"),
+			AllowedOrigins:  c.StringSlice("allow-origin"),
+			TrustProxy:      c.Bool("trust-proxy"),
+			ICE:             ice,
+			MaxConnsPerAddr: c.Int("max-conns-per-address"),
+			MaxUsersPerAddr: c.Int("max-users-per-address"),
+			MetricsToken:    c.String("metrics-token"),
+		},
+	}
+	if member != nil {
+		cfg.Cluster = member.cl
+	}
+	h, err := host.New(cfg) // closes the listeners when it fails
+	if err != nil {
+		return err
+	}
+	if relay != nil {
+		sayTURN(c, relay)
 	}
 	// The URLs others can use, one per address; with --new-room, then the
 	// same URLs with a new room.
-	urls := node.ListenURLs(scheme, signal.Path, ln.Addr().(*net.TCPAddr))
+	urls := host.ListenURLs(scheme, signal.Path, ln.Addr().(*net.TCPAddr))
 	for _, u := range urls {
 		fmt.Fprintln(c.App.Writer, u)
 	}
@@ -150,39 +159,10 @@ func runSignal(c *cli.Context) error {
 			fmt.Fprintf(c.App.Writer, "%s/%s\n", u, room)
 		}
 	}
-	// The browser page is served on the same port; its WebSocket at / or
-	// /ws is the signaling server's.
-	page, err := web.New(web.Config{Signal: srv.Handler(), Admits: srv.Admits, Logger: log})
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	defer page.Close()
-	// The operator's endpoints (health, metrics) are the server's own.
-	mux := http.NewServeMux()
-	mux.Handle(signal.HealthPath, srv.Handler())
-	mux.Handle("/", page)
-	metricsLn, err := metricsListener(c)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	if metricsLn == nil {
-		mux.Handle(signal.MetricsPath, srv.Handler())
-	}
-	g, ctx := errgroup.WithContext(c.Context)
-	g.Go(func() error { return srv.ServeWith(ctx, ln, mux) })
 	if metricsLn != nil {
 		fmt.Fprintf(c.App.Writer, "http://%s%s\n", metricsLn.Addr(), signal.MetricsPath)
-		g.Go(func() error { return serveMetrics(ctx, metricsLn, srv) })
 	}
-	if relay != nil {
-		g.Go(func() error { return relay.Run(ctx) })
-	}
-	if member != nil {
-		g.Go(func() error { return member.run(ctx, srv) })
-	}
-	return g.Wait()
+	return h.Run(c.Context)
 }
 
 // metricsListener opens --metrics-listen, or returns nil without it.
@@ -198,34 +178,10 @@ func metricsListener(c *cli.Context) (net.Listener, error) {
 	return ln, nil
 }
 
-// serveMetrics answers /metrics and /healthz on ln until ctx ends.
-func serveMetrics(ctx context.Context, ln net.Listener, srv *signal.Server) error {
-	mux := http.NewServeMux()
-	mux.Handle(signal.MetricsPath, srv.MetricsHandler())
-	mux.Handle(signal.HealthPath, srv.Handler())
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("signal: metrics listener: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = hs.Shutdown(shutdownCtx)
-	<-errc
-	return nil
-}
-
-// roomDirectory adapts the signaling server to turn.Directory.
-type roomDirectory func(room string) signal.PeerAddrs
-
-func (d roomDirectory) RoomPeerAddrs(room string) signal.PeerAddrs { return d(room) }
-
 // iceFor sets up what the host hands clients as ICE servers: an external
-// TURN server, its own STUN and TURN, or nothing.
-func iceFor(c *cli.Context, log *slog.Logger, dir turn.Directory) (signal.ICEProvider, *turn.Server, error) {
+// TURN server (an ICE provider), its own STUN and TURN (the relay's
+// config, its sockets open), or nothing.
+func iceFor(c *cli.Context) (signal.ICEProvider, *turn.Config, error) {
 	secret := []byte(c.String("turn-secret"))
 	if urls := c.StringSlice("external-turn"); len(urls) > 0 {
 		if len(secret) == 0 {
@@ -273,25 +229,32 @@ func iceFor(c *cli.Context, log *slog.Logger, dir turn.Directory) (signal.ICEPro
 	if rate == 0 {
 		rate = -1
 	}
-	srv, err := turn.New(turn.Config{
+	return nil, &turn.Config{
 		PacketConn: pc, Listener: tl, PublicIP: public, PublicHost: host, RelayIP: relayIP,
-		MinPort: minPort, MaxPort: maxPort, Secret: secret, Rate: rate, Directory: dir, Logger: log,
+		MinPort: minPort, MaxPort: maxPort, Secret: secret, Rate: rate,
 		STUNOnly: c.Bool("no-turn"),
-	})
-	if err != nil {
-		pc.Close()
-		if tl != nil {
-			tl.Close()
-		}
-		return nil, nil, err
+	}, nil
+}
+
+// sayTURN tells the operator where the relay answers.
+func sayTURN(c *cli.Context, tc *turn.Config) {
+	if tc.Listener == nil {
+		fmt.Fprintf(c.App.ErrWriter, "STUN on udp %s; TURN off\n", tc.PacketConn.LocalAddr())
+		return
 	}
-	if tl == nil {
-		fmt.Fprintf(c.App.ErrWriter, "STUN on udp %s; TURN off\n", pc.LocalAddr())
-	} else {
-		fmt.Fprintf(c.App.ErrWriter, "STUN and TURN on udp %s, TURN on tcp %s; relays at %s ports %d-%d\n",
-			pc.LocalAddr(), tl.Addr(), public, minPort, maxPort)
+	fmt.Fprintf(c.App.ErrWriter, "STUN and TURN on udp %s, TURN on tcp %s; relays at %s ports %d-%d\n",
+		tc.PacketConn.LocalAddr(), tc.Listener.Addr(), tc.PublicIP, tc.MinPort, tc.MaxPort)
+}
+
+// closeTURN closes the sockets iceFor opened, when no host takes them.
+func closeTURN(tc *turn.Config) {
+	if tc == nil {
+		return
 	}
-	return srv, srv, nil
+	tc.PacketConn.Close()
+	if tc.Listener != nil {
+		tc.Listener.Close()
+	}
 }
 
 func portOf(a net.Addr) int {

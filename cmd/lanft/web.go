@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/lanft/lanft/internal/host"
 	"github.com/lanft/lanft/internal/node"
 	"github.com/lanft/lanft/web"
 )
@@ -16,7 +17,7 @@ import (
 // and a QR code of it for a phone (a "page" event with --json). Only a
 // LAN instance serves one; with --signal there is none to show.
 func showPage(out *output, hosts node.Hosts) {
-	lan, ok := hosts.(*node.LAN)
+	lan, ok := hosts.(*host.LAN)
 	if !ok {
 		return
 	}
@@ -61,7 +62,7 @@ func lastPagePort(c *cli.Context) int {
 }
 
 // rememberPagePort keeps a share's port for next time (best effort).
-func rememberPagePort(c *cli.Context, lan *node.LAN) {
+func rememberPagePort(c *cli.Context, lan *host.LAN) {
 	if c.Command.Name != "share" {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lanft/lanft/internal/host"
 	"github.com/lanft/lanft/internal/netns"
 	"github.com/lanft/lanft/internal/node"
 )
@@ -17,9 +18,9 @@ import (
 // code of the address for a person and a "page" event for a script.
 func TestShowPage(t *testing.T) {
 	hosts := netns.NewLAN(t, 1)
-	var lan *node.LAN
+	var lan *host.LAN
 	if err := hosts.Do(1, func() (err error) {
-		lan, err = node.NewLAN(node.LANConfig{Name: "t", Interfaces: []string{hosts.Iface(1)}})
+		lan, err = host.NewLAN(host.LANConfig{Name: "t", Interfaces: []string{hosts.Iface(1)}})
 		return err
 	}); err != nil {
 		t.Fatal(err)

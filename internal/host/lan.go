@@ -1,4 +1,4 @@
-package node
+package host
 
 import (
 	"context"
@@ -13,9 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/lanft/lanft/discovery"
 	"github.com/lanft/lanft/signal"
-	"github.com/lanft/lanft/web"
 )
 
 // LANConfig configures zero-config mode: every instance runs a signaling
@@ -42,31 +43,41 @@ type LANConfig struct {
 	Discovery discovery.Config
 }
 
-// LAN is a Hosts that finds the signaling host on the LAN. Run it for as
-// long as the node runs.
+// LAN is one instance's signaling host on the LAN, and the node.Hosts
+// that finds the elected one: its Host listens only where the LAN is
+// (listen.go), serves the page, whose WebSocket is bridged to whichever
+// instance is elected, and discovery advertises it. Run it for as long as
+// the node runs.
 type LAN struct {
 	cfg      LANConfig
 	ifaces   []string // the interfaces discovery works on (nil with an injected Source)
 	loopback []netip.Addr
 	disc     *discovery.Discovery
-	srv      *signal.Server
-	web      *web.Web
+	host     *Host
 	lns      *listenSet
 	fallback atomic.Bool // the host in use is the fallback
+	started  time.Time
+	stopOnce sync.Once
 
 	mu      sync.Mutex
 	state   discovery.State
 	changed chan struct{} // closed and replaced on every state change
-	started time.Time
-	done    chan struct{} // closed when Run returns
+	done    chan struct{} // closed when Run returns (or Close is called)
+	stopped bool          // done is closed
+	// The stale channels Host hands out, one per condition, closed by
+	// setState once it holds (and all by stop): however often Host is
+	// called (each page the bridge serves, each login), no goroutine waits.
+	hostStale     map[string]chan struct{} // by the elected host's ID: closed when another is elected
+	fallbackStale chan struct{}            // while on the fallback: closed when another instance shows up
 }
 
 // errStopped is returned by Wait once Run has returned.
-var errStopped = errors.New("node: LAN discovery stopped")
+var errStopped = errors.New("host: LAN discovery stopped")
 
 // NewLAN listens for this instance's signaling server and page on the
 // addresses of the interfaces discovery works on and on loopback (see
-// listen.go), and prepares discovery. Nothing runs until Run.
+// listen.go), assembles its Host, and prepares discovery. Nothing runs
+// until Run.
 func NewLAN(cfg LANConfig) (*LAN, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -78,7 +89,8 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 		cfg.Notice = func(string) {}
 	}
 	l := &LAN{cfg: cfg, loopback: loopbackAddrs(), lns: newListenSet(cfg.Logger),
-		changed: make(chan struct{}), started: time.Now(), done: make(chan struct{})}
+		changed: make(chan struct{}), started: time.Now(), done: make(chan struct{}),
+		hostStale: make(map[string]chan struct{})}
 	ifaces := cfg.Interfaces
 	if cfg.Discovery.Source == nil {
 		var err error
@@ -90,12 +102,18 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	if err := l.lns.open(serveAddrs(discovery.InterfaceAddrs(ifaces), l.loopback), cfg.Port); err != nil {
 		return nil, err
 	}
-	srv, err := signal.NewServer(signal.Config{Logger: cfg.Logger, PingInterval: 2 * time.Second})
+	// Every instance serves the browser page; a page's WebSocket is bridged
+	// to whichever instance is the elected host.
+	h, err := New(Config{
+		Listener: l.lns,
+		Signal:   signal.Config{PingInterval: 2 * time.Second},
+		Upstream: l,
+		Logger:   cfg.Logger,
+	})
 	if err != nil {
-		l.lns.Close()
-		return nil, err
+		return nil, err // New closed the listeners
 	}
-	l.srv = srv
+	l.host = h
 	dcfg := cfg.Discovery
 	dcfg.Self.Name = cfg.Name
 	dcfg.Self.Priority = cfg.Priority
@@ -103,14 +121,7 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	dcfg.Interfaces = ifaces
 	dcfg.Logger = cfg.Logger
 	if l.disc, err = discovery.New(dcfg); err != nil {
-		l.lns.Close()
-		return nil, err
-	}
-	// Every instance serves the browser page; a page's WebSocket is bridged
-	// to whichever instance is the elected host.
-	l.web, err = web.New(web.Config{Signal: srv.Handler(), Upstream: l, Admits: srv.Admits, Logger: cfg.Logger})
-	if err != nil {
-		l.lns.Close()
+		h.Close()
 		return nil, err
 	}
 	return l, nil
@@ -179,44 +190,70 @@ func ListenURLs(scheme, path string, a *net.TCPAddr) []string {
 	return append(urls, loop...)
 }
 
-// Run serves signaling and runs discovery until ctx is cancelled.
+// Run serves signaling and the page and runs discovery until ctx is
+// cancelled; it returns nil on a clean cancel.
 func (l *LAN) Run(ctx context.Context) error {
-	defer close(l.done)
-	defer l.lns.Close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	defer l.stop()
+	defer l.host.Close()
 	l.lns.serve()
-	wg.Go(func() {
-		if err := l.srv.ServeWith(ctx, l.lns, l.web); err != nil {
-			errc <- err
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return l.host.Run(ctx) })
+	g.Go(func() error { l.follow(ctx); return nil })
+	g.Go(func() error { return l.disc.Run(ctx) })
+	g.Go(func() error {
+		for s := range l.disc.Updates() { // closed when disc.Run returns
+			l.setState(s)
 		}
+		return nil
 	})
-	wg.Go(func() { l.follow(ctx) })
-	wg.Go(func() {
-		if err := l.disc.Run(ctx); err != nil {
-			errc <- err
+	return g.Wait()
+}
+
+// Close releases the listeners of a LAN that does not run (Run closes
+// them itself). It is idempotent.
+func (l *LAN) Close() error {
+	l.host.Close()
+	l.stop()
+	return nil
+}
+
+// setState records a new discovery state and closes the stale channels
+// whose condition now holds.
+func (l *LAN) setState(s discovery.State) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.state = s
+	close(l.changed)
+	l.changed = make(chan struct{})
+	for id, ch := range l.hostStale {
+		if hostGone(s, id) {
+			close(ch)
+			delete(l.hostStale, id)
 		}
-	})
-	wg.Go(func() {
-		for s := range l.disc.Updates() {
-			l.mu.Lock()
-			l.state = s
-			close(l.changed)
-			l.changed = make(chan struct{})
-			l.mu.Unlock()
-		}
-	})
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-		cancel()
 	}
-	l.web.Close()
-	wg.Wait()
-	return err
+	if l.fallbackStale != nil && others(s) > 0 {
+		close(l.fallbackStale)
+		l.fallbackStale = nil
+	}
+}
+
+// stop marks the LAN stopped: Wait returns errStopped and every stale
+// channel handed out is closed (no host is known any more).
+func (l *LAN) stop() {
+	l.stopOnce.Do(func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.stopped = true
+		close(l.done)
+		for id, ch := range l.hostStale {
+			close(ch)
+			delete(l.hostStale, id)
+		}
+		if l.fallbackStale != nil {
+			close(l.fallbackStale)
+			l.fallbackStale = nil
+		}
+	})
 }
 
 // follow keeps the listeners on the addresses of discovery's interfaces
@@ -302,22 +339,50 @@ func (l *LAN) Host(ctx context.Context) (string, <-chan struct{}, error) {
 		}
 		l.fallback.Store(true)
 		l.cfg.Notice(fmt.Sprintf("no other lanft instance found on the LAN; using %s", l.cfg.Fallback))
-		return l.cfg.Fallback, l.watch(func(s discovery.State) bool { return others(s) > 0 }), nil
+		return l.cfg.Fallback, l.staleFallback(), nil
 	}
 	hostID := s.Host.ID
 	l.fallback.Store(false)
-	return s.HostURL(), l.watch(func(s discovery.State) bool { return !s.HasHost || s.Host.ID != hostID }), nil
+	return s.HostURL(), l.staleHost(hostID), nil
 }
 
-// watch returns a channel closed once cond holds for the state.
-func (l *LAN) watch(cond func(discovery.State) bool) <-chan struct{} {
+func hostGone(s discovery.State, id string) bool { return !s.HasHost || s.Host.ID != id }
+
+// closed is a channel that is closed already.
+func closed() chan struct{} {
 	ch := make(chan struct{})
-	go func() {
-		// Ends when cond holds or Run returns.
-		_, _ = l.Wait(context.Background(), cond)
-		close(ch)
-	}()
+	close(ch)
 	return ch
+}
+
+// staleHost returns the channel closed once the host with this ID is no
+// longer elected: one channel per host, shared by every caller.
+func (l *LAN) staleHost(id string) <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped || hostGone(l.state, id) {
+		return closed()
+	}
+	ch := l.hostStale[id]
+	if ch == nil {
+		ch = make(chan struct{})
+		l.hostStale[id] = ch
+	}
+	return ch
+}
+
+// staleFallback returns the channel closed once another instance shows up
+// on the LAN, shared by every caller.
+func (l *LAN) staleFallback() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped || others(l.state) > 0 {
+		return closed()
+	}
+	if l.fallbackStale == nil {
+		l.fallbackStale = make(chan struct{})
+	}
+	return l.fallbackStale
 }
 
 // Lost is told that the connection to url ended: if url is the elected
