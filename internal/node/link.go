@@ -155,14 +155,16 @@ func (l *link) handle(msg signal.Message) {
 	}
 	if s.Kind == rtc.KindOffer || s.Kind == rtc.KindAnswer {
 		if err := l.verify(msg, s); err != nil {
-			l.fail(err)
 			l.cfg.Logger.Debug("node: refusing peer", "peer", l.remote, "err", err)
-			l.peer.Close()
 			if s.Kind == rtc.KindAnswer {
 				// The sharer refuses offers itself (share.go); the
-				// receiver tells a sharer it refuses, as the sharer does.
+				// receiver tells a sharer it refuses, as the sharer does,
+				// before the failure ends the receive (and maybe the
+				// process, taking an unsent refusal with it).
 				l.refuse(msg.Answer, refusalReason(l.cfg.Name, msg.Name, "answer", err))
 			}
+			l.fail(err)
+			l.peer.Close()
 			return
 		}
 		if s.Kind == rtc.KindAnswer {
