@@ -147,6 +147,13 @@ func newPerson(t testing.TB, bctx context.Context, url string) *person {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("new tab: %v", err)
 	}
+	// A failure often shows at one end and has its cause at the other:
+	// every page of a failed test tells its log (before its tab closes).
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of the page at %s (%s): %s", url, p.text(`document.body.dataset.online || document.getElementById('status').textContent`), p.log())
+		}
+	})
 	chromedp.ListenBrowser(ctx, func(ev any) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
