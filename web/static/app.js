@@ -3,40 +3,93 @@
 // objects, trading files over WebRTC data channels with the CLI and with
 // other browsers. Every name is shown as text (textContent, append of
 // strings), never as HTML.
+//
+// Modules: app.js (this: start, receiving, sharing), signaling.js (the
+// WebSocket, login, peers online), link.js (one RTCPeerConnection, its
+// identity checks, the pins), ui.js (the DOM and the log), proto.js (the
+// data-channel stream, preamble and frames), sha256.js.
 
 import { receive, serve, buildManifest, MAX_RECEIVE } from './proto.js';
 import { $, core, show, el, log, size, render, meter, ask } from './ui.js';
-import { deviceSeed, startLink } from './link.js';
-import { send, connect, relogin } from './signaling.js';
+import { deviceSeed, hex, startLink } from './link.js';
+import { Signaling } from './signaling.js';
 
-export const app = {
-  name: '',
-  base: '',
-  ws: null,
-  retry: 250,
-  meta: { v: 1, role: 'receive', proof: 2 },
-  peers: new Map(),
-  links: new Map(),
-  share: null,
-  ice: [], // the login reply's ICE servers (lanft.iceServers)
-  calls: false, // the host mints ICE servers per call (lanft.calls)
-  callSeq: 0,
-  callWaits: new Map(), // call number -> its reply's handler
-};
+const RECEIVING = { v: 1, role: 'receive', proof: 2 };
+
+// A page is this tab's state: its Signaling (name, meta, peers), its
+// links by peer name, the base of its name, and what it shares (null).
+function newPage(base, name) {
+  const page = { base, links: new Map(), share: null };
+  page.sig = new Signaling({
+    name, meta: RECEIVING, on: {
+      online: () => {
+        $('status').textContent = `online as ${show(page.sig.name)}`;
+        document.body.dataset.online = page.sig.name;
+        document.body.dataset.logins = String(Number(document.body.dataset.logins || 0) + 1);
+      },
+      offline: () => {
+        $('status').textContent = 'offline: connecting again…';
+        document.body.dataset.online = '';
+      },
+      refused: (m) => onRefused(page, m),
+      peers: () => render(page.sig.peers, page.sig.name, (peer) => receiveFrom(page, peer)),
+      message: (m) => onMessage(page, m),
+    },
+  });
+  return page;
+}
+
+// onRefused takes another name when the host says this one is taken.
+function onRefused(page, m) {
+  if (!/taken|too close/.test(String(m.message || ''))) {
+    log(`login refused: ${String(m.message || 'refused')}`, 'error');
+    return;
+  }
+  page.sig.name = `${page.base}-${hex(crypto.getRandomValues(new Uint8Array(2)))}`;
+  sessionStorage.setItem('lanft-name', page.sig.name);
+  page.sig.relogin();
+}
+
+// onMessage handles what the Signaling leaves to the page: the messages
+// of one connection, and the host's errors.
+function onMessage(page, m) {
+  switch (m.type) {
+    case 'offer':
+      onOffer(page, m);
+      break;
+    case 'answer':
+    case 'candidate': {
+      const l = page.links.get(m.name);
+      if (l) l.handle(m);
+      break;
+    }
+    case 'leave': { // the peer is done with us (or gave up): free the connection
+      const l = page.links.get(m.name);
+      if (l) l.close();
+      break;
+    }
+    case 'error':
+      log(`signaling host: ${m.message}`, 'error');
+      break;
+  }
+}
+
+// code is the shared code typed under Options ('' for none).
+const code = () => $('code').value.trim();
 
 // ---- receiving ----
 
-export async function receiveFrom(peer) {
-  const meta = (app.peers.get(peer) || {}).lanft;
+async function receiveFrom(page, peer) {
+  const meta = (page.sig.peers.get(peer) || {}).lanft;
   if (!meta || (Number(meta.proof) | 0) < 2) {
     log(`receive from ${show(peer)}: the peer runs an older lanft: ${show(peer)} announces a share from an older lanft, whose verification code a host in the middle could steer; update lanft on ${show(peer)}`, 'error');
     return;
   }
-  const link = startLink(peer);
+  const link = startLink(page.links, page.sig, peer);
   $('done').textContent = '';
   try {
     const stream = await link.dial();
-    await link.secure(stream, true);
+    await link.secure(stream, true, code());
     log(`connected to ${show(peer)}`);
     let m = null;
     const files = await receive(stream, {
@@ -49,7 +102,7 @@ export async function receiveFrom(peer) {
     });
     const secs = m.seconds();
     await stream.linger(2000);
-    try { send({ type: 'leave', othername: peer }); } catch (e) { /* offline */ }
+    try { page.sig.send({ type: 'leave', othername: peer }); } catch (e) { /* offline */ }
     let bytes = 0;
     for (const f of files) {
       bytes += f.size;
@@ -82,7 +135,7 @@ function titleOf(entries) {
   return top.length <= 1 ? (top[0] || '') : `${top[0]} and ${top.length - 1} more`;
 }
 
-async function startShare() {
+async function startShare(page) {
   const files = [...$('files').files, ...$('folder').files];
   if (files.length === 0) {
     log('pick files or a folder first', 'error');
@@ -90,38 +143,38 @@ async function startShare() {
   }
   $('sharing').textContent = 'hashing…';
   try {
-    app.share = await buildManifest(files, (d, t) => { $('sharing').textContent = `hashing: ${size(d)} of ${size(t)}`; });
+    page.share = await buildManifest(files, (d, t) => { $('sharing').textContent = `hashing: ${size(d)} of ${size(t)}`; });
   } catch (e) {
     $('sharing').textContent = '';
     log(e.message, 'error');
     return;
   }
-  const { entries, total } = app.share;
+  const { entries, total } = page.share;
   const n = entries.filter((e) => e.kind === 'file').length;
-  app.meta = { v: 1, role: 'share', files: n, bytes: total, title: titleOf(entries), proof: 2 };
-  $('sharing').textContent = `sharing ${n} file(s), ${size(total)}, as ${show(app.name)}`;
+  page.sig.meta = { v: 1, role: 'share', files: n, bytes: total, title: titleOf(entries), proof: 2 };
+  $('sharing').textContent = `sharing ${n} file(s), ${size(total)}, as ${show(page.sig.name)}`;
   $('unshare').hidden = false;
-  relogin();
+  page.sig.relogin();
 }
 
-function stopShare() {
-  app.share = null;
-  app.meta = { v: 1, role: 'receive', proof: 2 };
+function stopShare(page) {
+  page.share = null;
+  page.sig.meta = RECEIVING;
   $('sharing').textContent = '';
   $('unshare').hidden = true;
-  relogin();
+  page.sig.relogin();
 }
 
-export async function onOffer(m) {
-  if (!app.share) {
+async function onOffer(page, m) {
+  if (!page.share) {
     log(`${show(m.name)} asked for files, but this page shares nothing`);
     return;
   }
-  const share = app.share;
-  const link = startLink(m.name);
+  const share = page.share;
+  const link = startLink(page.links, page.sig, m.name);
   try {
     const stream = await link.accept(m);
-    await link.secure(stream, false);
+    await link.secure(stream, false, code());
     const p = meter(`to ${show(m.name)}`);
     await serve(stream, share, (d, t) => p.update(d, t));
     log(`sent ${size(share.total)} to ${show(m.name)}, all verified, in ${p.seconds().toFixed(2)} s`, 'sent');
@@ -155,18 +208,18 @@ async function main() {
   globalThis.lanftCore = wrapped;
   core().setKey(deviceSeed());
   const id = core().deviceID(core().publicKey());
-  app.base = `web-${id.slice(0, 4).toLowerCase()}`;
-  app.name = sessionStorage.getItem('lanft-name') || app.base;
+  const base = `web-${id.slice(0, 4).toLowerCase()}`;
+  const page = newPage(base, sessionStorage.getItem('lanft-name') || base);
   $('me').textContent = `this browser: device ${id}; takes up to ${size(MAX_RECEIVE)} per transfer`;
-  $('share').onclick = startShare;
-  $('unshare').onclick = stopShare;
+  $('share').onclick = () => startShare(page);
+  $('unshare').onclick = () => stopShare(page);
   $('showqr').onclick = () => {
     $('qr').src = 'qr.png';
     $('qr').hidden = false;
     $('qrurl').textContent = `${location.protocol}//${location.host}/`;
   };
-  render();
-  connect();
+  page.sig.on.peers(); // the empty list, until the host sends one
+  page.sig.connect();
 }
 
 main().catch((e) => {

@@ -1,11 +1,10 @@
 // One WebRTC connection of the page (RTCPeerConnection and its data
 // channel) with lanft's identity checks: the proofs on offers and answers,
-// the pins of the names this browser met, the preamble.
+// the pins of the names this browser met, the preamble. It signals
+// through a Signaling (signaling.js) and writes to the page's log.
 
 import { Stream, preamble } from './proto.js';
-import { $, core, show, log } from './ui.js';
-import { app } from './app.js';
-import { send, callICE } from './signaling.js';
+import { core, show, log } from './ui.js';
 
 // ---- device key and pins (the browser's storage) ----
 
@@ -49,8 +48,12 @@ function pin(name, key) {
 // ---- one WebRTC connection, with lanft's identity checks ----
 
 export class Link {
-  constructor(remote) {
+  // sig is the page's Signaling (its name, send, callICE); links the map
+  // of the page's links by peer name, which close leaves.
+  constructor(remote, sig, links) {
     this.remote = remote;
+    this.sig = sig;
+    this.links = links;
     this.pending = [];
     this.sent = false;
     this.remoteSet = false;
@@ -59,7 +62,7 @@ export class Link {
     this.opened = new Promise((res, rej) => { this.openRes = res; this.openRej = rej; });
     // The peer connection waits for this call's ICE servers; what arrives
     // for it meanwhile waits on ready.
-    this.ready = callICE().then((servers) => this.open(servers));
+    this.ready = sig.callICE((text) => log(text, 'error')).then((servers) => this.open(servers));
   }
 
   open(iceServers) {
@@ -88,7 +91,7 @@ export class Link {
   }
 
   sendCandidate(c) {
-    try { send({ type: 'candidate', othername: this.remote, candidate: c }); } catch (e) { /* offline */ }
+    try { this.sig.send({ type: 'candidate', othername: this.remote, candidate: c }); } catch (e) { /* offline */ }
   }
 
   flush() {
@@ -111,7 +114,7 @@ export class Link {
       throw new Error(`the peer could not be verified: ${show(m.name)} sent no ${m.type} description`);
     }
     const fp = core().sdpFingerprint(desc.sdp);
-    const key = core().verify(m.type, m.name, app.name, fp, offerPrint, m.lanft ? JSON.stringify(m.lanft) : '');
+    const key = core().verify(m.type, m.name, this.sig.name, fp, offerPrint, m.lanft ? JSON.stringify(m.lanft) : '');
     const known = pinsOf(m.name);
     if (known.some((p) => p.key !== known[0].key)) {
       const held = known.map((p) => `"${show(p.name)}" to device ${core().deviceID(p.key)}`).join(' and ');
@@ -137,8 +140,8 @@ export class Link {
     this.watch(this.pc.createDataChannel('lanft', { ordered: true }));
     await this.pc.setLocalDescription(await this.pc.createOffer());
     this.local = core().sdpFingerprint(this.pc.localDescription.sdp);
-    const proof = JSON.parse(core().prove('offer', app.name, this.remote, this.local, ''));
-    send({ type: 'offer', othername: this.remote, offer: { type: 'offer', sdp: this.pc.localDescription.sdp }, lanft: proof });
+    const proof = JSON.parse(core().prove('offer', this.sig.name, this.remote, this.local, ''));
+    this.sig.send({ type: 'offer', othername: this.remote, offer: { type: 'offer', sdp: this.pc.localDescription.sdp }, lanft: proof });
     this.flush();
     return this.timeout(this.opened);
   }
@@ -151,8 +154,8 @@ export class Link {
     await this.pc.setLocalDescription(await this.pc.createAnswer());
     this.local = core().sdpFingerprint(this.pc.localDescription.sdp);
     this.nonce = core().sasNonce(); // committed to here, revealed in the preamble
-    const proof = JSON.parse(core().prove('answer', app.name, this.remote, this.local, this.remotePrint, core().sasCommit(this.nonce)));
-    send({ type: 'answer', othername: this.remote, answer: { type: 'answer', sdp: this.pc.localDescription.sdp }, lanft: proof });
+    const proof = JSON.parse(core().prove('answer', this.sig.name, this.remote, this.local, this.remotePrint, core().sasCommit(this.nonce)));
+    this.sig.send({ type: 'answer', othername: this.remote, answer: { type: 'answer', sdp: this.pc.localDescription.sdp }, lanft: proof });
     this.flush();
     return this.timeout(this.opened);
   }
@@ -177,15 +180,15 @@ export class Link {
   // checked the peer's certificate against the fingerprint we verified;
   // run the preamble (the nonces of the verification code, shown at first
   // contact once settled, and the shared code), and pin the peer's key
-  // once every check passed.
-  async secure(stream, initiator) {
+  // once every check passed. code is the shared code ('' for none).
+  async secure(stream, initiator, code) {
     const settle = (nr, ns) => {
       if (!this.first) return;
       const code = core().verificationCode(this.remoteKey, this.local, this.remotePrint, nr, ns);
       log(`first contact with ${show(this.remote)} (device ${core().deviceID(this.remoteKey)}): verification code ${code}; it must match on the other side`, 'verify');
     };
     await preamble(stream, {
-      code: $('code').value.trim(), initiator, local: this.local, remote: this.remotePrint, peer: show(this.remote),
+      code, initiator, local: this.local, remote: this.remotePrint, peer: show(this.remote),
       nonce: this.nonce, commit: this.commit, settle,
     });
     pin(this.remote, this.remoteKey);
@@ -194,14 +197,15 @@ export class Link {
   close() {
     this.closed = true;
     if (this.pc) this.pc.close();
-    if (app.links.get(this.remote) === this) app.links.delete(this.remote);
+    if (this.links.get(this.remote) === this) this.links.delete(this.remote);
   }
 }
 
-export function startLink(remote) {
-  const old = app.links.get(remote);
+// startLink starts the link to remote in links, closing the one before.
+export function startLink(links, sig, remote) {
+  const old = links.get(remote);
   if (old) old.close();
-  const l = new Link(remote);
-  app.links.set(remote, l);
+  const l = new Link(remote, sig, links);
+  links.set(remote, l);
   return l;
 }

@@ -3,7 +3,6 @@
 // strings), never as HTML.
 
 import { MAX_RECEIVE } from './proto.js';
-import { app, receiveFrom } from './app.js';
 
 export const $ = (id) => document.getElementById(id);
 export const core = () => globalThis.lanftCore;
@@ -29,11 +28,13 @@ export function size(n) {
   return `${n.toFixed(1)} ${u[i]}`;
 }
 
-export function render() {
+// render lists peers (a Map of name -> {name, lanft}) but self; a share's
+// Receive button calls receive(name).
+export function render(peers, self, receive) {
   const ul = $('peers');
   ul.replaceChildren();
-  for (const p of app.peers.values()) {
-    if (p.name === app.name) continue;
+  for (const p of peers.values()) {
+    if (p.name === self) continue;
     const row = el('li', 'peer', el('span', 'name', show(p.name)));
     row.dataset.name = p.name;
     const m = p.lanft && typeof p.lanft === 'object' ? p.lanft : null;
@@ -42,7 +43,7 @@ export function render() {
       if (Number(m.bytes) > MAX_RECEIVE) row.append(el('span', 'toobig', `more than this page takes (${size(MAX_RECEIVE)}): use lanft receive`));
       const b = el('button', 'receive', 'Receive');
       b.type = 'button';
-      b.onclick = () => receiveFrom(p.name);
+      b.onclick = () => receive(p.name);
       row.append(b);
     } else {
       row.append(el('span', 'what', m ? String(m.role) : 'other client'));
