@@ -141,6 +141,14 @@ type person struct {
 
 func newPerson(t testing.TB, bctx context.Context, url string) *person {
 	t.Helper()
+	p := openPage(t, bctx, url)
+	p.waitJS(`document.body.dataset.online`, 20*time.Second)
+	return p
+}
+
+// openPage is newPerson without waiting for the page to be online.
+func openPage(t testing.TB, bctx context.Context, url string) *person {
+	t.Helper()
 	ctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
 	p := &person{t: t, ctx: ctx, dl: t.TempDir(), names: map[string]string{}, done: map[string]string{}, ch: make(chan struct{}, 1)}
@@ -179,7 +187,6 @@ func newPerson(t testing.TB, bctx context.Context, url string) *person {
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("open %s: %v", url, err)
 	}
-	p.waitJS(`document.body.dataset.online`, 20*time.Second)
 	return p
 }
 

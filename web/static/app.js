@@ -12,7 +12,7 @@
 import { receive, serve, buildManifest, MAX_RECEIVE } from './proto.js';
 import { $, core, show, el, log, size, render, meter, ask } from './ui.js';
 import { deviceSeed, hex, startLink } from './link.js';
-import { Signaling } from './signaling.js';
+import { Signaling, nameTaken } from './signaling.js';
 
 const RECEIVING = { v: 1, role: 'receive', proof: 2 };
 
@@ -39,9 +39,10 @@ function newPage(base, name) {
   return page;
 }
 
-// onRefused takes another name when the host says this one is taken.
+// onRefused takes another name when the host says this one is taken
+// (see nameTaken: by its code, or an older host's words).
 function onRefused(page, m) {
-  if (!/taken|too close/.test(String(m.message || ''))) {
+  if (!nameTaken(m)) {
     log(`login refused: ${String(m.message || 'refused')}`, 'error');
     return;
   }

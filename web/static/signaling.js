@@ -6,11 +6,31 @@
 //
 //	page ── login {name, lanft: meta} ──▶ host
 //	page ◀── login {success, lanft: {iceServers, calls}} or
-//	         login {success: false, message}
+//	         login {success: false, message, lanft: {code}}
 //	page ◀── userlist, updata                (the peers online)
 //	page ◀─▶ offer, answer, candidate, leave (one connection, see link.js)
 //	page ── lanft {call: n} ──▶ host         (a host with "calls": this
 //	page ◀── lanft {call: n, iceServers}      call's TURN credential)
+
+// NAME_TAKEN is the code of a refused login whose name is taken, or too
+// close to the name of a user online (signal.CodeNameTaken).
+export const NAME_TAKEN = 'name_taken';
+
+// code returns the machine-readable code of a server reply ("lanft":
+// {"code": ...}), or '' when it has none.
+export function code(m) {
+  const info = m && m.lanft && typeof m.lanft === 'object' ? m.lanft : {};
+  return typeof info.code === 'string' ? info.code : '';
+}
+
+// nameTaken reports whether a refused login says the name is taken. A
+// host that sends codes says so with NAME_TAKEN; only a reply without any
+// code (an older host) is read by its English words.
+export function nameTaken(m) {
+  const c = code(m);
+  if (c) return c === NAME_TAKEN;
+  return /taken|too close/.test(String(m.message || ''));
+}
 
 export class Signaling {
   // on holds the owner's handlers: online(), offline(), refused(m) for a
