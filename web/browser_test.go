@@ -488,7 +488,32 @@ func TestBrowserTabsTrade(t *testing.T) {
 		}
 	}
 	t.Logf("bob: %s", bob.text(`document.getElementById('done').textContent`))
+	phoneShot(t, bob, os.Getenv("LANFT_SCREENSHOT_PHONE"))
 	sameCode(t, ann.text(`document.querySelector('#log li.verify').textContent`), bob.text(`document.querySelector('#log li.verify').textContent`))
+}
+
+// phoneShot shows p's page on a phone's screen (390x844, mobile), checks
+// that nothing is wider than the screen, and saves a screenshot to path
+// (a temporary file when "").
+func phoneShot(t *testing.T, p *person, path string) {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "phone.png")
+	}
+	p.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulatePortrait))
+	if w := p.text(`String(document.documentElement.scrollWidth)`); w != "390" {
+		t.Errorf("on a phone's screen (390 px wide) the page is %s px wide", w)
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	cancel()
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot of the page on a phone: %s", path)
 }
 
 // TestBrowserAsksForCallCredentials: a page served by lanft signal with
