@@ -123,12 +123,27 @@ type person struct {
 
 func newPerson(t testing.TB, bctx context.Context, url string) *person {
 	t.Helper()
+	p := openPage(t, bctx, url)
+	p.waitJS(`document.body.dataset.online`, 20*time.Second)
+	return p
+}
+
+// openPage is newPerson without waiting for the page to be online.
+func openPage(t testing.TB, bctx context.Context, url string) *person {
+	t.Helper()
 	ctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
 	p := &person{t: t, ctx: ctx, dl: t.TempDir(), names: map[string]string{}, done: map[string]string{}, ch: make(chan struct{}, 1)}
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("new tab: %v", err)
 	}
+	// A failure often shows at one end and has its cause at the other:
+	// every page of a failed test tells its log (before its tab closes).
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of the page at %s (%s): %s", url, p.text(`document.body.dataset.online || document.getElementById('status').textContent`), p.log())
+		}
+	})
 	chromedp.ListenBrowser(ctx, func(ev any) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -154,7 +169,6 @@ func newPerson(t testing.TB, bctx context.Context, url string) *person {
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("open %s: %v", url, err)
 	}
-	p.waitJS(`document.body.dataset.online`, 20*time.Second)
 	return p
 }
 
@@ -456,7 +470,32 @@ func TestBrowserTabsTrade(t *testing.T) {
 		}
 	}
 	t.Logf("bob: %s", bob.text(`document.getElementById('done').textContent`))
+	phoneShot(t, bob, os.Getenv("LANFT_SCREENSHOT_PHONE"))
 	sameCode(t, ann.text(`document.querySelector('#log li.verify').textContent`), bob.text(`document.querySelector('#log li.verify').textContent`))
+}
+
+// phoneShot shows p's page on a phone's screen (390x844, mobile), checks
+// that nothing is wider than the screen, and saves a screenshot to path
+// (a temporary file when "").
+func phoneShot(t *testing.T, p *person, path string) {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "phone.png")
+	}
+	p.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulatePortrait))
+	if w := p.text(`String(document.documentElement.scrollWidth)`); w != "390" {
+		t.Errorf("on a phone's screen (390 px wide) the page is %s px wide", w)
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	cancel()
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot of the page on a phone: %s", path)
 }
 
 // TestBrowserAsksForCallCredentials: a page served by lanft signal with
