@@ -23,7 +23,9 @@
 // (forged, or a straggler of a node already declared dead) changes nothing
 // (Stats.Ignored counts them). The first event of a node not yet known is
 // checked against the stream leader, not a replica that may lag behind a
-// lease just written. The lease is only as strong as who may write the
+// lease just written; while the lease cannot be read (a JetStream leader
+// election, as when a partition heals) that node's events are held, in
+// order and bounded, until it can. The lease is only as strong as who may write the
 // bucket: that is everyone who can reach the NATS behind it. Embedded (see
 // EmbeddedConfig), that is the processes of the nodes (each server takes
 // only its own process's random password) and servers that route in with
@@ -108,6 +110,7 @@ type Cluster struct {
 	members  map[string]bool                       // nodes known to hold a lease
 	warned   map[string]bool                       // nodes whose ignored events were logged
 	paused   map[string]time.Time                  // node -> no lease look-up before then (one failed)
+	held     map[string][]event                    // the event loop's own: events of nodes whose lease could not be read yet
 	byNode   map[string]map[string]signal.Presence // node -> kv key -> user
 	h        signal.ClusterHandler
 	stats    Stats
@@ -159,6 +162,7 @@ func New(cfg Config) (*Cluster, error) {
 		members:  make(map[string]bool),
 		warned:   make(map[string]bool),
 		paused:   make(map[string]time.Time),
+		held:     make(map[string][]event),
 		byNode:   make(map[string]map[string]signal.Presence),
 	}, nil
 }
@@ -296,6 +300,7 @@ func (c *Cluster) eventLoop(ctx context.Context, sub *nats.Subscription, h signa
 		msg, err := sub.NextMsg(100 * time.Millisecond)
 		if err != nil {
 			if errors.Is(err, nats.ErrTimeout) {
+				c.retryHeld(ctx, h)
 				continue
 			}
 			if errors.Is(err, nats.ErrBadSubscription) || errors.Is(err, nats.ErrConnectionClosed) {
@@ -305,9 +310,10 @@ func (c *Cluster) eventLoop(ctx context.Context, sub *nats.Subscription, h signa
 			continue
 		}
 		var e event
-		if err := json.Unmarshal(msg.Data, &e); err == nil && e.Node != c.node && c.admit(ctx, e) {
-			c.apply(e, h)
+		if err := json.Unmarshal(msg.Data, &e); err == nil && e.Node != c.node {
+			c.deliver(ctx, e, h)
 		}
+		c.retryHeld(ctx, h)
 		c.mu.Lock()
 		c.stats.Received++
 		c.processed.Add(1)
@@ -325,21 +331,87 @@ const maxTracked = 1024
 // having failed a moment ago.
 var errLookupPaused = errors.New("cluster: lease look-up paused after a failure")
 
-// admit reports whether e comes from a member; it counts and logs (once a
-// node) those that do not. Fail closed: when the lease cannot be read
-// (JetStream unavailable), the event is ignored, and that node's lease is
-// not asked for again for a few heartbeats, so that the event loop does not
-// wait on the broker once per event. Only a node that became a member
-// during the outage can lose events that way (JetStream unavailable, it
-// had few to send). The view is not read again then: during such an
+// Bounds of the events held while a node's lease cannot be read.
+const (
+	maxHeldNodes  = 16
+	maxHeldEvents = 4096 // per node
+)
+
+// deliver applies e if it comes from a member. While that cannot be told
+// (the lease cannot be read: JetStream is electing a leader, as after a
+// partition heals, when a node comes back and writes its lease anew) e is
+// held, with every later event of its node so that their order stays, and
+// retryHeld decides once the lease can be read. A node that is no member
+// has its events dropped then.
+func (c *Cluster) deliver(ctx context.Context, e event, h signal.ClusterHandler) {
+	if len(c.held[e.Node]) > 0 {
+		c.hold(e)
+		return
+	}
+	switch c.admit(ctx, e) {
+	case admitted:
+		c.apply(e, h)
+	case undecided:
+		c.hold(e)
+	}
+}
+
+// hold keeps e for retryHeld, within the bounds (past them it is counted
+// as ignored).
+func (c *Cluster) hold(e event) {
+	held := c.held[e.Node]
+	if held == nil && len(c.held) >= maxHeldNodes || len(held) >= maxHeldEvents {
+		c.mu.Lock()
+		c.stats.Ignored++
+		c.mu.Unlock()
+		return
+	}
+	c.held[e.Node] = append(held, e)
+}
+
+// retryHeld looks up again the lease of each node whose events are held,
+// once its look-up is no longer paused: a member's events are applied in
+// order, another's dropped.
+func (c *Cluster) retryHeld(ctx context.Context, h signal.ClusterHandler) {
+	for node, events := range c.held {
+		switch c.admit(ctx, events[0]) {
+		case undecided:
+			continue
+		case admitted:
+			for _, e := range events {
+				c.apply(e, h)
+			}
+		case refused:
+			c.mu.Lock()
+			c.stats.Ignored += uint64(len(events) - 1) // admit counted the first
+			c.mu.Unlock()
+		}
+		delete(c.held, node)
+	}
+}
+
+// admission is admit's verdict.
+type admission int
+
+const (
+	refused admission = iota
+	admitted
+	undecided // the lease could not be read: ask again later
+)
+
+// admit tells whether e comes from a member; it counts and logs (once a
+// node) those that do not. When the lease cannot be read (JetStream
+// unavailable) it is undecided, and that node's lease is not asked for
+// again for a few heartbeats, so that the event loop does not wait on the
+// broker once per event. The view is not read again then: during such an
 // outage it may hold entries that survivors failed to delete.
-func (c *Cluster) admit(ctx context.Context, e event) bool {
+func (c *Cluster) admit(ctx context.Context, e event) admission {
 	ok, err := c.isMember(ctx, e.Node)
 	switch {
 	case ok:
-		return true
+		return admitted
 	case errors.Is(err, errLookupPaused):
-		return false
+		return undecided
 	case err != nil:
 		c.countErr()
 		c.cfg.Logger.Debug("cluster: look up a node's lease", "node", e.Node, "err", err)
@@ -349,7 +421,7 @@ func (c *Cluster) admit(ctx context.Context, e event) bool {
 		}
 		c.paused[e.Node] = time.Now().Add(3 * c.cfg.Heartbeat)
 		c.mu.Unlock()
-		return false
+		return undecided
 	}
 	c.mu.Lock()
 	c.stats.Ignored++
@@ -364,7 +436,7 @@ func (c *Cluster) admit(ctx context.Context, e event) bool {
 	if warn {
 		c.cfg.Logger.Warn("cluster: ignored an event from a node that holds no lease (forged, or a dead node's)", "node", e.Node, "kind", e.Kind)
 	}
-	return false
+	return refused
 }
 
 // isMember reports whether node holds a lease: known already, or found in
