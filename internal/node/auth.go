@@ -62,7 +62,9 @@ func authenticate(ctx context.Context, cfg *Config, rw io.ReadWriteCloser, l *li
 	}
 	hello := make([]byte, len(preambleMagic)+1)
 	if _, err := io.ReadFull(rw, hello); err != nil {
-		return fmt.Errorf("node: read preamble: %w", err)
+		// Nothing was decided yet: a lost connection, which a receiver
+		// tries again.
+		return fmt.Errorf("%w: the connection to %s closed before lanft's preamble: %w", ErrConnect, l.remote, err)
 	}
 	if err := checkMagic(hello, l.remote); err != nil {
 		return err
