@@ -60,7 +60,13 @@ func onHost(t testing.TB, lan *netns.LAN, i int, args ...string) *lanfttest.Proc
 // pageURL waits for a --json share's "page" event and returns its URL.
 func pageURL(t testing.TB, p *lanfttest.Proc) string {
 	t.Helper()
-	line := p.WaitLine(t, `"event":"page"`, 20*time.Second)
+	return pageURLWithin(t, p, 20*time.Second)
+}
+
+// pageURLWithin is pageURL for a share that takes up to d to hash.
+func pageURLWithin(t testing.TB, p *lanfttest.Proc, d time.Duration) string {
+	t.Helper()
+	line := p.WaitLine(t, `"event":"page"`, d)
 	var ev struct{ URL string }
 	if err := json.Unmarshal([]byte(line.Text), &ev); err != nil || ev.URL == "" {
 		t.Fatalf("page event: %q: %v", line.Text, err)
@@ -752,7 +758,9 @@ func TestBrowserRefusesTooBig(t *testing.T) {
 	}
 	f.Close()
 	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--json", big)
-	url := pageURL(t, share) // after hashing
+	// The page is announced after hashing 2 GiB, which takes seconds on an
+	// idle machine and more than 20 s on a loaded one.
+	url := pageURLWithin(t, share, 2*time.Minute)
 	p := newPerson(t, startBrowser(t, lan, 2), url)
 	p.waitJS(`document.querySelector('#peers li[data-name="alpha"] .toobig')`, 20*time.Second)
 	p.do(chromedp.Click(chromedp.CSS(`#peers li[data-name="alpha"] button.receive`)))

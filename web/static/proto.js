@@ -160,7 +160,9 @@ async function readChunk(s) {
 // the callback that shows the verification code (see nonces).
 export async function preamble(s, { code, initiator, local, remote, peer, nonce, commit, settle }) {
   await s.write(new Uint8Array([...MAGIC, code ? FLAG_CODE : 0]));
-  const hello = await s.read(MAGIC.length + 1);
+  const hello = await s.read(MAGIC.length + 1).catch(() => {
+    throw new Error(`the connection to ${peer} closed while it was being set up, before ${peer} started lanft's preamble: try again`);
+  });
   for (let i = 0; i < MAGIC.length - 1; i++) {
     if (hello[i] !== MAGIC[i]) throw new Error(`${peer} does not speak lanft's data-channel protocol`);
   }
@@ -256,7 +258,8 @@ export async function receive(s, { accept, progress }) {
     if (err instanceof TransferError && err.code !== 'remote') await sendError(s, err.code, err.message);
     throw err;
   };
-  let f = await readFrame(s).catch(fail);
+  let f = await readFrame(s).catch((err) => fail(err instanceof TransferError ? err
+    : new Error('the connection closed after the verification, before the sender listed its files: try again')));
   if (f.t === T.X) throw remoteError('sender', f.p);
   if (f.t !== T.M) return fail(new TransferError('protocol', 'the sender did not start with a MANIFEST'));
   let m;
