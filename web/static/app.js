@@ -9,7 +9,7 @@
 // identity checks, the pins), ui.js (the DOM and the log), proto.js (the
 // data-channel stream, preamble and frames), sha256.js.
 
-import { receive, serve, buildManifest, MAX_RECEIVE } from './proto.js';
+import { receive, serve, buildManifest, MAX_RECEIVE, SetupClosed } from './proto.js';
 import { $, core, show, el, log, size, render, meter, ask } from './ui.js';
 import { deviceSeed, hex, startLink } from './link.js';
 import { Signaling, nameTaken } from './signaling.js';
@@ -86,11 +86,22 @@ async function receiveFrom(page, peer) {
     log(`receive from ${show(peer)}: the peer runs an older lanft: ${show(peer)} announces a share from an older lanft, whose verification code a host in the middle could steer; update lanft on ${show(peer)}`, 'error');
     return;
   }
-  const link = startLink(page.links, page.sig, peer);
   $('done').textContent = '';
+  let link = null;
   try {
-    const stream = await link.dial();
-    await link.secure(stream, true, code());
+    let stream = null;
+    for (let attempt = 1; ; attempt++) {
+      link = startLink(page.links, page.sig, peer);
+      try {
+        stream = await link.dial();
+        await link.secure(stream, true, code());
+        break;
+      } catch (e) {
+        if (!(e instanceof SetupClosed) || attempt === 3) throw e;
+        log(`receive from ${show(peer)}: ${e.message}; trying again`);
+        link.close();
+      }
+    }
     log(`connected to ${show(peer)}`);
     let m = null;
     const files = await receive(stream, {

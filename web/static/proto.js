@@ -109,6 +109,11 @@ const NONCE_WAIT = 10000; // ms, as node.nonceWait
 
 export class CodeError extends Error {}
 
+// SetupClosed: the connection closed before the peer's preamble, so nothing
+// was decided: a lost connection, which a receiving page tries again (as
+// the CLI does).
+export class SetupClosed extends Error {}
+
 // within rejects with msg unless p settles within ms.
 function within(p, ms, msg) {
   let timer;
@@ -161,7 +166,7 @@ async function readChunk(s) {
 export async function preamble(s, { code, initiator, local, remote, peer, nonce, commit, settle }) {
   await s.write(new Uint8Array([...MAGIC, code ? FLAG_CODE : 0]));
   const hello = await s.read(MAGIC.length + 1).catch(() => {
-    throw new Error(`the connection to ${peer} closed while it was being set up, before ${peer} started lanft's preamble: try again`);
+    throw new SetupClosed(`the connection to ${peer} closed while it was being set up, before ${peer} started lanft's preamble: try again`);
   });
   for (let i = 0; i < MAGIC.length - 1; i++) {
     if (hello[i] !== MAGIC[i]) throw new Error(`${peer} does not speak lanft's data-channel protocol`);
