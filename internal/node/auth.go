@@ -46,18 +46,21 @@ var preambleMagic = []byte("LANFT\x02")
 // trying sharers for a code that matches.
 const nonceWait = 10 * time.Second
 
-const flagCode = 1
+// The preamble's FLAGS bits (flagDirect is in direct.go). The HTTP path
+// for pages and the push offer (internal/node/doc of the push offer and the HTTP path) use the
+// others; nothing new is exchanged unless both sides set the matching bit.
+const (
+	flagCode       = 1
+	flagPage       = 4  // set by a browser page: it takes bytes over HTTP
+	flagServesPage = 8  // set by a CLI that serves pages over HTTP
+	flagPush       = 16 // set by an initiator that sends to the responder
+)
 
 // authenticate runs the preamble on a freshly connected stream.
 func authenticate(ctx context.Context, cfg *Config, rw io.ReadWriteCloser, l *link, initiator bool) error {
 	stop := context.AfterFunc(ctx, func() { rw.Close() })
 	defer stop()
-	var flags byte
-	if cfg.Code != "" {
-		flags |= flagCode
-	}
-	flags |= directFlag(cfg)
-	if _, err := rw.Write(append(append([]byte{}, preambleMagic...), flags)); err != nil {
+	if _, err := rw.Write(append(append([]byte{}, preambleMagic...), l.preambleFlags())); err != nil {
 		return fmt.Errorf("node: send preamble: %w", err)
 	}
 	hello := make([]byte, len(preambleMagic)+1)
@@ -125,6 +128,15 @@ func authenticate(ctx context.Context, cfg *Config, rw io.ReadWriteCloser, l *li
 		return fmt.Errorf("%w: the code does not match %s's, or someone is in the middle", ErrCode, l.remote)
 	}
 	return nil
+}
+
+// preambleFlags is the one place this side's FLAGS byte is made.
+func (l *link) preambleFlags() byte {
+	var flags byte
+	if l.cfg.Code != "" {
+		flags |= flagCode
+	}
+	return flags | directFlag(l.cfg)
 }
 
 // checkMagic checks the start of the remote's preamble.

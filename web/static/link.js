@@ -180,18 +180,21 @@ export class Link {
   // checked the peer's certificate against the fingerprint we verified;
   // run the preamble (the nonces of the verification code, shown at first
   // contact once settled, and the shared code), and pin the peer's key
-  // once every check passed. code is the shared code ('' for none).
-  async secure(stream, initiator, code) {
+  // once every check passed. code is the shared code ('' for none); flags
+  // are this side's other preamble FLAGS bits. It returns the peer's FLAGS
+  // byte (also kept in this.remoteFlags).
+  async secure(stream, initiator, code, flags = 0) {
     const settle = (nr, ns) => {
       if (!this.first) return;
       const code = core().verificationCode(this.remoteKey, this.local, this.remotePrint, nr, ns);
       log(`first contact with ${show(this.remote)} (device ${core().deviceID(this.remoteKey)}): verification code ${code}; it must match on the other side`, 'verify');
     };
-    await preamble(stream, {
+    this.remoteFlags = await preamble(stream, {
       code, initiator, local: this.local, remote: this.remotePrint, peer: show(this.remote),
-      nonce: this.nonce, commit: this.commit, settle,
+      nonce: this.nonce, commit: this.commit, settle, flags,
     });
     pin(this.remote, this.remoteKey);
+    return this.remoteFlags;
   }
 
   close() {

@@ -104,6 +104,12 @@ export class Stream {
 
 const MAGIC = [0x4c, 0x41, 0x4e, 0x46, 0x54, 0x02]; // "LANFT" 2
 const FLAG_CODE = 1;
+// The other FLAGS bits (internal/node/auth.go; /work design of the HTTP
+// path and the push offer): a page that takes bytes over HTTP, a CLI that
+// serves them, an initiator that sends (pushes) rather than receives.
+export const FLAG_PAGE = 4;
+export const FLAG_SERVES_PAGE = 8;
+export const FLAG_PUSH = 16;
 const NONCE = 32;
 const NONCE_WAIT = 10000; // ms, as node.nonceWait
 
@@ -162,9 +168,10 @@ async function readChunk(s) {
 // preamble runs lanft's preamble; the receiver is the initiator. prints
 // are the DTLS fingerprints: ours and the peer's (verified). nonce is the
 // sharer's Ns, commit the receiver's commitment from the answer, settle
-// the callback that shows the verification code (see nonces).
-export async function preamble(s, { code, initiator, local, remote, peer, nonce, commit, settle }) {
-  await s.write(new Uint8Array([...MAGIC, code ? FLAG_CODE : 0]));
+// the callback that shows the verification code (see nonces). flags are
+// this side's other FLAGS bits; it returns the peer's FLAGS byte.
+export async function preamble(s, { code, initiator, local, remote, peer, nonce, commit, settle, flags = 0 }) {
+  await s.write(new Uint8Array([...MAGIC, (code ? FLAG_CODE : 0) | (flags & ~FLAG_CODE)]));
   const hello = await s.read(MAGIC.length + 1).catch(() => {
     throw new SetupClosed(`the connection to ${peer} closed while it was being set up, before ${peer} started lanft's preamble: try again`);
   });
@@ -179,8 +186,9 @@ export async function preamble(s, { code, initiator, local, remote, peer, nonce,
     throw new Error(`${peer} speaks a newer version (${v}) of lanft's data-channel protocol; reload this page from an updated lanft`);
   }
   await nonces(s, { initiator, nonce, commit, settle, peer });
-  const theirs = (hello[MAGIC.length] & FLAG_CODE) !== 0;
-  if (!code && !theirs) return;
+  const remoteFlags = hello[MAGIC.length];
+  const theirs = (remoteFlags & FLAG_CODE) !== 0;
+  if (!code && !theirs) return remoteFlags;
   if (!code) throw new CodeError(`shared code: ${peer} requires a shared code: enter it under Options`);
   if (!theirs) throw new CodeError(`shared code: ${peer} did not give the shared code (it must use the same code)`);
   const [printI, printR] = initiator ? [local, remote] : [remote, local];
@@ -199,6 +207,27 @@ export async function preamble(s, { code, initiator, local, remote, peer, nonce,
   if (!core().equal(got, core().confirm(isk, 'lanft-confirm-' + peerRole, printI, printR))) {
     throw new CodeError(`shared code: the code does not match ${peer}'s, or someone is in the middle`);
   }
+  return remoteFlags;
+}
+
+// ---- messages (internal/direct: a u16 big-endian length, then JSON) ----
+
+// writeMessage sends v as one message of the format of direct.WriteMessage.
+export async function writeMessage(s, v) {
+  const b = enc.encode(JSON.stringify(v));
+  if (b.length > 0xffff) throw new Error('message too long');
+  const out = new Uint8Array(2 + b.length);
+  out[0] = b.length >> 8;
+  out[1] = b.length & 0xff;
+  out.set(b, 2);
+  await s.write(out);
+}
+
+// readMessage reads one message written by direct.WriteMessage.
+export async function readMessage(s) {
+  const h = await s.read(2);
+  const n = (h[0] << 8) | h[1];
+  return JSON.parse(dec.decode(await s.read(n)));
 }
 
 // ---- frames (transfer/frame.go) ----
