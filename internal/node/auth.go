@@ -47,8 +47,7 @@ var preambleMagic = []byte("LANFT\x02")
 const nonceWait = 10 * time.Second
 
 // The preamble's FLAGS bits (flagDirect is in direct.go). The HTTP path
-// for pages and the push offer (internal/node/doc of the push offer and the HTTP path) use the
-// others; nothing new is exchanged unless both sides set the matching bit.
+// for pages and the push offer use the others; nothing new is exchanged unless both sides set the matching bit.
 const (
 	flagCode       = 1
 	flagPage       = 4  // set by a browser page: it takes bytes over HTTP
