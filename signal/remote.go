@@ -31,8 +31,9 @@ func (s *Server) newRemoteUser(p Presence) *remoteUser {
 	}
 }
 
-// enqueueRelay hands b to u's node, which queues it for u. It reports
-// true: a receiver's business is its own node's to say.
+// enqueueRelay hands b to u's node, which queues it for u (Deliver, with
+// no per-sender share). It always reports true: this node cannot see
+// whether u is busy.
 func (u *remoteUser) enqueueRelay(_ addrKey, b []byte) bool {
 	if err := u.srv.cfg.Cluster.Relay(u.room, u.name, b); err != nil {
 		u.srv.cfg.Logger.Warn("signal: relay to another node", "to", u.name, "node", u.node, "err", err)
