@@ -30,7 +30,7 @@ type inst struct {
 
 func start(t *testing.T, lan *fakeLAN, id string, prio int) *inst {
 	t.Helper()
-	node := lan.node()
+	node := lan.Source()
 	d, err := New(Config{
 		Self:   Self{ID: id, Name: "name-" + id, Priority: prio, Port: 9000},
 		Source: node,
@@ -274,11 +274,11 @@ func TestPartitionMerge(t *testing.T) {
 		}
 
 		// Cut a non-host: it ends up electing itself.
-		lan.cut(c.node)
+		lan.Cut(c.node)
 		took := waitFor(t, "isolated c elects itself", 3250*time.Millisecond+slack, func() bool { return c.d.Current().IAmHost })
 		t.Logf("isolated c is host after %v", took)
 		waitAgreed(t, "a and b without c", 5*time.Second, a, b)
-		lan.heal(c.node)
+		lan.Heal(c.node)
 		host, took := waitAgreed(t, "merge after heal", 2250*time.Millisecond+slack, a, b, c)
 		if host != "a" {
 			t.Errorf("host after merge %q, want a (the older host)", host)
@@ -287,11 +287,11 @@ func TestPartitionMerge(t *testing.T) {
 
 		// Cut the host: the others elect b; after healing, a (older) wins
 		// again and b steps down.
-		lan.cut(a.node)
+		lan.Cut(a.node)
 		if host, _ := waitAgreed(t, "b and c without a", 5*time.Second, b, c); host != "b" {
 			t.Fatalf("host %q, want b", host)
 		}
-		lan.heal(a.node)
+		lan.Heal(a.node)
 		host, took = waitAgreed(t, "merge after healing the host", 2250*time.Millisecond+slack, a, b, c)
 		if host != "a" {
 			t.Errorf("host after merge %q, want a (the older host)", host)
@@ -313,7 +313,7 @@ func TestIgnoresForeignRecords(t *testing.T) {
 			{"v=1", "id=0", "name=bad\u202e", "prio=99", "port=1", "host=1", "since=1"},
 			{"garbage"},
 		} {
-			n := lan.node()
+			n := lan.Source()
 			n.Publish(txt)
 			go n.Run(ctx, func(Sighting) {})
 		}
@@ -358,7 +358,7 @@ func TestUpdatesLatestValue(t *testing.T) {
 func TestRunOnceAndCleanCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lan := newFakeLAN(DefaultQueryInterval)
-		d, err := New(Config{Self: Self{ID: "a", Port: 1}, Source: lan.node()})
+		d, err := New(Config{Self: Self{ID: "a", Port: 1}, Source: lan.Source()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -396,7 +396,7 @@ func TestRunReportsSourceError(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	src := newFakeLAN(time.Second).node()
+	src := newFakeLAN(time.Second).Source()
 	tests := []struct {
 		name    string
 		cfg     Config

@@ -91,7 +91,7 @@ func TestDiscoveryBoundedUnderFlood(t *testing.T) {
 			t.Fatalf("host %q", host)
 		}
 		host := a.d.Current().Host.ID
-		d, err := New(Config{Self: Self{ID: "c", Name: "c", Port: 9000}, Source: &floodSource{lan.node(), 300},
+		d, err := New(Config{Self: Self{ID: "c", Name: "c", Port: 9000}, Source: &floodSource{lan.Source(), 300},
 			Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)

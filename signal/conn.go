@@ -5,19 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
-
-	"github.com/lanft/lanft/names"
 )
 
-// conn is one client connection. Only its own goroutines touch ws: the
-// handler goroutine reads, the writer goroutine writes.
+// conn is one client connection, and once logged in the user of its room
+// it is. Only its own goroutines touch ws: the handler goroutine reads,
+// the writer goroutine writes.
 type conn struct {
+	user
 	srv     *Server
 	ws      *websocket.Conn
 	limiter *rate.Limiter
@@ -27,26 +26,8 @@ type conn struct {
 	qbytes int
 	wake   chan struct{} // capacity 1: the queue has something
 	remote string
-	room   string     // from the URL path, fixed before the connection runs
-	addr   netip.Addr // where the client connects from (see clientAddr)
-	from   addrKey    // what the per-address limits count addr as
 	// senders holds the relayed messages in queue by sender (under qmu).
 	senders map[addrKey]holding
-	// cost is what the user weighs in its room's user list (userCost),
-	// set at login.
-	cost int
-
-	// name, key, meta and rev are set once at login, under srv.mu.
-	name string
-	key  string
-	meta json.RawMessage
-	rev  uint64 // the cluster's claim revision (0 without a cluster)
-	// node is the node holding the connection of a user logged in
-	// elsewhere in the cluster: such a conn has no socket and is only a
-	// room entry. "" for this server's own clients.
-	node string
-	// relayAddr is the TURN relay address of node, for its users.
-	relayAddr netip.Addr
 	// calls limits the call credentials handed to this client (callICE).
 	calls *rate.Limiter
 
@@ -251,42 +232,20 @@ func (c *conn) relay(ctx context.Context, m Message) {
 	s.mu.Lock()
 	s.relayRate.add(time.Now().Unix())
 	to := s.rooms.lookup(c.room, m.OtherName)
-	if to != nil && to.name == m.OtherName {
+	if to != nil && to.entry().name == m.OtherName {
 		b, err := Encode(out)
-		if err == nil {
-			if to.node == "" {
-				if !to.enqueueRelay(c.from, b) {
-					s.mu.Unlock()
-					c.sendError(CodeReceiverBusy, fmt.Sprintf("cannot send %q to %q now: %q is busy reading what you sent before; try again in a moment",
-						m.Type, m.OtherName, m.OtherName))
-					return
-				}
-			} else {
-				c.relayRemote(m.OtherName, b)
-			}
+		if err == nil && !to.enqueueRelay(c.from, b) {
+			s.mu.Unlock()
+			c.sendError(CodeReceiverBusy, fmt.Sprintf("cannot send %q to %q now: %q is busy reading what you sent before; try again in a moment",
+				m.Type, m.OtherName, m.OtherName))
+			return
 		}
 		s.mu.Unlock()
 		return
 	}
 	s.mu.Unlock()
-	if s.cfg.Cluster != nil && to == nil {
-		// A login this node has not heard of yet: the shared state knows.
-		ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
-		p, ok := s.cfg.Cluster.Lookup(ctx, c.room, names.Key(m.OtherName))
-		cancel()
-		if ok && p.Name == m.OtherName {
-			if b, err := Encode(out); err == nil {
-				c.relayRemote(m.OtherName, b)
-			}
-			return
-		}
+	if to == nil && s.relayUnheard(ctx, c.room, m.OtherName, out) {
+		return
 	}
 	c.sendError(CodeNoUser, fmt.Sprintf("cannot send %q: no user %q is online", m.Type, m.OtherName))
-}
-
-// relayRemote hands b to the node of user to.
-func (c *conn) relayRemote(to string, b []byte) {
-	if err := c.srv.cfg.Cluster.Relay(c.room, to, b); err != nil {
-		c.srv.cfg.Logger.Warn("signal: relay to another node", "to", to, "err", err)
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,6 +67,57 @@ func startServer(t testing.TB, cfg Config) *testServer {
 	t.Cleanup(func() { srv.Close() })
 	host := strings.TrimPrefix(hs.URL, "http://")
 	return &testServer{Server: srv, http: hs, url: "ws://" + host + Path, host: host}
+}
+
+// servedServer is a server run by Serve on a loopback listener of its
+// own, as a LAN host and `lanft signal` run it (not behind httptest).
+type servedServer struct {
+	*Server
+	url    string // ws://127.0.0.1:port/ws
+	addr   string // 127.0.0.1:port
+	cancel context.CancelFunc
+	served chan error
+	once   sync.Once
+}
+
+// serveLoopback runs a server with cfg by Serve on a loopback listener.
+// Cleanup stops it (stop, with waitFor).
+func serveLoopback(t testing.TB, cfg Config) *servedServer {
+	t.Helper()
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ss := &servedServer{Server: srv, addr: ln.Addr().String(), cancel: cancel, served: make(chan error, 1)}
+	ss.url = "ws://" + ss.addr + Path
+	go func() { ss.served <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { ss.stop(t, waitFor) })
+	return ss
+}
+
+// stop cancels Serve's ctx and fails the test unless Serve returns nil
+// within bound; it reports whether Serve returned. Later calls only cancel.
+func (ss *servedServer) stop(t testing.TB, bound time.Duration) (returned bool) {
+	t.Helper()
+	ss.cancel()
+	returned = true
+	ss.once.Do(func() {
+		select {
+		case err := <-ss.served:
+			if err != nil {
+				t.Errorf("Serve after its ctx ended: %v, want nil", err)
+			}
+		case <-time.After(bound):
+			t.Errorf("Serve still running %v after its ctx ended", bound)
+			returned = false
+		}
+	})
+	return returned
 }
 
 // checkNoLeaks registers a cleanup, run after every later one, that waits

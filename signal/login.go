@@ -52,7 +52,7 @@ func (c *conn) login(ctx context.Context, m Message) {
 		refused := s.admitLoginLocked(c, userCost(m.Name, m.Meta))
 		s.mu.Unlock()
 		if other != nil {
-			taken(other.name)
+			taken(other.entry().name)
 			return
 		}
 		if refused != nil {
@@ -88,17 +88,13 @@ func (c *conn) login(ctx context.Context, m Message) {
 		fail(refused)
 		return
 	}
-	if other := s.rooms.lookup(c.room, m.Name); other != nil && rev != 0 && other.node != "" && other.rev < rev {
-		// The cluster gave us the name: whoever held it before is
-		// gone, only its logout has not arrived yet.
-		s.leaveLocked(other)
-	}
+	s.supersedeLocked(c.room, m.Name, rev)
 	if other := s.rooms.closeTo(c.room, m.Name); other != nil {
 		s.mu.Unlock()
 		if rev != 0 {
 			s.release(ctx, Presence{Room: c.room, Key: key, Name: m.Name, Rev: rev})
 		}
-		taken(other.name)
+		taken(other.entry().name)
 		return
 	}
 	c.name, c.key, c.meta, c.rev, c.cost = m.Name, key, m.Meta, rev, cost
@@ -106,8 +102,9 @@ func (c *conn) login(ctx context.Context, m Message) {
 	users := make([]string, len(r.order))
 	peers := make([]PeerInfo, len(r.order))
 	for i, o := range r.order {
-		users[i] = o.name
-		peers[i] = PeerInfo{Name: o.name, Meta: o.meta}
+		u := o.entry()
+		users[i] = u.name
+		peers[i] = PeerInfo{Name: u.name, Meta: u.meta}
 	}
 	// Queue the reply and the list before anyone else can relay to c, so
 	// that c always hears "login" first.

@@ -53,11 +53,11 @@ func (s *Server) writeMetrics(w http.ResponseWriter) {
 	s.mu.Lock()
 	clients, users, remote := len(s.conns), 0, 0
 	for _, rm := range s.rooms.rooms {
-		for _, c := range rm.order {
-			if c.node == "" {
-				users++
-			} else {
+		for _, m := range rm.order {
+			if _, ok := m.(*remoteUser); ok {
 				remote++
+			} else {
+				users++
 			}
 		}
 	}

@@ -19,9 +19,6 @@ const senderShares = 8
 // blocking. A full queue means the client does not read: it is
 // disconnected rather than holding others up.
 func (c *conn) enqueue(b []byte) {
-	if c.node != "" {
-		return
-	}
 	c.qmu.Lock()
 	full := c.fullLocked(b)
 	if !full {
@@ -35,9 +32,6 @@ func (c *conn) enqueue(b []byte) {
 // writer. It reports false, queueing nothing, when from already holds its
 // share of the queue: c is busy with what from sent before.
 func (c *conn) enqueueRelay(from addrKey, b []byte) bool {
-	if c.node != "" {
-		return true
-	}
 	cfg := c.srv.cfg
 	c.qmu.Lock()
 	h := c.senders[from]

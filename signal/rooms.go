@@ -3,6 +3,7 @@ package signal
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/json"
 	"net/netip"
 	"slices"
 	"strings"
@@ -54,16 +55,45 @@ func NewRoomName() string {
 	return s[:26]
 }
 
+// user is a name logged in to a room, as the room's user list, name
+// checks, admission and TURN permissions know it, wherever its
+// connection is.
+type user struct {
+	room string     // for a client, from the URL path, fixed before it runs
+	addr netip.Addr // where the client connects from (see clientAddr)
+	from addrKey    // what the per-address limits count addr as
+	// cost is what the user weighs in its room's user list (userCost),
+	// set at login.
+	cost int
+
+	// name, key, meta and rev are set once at login, under Server.mu.
+	name string
+	key  string
+	meta json.RawMessage
+	rev  uint64 // the cluster's claim revision (0 without a cluster)
+}
+
+func (u *user) entry() *user { return u }
+
+// member is one user of a room: a client of this server (*conn) or a user
+// logged in to another node of the cluster (*remoteUser, see remote.go).
+type member interface {
+	entry() *user
+	// enqueueRelay passes b, relayed from a client at address from, on to
+	// the user. It reports false when the user is busy (see queue.go).
+	enqueueRelay(from addrKey, b []byte) bool
+}
+
 // room is one user list: its names and its login order. Users in different
 // rooms never see or reach each other.
 type room struct {
-	users map[string]*conn // the holder of each name, by names.Key
+	users map[string]member // the holder of each name, by names.Key
 	// alike indexes every key of every user (names.KeysOf), to find the
 	// users a new name is one name with. A key has one holder but in a
 	// cluster race (see conn.login), when two look-alikes got in at once.
-	alike map[alikeKey][]*conn
-	order []*conn // login order
-	load  pool    // the user list's bytes (conn.cost), by address
+	alike map[alikeKey][]member
+	order []member // login order
+	load  pool     // the user list's bytes (user.cost), by address
 }
 
 // alikeKey is one of the names.Keys of a user: which one, and its value.
@@ -83,7 +113,7 @@ func newRoomSet() roomSet { return roomSet{rooms: make(map[string]*room)} }
 // lookup returns the user logged in to room under name, in any spelling
 // with its names.Key: the holder of the name, for relays and the cluster's
 // events.
-func (rs roomSet) lookup(roomName, name string) *conn {
+func (rs roomSet) lookup(roomName, name string) member {
 	if r := rs.rooms[roomName]; r != nil {
 		return r.users[names.Key(name)]
 	}
@@ -93,7 +123,7 @@ func (rs roomSet) lookup(roomName, name string) *conn {
 // closeTo returns a user of room that name is one name with (names.Same:
 // a key in common), or nil if name is free there. The holder of its Key
 // comes first ("Ian" finds ian before lan).
-func (rs roomSet) closeTo(roomName, name string) *conn {
+func (rs roomSet) closeTo(roomName, name string) member {
 	r := rs.rooms[roomName]
 	if r == nil {
 		return nil
@@ -106,52 +136,64 @@ func (rs roomSet) closeTo(roomName, name string) *conn {
 	return nil
 }
 
-// join logs c in to its room; the caller checked that the name is free.
-func (rs roomSet) join(c *conn) *room {
-	r := rs.rooms[c.room]
+// join logs m in to its room; the caller checked that the name is free.
+func (rs roomSet) join(m member) *room {
+	u := m.entry()
+	r := rs.rooms[u.room]
 	if r == nil {
-		r = &room{users: make(map[string]*conn), alike: make(map[alikeKey][]*conn)}
-		rs.rooms[c.room] = r
+		r = &room{users: make(map[string]member), alike: make(map[alikeKey][]member)}
+		rs.rooms[u.room] = r
 	}
-	r.users[c.key] = c
-	for n, k := range names.KeysOf(c.name) {
-		if ak := (alikeKey{n, k}); !slices.Contains(r.alike[ak], c) {
-			r.alike[ak] = append(r.alike[ak], c)
+	r.users[u.key] = m
+	for n, k := range names.KeysOf(u.name) {
+		if ak := (alikeKey{n, k}); !slices.Contains(r.alike[ak], m) {
+			r.alike[ak] = append(r.alike[ak], m)
 		}
 	}
-	r.order = insertByRev(r.order, c)
-	if c.cost == 0 { // a user of another node
-		c.cost = userCost(c.name, c.meta)
-		c.from = keyOf(c.addr, netip.Addr{})
-	}
-	r.load.add(c.from, c.cost)
+	r.order = insertByRev(r.order, m)
+	r.load.add(u.from, u.cost)
 	return r
 }
 
-// leave logs c out; it reports the room c was in, or nil if c was not
+// leave logs m out; it reports the room m was in, or nil if m was not
 // logged in. An empty room is forgotten.
-func (rs roomSet) leave(c *conn) *room {
-	r := rs.rooms[c.room]
-	if c.key == "" || r == nil || r.users[c.key] != c {
+func (rs roomSet) leave(m member) *room {
+	u := m.entry()
+	r := rs.rooms[u.room]
+	if u.key == "" || r == nil || r.users[u.key] != m {
 		return nil
 	}
-	delete(r.users, c.key)
-	r.load.remove(c.from, c.cost)
-	for n, k := range names.KeysOf(c.name) {
+	delete(r.users, u.key)
+	r.load.remove(u.from, u.cost)
+	for n, k := range names.KeysOf(u.name) {
 		ak := alikeKey{n, k}
-		if held := slices.DeleteFunc(r.alike[ak], func(o *conn) bool { return o == c }); len(held) > 0 {
+		if held := slices.DeleteFunc(r.alike[ak], func(o member) bool { return o == m }); len(held) > 0 {
 			r.alike[ak] = held
 		} else {
 			delete(r.alike, ak)
 		}
 	}
-	if i := slices.Index(r.order, c); i >= 0 {
+	if i := slices.Index(r.order, m); i >= 0 {
 		r.order = slices.Delete(r.order, i, i+1)
 	}
 	if len(r.users) == 0 {
-		delete(rs.rooms, c.room)
+		delete(rs.rooms, u.room)
 	}
 	return r
+}
+
+// insertByRev places m in order by claim revision: the service-wide login
+// order, the same on every node.
+func insertByRev(order []member, m member) []member {
+	rev := m.entry().rev
+	if rev == 0 {
+		return append(order, m)
+	}
+	i := len(order)
+	for i > 0 && order[i-1].entry().rev > rev {
+		i--
+	}
+	return slices.Insert(order, i, m)
 }
 
 // names returns the users of room in login order.
@@ -161,8 +203,8 @@ func (rs roomSet) names(roomName string) []string {
 		return []string{}
 	}
 	names := make([]string, len(r.order))
-	for i, c := range r.order {
-		names[i] = c.name
+	for i, m := range r.order {
+		names[i] = m.entry().name
 	}
 	return names
 }
@@ -175,12 +217,15 @@ func (rs roomSet) addrs(roomName string) []netip.Addr {
 		return nil
 	}
 	var out []netip.Addr
-	for _, c := range r.order {
-		if c.addr.IsValid() && !slices.Contains(out, c.addr) {
-			out = append(out, c.addr)
+	add := func(a netip.Addr) {
+		if a.IsValid() && !slices.Contains(out, a) {
+			out = append(out, a)
 		}
-		if c.relayAddr.IsValid() && !slices.Contains(out, c.relayAddr) {
-			out = append(out, c.relayAddr)
+	}
+	for _, m := range r.order {
+		add(m.entry().addr)
+		if ru, ok := m.(*remoteUser); ok {
+			add(ru.relayAddr)
 		}
 	}
 	return out

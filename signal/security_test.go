@@ -1,7 +1,6 @@
 package signal
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -515,32 +514,11 @@ func TestLoginTimeout(t *testing.T) {
 func TestSlowlorisHeaders(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	checkNoLeaks(t)
-	srv, err := NewServer(Config{ReadHeaderTimeout: timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("Serve after cancel: %v, want nil", err)
-			}
-		case <-time.After(waitFor):
-			t.Errorf("Serve still running %v after cancel", waitFor)
-		}
-	})
-	addr := ln.Addr().String()
+	ss := serveLoopback(t, Config{ReadHeaderTimeout: timeout})
+	addr := ss.addr
 
 	// A normal client is served.
-	alice := dialRaw(t, "ws://"+addr+Path)
+	alice := dialRaw(t, ss.url)
 	alice.login("alice")
 
 	c, err := net.DialTimeout("tcp", addr, waitFor)

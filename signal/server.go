@@ -327,7 +327,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "signal: no such room: a room name has letters, digits, '-' and '_' (at most 64)", http.StatusNotFound)
 		return
 	}
-	c := &conn{srv: s, room: roomName, addr: s.clientAddr(r), done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	c := &conn{srv: s, user: user{room: roomName, addr: s.clientAddr(r)}, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	c.from = keyOf(c.addr, localAddr(r))
 	s.mu.Lock()
 	if s.closed || s.draining {
@@ -414,17 +414,18 @@ func stopContext(ctx context.Context, stop <-chan struct{}) (context.Context, co
 	return ctx, cancel
 }
 
-// broadcastLocked queues m for every user of r but except. The message is
-// encoded once; a recipient whose queue is full is dropped.
-func (s *Server) broadcastLocked(r *room, except *conn, m Message) {
+// broadcastLocked queues m for every local user of r but except (the users
+// of other nodes hear it from their own). The message is encoded once; a
+// recipient whose queue is full is dropped.
+func (s *Server) broadcastLocked(r *room, except member, m Message) {
 	b, err := Encode(m)
 	if err != nil {
 		s.cfg.Logger.Error("signal: broadcast", "err", err)
 		return
 	}
 	for _, o := range r.order {
-		if o != except && o.node == "" {
-			o.enqueue(b)
+		if c, ok := o.(*conn); ok && o != except {
+			c.enqueue(b)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package signal
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -104,28 +103,11 @@ func expectCancelled(t *testing.T, st *stallCluster, wantRelease bool) {
 func TestServeWithCancelsClusterCalls(t *testing.T) {
 	checkNoLeaks(t)
 	st := newStallCluster()
-	srv, err := NewServer(Config{Cluster: st, WriteTimeout: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-	stallAt(t, st, "ws://"+ln.Addr().String()+Path)
+	ss := serveLoopback(t, Config{Cluster: st, WriteTimeout: 2 * time.Minute})
+	stallAt(t, st, ss.url)
 	start := time.Now()
-	cancel()
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(stallBound):
-		t.Fatalf("Serve still running %v after its ctx ended: it waits on the cluster", stallBound)
+	if !ss.stop(t, stallBound) {
+		t.Fatal("Serve waits on the cluster")
 	}
 	expectCancelled(t, st, true)
 	t.Logf("Serve returned %v after its ctx ended, with two cluster calls waiting", time.Since(start).Round(time.Millisecond))

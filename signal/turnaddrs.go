@@ -35,15 +35,17 @@ func (s *Server) RoomPeerAddrs(room string) PeerAddrs {
 			*list = append(*list, a)
 		}
 	}
-	for _, c := range r.order {
-		switch {
-		case c.node != "":
-			add(&out.Told, c.addr)
-			add(&out.Relays, c.relayAddr)
-		case c.addr == socketAddr(c.remote):
-			add(&out.Seen, c.addr)
-		default: // from X-Forwarded-For
-			add(&out.Told, c.addr)
+	for _, m := range r.order {
+		switch u := m.(type) {
+		case *remoteUser:
+			add(&out.Told, u.addr)
+			add(&out.Relays, u.relayAddr)
+		case *conn:
+			if u.addr == socketAddr(u.remote) {
+				add(&out.Seen, u.addr)
+			} else { // from X-Forwarded-For
+				add(&out.Told, u.addr)
+			}
 		}
 	}
 	return out

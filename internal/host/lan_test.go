@@ -4,88 +4,25 @@ import (
 	"context"
 	"net/netip"
 	"runtime"
-	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lanft/lanft/discovery"
+	"github.com/lanft/lanft/discovery/discoverytest"
 )
-
-// memLAN is an in-memory LAN for discovery Sources: every running member
-// hears, on each of its queries, every running member's record, its own
-// included (as mDNS loops our own answers back), from 127.0.0.1, where
-// each instance's signaling server listens.
-type memLAN struct {
-	mu      sync.Mutex
-	members []*memSource
-}
-
-type memSource struct {
-	lan   *memLAN
-	probe chan struct{}
-	// guarded by lan.mu
-	txt     []string
-	running bool
-}
 
 const memInterval = 20 * time.Millisecond
 
-func (l *memLAN) source() *memSource {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := &memSource{lan: l, probe: make(chan struct{}, 1)}
-	l.members = append(l.members, s)
-	return s
-}
+// memLAN is an in-memory LAN (discoverytest) on which every instance is
+// heard from 127.0.0.1, where its signaling server listens.
+type memLAN = discoverytest.LAN[discovery.Sighting]
 
-func (s *memSource) Publish(txt []string) error {
-	s.lan.mu.Lock()
-	defer s.lan.mu.Unlock()
-	s.txt = slices.Clone(txt)
-	return nil
-}
-
-func (s *memSource) Probe() {
-	select {
-	case s.probe <- struct{}{}:
-	default:
-	}
-}
-
-func (s *memSource) Run(ctx context.Context, heard func(discovery.Sighting)) error {
-	l := s.lan
-	l.mu.Lock()
-	s.running = true
-	l.mu.Unlock()
-	defer func() {
-		l.mu.Lock()
-		s.running = false
-		l.mu.Unlock()
-	}()
-	tick := time.NewTicker(memInterval)
-	defer tick.Stop()
-	for {
-		l.mu.Lock()
-		var answers []discovery.Sighting
-		for _, m := range l.members {
-			if m.running && m.txt != nil {
-				answers = append(answers, discovery.Sighting{Iface: "mem0",
-					Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, TXT: slices.Clone(m.txt)})
-			}
-		}
-		l.mu.Unlock()
-		for _, a := range answers {
-			heard(a)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		case <-s.probe:
-		}
-	}
+func newMemLAN() *memLAN {
+	return discoverytest.New(memInterval, func(_ int, txt []string) discovery.Sighting {
+		return discovery.Sighting{Iface: "mem0", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, TXT: txt}
+	})
 }
 
 // startLAN runs a LAN instance on mem until stop is called (or the test
@@ -93,7 +30,7 @@ func (s *memSource) Run(ctx context.Context, heard func(discovery.Sighting)) err
 func startLAN(t *testing.T, mem *memLAN, name, fallback string) (l *LAN, stop func()) {
 	t.Helper()
 	l, err := NewLAN(LANConfig{Name: name, Fallback: fallback, FallbackAfter: 200 * time.Millisecond,
-		Discovery: discovery.Config{Source: mem.source(), QueryInterval: memInterval, ExpireAfter: 10 * memInterval}})
+		Discovery: discovery.Config{Source: mem.Source(), QueryInterval: memInterval, ExpireAfter: 10 * memInterval}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +74,7 @@ func isClosed(ch <-chan struct{}) bool {
 func TestLANHostStale(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	mem := &memLAN{}
+	mem := newMemLAN()
 	const fallback = "ws://fallback.invalid/ws"
 	a, stopA := startLAN(t, mem, "a", fallback)
 	url, stale, err := a.Host(ctx)
@@ -195,7 +132,7 @@ func TestLANHostStale(t *testing.T) {
 func TestLANHostNoGoroutinePerCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	l, _ := startLAN(t, &memLAN{}, "a", "")
+	l, _ := startLAN(t, newMemLAN(), "a", "")
 	if _, _, err := l.Host(ctx); err != nil {
 		t.Fatal(err)
 	}
