@@ -70,7 +70,10 @@ func (p *person) dark(on bool) {
 }
 
 // sendTo opens peer's Send… panel, picks files or types text, and sends.
-func (p *person) sendTo(peer string, files []string, text string) {
+func (p *person) sendTo(peer string, files []string, text string) { p.sendSnap(peer, files, text, nil) }
+
+// sendSnap is sendTo that calls snap (when not nil) before it presses Send.
+func (p *person) sendSnap(peer string, files []string, text string, snap func()) {
 	p.t.Helper()
 	sel := fmt.Sprintf(`#peers li[data-name=%q] button.send`, peer)
 	p.waitJS(fmt.Sprintf(`document.querySelector(%q)`, sel), 20*time.Second)
@@ -81,6 +84,9 @@ func (p *person) sendTo(peer string, files []string, text string) {
 	}
 	if text != "" {
 		p.do(chromedp.SetValue(chromedp.ID("sendtext"), text))
+	}
+	if snap != nil {
+		snap()
 	}
 	p.do(chromedp.Click(chromedp.ID("sendgo")))
 	p.waitJS(`document.getElementById('sendpanel').hidden`, 10*time.Second)
@@ -157,7 +163,7 @@ func TestPageSendsToPage(t *testing.T) {
 
 	// A text, accepted, shown as text with a Copy button.
 	const text = "Grüße aus der Küche 👋\nthe Wi-Fi code is <b>7 blue kites</b> & more"
-	ann.sendTo(bobName, nil, text)
+	ann.sendSnap(bobName, nil, text, func() { shot(t, ann, shots, "01-send-panel") })
 	if offer := bob.offered(); !strings.Contains(offer, annName+" wants to send you a text") {
 		t.Errorf("the text's offer dialog says %q", offer)
 	}

@@ -177,7 +177,7 @@ export async function takePush(page, link, stream, peer) {
     const d = await askPush(peer, offer, who, ANSWER_WAIT);
     if (d !== true) {
       const reason = d === 'timeout' ? 'timeout' : 'declined';
-      await answer(stream, false, reason, reason === 'timeout' ? `nobody answered within ${ANSWER_WAIT / 1000} s` : 'declined on the page');
+      await answer(stream, false, reason, reason === 'timeout' ? `nobody answered on the page within ${ANSWER_WAIT / 1000} s` : 'the person at the page said no');
       log(reason === 'timeout'
         ? `declined ${what} from ${show(peer)}: nobody answered within ${ANSWER_WAIT / 1000} s`
         : `declined ${what} from ${show(peer)}`, 'declined');
@@ -212,6 +212,7 @@ export async function takePush(page, link, stream, peer) {
     await stream.linger(2000);
     if (got) {
       showFiles(peer, got, secs);
+      log(`received ${files(got.length)}, ${size(offer.bytes)} from ${show(peer)}, SHA-256 verified`, 'got');
       card.done(`${files(got.length)}, ${size(offer.bytes)} in ${secs.toFixed(1)} s, SHA-256 verified: save them under Received`);
     }
   } catch (e) {

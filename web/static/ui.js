@@ -90,7 +90,8 @@ export function render(peers, self, on) {
     }
     if (k.push) {
       row.dataset.push = '1';
-      acts.append(button('send', 'Send…', () => on.send(p.name)));
+      // Send… is the main action of a device that shares nothing
+      acts.append(button(m && m.role === 'share' ? 'send' : 'send primary', 'Send…', () => on.send(p.name)));
       row.addEventListener('dragover', (e) => { e.preventDefault(); row.classList.add('droptarget'); });
       row.addEventListener('dragleave', () => row.classList.remove('droptarget'));
       row.addEventListener('drop', (e) => {
