@@ -212,3 +212,69 @@ func TestPageSendsToPage(t *testing.T) {
 		}
 	}
 }
+
+// TestPageOfferDropBusyTimeout: files dropped on a device's row (a
+// computer's drag and drop) open its send panel with them picked, and
+// arrive identical; an offer nobody answers is declined after 60 s with
+// "timeout", and the sender is told once; a send that comes while the
+// dialog asks about another is answered "busy".
+func TestPageOfferDropBusyTimeout(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "host.txt"), "host")
+	url := pageURL(t, onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "host", "--json", filepath.Join(dir, "host.txt")))
+	b := startBrowser(t, lan, 2)
+	ann, bob, cat := newPerson(t, b, url), newPerson(t, b, url), newPerson(t, b, url)
+	annName, bobName := ann.name(), bob.name()
+	row := fmt.Sprintf(`#peers li[data-name=%q]`, bobName)
+	for _, p := range []*person{ann, cat} {
+		p.waitJS(fmt.Sprintf(`document.querySelector('%s button.send')`, row), 20*time.Second)
+	}
+
+	// A drop on bob's row: the panel opens with the file picked.
+	const dropped = "dropped on a device\n"
+	ann.text(fmt.Sprintf(`(() => {
+		const dt = new DataTransfer();
+		dt.items.add(new File([%q], 'dropped.txt', {type: 'text/plain'}));
+		document.querySelector('%s').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+		return '';
+	})()`, dropped, row))
+	ann.waitJS(`!document.getElementById('sendpanel').hidden`, 10*time.Second)
+	if got := ann.text(`document.getElementById('sendpicked').textContent`); !strings.Contains(got, "1 file") || !strings.Contains(got, "dropped.txt") {
+		t.Errorf("after the drop the send panel says %q", got)
+	}
+	ann.do(chromedp.Click(chromedp.ID("sendgo")))
+	bob.offered()
+	bob.do(chromedp.Click(chromedp.ID("accept")))
+	bob.waitJS(`document.getElementById('done').dataset.bytes`, 60*time.Second)
+	want := filepath.Join(dir, "dropped.txt")
+	writeFile(t, want, dropped)
+	lanfttest.SameFile(t, want, bob.save()["dropped.txt"])
+
+	// Nobody answers ann's text; cat's send meanwhile is told "busy".
+	ann.sendTo(bobName, nil, "are you there?")
+	if offer := bob.offered(); !strings.Contains(offer, annName+" wants to send you a text") {
+		t.Fatalf("bob's dialog says %q", offer)
+	}
+	cat.sendTo(bobName, nil, "me too")
+	cat.waitJS(`document.querySelector('#transfers li[data-state=error]')`, 30*time.Second)
+	if got := cat.text(`document.querySelector('#transfers li[data-state=error] .xline').textContent`); !strings.Contains(got, "answering another offer") {
+		t.Errorf("a send during another offer was told %q", got)
+	}
+	if offer := bob.offered(); !strings.Contains(offer, annName) {
+		t.Errorf("the busy answer changed bob's dialog: %q", offer)
+	}
+	ann.waitJS(`document.querySelector('#transfers li[data-state=error]')`, 90*time.Second)
+	if got, want := ann.text(`document.querySelector('#transfers li[data-state=error] .xline').textContent`), bobName+" did not answer within 60 s"; got != want {
+		t.Errorf("the sender's card says %q, want %q", got, want)
+	}
+	if n := ann.count("did not answer"); n != "1" {
+		t.Errorf("the sender was told of the timeout %s times: %s", n, ann.log())
+	}
+	if n := bob.count("nobody answered"); n != "1" || bob.text(`String(document.getElementById('offer').hidden)`) != "true" {
+		t.Errorf("the target said its timeout %s times (dialog hidden: %s): %s", n, bob.text(`String(document.getElementById('offer').hidden)`), bob.log())
+	}
+	if n := bob.text(`String(document.querySelectorAll('#texts li').length)`); n != "0" {
+		t.Errorf("the target shows %s texts after a timeout and a busy answer", n)
+	}
+}
