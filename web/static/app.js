@@ -13,7 +13,7 @@
 // sha256.js.
 
 import { receive, serve, buildManifest, sendError, MAX_RECEIVE, FLAG_PUSH } from './proto.js';
-import { $, core, show, log, size, files, render, transfer, ask, sendDialog, showFiles } from './ui.js';
+import { $, core, show, log, size, files, render, transfer, ask, sendDialog, showFiles, dropped } from './ui.js';
 import { deviceSeed, hex, startLink } from './link.js';
 import { Signaling, nameTaken } from './signaling.js';
 import { dialSecure, sendPush, takePush, titleOf } from './push.js';
@@ -229,9 +229,11 @@ function setupDrop(page) {
     depth = 0;
     zone.hidden = true;
     if (!e.dataTransfer || !e.dataTransfer.files.length) return;
-    page.dropped.push(...e.dataTransfer.files);
-    showPicks(page);
-    log(`dropped ${files(e.dataTransfer.files.length)}: press Share, or drop them on a device to send`);
+    dropped(e.dataTransfer).then((f) => {
+      page.dropped.push(...f);
+      showPicks(page);
+      log(`dropped ${files(f.length)}: press Share, or drop them on a device to send`);
+    }, (err) => log(`drop: ${err.message}`, 'error'));
   });
 }
 

@@ -99,13 +99,38 @@ export function render(peers, self, on) {
         e.stopPropagation();
         row.classList.remove('droptarget');
         $('dropzone').hidden = true;
-        if (e.dataTransfer.files.length) on.drop(p.name, [...e.dataTransfer.files]);
+        dropped(e.dataTransfer).then((f) => { if (f.length) on.drop(p.name, f); }, (err) => log(err.message, 'error'));
       });
     }
     row.append(acts);
     ul.append(row);
   }
   $('nopeers').hidden = ul.children.length > 0;
+}
+
+// dropped resolves to the files of a drop, a dropped folder's with their
+// paths below it (as a folder picked with "A folder" has them).
+export async function dropped(dt) {
+  const entries = [...(dt.items || [])].map((i) => (i.kind === 'file' && i.webkitGetAsEntry ? i.webkitGetAsEntry() : null));
+  if (!entries.some((x) => x && x.isDirectory)) return [...dt.files];
+  const out = [];
+  const walk = async (entry, dir) => {
+    if (!entry) return;
+    if (entry.isFile) {
+      const f = await new Promise((res, rej) => entry.file(res, rej));
+      Object.defineProperty(f, 'webkitRelativePath', { value: dir + f.name });
+      out.push(f);
+      return;
+    }
+    const reader = entry.createReader();
+    for (;;) { // readEntries gives a folder's entries in batches
+      const batch = await new Promise((res, rej) => reader.readEntries(res, rej));
+      if (!batch.length) break;
+      for (const e of batch) await walk(e, `${dir}${entry.name}/`);
+    }
+  };
+  for (const e of entries) await walk(e, '');
+  return out;
 }
 
 // ---- transfers ----
@@ -261,6 +286,7 @@ export function sendDialog(peer, dropped = []) {
   return new Promise((res) => {
     const end = (v) => { $('sendpanel').hidden = true; res(v); };
     $('sendcancel').onclick = () => end(null);
+    $('sendpanel').onkeydown = (e) => { if (e.key === 'Escape') end(null); };
     $('sendgo').onclick = () => {
       const f = picked(), text = $('sendtext').value;
       if (f.length && text) { $('sendwhy').textContent = 'Send either files or a text: clear one of them.'; return; }
