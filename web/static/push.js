@@ -88,7 +88,7 @@ export async function sendPush(page, peer, what, code) {
       offer = { files: 0, bytes: 0, text: what.text };
     } else {
       card.state('hashing');
-      share = await buildManifest(what.files, (d, t) => card.update(d, t));
+      share = await buildManifest(what.files, (d, t) => card.update(d, t, 'hashing'));
       offer = { files: share.entries.filter((e) => e.kind === 'file').length, bytes: share.total, title: titleOf(share.entries) };
     }
     card.state('connecting');

@@ -148,15 +148,22 @@ export function transfer(label) {
   const li = el('li', 'xfer', el('div', 'xhead', el('span', 'xlabel', label), state), bar, line);
   li.dataset.state = 'running';
   $('transfers').prepend(li);
-  const t0 = performance.now();
-  let last = 0;
+  let t0 = performance.now(), last = 0, phase = '';
   const samples = []; // [ms, bytes] over the last few seconds, for the rate
   return {
     el: li,
     seconds: () => (performance.now() - t0) / 1000,
     state(text) { state.textContent = text; },
-    update(done, total) {
+    // update shows done of total bytes; a new phase ('hashing', then ''
+    // for the transfer) starts the rate and the clock again.
+    update(done, total, step = '') {
       const now = performance.now();
+      if (step !== phase) {
+        phase = step;
+        samples.length = 0;
+        t0 = now;
+        last = 0;
+      }
       if (now - last < 200 && done < total) return;
       last = now;
       samples.push([now, done]);
@@ -166,7 +173,7 @@ export function transfer(label) {
       const rate = now > t1 ? (done - d1) / ((now - t1) / 1000) : 0;
       bar.value = total > 0 ? done / total : 0;
       li.dataset.done = String(done);
-      state.textContent = `${Math.floor(100 * (total > 0 ? done / total : 0))} %`;
+      state.textContent = `${phase ? `${phase} ` : ''}${Math.floor(100 * (total > 0 ? done / total : 0))} %`;
       const left = rate > 0 ? ` · ${eta((total - done) / rate)} left` : '';
       line.textContent = `${size(done)} of ${size(total)} · ${(rate / 1e6).toFixed(1)} MB/s${done < total ? left : ''}`;
     },
