@@ -178,12 +178,13 @@ func openPage(t testing.TB, bctx context.Context, url string) *person {
 	return p
 }
 
-// waitJS waits until expr is truthy in the page.
+// waitJS waits until expr is truthy in the page, for up to d (Poll's own
+// bound, 30 s unless given, would cut a longer wait short).
 func (p *person) waitJS(expr string, d time.Duration) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, d)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[any](expr, chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Poll[any](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(d))); err != nil {
 		p.t.Fatalf("waiting for %s: %v\npage log: %s", expr, err, p.log())
 	}
 }

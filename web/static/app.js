@@ -4,22 +4,27 @@
 // other browsers. Every name is shown as text (textContent, append of
 // strings), never as HTML.
 //
-// Modules: app.js (this: start, receiving, sharing), signaling.js (the
+// Modules: app.js (this: start, and one function per flow: receiving from
+// a sharer, sharing, sending to a device, taking a connection), push.js
+// (the push offer: the page as sender and as target), signaling.js (the
 // WebSocket, login, peers online), link.js (one RTCPeerConnection, its
-// identity checks, the pins), ui.js (the DOM and the log), proto.js (the
-// data-channel stream, preamble and frames), sha256.js.
+// identity checks, the pins), ui.js (the DOM, dialogs, transfer cards and
+// the log), proto.js (the data-channel stream, preamble and frames),
+// sha256.js.
 
-import { receive, serve, buildManifest, MAX_RECEIVE, SetupClosed } from './proto.js';
-import { $, core, show, el, log, size, render, meter, ask } from './ui.js';
+import { receive, serve, buildManifest, sendError, MAX_RECEIVE, FLAG_PUSH } from './proto.js';
+import { $, core, show, log, size, files, render, transfer, ask, sendDialog, showFiles, dropped } from './ui.js';
 import { deviceSeed, hex, startLink } from './link.js';
 import { Signaling, nameTaken } from './signaling.js';
+import { dialSecure, sendPush, takePush, titleOf } from './push.js';
 
-const RECEIVING = { v: 1, role: 'receive', proof: 2 };
+// A page takes sends (push) whether it shares or not.
+const RECEIVING = { v: 1, role: 'receive', proof: 2, push: true };
 
 // A page is this tab's state: its Signaling (name, meta, peers), its
 // links by peer name, the base of its name, and what it shares (null).
 function newPage(base, name) {
-  const page = { base, links: new Map(), share: null };
+  const page = { base, links: new Map(), share: null, dropped: [] };
   page.sig = new Signaling({
     name, meta: RECEIVING, on: {
       online: () => {
@@ -32,7 +37,11 @@ function newPage(base, name) {
         document.body.dataset.online = '';
       },
       refused: (m) => onRefused(page, m),
-      peers: () => render(page.sig.peers, page.sig.name, (peer) => receiveFrom(page, peer)),
+      peers: () => render(page.sig.peers, page.sig.name, {
+        receive: (peer) => receiveFrom(page, peer),
+        send: (peer) => sendTo(page, peer),
+        drop: (peer, dropped) => sendTo(page, peer, dropped),
+      }),
       message: (m) => onMessage(page, m),
     },
   });
@@ -78,7 +87,7 @@ function onMessage(page, m) {
 // code is the shared code typed under Options ('' for none).
 const code = () => $('code').value.trim();
 
-// ---- receiving ----
+// ---- receiving from a sharer (a pull) ----
 
 async function receiveFrom(page, peer) {
   const meta = (page.sig.peers.get(peer) || {}).lanft;
@@ -86,76 +95,54 @@ async function receiveFrom(page, peer) {
     log(`receive from ${show(peer)}: the peer runs an older lanft: ${show(peer)} announces a share from an older lanft, whose verification code a host in the middle could steer; update lanft on ${show(peer)}`, 'error');
     return;
   }
-  $('done').textContent = '';
-  let link = null;
+  const done = $('done');
+  done.textContent = '';
+  for (const k of ['bytes', 'seconds', 'files']) delete done.dataset[k];
+  let link = null, card = null;
   try {
-    let stream = null;
-    for (let attempt = 1; ; attempt++) {
-      link = startLink(page.links, page.sig, peer);
-      try {
-        stream = await link.dial();
-        await link.secure(stream, true, code());
-        break;
-      } catch (e) {
-        if (!(e instanceof SetupClosed) || attempt === 3) throw e;
-        log(`receive from ${show(peer)}: ${e.message}; trying again`);
-        link.close();
-      }
-    }
+    let stream;
+    ({ link, stream } = await dialSecure(page, peer, code(), 0, 'receive from'));
     log(`connected to ${show(peer)}`);
-    let m = null;
-    const files = await receive(stream, {
+    const got = await receive(stream, {
       accept: async (manifest) => {
-        const ok = await ask(peer, manifest);
-        m = meter(`from ${show(peer)}`);
+        const ok = await ask(peer, manifest, { device: core().deviceID(link.remoteKey), code: link.first ? link.sas : '' });
+        if (ok) card = transfer(`from ${show(peer)}`);
         return ok;
       },
-      progress: (d, t) => m.update(d, t),
+      progress: (d, t) => card.update(d, t),
     });
-    const secs = m.seconds();
+    const secs = card.seconds();
     await stream.linger(2000);
     try { page.sig.send({ type: 'leave', othername: peer }); } catch (e) { /* offline */ }
-    let bytes = 0;
-    for (const f of files) {
-      bytes += f.size;
-      const a = el('a', 'save', 'Save');
-      a.href = URL.createObjectURL(f.blob);
-      a.download = f.path.replaceAll('/', '_');
-      a.dataset.path = f.path;
-      $('received').append(el('li', '', a, ' ', `${show(f.path)} (${size(f.size)}), SHA-256 verified`));
-    }
-    const done = $('done');
-    done.textContent = `received ${files.length} file(s) from ${show(peer)}, ${size(bytes)} in ${secs.toFixed(2)} s (${(bytes / 1e6 / Math.max(secs, 0.001)).toFixed(1)} MB/s)`;
-    done.dataset.bytes = String(bytes);
-    done.dataset.seconds = String(secs);
-    done.dataset.files = String(files.length);
+    const bytes = showFiles(peer, got, secs);
+    card.done(`${files(got.length)}, ${size(bytes)} in ${secs.toFixed(1)} s, SHA-256 verified: save them under Received`);
   } catch (e) {
+    if (card) card.fail(e.message);
     log(`receive from ${show(peer)}: ${e.message}`, 'error');
   } finally {
-    link.close();
+    if (link) link.close();
   }
 }
 
-// ---- sharing ----
+// ---- sharing from this page ----
 
-function titleOf(entries) {
-  const top = [];
-  for (const e of entries) {
-    const t = e.path.split('/')[0];
-    if (!top.includes(t)) top.push(t);
-  }
-  return top.length <= 1 ? (top[0] || '') : `${top[0]} and ${top.length - 1} more`;
+// picks are the files picked (or dropped) to share.
+const picks = (page) => [...page.dropped, ...$('files').files, ...$('folder').files];
+
+function showPicks(page) {
+  const f = picks(page);
+  $('picked').textContent = f.length ? `picked ${files(f.length)}, ${size(f.reduce((n, x) => n + x.size, 0))}` : '';
 }
 
 async function startShare(page) {
-  const files = [...$('files').files, ...$('folder').files];
-  if (files.length === 0) {
+  const picked = picks(page);
+  if (picked.length === 0) {
     log('pick files or a folder first', 'error');
     return;
   }
   $('sharing').textContent = 'hashing…';
   try {
-    page.share = await buildManifest(files, (d, t) => { $('sharing').textContent = `hashing: ${size(d)} of ${size(t)}`; });
+    page.share = await buildManifest(picked, (d, t) => { $('sharing').textContent = `hashing: ${size(d)} of ${size(t)}`; });
   } catch (e) {
     $('sharing').textContent = '';
     log(e.message, 'error');
@@ -163,38 +150,91 @@ async function startShare(page) {
   }
   const { entries, total } = page.share;
   const n = entries.filter((e) => e.kind === 'file').length;
-  page.sig.meta = { v: 1, role: 'share', files: n, bytes: total, title: titleOf(entries), proof: 2 };
-  $('sharing').textContent = `sharing ${n} file(s), ${size(total)}, as ${show(page.sig.name)}`;
+  page.sig.meta = { ...RECEIVING, role: 'share', files: n, bytes: total, title: titleOf(entries) };
+  $('sharing').textContent = `sharing ${files(n)}, ${size(total)}, as ${show(page.sig.name)}`;
   $('unshare').hidden = false;
   page.sig.relogin();
 }
 
 function stopShare(page) {
   page.share = null;
+  page.dropped = [];
+  showPicks(page);
   page.sig.meta = RECEIVING;
   $('sharing').textContent = '';
   $('unshare').hidden = true;
   page.sig.relogin();
 }
 
-async function onOffer(page, m) {
-  if (!page.share) {
-    log(`${show(m.name)} asked for files, but this page shares nothing`);
-    return;
-  }
+// serveShare serves this page's share to a receiver that connected.
+async function serveShare(page, stream, peer) {
   const share = page.share;
+  const card = transfer(`to ${show(peer)}`);
+  try {
+    await serve(stream, share, (d, t) => card.update(d, t));
+    card.done(`${size(share.total)} in ${card.seconds().toFixed(1)} s, all verified by ${show(peer)}`);
+    log(`sent ${size(share.total)} to ${show(peer)}, all verified, in ${card.seconds().toFixed(2)} s`, 'sent');
+  } catch (e) {
+    card.fail(e.message);
+    log(`send to ${show(peer)}: ${e.message}`, 'error');
+  }
+}
+
+// ---- sending to a device (a push) ----
+
+// sendTo asks what to send to peer (files dropped on it come picked) and
+// sends it.
+async function sendTo(page, peer, dropped = []) {
+  const what = await sendDialog(peer, dropped);
+  if (what) await sendPush(page, peer, what, code());
+}
+
+// ---- a connection from a peer ----
+
+// onOffer takes a peer's connection: a push (the preamble's FLAG_PUSH) goes
+// to push.js; else the peer receives this page's share, if any.
+async function onOffer(page, m) {
   const link = startLink(page.links, page.sig, m.name);
   try {
     const stream = await link.accept(m);
-    await link.secure(stream, false, code());
-    const p = meter(`to ${show(m.name)}`);
-    await serve(stream, share, (d, t) => p.update(d, t));
-    log(`sent ${size(share.total)} to ${show(m.name)}, all verified, in ${p.seconds().toFixed(2)} s`, 'sent');
+    const flags = await link.secure(stream, false, code());
+    if (flags & FLAG_PUSH) {
+      await takePush(page, link, stream, m.name);
+    } else if (page.share) {
+      await serveShare(page, stream, m.name);
+    } else {
+      await sendError(stream, 'rejected', 'this page shares nothing now');
+      log(`${show(m.name)} asked for files, but this page shares nothing`);
+    }
   } catch (e) {
-    log(`send to ${show(m.name)}: ${e.message}`, 'error');
+    log(`connection from ${show(m.name)}: ${e.message}`, 'error');
   } finally {
     link.close();
   }
+}
+
+// ---- drag and drop (a computer) ----
+
+// setupDrop takes files dropped on the page to share (a device's row takes
+// them to send, see ui.render).
+function setupDrop(page) {
+  let depth = 0;
+  const zone = $('dropzone');
+  const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes('Files');
+  document.addEventListener('dragenter', (e) => { if (hasFiles(e)) { depth++; zone.hidden = false; } });
+  document.addEventListener('dragleave', () => { if (--depth <= 0) { depth = 0; zone.hidden = true; } });
+  document.addEventListener('dragover', (e) => { if (hasFiles(e)) e.preventDefault(); });
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    depth = 0;
+    zone.hidden = true;
+    if (!e.dataTransfer || !e.dataTransfer.files.length) return;
+    dropped(e.dataTransfer).then((f) => {
+      page.dropped.push(...f);
+      showPicks(page);
+      log(`dropped ${files(f.length)}: press Share, or drop them on a device to send`);
+    }, (err) => log(`drop: ${err.message}`, 'error'));
+  });
 }
 
 // ---- start ----
@@ -224,6 +264,9 @@ async function main() {
   const page = newPage(base, sessionStorage.getItem('lanft-name') || base);
   $('me').textContent = `this browser: device ${id}; takes up to ${size(MAX_RECEIVE)} per transfer`;
   $('share').onclick = () => startShare(page);
+  $('files').onchange = () => showPicks(page);
+  $('folder').onchange = () => showPicks(page);
+  setupDrop(page);
   $('unshare').onclick = () => stopShare(page);
   $('showqr').onclick = () => {
     $('qr').src = 'qr.png';

@@ -187,6 +187,7 @@ export class Link {
     const settle = (nr, ns) => {
       if (!this.first) return;
       const code = core().verificationCode(this.remoteKey, this.local, this.remotePrint, nr, ns);
+      this.sas = code; // for a dialog that asks about this peer (push.js)
       log(`first contact with ${show(this.remote)} (device ${core().deviceID(this.remoteKey)}): verification code ${code}; it must match on the other side`, 'verify');
     };
     this.remoteFlags = await preamble(stream, {

@@ -264,7 +264,8 @@ function frame(t, payload) {
 
 const json = (v) => enc.encode(JSON.stringify(v));
 
-async function sendError(s, code, message) {
+// sendError tells the peer why the transfer stops (an ERROR frame).
+export async function sendError(s, code, message) {
   try { await s.write(frame(T.X, json({ code, message }))); } catch (e) { /* the peer is gone */ }
 }
 
