@@ -86,7 +86,10 @@ func TestPairRelaysBothWays(t *testing.T) {
 	if !bytes.Equal(gotUp, up) || !bytes.Equal(gotDown, down) {
 		t.Fatalf("got %d and %d bytes, want %d and %d identical", len(gotUp), len(gotDown), len(up), len(down))
 	}
-	waitFor(t, func() bool { st := s.Stats(); return st.Relays == 1 && st.Active == 0 && st.Bytes == uint64(len(up)+len(down)) },
+	waitFor(t, func() bool {
+		st := s.Stats()
+		return st.Relays == 1 && st.Active == 0 && st.Bytes == uint64(len(up)+len(down))
+	},
 		"the relay ended, counted once with every byte")
 }
 
