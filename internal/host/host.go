@@ -87,10 +87,10 @@ type Host struct {
 	cfg   Config
 	srv   *signal.Server
 	page  *web.Web
-	relay *turn.Server // nil without TURN
+	relay *turn.Server  // nil without TURN
 	tcp   *relay.Server // nil without a TCP relay
 	ln    net.Listener  // Listener, sniffed for the relay and with TLS
-	h     http.Handler // the mux on Listener
+	h     http.Handler  // the mux on Listener
 	once  sync.Once
 }
 
