@@ -77,6 +77,7 @@ type Client struct {
 	callWaits map[uint64]chan LoginInfo
 	// relayWaits: Relay's waiters, by the peer asked for (relay.go).
 	relayWaits map[string]chan RelayGrant
+	noRelay    string // LoginInfo.NoRelay
 
 	messages chan Message
 	changes  chan struct{}
@@ -348,6 +349,7 @@ func (c *Client) setInfo(raw json.RawMessage) {
 	c.mu.Lock()
 	c.ice = info.ICEServers
 	c.calls = c.calls || info.Calls
+	c.noRelay = info.NoRelay
 	c.mu.Unlock()
 }
 

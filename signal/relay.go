@@ -253,3 +253,24 @@ func (c *Client) takeRelayReply(raw json.RawMessage) bool {
 	}
 	return true
 }
+
+// RelayRefuser is a RelayIssuer that refuses every pair; Refusal says why,
+// and the login reply tells every client (LoginInfo.NoRelay).
+type RelayRefuser interface {
+	RelayIssuer
+	Refusal() string
+}
+
+func relayRefusal(r RelayIssuer) string {
+	if rr, ok := r.(RelayRefuser); ok {
+		return rr.Refusal()
+	}
+	return ""
+}
+
+// NoRelay is why the host relays nothing, when it said so at login.
+func (c *Client) NoRelay() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.noRelay
+}

@@ -2,7 +2,11 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -10,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanft/lanft/internal/lanfttest"
 	"github.com/lanft/lanft/internal/netns"
 )
 
@@ -73,4 +78,80 @@ func serverMetrics(t *testing.T, inet *netns.Internet, wsURL, token string) map[
 		t.Fatalf("metrics: %v", err)
 	}
 	return out
+}
+
+// isolate turns on client isolation for hosts on lan's switch, as an
+// access point does: the bridge forwards nothing between two isolated
+// ports, while each still reaches the others (a wired host).
+func isolate(t *testing.T, lan *netns.LAN, hosts ...int) {
+	t.Helper()
+	sw := strings.TrimSuffix(lan.Namespace(1), "-h1") + "-sw"
+	for _, i := range hosts {
+		out, err := exec.Command("ip", "-n", sw, "link", "set", fmt.Sprintf("p%d", i), "type", "bridge_slave", "isolated", "on").CombinedOutput()
+		if err != nil {
+			t.Fatalf("isolate host %d: %v: %s", i, err, out)
+		}
+	}
+}
+
+// isolatedLAN is a LAN with a wired host 3 that runs a share of its own
+// (first, so that it hosts; wiredArgs added) and two isolated hosts 1 and
+// 2, host 1 sharing src as alpha once logged in to host 3.
+func isolatedLAN(t *testing.T, src string, wiredArgs ...string) (*netns.LAN, *lanfttest.Proc, *lanfttest.Proc) {
+	lan := netns.NewLAN(t, 3)
+	isolate(t, lan, 1, 2)
+	tiny := filepath.Join(t.TempDir(), "tiny.txt")
+	os.WriteFile(tiny, []byte("wired"), 0o644)
+	wired := onHost(t, lan, 3, append([]string{"share", "--interface", lan.Iface(3), "--name", "wired", "--json"}, append(wiredArgs, tiny)...)...)
+	if online := wired.WaitLine(t, `"event":"online"`, 20*time.Second); !strings.Contains(online.Text, hostURL(lan, 3)) {
+		t.Fatalf("the wired instance should host: %s", online.Text)
+	}
+	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--json", src)
+	if online := share.WaitLine(t, `"event":"online"`, 60*time.Second); !strings.Contains(online.Text, hostURL(lan, 3)) {
+		t.Fatalf("alpha logged in elsewhere than the wired host: %s", online.Text)
+	}
+	return lan, wired, share
+}
+
+// Client isolation: two hosts that cannot reach each other both reach a
+// wired lanft, which relays (TURN for the data channel that verifies them,
+// its TCP relay for the bytes) and says so; with --no-relay it refuses and
+// both peers are told why.
+func TestLANIsolatedPeersRelayThroughTheWiredHost(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "isolated.bin")
+	const size = 16 << 20
+	lanfttest.WriteRandom(t, src, size)
+	t.Run("relayed", func(t *testing.T) {
+		lan, wired, share := isolatedLAN(t, src)
+		out := t.TempDir()
+		recv := onHost(t, lan, 2, "receive", "--interface", lan.Iface(2), "--from", "alpha", "--name", "beta", "--yes", "--json", "--out", out)
+		peer := recv.WaitLine(t, `"event":"peer"`, 60*time.Second)
+		if !strings.Contains(peer.Text, `"path":"lan-relay"`) {
+			t.Fatalf("peer event %s, want path lan-relay", peer.Text)
+		}
+		done := recv.WaitLine(t, `"event":"done"`, 2*time.Minute)
+		if code := recv.ExitCode(); code != 0 {
+			t.Fatalf("receive exited %d: %s", code, recv.Stderr())
+		}
+		lanfttest.SameFile(t, src, filepath.Join(out, "isolated.bin"))
+		if s := share.WaitLine(t, `"event":"peer"`, 10*time.Second); !strings.Contains(s.Text, `"path":"lan-relay"`) {
+			t.Errorf("sharer's peer event %s, want path lan-relay", s.Text)
+		}
+		wired.WaitLine(t, "relaying a transfer between", 10*time.Second)
+		t.Logf("%d MiB between two isolated hosts through the wired host: %.1f MB/s", size>>20, float64(size)/done.At.Sub(peer.At).Seconds()/1e6)
+	})
+	t.Run("--no-relay", func(t *testing.T) {
+		lan, _, share := isolatedLAN(t, src, "--no-relay")
+		_, stderr, code := lanfttest.Run(t, time.Minute, "ip", "netns", "exec", lan.Namespace(2), lanftBin, "--config-dir", t.TempDir(),
+			"receive", "--interface", lan.Iface(2), "--from", "alpha", "--name", "beta", "--yes", "--out", t.TempDir())
+		if code == 0 {
+			t.Fatal("receive succeeded between isolated hosts with the only relay refusing")
+		}
+		if !strings.Contains(stderr, "wired's lanft does not relay") {
+			t.Errorf("receiver's error does not say the host refuses to relay:\n%s", stderr)
+		}
+		if l := share.WaitLine(t, `"event":"error"`, 30*time.Second); !strings.Contains(l.Text, "does not relay") {
+			t.Errorf("sharer's error %s does not say the host refuses to relay", l.Text)
+		}
+	})
 }

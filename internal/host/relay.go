@@ -52,6 +52,8 @@ func (r relayIssuer) IssueRelay(room, a, b string) (signal.RelayGrant, signal.Re
 // are told why.
 type refusingIssuer struct{ why string }
 
+func (r refusingIssuer) Refusal() string { return r.why }
+
 func (r refusingIssuer) IssueRelay(string, string, string) (signal.RelayGrant, signal.RelayGrant, error) {
 	return signal.RelayGrant{}, signal.RelayGrant{}, errors.New(r.why)
 }

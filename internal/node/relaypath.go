@@ -167,3 +167,9 @@ func (l *link) relayUnavailable(err error) {
 	}
 	l.cfg.Events(Event{Kind: EventInfo, Peer: l.remote, Text: fmt.Sprintf("no TCP relay to %s (%s); using the data channel", l.remote, why)})
 }
+
+// lanHost reports whether the host in use is one found on the LAN.
+func lanHost(h Hosts) bool {
+	s, ok := h.(iceScope)
+	return ok && s.ICEInterfaces() != nil
+}
