@@ -120,9 +120,10 @@ type pathPlan struct {
 	// channel is the data channel's path, from ICE's route: the path of
 	// the transfer unless the direct connection is made.
 	channel Path
-	// relay: when the direct path is ruled out or fails, a TCP relay is
-	// tried (relaypath.go) if the peer can too. Not over a hole-punched
-	// route (PathNAT): there the bytes stay peer to peer.
+	// relay: a TCP relay is tried (relaypath.go) when the peer can too and
+	// the data channel is not peer to peer (TURN, or no route), or with
+	// --path relay. Over a LAN or hole-punched route the bytes stay peer
+	// to peer: a third machine carries them only when nothing else does.
 	relay bool
 }
 
@@ -147,7 +148,7 @@ func decidePath(mode Mode, remoteFlags byte, route rtc.Route, routeErr error) pa
 		p.channel = pathOf(route.Local.Type, route.Remote.Type)
 	}
 	p.negotiate = mode.negotiates() && remoteFlags&flagDirect != 0
-	p.relay = p.negotiate && mode.relays() && (mode == ModeRelay || p.channel != PathNAT)
+	p.relay = p.negotiate && mode.relays() && (mode == ModeRelay || routeErr != nil || p.channel == PathRelay)
 	switch {
 	case !mode.offersDirect():
 		p.why = fmt.Sprintf("--path %s", mode)

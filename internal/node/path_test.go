@@ -101,9 +101,9 @@ func TestDecidePath(t *testing.T) {
 				t.Fatalf("decidePath = negotiate %v, why %q, channel %q; want %v, %q, %q",
 					p.negotiate, p.why, p.channel, tt.negotiate, tt.why, tt.channel)
 			}
-			// A TCP relay is tried where direct's messages are spoken,
-			// except with --path datachannel.
-			if want := tt.negotiate && tt.mode != ModeDataChannel && tt.channel != PathNAT; p.relay != want {
+			// A TCP relay is tried where direct's messages are spoken and
+			// the data channel is not peer to peer.
+			if want := tt.negotiate && tt.mode != ModeDataChannel && (tt.channel == PathRelay || tt.routeErr != nil); p.relay != want {
 				t.Fatalf("relay = %v, want %v", p.relay, want)
 			}
 			if got, want := p.tryDirect(), tt.negotiate && tt.why == ""; got != want {

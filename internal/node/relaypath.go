@@ -12,8 +12,9 @@ import (
 	"github.com/lanft/lanft/rtc"
 )
 
-// The relayed TCP path: two lanft CLIs with no direct route between them
-// (NATs, client isolation), or with --path relay, ask the signaling host
+// The relayed TCP path: two lanft CLIs whose data channel is not peer to
+// peer (it goes through TURN: symmetric NATs, client isolation), or with
+// --path relay (decidePath's relay), ask the signaling host
 // for a TCP relay to each other (signal's relay tokens), connect out to it
 // (internal/relay), and run the direct path's TLS 1.3 session over the
 // spliced connection (direct.Over), bound to the certificates exchanged on
@@ -101,7 +102,8 @@ func (l *link) shareRelay(ctx context.Context, dc *rtc.Stream, plan pathPlan, ce
 }
 
 // receiveRelayAfter tells the sharer that the direct attempt failed and
-// tries the relay.
+// tries the relay (when the sharer offered both: a direct address and,
+// under the same plan, the relay).
 func (l *link) receiveRelayAfter(ctx context.Context, dc *rtc.Stream, plan pathPlan, cert *direct.Cert, offer direct.Offer, derr error) (transport, Path, error) {
 	if err := direct.WriteMessage(dc, direct.Choice{V: direct.Version, Path: direct.ChoiceRelay}); err != nil {
 		return nil, "", err
