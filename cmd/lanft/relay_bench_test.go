@@ -145,4 +145,3 @@ func relayRun(t *testing.T, inet *netns.Internet, n int64) relayResult {
 	}
 	return r
 }
-
