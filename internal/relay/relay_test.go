@@ -382,3 +382,36 @@ func TestSniffSharesAPort(t *testing.T) {
 		t.Fatalf("relay on the shared port: %q", got)
 	}
 }
+
+// FuzzHandshake: whatever a connection sends, it is never paired unless
+// it presents a live half, and it gets at most one status byte back.
+func FuzzHandshake(f *testing.F) {
+	var zero Token
+	f.Add([]byte{})
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Add([]byte(Magic))
+	f.Add(hello(zero))
+	f.Add(append(hello(zero), "trailing bytes"...))
+	f.Add([]byte("\x00LANFTR2" + string(zero[:])))
+	s, err := New(Config{HandshakeTimeout: 20 * time.Millisecond, PairTimeout: 20 * time.Millisecond})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer s.Close()
+	s.Issue("room", "alice", "bob") // a live pair nobody can guess
+	f.Fuzz(func(t *testing.T, in []byte) {
+		a, b := net.Pipe()
+		defer a.Close()
+		s.ServeConn(b, nil)
+		go a.Write(in)
+		a.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(a)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("the relay kept a connection that sent %q", in)
+		}
+		if len(got) > 1 || len(got) == 1 && got[0] == StatusPaired {
+			t.Fatalf("sent %q, got %q back", in, got)
+		}
+	})
+}
