@@ -155,3 +155,38 @@ func TestLANIsolatedPeersRelayThroughTheWiredHost(t *testing.T) {
 		}
 	})
 }
+
+// A receive over the TCP relay killed at half resumes, again over the
+// relay, fetching only the missing part. The server shapes each relay to
+// 12 MB/s (--tcp-relay-rate), slow enough to kill it at half.
+func TestNATTCPRelayResume(t *testing.T) {
+	const size = 64 << 20
+	inet := netns.NewInternet(t, netns.SymmetricNAT, netns.SymmetricNAT)
+	url := startInternetSignal(t, inet, "--tcp-relay-rate", "12")
+	src := filepath.Join(t.TempDir(), "resumed.bin")
+	lanfttest.WriteRandom(t, src, size)
+	share := inNS(t, inet.Peer(1), "share", "--signal", url, "--interface", "h0", "--name", "home1", "--json", src)
+	share.WaitLine(t, `"event":"online"`, 20*time.Second)
+	out, cfg := t.TempDir(), t.TempDir()
+	args := []string{"ip", "netns", "exec", inet.Peer(2), lanftBin, "--config-dir", cfg, "receive", "--signal", url,
+		"--interface", "h0", "--from", "home1", "--name", "home2", "--yes", "--json", "--out", out}
+	start := time.Now()
+	stdout := killAtHalfAndRerun(t, args, filepath.Join(out, "resumed.bin"), func(first *lanfttest.Proc) {
+		if path := pathOf(t, first.WaitLine(t, `"event":"peer"`, 30*time.Second).Text); path != "tcp-relay" {
+			t.Fatalf("first run: path %q, want tcp-relay", path)
+		}
+	})
+	if !strings.Contains(stdout, `"path":"tcp-relay"`) {
+		t.Fatalf("the second run did not use the TCP relay:\n%s", stdout)
+	}
+	e := lastEvent(t, stdout)
+	if e.Received+e.Skipped != size {
+		t.Fatalf("received %d + skipped %d != %d", e.Received, e.Skipped, size)
+	}
+	if limit := int64(size/2 + size/10); e.Received > limit {
+		t.Fatalf("re-received %d bytes after resuming, want at most %d (the missing half plus 10%%)", e.Received, limit)
+	}
+	lanfttest.SameFile(t, src, filepath.Join(out, "resumed.bin"))
+	lanfttest.NoPartFiles(t, out)
+	t.Logf("resumed over the TCP relay: %d MiB kept, %d MiB fetched, %v in all at 12 MB/s", e.Skipped>>20, e.Received>>20, time.Since(start).Round(time.Millisecond))
+}
