@@ -32,6 +32,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,8 +83,8 @@ type Config struct {
 	MaxRelays    int
 	MaxPerClient int
 	// MaxHandshakes caps connections that have not presented a token yet
-	// (4096); past it new ones are closed at once. Each is closed after
-	// HandshakeTimeout (5s) anyway.
+	// (4096), a quarter of them from one address; past it new ones are
+	// closed at once. Each is closed after HandshakeTimeout (5s) anyway.
 	MaxHandshakes    int
 	HandshakeTimeout time.Duration
 	// TokenTTL is how long an issued pair can be used (30s); PairTimeout
@@ -162,6 +163,7 @@ type Server struct {
 	wg  sync.WaitGroup
 
 	handshakes atomic.Int64
+	perAddr    map[netip.Addr]int // handshakes by remote address, under mu
 	relays     atomic.Uint64
 	bytes      atomic.Uint64
 	refused    map[string]*atomic.Uint64
@@ -201,7 +203,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("relay: negative limit in config")
 	}
 	s := &Server{cfg: cfg.withDefaults(), refused: make(map[string]*atomic.Uint64),
-		tickets: make(map[Token]*ticket), perUser: make(map[userKey]int), conns: make(map[net.Conn]struct{})}
+		tickets: make(map[Token]*ticket), perUser: make(map[userKey]int), conns: make(map[net.Conn]struct{}),
+		perAddr: make(map[netip.Addr]int)}
 	for _, r := range reasons {
 		s.refused[r] = new(atomic.Uint64)
 	}
@@ -286,23 +289,46 @@ func (s *Server) ServeConn(c net.Conn, head []byte) {
 		c.Close()
 		return
 	}
-	if !s.hold(c) {
+	from := remoteAddr(c)
+	if !s.hold(c, from) {
 		s.handshakes.Add(-1)
+		s.refused[RefusedFull].Add(1)
 		c.Close()
 		return
 	}
-	s.wg.Go(func() { s.handshake(c, head) })
+	s.wg.Go(func() { s.handshake(c, head, from) })
 }
 
-// hold records c as the server's (Close closes it); false once closed.
-func (s *Server) hold(c net.Conn) bool {
+// remoteAddr is c's remote IP (invalid when it has none, as on a pipe).
+func remoteAddr(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// hold records c as the server's (Close closes it) and counts its
+// handshake against its address; false once closed, or with the address
+// at its share.
+func (s *Server) hold(c net.Conn, from netip.Addr) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed || s.perAddr[from] >= max(s.cfg.MaxHandshakes/4, 1) {
 		return false
 	}
+	s.perAddr[from]++
 	s.conns[c] = struct{}{}
 	return true
+}
+
+// handshook ends c's handshake's count.
+func (s *Server) handshook(from netip.Addr) {
+	s.handshakes.Add(-1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perAddr[from]--; s.perAddr[from] <= 0 {
+		delete(s.perAddr, from)
+	}
 }
 
 func (s *Server) release(c net.Conn) {
@@ -313,9 +339,9 @@ func (s *Server) release(c net.Conn) {
 }
 
 // handshake reads the token and pairs c, or refuses it.
-func (s *Server) handshake(c net.Conn, head []byte) {
+func (s *Server) handshake(c net.Conn, head []byte, from netip.Addr) {
 	tok, err := s.readToken(c, head)
-	s.handshakes.Add(-1)
+	s.handshook(from)
 	if err != nil {
 		s.refused[RefusedNoToken].Add(1)
 		s.cfg.Logger.Debug("relay: connection without a token", "remote", c.RemoteAddr(), "err", err)

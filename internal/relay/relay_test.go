@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -273,6 +274,9 @@ func TestHalfOpenConnectionsDoNotBlock(t *testing.T) {
 	if n := s.Stats().Refused[RefusedNoToken]; n != 1000 {
 		t.Errorf("refused without a token: %d, want 1000", n)
 	}
+	if n := s.Stats().Refused[RefusedFull]; n != 0 {
+		t.Errorf("refused as full: %d, want 0 (1,000 is within the limits)", n)
+	}
 	t.Logf("relay set up and 1 MiB moved in %v beside 1,000 half-open connections", took.Round(time.Millisecond))
 }
 
@@ -414,4 +418,38 @@ func FuzzHandshake(f *testing.F) {
 			t.Fatalf("sent %q, got %q back", in, got)
 		}
 	})
+}
+
+// One address holds at most a quarter of the handshakes: past it its new
+// connections are closed at once, while another address still gets in.
+func TestHandshakesPerAddress(t *testing.T) {
+	s, addr := serve(t, Config{MaxHandshakes: 8, HandshakeTimeout: 10 * time.Second})
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.perAddr[netip.MustParseAddr("127.0.0.1")] == 2 }, "two handshakes held")
+	if got := attempt(t, addr, nil); len(got) != 0 {
+		t.Fatalf("a third connection from one address got %q", got)
+	}
+	if n := s.Stats().Refused[RefusedFull]; n != 1 {
+		t.Fatalf("refused as full: %d, want 1", n)
+	}
+	// Another address of this machine is not held back.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Skipf("no second loopback address here: %v", err)
+	}
+	defer c.Close()
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.perAddr[netip.MustParseAddr("127.0.0.2")] == 1 }, "another address's handshake held")
 }
