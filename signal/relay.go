@@ -2,6 +2,7 @@ package signal
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -161,9 +162,19 @@ func (c *conn) sendRelay(g RelayGrant) {
 	}
 }
 
-// RelayTicket is a granted relay token and the address to use it at.
+// RelayPath is where a host takes relay connections as an HTTP upgrade
+// (internal/relay's UpgradeHandler), under Path so that a proxy that
+// passes the signaling WebSocket passes it too; never a room (RoomFromPath
+// takes no dot).
+const RelayPath = Path + "/.relay"
+
+// RelayTicket is a granted relay token and where to use it: Addr
+// (host:port) with a plain relay connection, or, on a wss:// host, URL
+// (an upgrade at RelayPath over TLS configured by TLS).
 type RelayTicket struct {
-	Addr  string // host:port
+	Addr  string
+	URL   string
+	TLS   *tls.Config
 	Token [32]byte
 	LAN   bool // the relay is a LAN instance
 }
@@ -212,6 +223,9 @@ func (c *Client) Relay(ctx context.Context, peer string) (RelayTicket, error) {
 	if rt.Addr == "" {
 		if rt.Addr, err = hostPort(c.cfg.URL); err != nil {
 			return RelayTicket{}, err
+		}
+		if u, _ := url.Parse(c.cfg.URL); u.Scheme == "wss" {
+			rt.URL, rt.TLS = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: RelayPath}).String(), c.cfg.TLS
 		}
 	}
 	return rt, nil

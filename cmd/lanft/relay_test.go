@@ -190,3 +190,34 @@ func TestNATTCPRelayResume(t *testing.T) {
 	lanfttest.NoPartFiles(t, out)
 	t.Logf("resumed over the TCP relay: %d MiB kept, %d MiB fetched, %v in all at 12 MB/s", e.Skipped>>20, e.Received>>20, time.Since(start).Round(time.Millisecond))
 }
+
+// On a wss:// host the relay connection goes through TLS too, as an
+// upgrade at the signaling port (what a reverse proxy passes).
+func TestNATTCPRelayOverWSS(t *testing.T) {
+	inet := netns.NewInternet(t, netns.SymmetricNAT, netns.SymmetricNAT)
+	ca, cert, key := writeCA(t, t.TempDir(), net.IP(inet.ServerAddr().AsSlice()))
+	sig := inNS(t, inet.Server(), "--log-level", "info", "signal", "--listen", inet.ServerAddr().String()+":0", "--public-addr", inet.ServerAddr().String(),
+		"--turn-port", "0", "--tls-cert", cert, "--tls-key", key, "--new-room")
+	sig.WaitLine(t, "wss://", 10*time.Second)
+	url := strings.TrimSpace(sig.WaitLine(t, "wss://", 10*time.Second).Text)
+	run := func(home int, args ...string) *lanfttest.Proc {
+		return lanfttest.Start(t, append([]string{"ip", "netns", "exec", inet.Peer(home), "env", "SSL_CERT_FILE=" + ca, lanftBin, "--config-dir", t.TempDir()}, args...)...)
+	}
+	src := filepath.Join(t.TempDir(), "wss.bin")
+	lanfttest.WriteRandom(t, src, 8<<20)
+	share := run(1, "share", "--signal", url, "--interface", "h0", "--name", "home1", "--json", src)
+	share.WaitLine(t, `"event":"online"`, 20*time.Second)
+	out := t.TempDir()
+	recv := run(2, "receive", "--signal", url, "--interface", "h0", "--from", "home1", "--name", "home2", "--yes", "--json", "--out", out)
+	if path := pathOf(t, recv.WaitLine(t, `"event":"peer"`, 30*time.Second).Text); path != "tcp-relay" {
+		t.Fatalf("path %q, want tcp-relay", path)
+	}
+	recv.WaitLine(t, `"event":"done"`, 2*time.Minute)
+	if code := recv.ExitCode(); code != 0 {
+		t.Fatalf("receive exited %d: %s", code, recv.Stderr())
+	}
+	lanfttest.SameFile(t, src, filepath.Join(out, "wss.bin"))
+	if !strings.Contains(sig.Stderr(), "relay: relaying") {
+		t.Errorf("the server did not log the relay:\n%s", sig.Stderr())
+	}
+}

@@ -178,6 +178,9 @@ func assemble(cfg Config) (*Host, error) {
 		}
 		h.h = mux
 	}
+	if h.tcp != nil {
+		h.h = relayRoutes(h.tcp, h.h)
+	}
 	h.cfg = cfg
 	return h, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 
 	"github.com/lanft/lanft/internal/relay"
 	"github.com/lanft/lanft/signal"
@@ -73,4 +74,17 @@ func relayMetrics(rs *relay.Server, prev func(io.Writer)) func(io.Writer) {
 			fmt.Fprintf(w, "lanft_tcp_relay_refused_total{reason=%q} %d\n", r, st.Refused[r])
 		}
 	}
+}
+
+// relayRoutes serves the relay's upgrade at signal.RelayPath, the rest
+// with next.
+func relayRoutes(rs *relay.Server, next http.Handler) http.Handler {
+	up := rs.UpgradeHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == signal.RelayPath {
+			up.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -34,8 +35,10 @@ func selfSigned(t *testing.T) tls.Certificate {
 }
 
 // A host with a certificate serves wss:// and its page over TLS, and the
-// TCP relay on the same port beneath TLS: two clients that ask for each
-// other get a pair, are spliced, and the relay shows on /metrics.
+// TCP relay on the same port: as an upgrade over TLS at signal.RelayPath
+// (what a wss:// ticket names) and as a plain connection beneath TLS. Two
+// clients that ask for each other get a pair, are spliced (one each way
+// in), and the relay shows on /metrics.
 func TestRelayOnTheTLSPort(t *testing.T) {
 	ln := listenLoop(t)
 	h, err := New(Config{Listener: ln, Ops: true, Relay: &relay.Config{},
@@ -76,11 +79,11 @@ func TestRelayOnTheTLSPort(t *testing.T) {
 	if ea != nil || eb != nil {
 		t.Fatalf("relay tokens: %v, %v", ea, eb)
 	}
-	if ta.Addr != addr || ta.LAN {
-		t.Fatalf("ticket %+v, want the signaling address %s, not a LAN relay", ta, addr)
+	if ta.Addr != addr || ta.LAN || ta.URL != "wss://"+addr+signal.RelayPath {
+		t.Fatalf("ticket %+v, want the signaling address %s and its wss relay URL, not a LAN relay", ta, addr)
 	}
 	var ca, cb net.Conn
-	wg.Go(func() { ca, ea = relay.Dial(ctx, ta.Addr, relay.Token(ta.Token)) })
+	wg.Go(func() { ca, ea = relay.DialURL(ctx, ta.URL, ta.TLS, relay.Token(ta.Token)) })
 	wg.Go(func() { cb, eb = relay.Dial(ctx, tb.Addr, relay.Token(tb.Token)) })
 	wg.Wait()
 	if ea != nil || eb != nil {
@@ -88,7 +91,7 @@ func TestRelayOnTheTLSPort(t *testing.T) {
 	}
 	defer ca.Close()
 	defer cb.Close()
-	go func() { io.WriteString(ca, "through the relay"); ca.(*net.TCPConn).CloseWrite() }()
+	go func() { io.WriteString(ca, "through the relay"); ca.(interface{ CloseWrite() error }).CloseWrite() }()
 	if got, _ := io.ReadAll(cb); string(got) != "through the relay" {
 		t.Fatalf("got %q through the relay", got)
 	}
@@ -115,5 +118,26 @@ func TestRelayOnTheTLSPort(t *testing.T) {
 			t.Fatalf("/metrics lacks %q:\n%s", missing, body)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The upgrade path answers anything but an upgrade with 426, and its
+// connections are refused without a token like any other.
+func TestRelayUpgradeRefuses(t *testing.T) {
+	ln := listenLoop(t)
+	h, err := New(Config{Listener: ln, Relay: &relay.Config{HandshakeTimeout: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runHost(t, h)
+	addr := ln.Addr().String()
+	if code, body, _ := fetch(t, "http://"+addr+signal.RelayPath); code != http.StatusUpgradeRequired || !strings.Contains(body, "relay") {
+		t.Fatalf("GET %s: %d %q, want 426 saying it is the relay", signal.RelayPath, code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var forged relay.Token
+	if _, err := relay.DialURL(ctx, "ws://"+addr+signal.RelayPath, nil, forged); !errors.Is(err, relay.ErrRefused) {
+		t.Fatalf("a forged token through the upgrade: %v, want ErrRefused", err)
 	}
 }

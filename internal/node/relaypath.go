@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -147,7 +148,12 @@ func (l *link) dialRelay(ctx context.Context, cert *direct.Cert, want string, se
 	if err != nil {
 		return nil, "", err
 	}
-	raw, err := relay.Dial(ctx, t.Addr, relay.Token(t.Token))
+	var raw net.Conn
+	if t.URL != "" { // a wss:// host: through TLS, as the signaling
+		raw, err = relay.DialURL(ctx, t.URL, t.TLS, relay.Token(t.Token))
+	} else {
+		raw, err = relay.Dial(ctx, t.Addr, relay.Token(t.Token))
+	}
 	if err != nil {
 		return nil, "", err
 	}

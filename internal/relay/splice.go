@@ -142,14 +142,20 @@ func Dial(ctx context.Context, addr string, tok Token) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay: connect to %s: %w", addr, err)
 	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	return handshakeClient(ctx, c, addr, tok, stop)
+}
+
+// handshakeClient presents tok on c and waits for the relay's status;
+// stop ends the context's hold on c's deadline. c is closed on failure.
+func handshakeClient(ctx context.Context, c net.Conn, addr string, tok Token, stop func() bool) (net.Conn, error) {
 	ok := false
 	defer func() {
 		if !ok {
 			c.Close()
 		}
 	}()
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
-	defer stop()
 	if _, err := c.Write(append([]byte(Magic), tok[:]...)); err != nil {
 		return nil, fmt.Errorf("relay: send the token to %s: %w", addr, err)
 	}
