@@ -20,7 +20,9 @@
 // other side is ever relayed to a connection that was not paired. A
 // connection that does not present a token within HandshakeTimeout is
 // closed. The peers run their own TLS 1.3 session over the spliced
-// connection (internal/direct): the relay sees ciphertext only.
+// connection (internal/direct): the relay sees ciphertext only. A
+// connection arrives plain (Serve, or Sniff on a shared listener) or as an
+// HTTP upgrade that crosses TLS and proxies (UpgradeHandler, DialURL).
 package relay
 
 import (
