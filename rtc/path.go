@@ -42,6 +42,8 @@ func (p *Peer) explain() error {
 	switch {
 	case len(local) == 0 || len(remote) == 0:
 		why = "a side has no usable network address (check --interface)"
+	case !slices.Contains(local, CandidateRelay) && !slices.Contains(remote, CandidateRelay) && !HasTURN(p.cfg.ICEServers) && p.cfg.NoRelay != "":
+		why = "the signaling host relays nothing: " + p.cfg.NoRelay + "; and the network lets no direct path through (client isolation, a symmetric NAT or a firewall)"
 	case !slices.Contains(local, CandidateRelay) && !slices.Contains(remote, CandidateRelay) && !HasTURN(p.cfg.ICEServers):
 		why = "no TURN relay is offered (the signaling host runs without TURN, or this is a LAN host), and the networks let no direct path through (a symmetric NAT or a firewall)"
 	case !slices.Contains(local, CandidateRelay) && !slices.Contains(remote, CandidateRelay):

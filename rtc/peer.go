@@ -71,6 +71,9 @@ type Config struct {
 	// ICEServers are STUN and TURN servers: with them ICE gathers
 	// server-reflexive and relay candidates besides host ones.
 	ICEServers []ICEServer
+	// NoRelay, when set, is why the signaling host relays nothing (its
+	// own words), said when ICE finds no path.
+	NoRelay string
 	// RelayOnly restricts ICE to relay candidates (transport policy
 	// "relay"): every byte goes through a TURN server.
 	RelayOnly bool

@@ -56,11 +56,16 @@ func refreshes(p ICEProvider) bool {
 // loginInfo is the additive "lanft" object of a login reply, or nil
 // without an ICE provider.
 func (s *Server) loginInfo(room string) json.RawMessage {
-	if s.cfg.ICE == nil {
+	why := relayRefusal(s.cfg.Relay)
+	if s.cfg.ICE == nil && why == "" {
 		return nil
 	}
-	_, perCall := s.cfg.ICE.(CallICEProvider)
-	b, err := json.Marshal(LoginInfo{ICEServers: s.cfg.ICE.ICEServers(room), Calls: perCall})
+	info := LoginInfo{NoRelay: why}
+	if s.cfg.ICE != nil {
+		_, info.Calls = s.cfg.ICE.(CallICEProvider)
+		info.ICEServers = s.cfg.ICE.ICEServers(room)
+	}
+	b, err := json.Marshal(info)
 	if err != nil {
 		return nil
 	}

@@ -75,6 +75,9 @@ type Client struct {
 	calls     bool
 	callSeq   uint64
 	callWaits map[uint64]chan LoginInfo
+	// relayWaits: Relay's waiters, by the peer asked for (relay.go).
+	relayWaits map[string]chan RelayGrant
+	noRelay    string // LoginInfo.NoRelay
 
 	messages chan Message
 	changes  chan struct{}
@@ -299,7 +302,7 @@ func (c *Client) track(m Message) bool {
 	case TypeUserlist:
 		c.setUserlist(m)
 	case TypeLanft:
-		if !c.takeCallReply(m.Meta) {
+		if !c.takeRelayReply(m.Meta) && !c.takeCallReply(m.Meta) {
 			c.setInfo(m.Meta)
 		}
 	case TypeUpdata:
@@ -346,6 +349,7 @@ func (c *Client) setInfo(raw json.RawMessage) {
 	c.mu.Lock()
 	c.ice = info.ICEServers
 	c.calls = c.calls || info.Calls
+	c.noRelay = info.NoRelay
 	c.mu.Unlock()
 }
 

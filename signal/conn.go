@@ -191,7 +191,9 @@ func (c *conn) handle(ctx context.Context, m Message) {
 	case TypeOffer, TypeAnswer, TypeCandidate, TypeLeave:
 		c.relay(ctx, m)
 	case TypeLanft:
-		c.callICE(m)
+		if !c.relayRequest(m) {
+			c.callICE(m)
+		}
 	default:
 		c.sendError(CodeBadMessage, fmt.Sprintf("unknown message type %q", m.Type))
 	}

@@ -90,6 +90,10 @@
 //     credential with a small allocation quota. Requests are rate-limited
 //     per connection (Config.CallBurst, CallRate); past it the reply holds
 //     the login's servers and a "message" saying why. See call.go.
+//   - {"type":"lanft","lanft":{"relay":{"peer":NAME}}} asks for a TCP
+//     relay to NAME; two users who ask for each other get the two halves
+//     of a one-time token pair (Config.Relay), a refusal a "message". See
+//     relay.go. A login reply's "noRelay" says why a host relays nothing.
 //   - Rooms: the endpoint at Path+"/ROOM" (RoomFromPath) is a host of its
 //     own for each ROOM: its own user list and names; nothing is relayed
 //     between rooms. Path itself is the default room.

@@ -81,6 +81,9 @@ type LoginInfo struct {
 	// why the request got no relay, if it got none.
 	Call    uint64 `json:"call,omitempty"`
 	Message string `json:"message,omitempty"`
+	// NoRelay (login reply): why this host relays nothing (a LAN
+	// instance run with --no-relay), for peers that find no path.
+	NoRelay string `json:"noRelay,omitempty"`
 }
 
 // ICEServer is one STUN or TURN server, in the shape of the browser's

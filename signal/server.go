@@ -97,6 +97,9 @@ type Config struct {
 	// lines to the metrics endpoint.
 	Ready   func() bool
 	Metrics func(io.Writer)
+	// Relay, when set, hands out TCP relay tokens to pairs of users who
+	// ask for each other (relay.go).
+	Relay RelayIssuer
 	// MetricsToken, when set, is the bearer token GET /metrics asks for
 	// (Authorization: Bearer TOKEN). Without it, /metrics on Handler
 	// answers only requests from loopback that no proxy forwarded; see
@@ -170,6 +173,7 @@ type Server struct {
 	draining  bool // Drain was called: refuse new connections
 	wg        sync.WaitGroup
 
+	tcpRelay           relayBook // requests for a TCP relay (relay.go)
 	relays, errorsSent atomic.Uint64
 	relayRate          rateWindow // under mu
 }

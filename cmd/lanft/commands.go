@@ -151,6 +151,7 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 		Logger:     log,
 		Fallback:   fallback,
 		Notice:     func(s string) { out.event(node.Event{Kind: node.EventInfo, Text: s}) },
+		NoRelay:    c.Bool("no-relay"),
 	})
 	if err != nil {
 		return nil, nil, err

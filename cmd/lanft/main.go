@@ -174,11 +174,12 @@ var (
 		Usage:   "connect only to a peer that knows these `WORDS` (both sides give the same code; for untrusted networks)",
 		EnvVars: []string{"LANFT_CODE"},
 	}
+	noRelayFlag   = &cli.BoolFlag{Name: "no-relay", Usage: "as the LAN's signaling host, relay no transfer between two other peers that cannot reach each other"}
 	acceptKeyFlag = &cli.BoolFlag{Name: "accept-new-key", Usage: "accept a known peer name that presents a new device key (after checking why)"}
 	pathFlag      = &cli.StringFlag{
 		Name:    "path",
 		Value:   "auto",
-		Usage:   "how the bytes move: `MODE` auto (direct TCP when possible, else the best data channel path), datachannel (never direct TCP) or relay (only through the signaling host's TURN relay)",
+		Usage:   "how the bytes move: `MODE` auto (direct TCP when possible, else the best data channel path), datachannel (never direct TCP) or relay (only through a relay: the signaling host's TCP relay between two lanft CLIs, its TURN relay for the data channel)",
 		EnvVars: []string{"LANFT_PATH"},
 	}
 )

@@ -81,13 +81,16 @@ func TestNATTwoHomesConnectDirectly(t *testing.T) {
 	}
 }
 
-// A symmetric NAT on one side: only the relay gets through. The log shows
-// the relay's throughput beside raw TCP from the same home to the server.
+// A symmetric NAT on one side: only the relay gets through. Between two
+// lanft CLIs the bytes take the host's TCP relay (TestNATSymmetricUsesTheTCPRelay);
+// a receiver that keeps to the data channel goes through TURN. The log
+// shows the relay's throughput beside raw TCP from the same home to the
+// server.
 func TestNATSymmetricUsesTheRelay(t *testing.T) {
 	inet := netns.NewInternet(t, netns.SymmetricNAT, netns.HomeNAT)
 	url := startInternetSignal(t, inet, "--relay-rate", "0")
 	const size = 64 << 20
-	path, took := transferAcross(t, inet, url, size)
+	path, took := transferAcross(t, inet, url, size, "--path", "datachannel")
 	if path != "relay" {
 		t.Fatalf("path %q, want relay", path)
 	}
@@ -100,7 +103,7 @@ func TestNATSymmetricUsesTheRelay(t *testing.T) {
 // TCP (TURN over TCP), the other peer over UDP.
 func TestNATWithoutUDPUsesTURNOverTCP(t *testing.T) {
 	inet := netns.NewInternet(t, netns.NoUDP, netns.HomeNAT)
-	url := startInternetSignal(t, inet)
+	url := startInternetSignal(t, inet, "--no-tcp-relay")
 	path, _ := transferAcross(t, inet, url, 4<<20)
 	if path != "relay" {
 		t.Fatalf("path %q, want relay", path)
@@ -195,8 +198,8 @@ func TestForcedRelayOnOpenNetwork(t *testing.T) {
 	recv := lanfttest.Start(t, "ip", "netns", "exec", lan.Namespace(3), lanftBin, "--config-dir", t.TempDir(),
 		"receive", "--signal", url, "--interface", lan.Iface(3), "--from", "open", "--yes", "--json", "--out", out, "--path", "relay")
 	line := recv.WaitLine(t, `"event":"peer"`, 30*time.Second)
-	if !strings.Contains(line.Text, `"path":"relay"`) {
-		t.Fatalf("peer event %s, want path relay", line.Text)
+	if !strings.Contains(line.Text, `"path":"tcp-relay"`) {
+		t.Fatalf("peer event %s, want path tcp-relay (the host's TCP relay between two lanft CLIs)", line.Text)
 	}
 	recv.WaitLine(t, `"event":"done"`, time.Minute)
 	lanfttest.SameFile(t, src, filepath.Join(out, "open.bin"))

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/lanft/lanft/internal/host"
+	"github.com/lanft/lanft/internal/relay"
 	"github.com/lanft/lanft/internal/turn"
 	"github.com/lanft/lanft/signal"
 )
@@ -68,6 +69,9 @@ Examples:
 			&cli.StringSliceFlag{Name: "external-turn", Usage: "hand out this TURN `URL` (coturn with use-auth-secret) instead of relaying here (repeatable)"},
 			&cli.StringFlag{Name: "metrics-token", EnvVars: []string{"LANFT_METRICS_TOKEN"}, Usage: "GET /metrics asks for this bearer `TOKEN` (default: none, and /metrics on --listen answers loopback only)"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "serve /metrics (and /healthz) on this `ADDR` of their own, such as 127.0.0.1:9090, instead of on --listen"},
+			&cli.BoolFlag{Name: "no-tcp-relay", Usage: "relay no TCP connection between two lanft CLIs (they then use TURN, if any)"},
+			&cli.Float64Flag{Name: "tcp-relay-rate", Usage: "shape each TCP relay to `MB/s` each way, by delay (0: no limit)"},
+			&cli.IntFlag{Name: "tcp-relays", Value: 256, Usage: "relay at most `N` TCP connections at once (4 per user)"},
 			&cli.StringFlag{Name: "turn-secret", EnvVars: []string{"LANFT_TURN_SECRET"}, Usage: "the shared `SECRET` of --external-turn (or a fixed one for this relay; default: random per run; the same on every node of a service)"},
 		}, clusterFlags()...)...),
 		Action: runSignal,
@@ -93,13 +97,14 @@ func runSignal(c *cli.Context) error {
 		return fmt.Errorf("signal: listen on %s: %w", c.String("listen"), err)
 	}
 	scheme := "ws"
+	var tlsCfg *tls.Config
 	if cert, key := c.String("tls-cert"), c.String("tls-key"); cert != "" || key != "" {
 		pair, err := tls.LoadX509KeyPair(cert, key)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("signal: TLS certificate: %w", err)
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 		scheme = "wss"
 	}
 	ice, relay, err := iceFor(c)
@@ -125,6 +130,7 @@ func runSignal(c *cli.Context) error {
 		MetricsListener: metricsLn,
 		Ops:             true,
 		TURN:            relay,
+		TLS:             tlsCfg,
 		Logger:          log,
 		Signal: signal.Config{
 			Logger:          log,
@@ -140,6 +146,7 @@ func runSignal(c *cli.Context) error {
 	if member != nil {
 		cfg.Cluster = member.cl
 	}
+	tcpRelay(c, &cfg)
 	h, err := host.New(cfg) // closes the listeners when it fails
 	if err != nil {
 		return err
@@ -286,4 +293,14 @@ func portRange(s string) (uint16, uint16, error) {
 		return 0, 0, cli.Exit(fmt.Sprintf("signal: --relay-ports %q: want MIN-MAX, such as 49152-65535", s), 2)
 	}
 	return uint16(a), uint16(b), nil
+}
+
+// tcpRelay gives the host its TCP relay for lanft peers, on the signaling
+// port, unless --no-tcp-relay.
+func tcpRelay(c *cli.Context, cfg *host.Config) {
+	if c.Bool("no-tcp-relay") {
+		cfg.NoRelay = "this signaling host relays no TCP connection (it runs with --no-tcp-relay)"
+		return
+	}
+	cfg.Relay = &relay.Config{Rate: c.Float64("tcp-relay-rate") * 1e6, MaxRelays: c.Int("tcp-relays")}
 }

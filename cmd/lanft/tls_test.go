@@ -18,9 +18,12 @@ import (
 	"github.com/lanft/lanft/internal/lanfttest"
 )
 
-// writeCA makes a CA and a certificate it signs for 127.0.0.1, and writes
-// ca.pem, cert.pem and key.pem into dir.
-func writeCA(t *testing.T, dir string) (ca, cert, key string) {
+// writeCA makes a CA and a certificate it signs for 127.0.0.1 (or ips),
+// and writes ca.pem, cert.pem and key.pem into dir.
+func writeCA(t *testing.T, dir string, ips ...net.IP) (ca, cert, key string) {
+	if len(ips) == 0 {
+		ips = []net.IP{net.IPv4(127, 0, 0, 1)}
+	}
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{
@@ -37,7 +40,7 @@ func writeCA(t *testing.T, dir string) (ca, cert, key string) {
 	leafTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: ips, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		KeyUsage: x509.KeyUsageDigitalSignature,
 	}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)

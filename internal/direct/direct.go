@@ -63,6 +63,11 @@ const Version = 1
 const (
 	ChoiceTCP         = "tcp"
 	ChoiceDataChannel = "datachannel"
+	// ChoiceRelay: the direct connection failed; both now try a TCP relay
+	// (the sharer's Offer had Relay), and a second Choice follows.
+	ChoiceRelay = "relay"
+	// ChoiceTCPRelay: the session over the relay (Over) succeeded.
+	ChoiceTCPRelay = "tcp-relay"
 )
 
 const (
@@ -82,6 +87,8 @@ var ErrRefused = errors.New("direct: refused")
 type Hello struct {
 	V    int    `json:"v"`
 	Cert string `json:"cert"` // hex SHA-256 of the receiver's certificate (DER)
+	// Relay: the receiver can move the bytes over a TCP relay (Over).
+	Relay bool `json:"relay,omitempty"`
 }
 
 // Offer is the sharer's answer to Hello.
@@ -91,6 +98,9 @@ type Offer struct {
 	Cert  string `json:"cert,omitempty"`
 	Token string `json:"token,omitempty"` // hex, 32 bytes
 	Why   string `json:"why,omitempty"`   // why there is no direct path
+	// Relay: the sharer will try a TCP relay with Cert when there is no
+	// direct path (no Addr) or the receiver's Choice is ChoiceRelay.
+	Relay bool `json:"relay,omitempty"`
 }
 
 // Choice is the receiver's last message: which path both use.
@@ -248,6 +258,10 @@ func Listen(cfg ListenConfig) (*Listener, error) {
 // Offer is what the peer needs to Dial this listener.
 func (l *Listener) Offer() Offer { return l.offer }
 
+// Cert is the listener's certificate, the one its Offer names (for a
+// session Over a relay when the direct connection fails).
+func (l *Listener) Cert() *Cert { return l.cert }
+
 // Close stops listening. It is idempotent.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
@@ -403,12 +417,53 @@ func Dial(ctx context.Context, local netip.Addr, cert *Cert, o Offer) (*Conn, er
 	return newConn(tc, c), nil
 }
 
+// Over runs the direct path's TLS 1.3 session over raw, a connection
+// that is already there (a TCP relay's, spliced to the peer): server is
+// the sharer's end. Each end requires the other's certificate (want, its
+// fingerprint from the verified channel), and the server acknowledges once
+// its handshake is done, so that the client's success means both ends'.
+// raw is closed on failure.
+func Over(ctx context.Context, raw net.Conn, cert *Cert, want string, server bool) (*Conn, error) {
+	var tc *tls.Conn
+	if server {
+		tc = tls.Server(raw, tlsConfig(cert, want, true))
+	} else {
+		tc = tls.Client(raw, tlsConfig(cert, want, false))
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tc.Close()
+		}
+	}()
+	raw.SetDeadline(time.Now().Add(handshakeTimeout))
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Now()) })
+	defer stop()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, fmt.Errorf("direct: handshake over the relay: %w", err)
+	}
+	var b [1]byte
+	if server {
+		if _, err := tc.Write([]byte{ack}); err != nil {
+			return nil, fmt.Errorf("direct: acknowledge: %w", err)
+		}
+	} else if _, err := io.ReadFull(tc, b[:]); err != nil || b[0] != ack {
+		return nil, fmt.Errorf("%w: no acknowledgement over the relay (%v)", ErrRefused, err)
+	}
+	if !stop() {
+		return nil, fmt.Errorf("direct: %w", ctx.Err())
+	}
+	raw.SetDeadline(time.Time{})
+	ok = true
+	return newConn(tc, raw), nil
+}
+
 // Conn is a verified direct connection. Its reads run ahead: a goroutine
 // of its own reads and decrypts the next records while the caller hashes
 // and writes the last ones, so that a receiver uses two cores.
 type Conn struct {
 	*tls.Conn
-	tcp *net.TCPConn
+	tcp net.Conn
 
 	full chan chunk    // read ahead, in order
 	free chan []byte   // buffers to read into
@@ -432,7 +487,7 @@ const (
 	readAheadSize    = 256 << 10
 )
 
-func newConn(tc *tls.Conn, c *net.TCPConn) *Conn {
+func newConn(tc *tls.Conn, c net.Conn) *Conn {
 	conn := &Conn{Conn: tc, tcp: c,
 		full: make(chan chunk, readAheadBuffers), free: make(chan []byte, readAheadBuffers),
 		stop: make(chan struct{}), done: make(chan struct{})}

@@ -18,6 +18,7 @@ package host
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lanft/lanft/internal/cluster"
+	"github.com/lanft/lanft/internal/relay"
 	"github.com/lanft/lanft/internal/turn"
 	"github.com/lanft/lanft/signal"
 	"github.com/lanft/lanft/web"
@@ -65,7 +67,18 @@ type Config struct {
 	// runs it. The caller connects it and closes its connection after
 	// Run returns.
 	Cluster *cluster.Cluster
-	Logger  *slog.Logger
+	// Relay, when set, runs a TCP relay for lanft peers (internal/relay)
+	// on Listener's port and hands its tokens out through the signaling
+	// server (relay.go); RelayLAN says it is a LAN instance's. NoRelay,
+	// when set instead, is why this host relays nothing, told to peers
+	// that ask.
+	Relay    *relay.Config
+	RelayLAN bool
+	NoRelay  string
+	// TLS, when set, serves Listener with TLS (wss://); the relay's
+	// connections on the same port come before TLS.
+	TLS    *tls.Config
+	Logger *slog.Logger
 }
 
 // Host is a running signaling host. New validates and assembles; Run
@@ -74,8 +87,10 @@ type Host struct {
 	cfg   Config
 	srv   *signal.Server
 	page  *web.Web
-	relay *turn.Server // nil without TURN
-	h     http.Handler // the mux on Listener
+	relay *turn.Server  // nil without TURN
+	tcp   *relay.Server // nil without a TCP relay
+	ln    net.Listener  // Listener, sniffed for the relay and with TLS
+	h     http.Handler  // the mux on Listener
 	once  sync.Once
 }
 
@@ -123,6 +138,23 @@ func assemble(cfg Config) (*Host, error) {
 	if cfg.Cluster != nil {
 		wireCluster(&cfg.Signal, cfg.Cluster)
 	}
+	switch {
+	case cfg.Relay != nil:
+		rc := *cfg.Relay
+		if rc.Logger == nil {
+			rc.Logger = cfg.Logger
+		}
+		rs, err := relay.New(rc)
+		if err != nil {
+			return nil, err
+		}
+		h.tcp = rs
+		cfg.Signal.Relay = relayIssuer{srv: rs, lan: cfg.RelayLAN}
+		cfg.Signal.Metrics = relayMetrics(rs, cfg.Signal.Metrics)
+	case cfg.NoRelay != "":
+		cfg.Signal.Relay = refusingIssuer{why: cfg.NoRelay}
+	}
+	h.ln = relayListener(cfg.Listener, h.tcp, cfg.TLS)
 	srv, err := signal.NewServer(cfg.Signal)
 	if err != nil {
 		return nil, err
@@ -146,6 +178,9 @@ func assemble(cfg Config) (*Host, error) {
 		}
 		h.h = mux
 	}
+	if h.tcp != nil {
+		h.h = relayRoutes(h.tcp, h.h)
+	}
 	h.cfg = cfg
 	return h, nil
 }
@@ -160,7 +195,10 @@ func (h *Host) Server() *signal.Server { return h.srv }
 func (h *Host) Run(ctx context.Context) error {
 	defer h.Close()
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return h.srv.ServeWith(ctx, h.cfg.Listener, h.h) })
+	g.Go(func() error { return h.srv.ServeWith(ctx, h.ln, h.h) })
+	if h.tcp != nil {
+		g.Go(func() error { return h.tcp.Run(ctx) })
+	}
 	g.Go(func() error {
 		// Bridged pages are hijacked connections, which the server's
 		// shutdown does not wait for: end them here.
@@ -186,7 +224,11 @@ func (h *Host) Close() error {
 	h.once.Do(func() {
 		h.page.Close()
 		h.srv.Close()
+		h.ln.Close()
 		closeAll(h.cfg)
+		if h.tcp != nil {
+			h.tcp.Close()
+		}
 	})
 	return nil
 }

@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lanft/lanft/discovery"
+	"github.com/lanft/lanft/internal/relay"
+	"github.com/lanft/lanft/internal/turn"
 	"github.com/lanft/lanft/signal"
 )
 
@@ -41,6 +43,10 @@ type LANConfig struct {
 	Notice func(string)
 	// Discovery overrides discovery's timing and source (tests).
 	Discovery discovery.Config
+	// NoRelay: this instance relays no transfer between two other peers
+	// (--no-relay); peers that ask are told so. Otherwise it does, when it
+	// is the elected host, and Notice says so each time.
+	NoRelay bool
 }
 
 // LAN is one instance's signaling host on the LAN, and the node.Hosts
@@ -104,12 +110,14 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	}
 	// Every instance serves the browser page; a page's WebSocket is bridged
 	// to whichever instance is the elected host.
-	h, err := New(Config{
+	hc := Config{
 		Listener: l.lns,
 		Signal:   signal.Config{PingInterval: 2 * time.Second},
 		Upstream: l,
 		Logger:   cfg.Logger,
-	})
+	}
+	lanRelay(&hc, cfg, l.ifaces)
+	h, err := New(hc)
 	if err != nil {
 		return nil, err // New closed the listeners
 	}
@@ -392,4 +400,44 @@ func (l *LAN) Lost(url string) {
 	if s.HasHost && s.HostURL() == url && !s.IAmHost {
 		l.disc.Forget(s.Host.ID)
 	}
+}
+
+// lanRelay gives a LAN instance's host its TCP relay for two peers of the
+// LAN that cannot reach each other (client isolation) but both reach this
+// instance, or the refusal of --no-relay.
+func lanRelay(hc *Config, cfg LANConfig, ifaces []string) {
+	if cfg.NoRelay {
+		hc.NoRelay = fmt.Sprintf("%s's lanft does not relay transfers for others (it runs with --no-relay)", cfg.Name)
+		return
+	}
+	notice := cfg.Notice
+	hc.RelayLAN = true
+	hc.Relay = &relay.Config{MaxRelays: 16, MaxPerClient: 2, Started: func(r relay.Relayed) {
+		notice(fmt.Sprintf("relaying a transfer between %s and %s, who cannot reach each other on this LAN (end-to-end encrypted; --no-relay refuses)", r.A, r.B))
+	}}
+	hc.TURN = lanTURN(ifaces, cfg.Logger)
+}
+
+// lanTURN opens a STUN/TURN relay for the LAN on the first IPv4 address of
+// the interfaces (UDP): two peers that reach this instance but not each
+// other get their data channel through it, are verified there, and then
+// move the bytes over the TCP relay. It relays only between the room's
+// logged-in clients, at the addresses the signaling server saw them at
+// (internal/turn's rules). nil when there is no such address (and with an
+// injected discovery Source: ifaces is nil then).
+func lanTURN(ifaces []string, log *slog.Logger) *turn.Config {
+	for _, la := range discovery.InterfaceAddrs(ifaces) {
+		a := la.Addr
+		if !a.Is4() || a.IsLoopback() || a.IsLinkLocalUnicast() {
+			continue
+		}
+		lc := net.ListenConfig{Control: bindToDevice(la.Iface)}
+		pc, err := lc.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(a, 0).String())
+		if err != nil {
+			log.Warn("node: no TURN relay for the LAN", "addr", a, "err", err)
+			return nil
+		}
+		return &turn.Config{PacketConn: pc, PublicIP: a, Rate: -1}
+	}
+	return nil
 }

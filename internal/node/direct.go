@@ -40,7 +40,7 @@ type transport interface {
 
 // directFlag is this side's preamble flag for the direct path.
 func directFlag(cfg *Config) byte {
-	if cfg.Mode.offersDirect() {
+	if cfg.Mode.negotiates() {
 		return flagDirect
 	}
 	return 0
@@ -133,6 +133,9 @@ func (l *link) sharePath(ctx context.Context, dc *rtc.Stream) (transport, Path, 
 			why = err.Error()
 		}
 	}
+	if ln == nil && l.relayOffered(plan, hello) {
+		return l.shareRelayOffer(ctx, dc, plan, hello, why)
+	}
 	if ln == nil {
 		l.cfg.Logger.Info("node: no direct path; using the data channel", "peer", l.remote, "why", why)
 		if err := direct.WriteMessage(dc, direct.Offer{V: direct.Version, Why: why}); err != nil {
@@ -146,7 +149,9 @@ func (l *link) sharePath(ctx context.Context, dc *rtc.Stream) (transport, Path, 
 	var aerr error
 	var wg sync.WaitGroup
 	wg.Go(func() { conn, aerr = ln.Accept(actx) })
-	err := direct.WriteMessage(dc, ln.Offer())
+	offer := ln.Offer()
+	offer.Relay = l.relayOffered(plan, hello)
+	err := direct.WriteMessage(dc, offer)
 	var choice direct.Choice
 	if err == nil {
 		err = direct.ReadMessage(dc, &choice)
@@ -156,6 +161,11 @@ func (l *link) sharePath(ctx context.Context, dc *rtc.Stream) (transport, Path, 
 	switch {
 	case err != nil:
 		err = fmt.Errorf("node: direct path: %w", err)
+	case choice.Path == direct.ChoiceRelay && offer.Relay:
+		if conn != nil {
+			conn.Close()
+		}
+		return l.shareRelay(ctx, dc, plan, ln.Cert(), hello)
 	case choice.Path != direct.ChoiceTCP:
 		l.cfg.Logger.Info("node: the receiver could not use the direct path; using the data channel", "peer", l.remote)
 		if conn != nil {
@@ -188,18 +198,24 @@ func (l *link) receivePath(ctx context.Context, dc *rtc.Stream) (transport, Path
 	if err != nil {
 		return nil, "", err
 	}
-	if err := direct.WriteMessage(dc, direct.Hello{V: direct.Version, Cert: cert.Fingerprint()}); err != nil {
+	if err := direct.WriteMessage(dc, direct.Hello{V: direct.Version, Cert: cert.Fingerprint(), Relay: plan.relay}); err != nil {
 		return nil, "", err
 	}
 	var offer direct.Offer
 	if err := direct.ReadMessage(dc, &offer); err != nil {
 		return nil, "", fmt.Errorf("node: direct path: %w", err)
 	}
+	if offer.Addr == "" && offer.Relay && plan.relay {
+		return l.receiveRelay(ctx, dc, plan, cert, offer, offer.Why)
+	}
 	if offer.Addr == "" {
 		l.cfg.Logger.Info("node: the sharer offers no direct path; using the data channel", "peer", l.remote, "why", offer.Why)
 		return dc, plan.taken(false), nil
 	}
 	conn, err := dialDirect(ctx, plan, cert, offer)
+	if err != nil && offer.Relay && plan.relay {
+		return l.receiveRelayAfter(ctx, dc, plan, cert, offer, err)
+	}
 	choice := direct.Choice{V: direct.Version, Path: direct.ChoiceTCP}
 	if err != nil {
 		choice.Path = direct.ChoiceDataChannel

@@ -79,13 +79,16 @@ func newLink(ctx context.Context, cfg *Config, remote string, current func() *si
 		}
 	}
 	if c := current(); c != nil {
+		rcfg.NoRelay = c.NoRelay()
 		for _, s := range c.CallICEServers(ctx) {
 			rcfg.ICEServers = append(rcfg.ICEServers, rtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 		}
 	}
 	// A host that offers ICE servers is a remote one: the path may cross
 	// NATs or a relay, and a LAN's timeouts would cut it.
-	rcfg.WAN = rcfg.WAN || len(rcfg.ICEServers) > 0
+	// (A LAN instance's TURN relay, for peers that reach it but not each
+	// other, is on the LAN: its timeouts stay.)
+	rcfg.WAN = rcfg.WAN || len(rcfg.ICEServers) > 0 && !lanHost(cfg.Hosts)
 	if cfg.Mode.relayOnly() {
 		if !rtc.HasTURN(rcfg.ICEServers) {
 			return nil, fmt.Errorf("node: connect to %s: %w", remote, ErrNoRelay)

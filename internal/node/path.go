@@ -23,7 +23,9 @@ const (
 	ModeAuto Mode = "auto"
 	// ModeDataChannel never uses the direct TCP path.
 	ModeDataChannel Mode = "datachannel"
-	// ModeRelay uses only the TURN relay the signaling host offers.
+	// ModeRelay moves the bytes only through a relay: the signaling host's
+	// TCP relay between two lanft CLIs, else its TURN relay (the data
+	// channel always goes through TURN).
 	ModeRelay Mode = "relay"
 )
 
@@ -42,6 +44,15 @@ func ParseMode(s string) (Mode, error) {
 // offersDirect reports whether m lets this side offer the direct TCP path
 // (the preamble's flagDirect).
 func (m Mode) offersDirect() bool { return m == "" || m == ModeAuto }
+
+// negotiates reports whether this side speaks direct's messages after
+// the preamble (the preamble's flagDirect): to offer the direct path, a
+// TCP relay, or both.
+func (m Mode) negotiates() bool { return m.offersDirect() || m == ModeRelay }
+
+// relays reports whether m lets the bytes go over a TCP relay when there
+// is no direct path.
+func (m Mode) relays() bool { return m.negotiates() }
 
 // relayOnly reports whether m restricts ICE to the TURN relay.
 func (m Mode) relayOnly() bool { return m == ModeRelay }
@@ -64,6 +75,13 @@ const (
 	// PathNAT: the data channel through one or more NATs
 	// (server-reflexive or peer-reflexive candidates).
 	PathNAT Path = "datachannel-nat"
+	// PathTCPRelay: TLS 1.3 between two lanft CLIs, as on the direct
+	// path, over the signaling host's TCP relay (no route between them).
+	PathTCPRelay Path = "tcp-relay"
+	// PathLANRelay: the same through the TCP relay of a LAN instance
+	// both peers reach while they cannot reach each other (client
+	// isolation).
+	PathLANRelay Path = "lan-relay"
 	// PathRelay: the data channel relayed by a TURN server.
 	PathRelay Path = "relay"
 )
@@ -77,6 +95,10 @@ func (p Path) Describe() string {
 		return "WebRTC data channel on the LAN"
 	case PathNAT:
 		return "WebRTC data channel through NAT"
+	case PathTCPRelay:
+		return "TLS 1.3 through the signaling host's TCP relay"
+	case PathLANRelay:
+		return "TLS 1.3 through a lanft on the LAN that both peers reach"
 	case PathRelay:
 		return "relayed through TURN"
 	}
@@ -98,6 +120,11 @@ type pathPlan struct {
 	// channel is the data channel's path, from ICE's route: the path of
 	// the transfer unless the direct connection is made.
 	channel Path
+	// relay: a TCP relay is tried (relaypath.go) when the peer can too and
+	// the data channel is not peer to peer (TURN, or no route), or with
+	// --path relay. Over a LAN or hole-punched route the bytes stay peer
+	// to peer: a third machine carries them only when nothing else does.
+	relay bool
 }
 
 // tryDirect reports whether the direct TCP connection is attempted.
@@ -120,7 +147,8 @@ func decidePath(mode Mode, remoteFlags byte, route rtc.Route, routeErr error) pa
 	if routeErr == nil {
 		p.channel = pathOf(route.Local.Type, route.Remote.Type)
 	}
-	p.negotiate = mode.offersDirect() && remoteFlags&flagDirect != 0
+	p.negotiate = mode.negotiates() && remoteFlags&flagDirect != 0
+	p.relay = p.negotiate && mode.relays() && (mode == ModeRelay || routeErr != nil || p.channel == PathRelay)
 	switch {
 	case !mode.offersDirect():
 		p.why = fmt.Sprintf("--path %s", mode)

@@ -86,7 +86,7 @@ func TestDecidePath(t *testing.T) {
 		{"the peer does not offer it", ModeAuto, 0, lan, nil, false, "the peer does not offer the direct path", PathDataChannel},
 		{"the peer only has a code", ModeAuto, flagCode, lan, nil, false, "the peer does not offer the direct path", PathDataChannel},
 		{"--path datachannel", ModeDataChannel, flagDirect, lan, nil, false, "--path datachannel", PathDataChannel},
-		{"--path relay", ModeRelay, flagDirect, relay, nil, false, "--path relay", PathRelay},
+		{"--path relay", ModeRelay, flagDirect, relay, nil, true, "--path relay", PathRelay},
 		{"through a NAT", ModeAuto, flagDirect, nat, nil, true, "the route is host to srflx, not between host addresses", PathNAT},
 		{"through a relay", ModeAuto, flagDirect, relay, nil, true, "the route is relay to host, not between host addresses", PathRelay},
 		{"IPv4 to IPv6", ModeAuto, flagDirect, mixed, nil, true, "the route mixes IPv4 and IPv6", PathDataChannel},
@@ -100,6 +100,11 @@ func TestDecidePath(t *testing.T) {
 			if p.negotiate != tt.negotiate || p.why != tt.why || p.channel != tt.channel {
 				t.Fatalf("decidePath = negotiate %v, why %q, channel %q; want %v, %q, %q",
 					p.negotiate, p.why, p.channel, tt.negotiate, tt.why, tt.channel)
+			}
+			// A TCP relay is tried where direct's messages are spoken and
+			// the data channel is not peer to peer.
+			if want := tt.negotiate && tt.mode != ModeDataChannel && (tt.channel == PathRelay || tt.routeErr != nil); p.relay != want {
+				t.Fatalf("relay = %v, want %v", p.relay, want)
 			}
 			if got, want := p.tryDirect(), tt.negotiate && tt.why == ""; got != want {
 				t.Fatalf("tryDirect() = %v, want %v", got, want)
