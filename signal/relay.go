@@ -130,12 +130,13 @@ func (c *conn) relayRequest(m Message) bool {
 		return no("this signaling host has no TCP relay")
 	}
 	s.mu.Lock()
-	peer := s.rooms.lookup(c.room, req.Peer)
+	holder := s.rooms.lookup(c.room, req.Peer)
 	s.mu.Unlock()
+	peer, local := holder.(*conn)
 	switch {
-	case peer == nil || peer == c:
+	case holder == nil || peer == c:
 		return no(fmt.Sprintf("no user %q is online here", req.Peer))
-	case peer.node != "":
+	case !local:
 		return no(fmt.Sprintf("%q is logged in to another node of the service; the TCP relay joins users of one node", req.Peer))
 	case !c.callLimit().Allow():
 		return no("too many relay requests; wait a few seconds")
