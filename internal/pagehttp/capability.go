@@ -80,8 +80,9 @@ func (c *Capability) end(why error) {
 	c.ended = true
 	c.err = why
 	c.timer.Stop()
+	stopCtx := c.stopCtx
 	c.mu.Unlock()
-	c.stopCtx()
+	stopCtx()
 	c.cancel(why)
 	c.s.forget(c)
 	if c.stream != nil {
@@ -234,6 +235,10 @@ func (s *Server) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
+	if route.flushesOnEnd {
+		route.serve(r.Context(), w, r)
+		return
+	}
 	ctx, stop := mergeCancel(r.Context(), c.ctx)
 	defer stop()
 	route.serve(ctx, w, r.WithContext(ctx))
@@ -254,6 +259,9 @@ type route struct {
 	serve       func(ctx context.Context, w http.ResponseWriter, r *http.Request)
 	needsOrigin bool // fetch sends Origin on these; a request without it is not the page's
 	keepAlive   bool // in flight, it holds off idle expiry
+	// flushesOnEnd: the capability's end does not cut it; it ends itself
+	// once it has sent what is left (the stream's last bytes, as an ERROR).
+	flushesOnEnd bool
 }
 
 // route returns the handler of method and name for c's purpose.
@@ -286,7 +294,7 @@ func (c *Capability) route(method, name string) (route, bool) {
 		case name == "up" && method == http.MethodPost:
 			return route{serve: c.stream.serveUp, needsOrigin: true, keepAlive: true}, true
 		case name == "down" && method == http.MethodGet:
-			return route{serve: c.stream.serveDown, needsOrigin: true}, true
+			return route{serve: c.stream.serveDown, needsOrigin: true, flushesOnEnd: true}, true
 		}
 	}
 	return route{}, false

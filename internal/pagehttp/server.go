@@ -220,9 +220,10 @@ func (s *Server) mint(ctx context.Context, g Grant, p Purpose, init func(*Capabi
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	init(c)
+	c.mu.Lock() // the timer and ctx may fire at once
 	c.timer = time.AfterFunc(s.cfg.Idle, c.checkExpiry)
-	stop := context.AfterFunc(ctx, func() { c.end(errRevoked) })
-	c.stopCtx = stop
+	c.stopCtx = context.AfterFunc(ctx, func() { c.end(errRevoked) })
+	c.mu.Unlock()
 	s.caps[c.key] = c
 	s.log.Debug("capability minted", "purpose", p, "addr", l.host, "peer", c.peer)
 	return c, nil
