@@ -96,7 +96,7 @@ type Server struct {
 	listeners map[netip.Addr]*listener
 	caps      map[[sha256.Size]byte]*Capability
 	perAddr   map[netip.Addr]int // requests in flight per client address
-	wg        sync.WaitGroup     // listeners' Serve goroutines
+	wg        sync.WaitGroup     // listeners' Serve goroutines and requests in flight
 }
 
 // New returns a Server; it listens on nothing until a capability needs it.
@@ -122,8 +122,9 @@ func New(cfg Config) *Server {
 	}
 }
 
-// Close revokes every capability (ending downloads and streams) and closes
-// the listeners. It is idempotent.
+// Close revokes every capability (ending downloads and streams), closes
+// the listeners and their connections, and waits for the requests in
+// flight to return. It is idempotent.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -246,14 +247,16 @@ func (s *Server) lookup(token string) *Capability {
 	return s.caps[k]
 }
 
-// enterAddr counts a request of addr; it reports false past the bound.
+// enterAddr counts a request of addr, for the bound per address and for
+// Close to wait for; it reports false past the bound or once closed.
 func (s *Server) enterAddr(addr netip.Addr) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.perAddr[addr] >= MaxRequestsPerAddress {
+	if s.closed || s.perAddr[addr] >= MaxRequestsPerAddress {
 		return false
 	}
 	s.perAddr[addr]++
+	s.wg.Add(1)
 	return true
 }
 
@@ -263,4 +266,5 @@ func (s *Server) leaveAddr(addr netip.Addr) {
 	if s.perAddr[addr]--; s.perAddr[addr] <= 0 {
 		delete(s.perAddr, addr)
 	}
+	s.wg.Done()
 }

@@ -1,0 +1,143 @@
+package pagehttp
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// openDown opens a GET down, which stays open, and returns its response.
+func openDown(t *testing.T, hc *http.Client, c *Capability) *http.Response {
+	t.Helper()
+	resp, err := hc.Do(req(t, "GET", c.URL+"down?off=0", nil, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func TestRequestBounds(t *testing.T) {
+	s := newServer(t, Config{})
+	hc := client(t, peer)
+	var caps []*Capability
+	for range 3 {
+		c, _, err := s.Upload(t.Context(), grant())
+		if err != nil {
+			t.Fatal(err)
+		}
+		caps = append(caps, c)
+	}
+	for range MaxRequestsPerCapability {
+		if resp := openDown(t, hc, caps[0]); resp.StatusCode != 200 {
+			t.Fatalf("GET down within the bound: %d", resp.StatusCode)
+		}
+	}
+	if resp := openDown(t, hc, caps[0]); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("request %d on one capability: %d, want 404", MaxRequestsPerCapability+1, resp.StatusCode)
+	}
+	for range MaxRequestsPerAddress - MaxRequestsPerCapability {
+		if resp := openDown(t, hc, caps[1]); resp.StatusCode != 200 {
+			t.Fatalf("GET down within the address's bound: %d", resp.StatusCode)
+		}
+	}
+	if resp := openDown(t, hc, caps[2]); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("request %d from one address: %d, want 404", MaxRequestsPerAddress+1, resp.StatusCode)
+	}
+}
+
+func TestCapabilityBound(t *testing.T) {
+	s := newServer(t, Config{})
+	for range MaxCapabilities {
+		if _, _, err := s.Upload(t.Context(), grant()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := s.Upload(t.Context(), grant()); !errors.Is(err, ErrTooMany) {
+		t.Errorf("capability %d: %v, want ErrTooMany", MaxCapabilities+1, err)
+	}
+}
+
+// TestDownloadKeepsAlive: a download slower than Idle is not cut, and the
+// capability expires once it is over.
+func TestDownloadKeepsAlive(t *testing.T) {
+	dir := t.TempDir()
+	want := randomFile(t, filepath.Join(dir, "big.bin"), 32<<20, 8)
+	const idle = 200 * time.Millisecond
+	s := newServer(t, Config{Idle: idle})
+	c, err := s.Download(t.Context(), grant(), newSource(t, filepath.Join(dir, "big.bin")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client(t, peer).Do(req(t, "GET", c.URL+"f/0", nil, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got := make([]byte, 1<<20)
+	if _, err := io.ReadFull(resp.Body, got); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Done():
+		t.Fatal("the capability expired during a download")
+	case <-time.After(5 * idle): // the property under test: time passing
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || !same(append(got, rest...), want) {
+		t.Fatalf("a slow download: %d bytes, %v; want the file", len(got)+len(rest), err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the capability did not expire after the download")
+	}
+}
+
+func TestServerClose(t *testing.T) {
+	dir := t.TempDir()
+	randomFile(t, filepath.Join(dir, "big.bin"), 32<<20, 9)
+	s := New(Config{})
+	c, err := s.Download(t.Context(), grant(), newSource(t, filepath.Join(dir, "big.bin")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, st, err := s.Upload(t.Context(), grant())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := client(t, peer)
+	resp, err := hc.Do(req(t, "GET", c.URL+"f/0", nil, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	down := openDown(t, hc, up)
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err == nil {
+		t.Error("a download went on after Close")
+	}
+	if _, err := io.Copy(io.Discard, down.Body); err != nil && !strings.Contains(err.Error(), "EOF") {
+		t.Logf("GET down at Close: %v", err)
+	}
+	if _, err := st.Read(make([]byte, 1)); err == nil {
+		t.Error("Read after Close: no error")
+	}
+	for _, c := range []*Capability{c, up} {
+		select {
+		case <-c.Done():
+		default:
+			t.Error("a capability lives on after Close")
+		}
+	}
+	s.Close()
+}
