@@ -3,6 +3,7 @@ package pagehttp
 import (
 	"archive/zip"
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
@@ -348,5 +349,60 @@ func TestDownloadZip64(t *testing.T) {
 	rc.Close()
 	if err != nil || filepath.Base(f.Name) != string(got) {
 		t.Errorf("last entry %s holds %q (%v)", f.Name, got, err)
+	}
+}
+
+// TestDownloadZipHuge zips a sparse file past 4 GiB, so its sizes and
+// offsets need Zip64. It moves 4 GiB through loopback (a minute or more on
+// a loaded machine), so it runs only with LANFT_BIG=1.
+func TestDownloadZipHuge(t *testing.T) {
+	if os.Getenv("LANFT_BIG") != "1" {
+		t.Skip("zips a 4 GiB file; set LANFT_BIG=1 to run it")
+	}
+	dir := filepath.Join(t.TempDir(), "huge")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, "sparse.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 4<<30 + 4
+	if _, err := f.WriteAt([]byte("tail"), size-4); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	writeFiles(t, dir, files{"after.txt": []byte("after the big one")})
+	src := newSource(t, dir)
+	s := newServer(t, Config{})
+	c, err := s.Download(t.Context(), grant(), src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := fetchZip(t, c.URL+"zip")
+	unzipTest(t, p)
+	zr, err := zip.OpenReader(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	sums := make(map[string]string)
+	for _, e := range src.Manifest().Entries {
+		sums[e.Path] = e.SHA256
+	}
+	for _, zf := range zr.File {
+		if strings.HasSuffix(zf.Name, "/") {
+			continue
+		}
+		rc, err := zf.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, rc)
+		rc.Close()
+		if got := fmt.Sprintf("%x", h.Sum(nil)); err != nil || got != sums[zf.Name] {
+			t.Errorf("%s (%d bytes in the zip): %v, sha256 %s, want %s", zf.Name, zf.UncompressedSize64, err, got, sums[zf.Name])
+		}
 	}
 }
