@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -38,9 +39,10 @@ type Capability struct {
 	cancel  context.CancelCauseFunc
 
 	// download
-	src    *transfer.Source
-	report func(DownloadProgress)
-	repMu  sync.Mutex // serialises report
+	src      *transfer.Source
+	manifest []byte // src's MANIFEST JSON
+	report   func(DownloadProgress)
+	repMu    sync.Mutex // serialises report
 	// upload
 	stream *Stream
 
@@ -177,6 +179,15 @@ func refuse(w http.ResponseWriter) {
 	w.WriteHeader(http.StatusNotFound)
 }
 
+// refuse refuses r, logging why at debug level.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, why string) {
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "page request refused", slog.String("why", why),
+			slog.String("method", r.Method), slog.String("remote", r.RemoteAddr))
+	}
+	refuse(w)
+}
+
 // empty answers status with no body (for a valid capability).
 func empty(w http.ResponseWriter, status int) {
 	w.Header().Set("Content-Length", "0")
@@ -186,30 +197,36 @@ func empty(w http.ResponseWriter, status int) {
 // serve checks a request and hands it to its capability's handler.
 func (s *Server) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 	if r.Host != l.host {
-		refuse(w)
+		s.refuse(w, r, "Host is not the listener's address")
 		return
 	}
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		refuse(w)
+		s.refuse(w, r, "no client address")
 		return
 	}
 	peer := ap.Addr().Unmap().WithZone("")
 	if !s.enterAddr(peer) {
-		refuse(w)
+		s.refuse(w, r, "too many requests from the address, or closed")
 		return
 	}
 	defer s.leaveAddr(peer)
 	token, name, ok := splitPath(r.URL.EscapedPath())
 	if !ok {
-		refuse(w)
+		s.refuse(w, r, "not a capability path")
 		return
 	}
 	c := s.lookup(token)
 	origin, hasOrigin := r.Header["Origin"]
-	if c == nil || c.host != l.host || c.peer != peer ||
-		(hasOrigin && (len(origin) != 1 || origin[0] != c.origin)) {
-		refuse(w)
+	switch {
+	case c == nil:
+		s.refuse(w, r, "unknown or ended token")
+		return
+	case c.host != l.host || c.peer != peer:
+		s.refuse(w, r, "token granted to another address")
+		return
+	case hasOrigin && (len(origin) != 1 || origin[0] != c.origin):
+		s.refuse(w, r, "another Origin")
 		return
 	}
 	if r.Method == http.MethodOptions {
@@ -218,11 +235,11 @@ func (s *Server) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 	}
 	route, ok := c.route(r.Method, name)
 	if !ok || (route.needsOrigin && !hasOrigin) {
-		refuse(w)
+		s.refuse(w, r, "not a request of the token's purpose")
 		return
 	}
 	if !c.enter(route.keepAlive) {
-		refuse(w)
+		s.refuse(w, r, "expired or too many requests")
 		return
 	}
 	defer c.leave(route.keepAlive)

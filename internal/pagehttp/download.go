@@ -44,9 +44,12 @@ func (s *Server) Download(ctx context.Context, g Grant, src *transfer.Source, re
 	if src == nil {
 		return nil, errors.New("pagehttp: nothing to serve")
 	}
+	m, err := src.Manifest().Encode()
+	if err != nil {
+		return nil, err
+	}
 	return s.mint(ctx, g, PurposeDownload, func(c *Capability) {
-		c.src = src
-		c.report = report
+		c.src, c.manifest, c.report = src, m, report
 	})
 }
 
@@ -60,12 +63,7 @@ func (c *Capability) progress(p DownloadProgress) {
 }
 
 func (c *Capability) serveManifest(_ context.Context, w http.ResponseWriter, r *http.Request) {
-	b, err := c.src.Manifest().Encode()
-	if err != nil {
-		c.s.log.Warn("manifest not served", "err", err)
-		empty(w, http.StatusInternalServerError)
-		return
-	}
+	b := c.manifest
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
@@ -88,6 +86,9 @@ func (c *Capability) serveFile(_ context.Context, w http.ResponseWriter, r *http
 		return
 	}
 	defer f.Close()
+	if strings.Contains(r.Header.Get("Range"), ",") {
+		r.Header.Del("Range") // several ranges: the whole file instead (RFC 9110 allows it)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", contentDisposition(path.Base(e.Path)))

@@ -119,9 +119,13 @@ func (s *Stream) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Close ends the stream and revokes its capability. It is idempotent.
+// Close ends the stream and revokes its capability; what the page sent and
+// was not read is dropped. It is idempotent.
 func (s *Stream) Close() error {
 	s.fail(errStreamClosed)
+	s.mu.Lock()
+	s.in = nil
+	s.mu.Unlock()
 	s.c.Revoke()
 	return nil
 }
