@@ -17,7 +17,7 @@ import (
 // Why a capability ended, as Err reports it.
 var (
 	errRevoked = errors.New("pagehttp: the page's access was revoked")
-	errExpired = errors.New("pagehttp: the page's access expired")
+	errExpired = errors.New("pagehttp: the page's access expired; start the transfer again")
 )
 
 // Capability is one page's access to one download or upload.
@@ -122,8 +122,9 @@ func (c *Capability) checkExpiry() {
 		c.mu.Unlock()
 		return
 	}
+	aged := !time.Now().Before(c.Expires)
 	c.mu.Unlock()
-	if c.stream != nil {
+	if c.stream != nil && !aged {
 		c.end(errIdle(c.idle))
 		return
 	}
