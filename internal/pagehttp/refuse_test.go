@@ -244,3 +244,29 @@ func TestGrantChecks(t *testing.T) {
 		t.Error("Download after Close: no error")
 	}
 }
+
+func TestMaxAge(t *testing.T) {
+	s := newServer(t, Config{MaxAge: 300 * time.Millisecond})
+	c, st, err := s.Upload(t.Context(), grant())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Until(c.Expires) > 300*time.Millisecond {
+		t.Errorf("Expires in %v, want at most MaxAge", time.Until(c.Expires))
+	}
+	hc := client(t, peer)
+	// Kept busy (a POST now and then), it still ends at MaxAge.
+	for done := false; !done; {
+		select {
+		case <-c.Done():
+			done = true
+		case <-time.After(20 * time.Millisecond):
+			do(t, hc, req(t, "POST", c.URL+"up?off=0", nil, true))
+		case <-time.After(30 * time.Second):
+			t.Fatal("not ended after MaxAge")
+		}
+	}
+	if _, err := st.Read(make([]byte, 1)); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("Read after MaxAge: %v, want it to say the access expired", err)
+	}
+}
