@@ -256,13 +256,14 @@ func TestMaxAge(t *testing.T) {
 	}
 	hc := client(t, peer)
 	// Kept busy (a POST now and then), it still ends at MaxAge.
+	deadline := time.After(30 * time.Second)
 	for done := false; !done; {
 		select {
 		case <-c.Done():
 			done = true
 		case <-time.After(20 * time.Millisecond):
 			do(t, hc, req(t, "POST", c.URL+"up?off=0", nil, true))
-		case <-time.After(30 * time.Second):
+		case <-deadline:
 			t.Fatal("not ended after MaxAge")
 		}
 	}
