@@ -141,3 +141,49 @@ func TestServerClose(t *testing.T) {
 	}
 	s.Close()
 }
+
+// TestEndCutsDownloads: a download in flight stops when its capability is
+// revoked, or reaches MaxAge.
+func TestEndCutsDownloads(t *testing.T) {
+	dir := t.TempDir()
+	randomFile(t, filepath.Join(dir, "big.bin"), 32<<20, 10)
+	src := newSource(t, filepath.Join(dir, "big.bin"))
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		end  func(*Capability)
+	}{
+		{"revoked", Config{}, (*Capability).Revoke},
+		{"MaxAge", Config{MaxAge: 300 * time.Millisecond}, func(*Capability) {}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newServer(t, c.cfg)
+			ev := make(events, 64)
+			cp, err := s.Download(t.Context(), grant(), src, ev.report)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"f/0", "zip"} {
+				resp, err := client(t, peer).Do(req(t, "GET", cp.URL+name, nil, false))
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				defer resp.Body.Close()
+				if _, err := io.ReadFull(resp.Body, make([]byte, 1<<20)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.end(cp)
+			select {
+			case <-cp.Done():
+			case <-time.After(10 * time.Second): // well before the client's own timeout
+				t.Fatal("the capability did not end")
+			}
+			for _, file := range []int{0, -1} {
+				if p := ev.waitDone(t, file); p.Complete() || p.Err == nil {
+					t.Errorf("file %d after the end: %+v, want cut", file, p)
+				}
+			}
+		})
+	}
+}

@@ -259,7 +259,33 @@ func (s *Server) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, stop := mergeCancel(r.Context(), c.ctx)
 	defer stop()
+	defer cutOnEnd(c.ctx, w)()
 	route.serve(ctx, w, r.WithContext(ctx))
+}
+
+// cutOnEnd makes the connection's blocked reads and writes fail when ctx
+// ends (a revoked or expired capability), so that a request stalled on a
+// page that stopped reading ends too. Call the returned func before the
+// handler returns.
+func cutOnEnd(ctx context.Context, w http.ResponseWriter) (stop func()) {
+	rc := http.NewResponseController(w)
+	var mu sync.Mutex
+	returned := false
+	stopHook := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !returned {
+			now := time.Now()
+			rc.SetWriteDeadline(now)
+			rc.SetReadDeadline(now)
+		}
+	})
+	return func() {
+		stopHook()
+		mu.Lock()
+		returned = true
+		mu.Unlock()
+	}
 }
 
 // splitPath splits "/c/TOKEN/name" into its token and name.

@@ -222,7 +222,7 @@ func (s *Server) mint(ctx context.Context, g Grant, p Purpose, init func(*Capabi
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	init(c)
 	c.mu.Lock() // the timer and ctx may fire at once
-	c.timer = time.AfterFunc(s.cfg.Idle, c.checkExpiry)
+	c.timer = time.AfterFunc(min(s.cfg.Idle, s.cfg.MaxAge), c.checkExpiry)
 	c.stopCtx = context.AfterFunc(ctx, func() { c.end(errRevoked) })
 	c.mu.Unlock()
 	s.caps[c.key] = c
