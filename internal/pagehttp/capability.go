@@ -270,11 +270,12 @@ func (s *Server) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 func cutOnEnd(ctx context.Context, w http.ResponseWriter) (stop func()) {
 	rc := http.NewResponseController(w)
 	var mu sync.Mutex
-	returned := false
+	returned, cut := false, false
 	stopHook := context.AfterFunc(ctx, func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if !returned {
+			cut = true
 			now := time.Now()
 			rc.SetWriteDeadline(now)
 			rc.SetReadDeadline(now)
@@ -283,8 +284,13 @@ func cutOnEnd(ctx context.Context, w http.ResponseWriter) (stop func()) {
 	return func() {
 		stopHook()
 		mu.Lock()
+		defer mu.Unlock()
 		returned = true
-		mu.Unlock()
+		if cut {
+			// A write the deadline failed closes the connection; one that
+			// did not happen leaves it fit for the page's next request.
+			rc.SetWriteDeadline(time.Time{})
+		}
 	}
 }
 
