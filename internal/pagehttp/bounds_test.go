@@ -179,8 +179,8 @@ func TestEndCutsDownloads(t *testing.T) {
 			case <-time.After(10 * time.Second): // well before the client's own timeout
 				t.Fatal("the capability did not end")
 			}
-			for _, file := range []int{0, -1} {
-				if p := ev.waitDone(t, file); p.Complete() || p.Err == nil {
+			for file, p := range ev.waitEnds(t, 0, -1) {
+				if p.Complete() || p.Err == nil {
 					t.Errorf("file %d after the end: %+v, want cut", file, p)
 				}
 			}

@@ -6,10 +6,12 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,6 +42,24 @@ func (ev events) waitDone(t *testing.T, file int) DownloadProgress {
 			t.Fatalf("no end of a request for file %d reported", file)
 		}
 	}
+}
+
+// waitEnds returns the first end reported for each of files, in any order.
+func (ev events) waitEnds(t *testing.T, files ...int) map[int]DownloadProgress {
+	t.Helper()
+	got := make(map[int]DownloadProgress)
+	deadline := time.After(30 * time.Second)
+	for len(got) < len(files) {
+		select {
+		case p := <-ev:
+			if _, seen := got[p.File]; p.Done && !seen && slices.Contains(files, p.File) {
+				got[p.File] = p
+			}
+		case <-deadline:
+			t.Fatalf("ends reported for %v of files %v", slices.Collect(maps.Keys(got)), files)
+		}
+	}
+	return got
 }
 
 func TestDownloadFile(t *testing.T) {
