@@ -3,6 +3,7 @@ package pagehttp
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -187,3 +188,51 @@ func TestEndCutsDownloads(t *testing.T) {
 		})
 	}
 }
+
+func TestConnBound(t *testing.T) {
+	s := newServer(t, Config{})
+	c, _, err := s.Upload(t.Context(), grant())
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(strings.Split(c.URL, "/c/")[0], "http://")
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: peer.AsSlice()}}
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range MaxConnsPerAddress + 1 {
+		conn, err := d.DialContext(t.Context(), "tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, conn)
+	}
+	// The server takes connections in order; the last one is closed unread.
+	last := conns[len(conns)-1]
+	last.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := last.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !isReset(err) {
+		t.Errorf("connection %d from one address: read %d, %v; want it closed", len(conns), n, err)
+	}
+	// One closed makes room again.
+	conns[0].Close()
+	hc := client(t, peer)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		// Until the server has seen that close, a new connection is refused.
+		resp, err := hc.Do(req(t, "GET", c.URL+"hello", nil, true))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				t.Fatalf("hello: %d", resp.StatusCode)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no room after a connection closed: %v", err)
+		}
+	}
+}
+
+func isReset(err error) bool { return err != nil && strings.Contains(err.Error(), "reset") }

@@ -50,6 +50,9 @@ const (
 	MaxRequestsPerCapability = 16
 	// MaxRequestsPerAddress bounds one client address's requests in flight.
 	MaxRequestsPerAddress = 32
+	// MaxConnsPerAddress bounds one client address's open connections,
+	// idle or not.
+	MaxConnsPerAddress = 64
 )
 
 // Errors returned by Download and Upload.
@@ -96,6 +99,8 @@ type Server struct {
 	listeners map[netip.Addr]*listener
 	caps      map[[sha256.Size]byte]*Capability
 	perAddr   map[netip.Addr]int // requests in flight per client address
+	conns     map[net.Conn]netip.Addr
+	connsPer  map[netip.Addr]int // open connections per client address
 	wg        sync.WaitGroup     // listeners' Serve goroutines and requests in flight
 }
 
@@ -119,6 +124,8 @@ func New(cfg Config) *Server {
 		listeners: make(map[netip.Addr]*listener),
 		caps:      make(map[[sha256.Size]byte]*Capability),
 		perAddr:   make(map[netip.Addr]int),
+		conns:     make(map[net.Conn]netip.Addr),
+		connsPer:  make(map[netip.Addr]int),
 	}
 }
 
@@ -173,6 +180,7 @@ func (s *Server) listenerFor(local netip.Addr) (*listener, error) {
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    8 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnState:         s.connState,
 	}
 	s.listeners[local] = l
 	s.wg.Go(func() {
@@ -267,4 +275,37 @@ func (s *Server) leaveAddr(addr netip.Addr) {
 		delete(s.perAddr, addr)
 	}
 	s.wg.Done()
+}
+
+// connState bounds the open connections of each client address: one past
+// the bound is closed before a byte is read from it.
+func (s *Server) connState(c net.Conn, state http.ConnState) {
+	switch state {
+	case http.StateNew:
+		ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+		if err != nil {
+			c.Close()
+			return
+		}
+		addr := ap.Addr().Unmap().WithZone("")
+		s.mu.Lock()
+		over := s.connsPer[addr] >= MaxConnsPerAddress
+		if !over {
+			s.connsPer[addr]++
+			s.conns[c] = addr
+		}
+		s.mu.Unlock()
+		if over {
+			c.Close()
+		}
+	case http.StateClosed, http.StateHijacked:
+		s.mu.Lock()
+		if addr, ok := s.conns[c]; ok {
+			delete(s.conns, c)
+			if s.connsPer[addr]--; s.connsPer[addr] <= 0 {
+				delete(s.connsPer, addr)
+			}
+		}
+		s.mu.Unlock()
+	}
 }
