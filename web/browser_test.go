@@ -757,7 +757,8 @@ func TestBrowserRefusesTooBig(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--json", big)
+	// Over the data channel: over HTTP no limit applies.
+	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--path", "datachannel", "--json", big)
 	// The page is announced after hashing 2 GiB, which takes seconds on an
 	// idle machine and more than 20 s on a loaded one.
 	url := pageURLWithin(t, share, 2*time.Minute)

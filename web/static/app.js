@@ -13,6 +13,7 @@ import { receive, serve, buildManifest, MAX_RECEIVE, SetupClosed } from './proto
 import { $, core, show, el, log, size, render, meter, ask } from './ui.js';
 import { deviceSeed, hex, startLink } from './link.js';
 import { Signaling, nameTaken } from './signaling.js';
+import { PAGE_FLAGS, negotiate, download, HTTPStream } from './httppath.js';
 
 const RECEIVING = { v: 1, role: 'receive', proof: 2 };
 
@@ -94,7 +95,7 @@ async function receiveFrom(page, peer) {
       link = startLink(page.links, page.sig, peer);
       try {
         stream = await link.dial();
-        await link.secure(stream, true, code());
+        await link.secure(stream, true, code(), PAGE_FLAGS);
         break;
       } catch (e) {
         if (!(e instanceof SetupClosed) || attempt === 3) throw e;
@@ -103,6 +104,12 @@ async function receiveFrom(page, peer) {
       }
     }
     log(`connected to ${show(peer)}`);
+    // HTTP path (httppath.js): the browser's download manager saves the files.
+    const base = await negotiate(stream, link.remoteFlags, peer, 'download');
+    if (base) {
+      await download(base, peer);
+      return;
+    }
     let m = null;
     const files = await receive(stream, {
       accept: async (manifest) => {
@@ -186,9 +193,16 @@ async function onOffer(page, m) {
   const link = startLink(page.links, page.sig, m.name);
   try {
     const stream = await link.accept(m);
-    await link.secure(stream, false, code());
+    await link.secure(stream, false, code(), PAGE_FLAGS);
+    // HTTP path (httppath.js): the transfer protocol over HTTP requests.
+    const base = await negotiate(stream, link.remoteFlags, m.name, 'upload');
+    const s = base ? new HTTPStream(base) : stream;
     const p = meter(`to ${show(m.name)}`);
-    await serve(stream, share, (d, t) => p.update(d, t));
+    try {
+      await serve(s, share, (d, t) => p.update(d, t));
+    } finally {
+      if (base) s.close();
+    }
     log(`sent ${size(share.total)} to ${show(m.name)}, all verified, in ${p.seconds().toFixed(2)} s`, 'sent');
   } catch (e) {
     log(`send to ${show(m.name)}: ${e.message}`, 'error');
@@ -222,7 +236,7 @@ async function main() {
   const id = core().deviceID(core().publicKey());
   const base = `web-${id.slice(0, 4).toLowerCase()}`;
   const page = newPage(base, sessionStorage.getItem('lanft-name') || base);
-  $('me').textContent = `this browser: device ${id}; takes up to ${size(MAX_RECEIVE)} per transfer`;
+  $('me').textContent = `this browser: device ${id}; from lanft on this LAN any size over HTTP, else up to ${size(MAX_RECEIVE)} per transfer (kept in memory)`;
   $('share').onclick = () => startShare(page);
   $('unshare').onclick = () => stopShare(page);
   $('showqr').onclick = () => {

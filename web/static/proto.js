@@ -14,8 +14,9 @@ export const MAX_MESSAGE = 64 << 10;
 const HIGH = 4 << 20;
 const LOW = 1 << 20;
 
-// The page keeps what it receives in Blobs; it takes at most this much in
-// one transfer (web.MaxReceive).
+// Over the data channel the page keeps what it receives in Blobs; it
+// takes at most this much in one transfer there (web.MaxReceive). The
+// HTTP path (httppath.js) has no such limit: the browser saves to disk.
 export const MAX_RECEIVE = 2 * 1024 * 1024 * 1024;
 
 export class Stream {
@@ -305,7 +306,7 @@ export async function receive(s, { accept, progress }) {
   if (bad) return fail(new TransferError(bad[0], bad[1]));
   const total = entries.reduce((n, e) => n + (e.kind === 'file' ? e.size || 0 : 0), 0);
   if (total > MAX_RECEIVE) {
-    return fail(new TransferError('rejected', `this share holds ${total} bytes; the browser page takes at most 2 GiB (${MAX_RECEIVE} bytes) in one transfer: use lanft receive for it`));
+    return fail(new TransferError('rejected', `this share holds ${total} bytes; the browser page takes at most 2 GiB (${MAX_RECEIVE} bytes) in one transfer over the data channel, and this one comes no other way: use lanft receive for it`));
   }
   if (!(await accept({ entries, total }))) return fail(new TransferError('rejected', 'declined'));
   const wants = [];

@@ -40,7 +40,7 @@ export function render(peers, self, receive) {
     const m = p.lanft && typeof p.lanft === 'object' ? p.lanft : null;
     if (m && m.role === 'share') {
       row.append(el('span', 'what', `shares ${show(m.title || '')} (${Number(m.files) | 0} file(s), ${size(m.bytes)})`));
-      if (Number(m.bytes) > MAX_RECEIVE) row.append(el('span', 'toobig', `more than this page takes (${size(MAX_RECEIVE)}): use lanft receive`));
+      if (Number(m.bytes) > MAX_RECEIVE) row.append(el('span', 'toobig', `more than this page keeps in memory (${size(MAX_RECEIVE)}): it comes only over HTTP from lanft on this LAN`));
       const b = el('button', 'receive', 'Receive');
       b.type = 'button';
       b.onclick = () => receive(p.name);
