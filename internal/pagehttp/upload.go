@@ -1,0 +1,318 @@
+package pagehttp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Stream bounds.
+const (
+	// maxInBuffered bounds the page's bytes received and not yet Read; a
+	// POST beyond it waits (TCP pushes back on the page).
+	maxInBuffered = 4 << 20
+	// MaxWritten bounds what the CLI writes to the page over a whole
+	// stream (it is all kept, for a page that GETs again after a cut).
+	// The transfer protocol's receiver writes a PLAN and an OK: far less.
+	MaxWritten = 16 << 20
+	// postChunk is how much of a POST body is read at a time.
+	postChunk = 64 << 10
+)
+
+// HeaderHave names the response header that says how many bytes of the
+// page's stream the CLI has (on up) or has written (on a refused down).
+const HeaderHave = "X-Lanft-Have"
+
+// errStreamClosed is what Read and Write return after Close.
+var errStreamClosed = fmt.Errorf("pagehttp: the page's stream is closed: %w", net.ErrClosed)
+
+func errIdle(d time.Duration) error {
+	return fmt.Errorf("pagehttp: the page sent nothing for %v, so the transfer stopped; was the page closed or the network cut? Try again", d)
+}
+
+// Stream is the byte stream of an upload: Read returns what the page
+// POSTs, in order, each byte once; Write queues bytes for the page's GET
+// down. It is an io.ReadWriteCloser for transfer.Receive. Read and Write
+// fail once the stream is closed or its capability ended (revoked, or idle
+// for the Server's Idle).
+type Stream struct {
+	c       *Capability
+	maxBody int64
+
+	mu      sync.Mutex
+	wake    chan struct{} // closed and replaced on every change
+	in      []byte        // received and not yet read
+	have    int64         // bytes received in all
+	out     []byte        // everything written
+	flushed int64         // bytes of out flushed to the page
+	closing bool          // Linger: nothing more will be written
+	err     error         // why the stream ended
+}
+
+// Upload makes a capability whose POST up and GET down requests form a
+// byte stream with the page, which the transfer protocol runs over
+// unchanged. The capability ends when the stream is closed, when it is
+// revoked or idle, or when ctx is done.
+func (s *Server) Upload(ctx context.Context, g Grant) (*Capability, *Stream, error) {
+	var st *Stream
+	c, err := s.mint(ctx, g, PurposeUpload, func(c *Capability) {
+		st = &Stream{c: c, maxBody: s.cfg.MaxBody, wake: make(chan struct{})}
+		c.stream = st
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, st, nil
+}
+
+// changed wakes every waiter. s.mu is held.
+func (s *Stream) changed() {
+	close(s.wake)
+	s.wake = make(chan struct{})
+}
+
+// Read returns the page's next bytes, waiting for them.
+func (s *Stream) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.in) == 0 {
+		if s.err != nil {
+			return 0, s.err
+		}
+		w := s.wake
+		s.mu.Unlock()
+		<-w
+		s.mu.Lock()
+	}
+	n := copy(p, s.in)
+	s.in = s.in[n:]
+	if len(s.in) == 0 {
+		s.in = nil
+	}
+	s.changed()
+	return n, nil
+}
+
+// Write queues p for the page. It fails past MaxWritten in all.
+func (s *Stream) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.err != nil:
+		return 0, s.err
+	case s.closing:
+		return 0, errStreamClosed
+	case len(s.out)+len(p) > MaxWritten:
+		return 0, fmt.Errorf("pagehttp: more than %d bytes for the page in one transfer; this is not a lanft page", MaxWritten)
+	}
+	s.out = append(s.out, p...)
+	s.changed()
+	return len(p), nil
+}
+
+// Close ends the stream and revokes its capability. It is idempotent.
+func (s *Stream) Close() error {
+	s.fail(errStreamClosed)
+	s.c.Revoke()
+	return nil
+}
+
+// Linger stops writing, waits up to d for the page to take what was
+// written, then closes the stream. It says so if the page did not.
+func (s *Stream) Linger(d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	s.mu.Lock()
+	s.closing = true
+	for s.flushed < int64(len(s.out)) && s.err == nil {
+		w := s.wake
+		s.mu.Unlock()
+		select {
+		case <-w:
+		case <-t.C:
+			s.mu.Lock()
+			left := int64(len(s.out)) - s.flushed
+			s.mu.Unlock()
+			s.Close()
+			return fmt.Errorf("pagehttp: the page did not take lanft's last %d bytes within %v", left, d)
+		}
+		s.mu.Lock()
+	}
+	err := s.err
+	left := int64(len(s.out)) - s.flushed
+	s.mu.Unlock()
+	s.Close()
+	if left > 0 {
+		return fmt.Errorf("pagehttp: the page did not take lanft's last %d bytes: %w", left, err)
+	}
+	return nil
+}
+
+// fail ends the stream with why, unless it has ended already.
+func (s *Stream) fail(why error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = why
+		s.changed()
+	}
+}
+
+// parseOffset reads the off= query parameter.
+func parseOffset(r *http.Request) (int64, bool) {
+	v := r.URL.Query().Get("off")
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != v {
+		return 0, false
+	}
+	return n, true
+}
+
+// serveUp takes the page's stream bytes from offset off, skipping those it
+// has. The answer says how many it has; a gap is 409.
+func (s *Stream) serveUp(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	off, ok := parseOffset(r)
+	if !ok {
+		empty(w, http.StatusBadRequest)
+		return
+	}
+	if r.ContentLength > s.maxBody {
+		s.answerUp(w, http.StatusRequestEntityTooLarge)
+		return
+	}
+	s.mu.Lock()
+	gap, ended := off > s.have, s.err != nil
+	s.mu.Unlock()
+	switch {
+	case ended:
+		refuse(w)
+		return
+	case gap:
+		s.answerUp(w, http.StatusConflict)
+		return
+	}
+	body := http.MaxBytesReader(w, r.Body, s.maxBody)
+	buf := make([]byte, postChunk)
+	pos := off
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if aerr := s.accept(ctx, pos, buf[:n]); aerr != nil {
+				s.answerUp(w, http.StatusConflict)
+				return
+			}
+			pos += int64(n)
+		}
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.Is(err, io.EOF):
+			s.answerUp(w, http.StatusOK)
+			return
+		case errors.As(err, &tooBig):
+			s.answerUp(w, http.StatusRequestEntityTooLarge)
+			return
+		case err != nil:
+			return // the page's connection is gone; what arrived is kept
+		}
+	}
+}
+
+// accept adds the bytes b at stream offset pos that it lacks, waiting while
+// too much is buffered.
+func (s *Stream) accept(ctx context.Context, pos int64, b []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.in) >= maxInBuffered && s.err == nil {
+		w := s.wake
+		s.mu.Unlock()
+		select {
+		case <-w:
+		case <-ctx.Done():
+		}
+		s.mu.Lock()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	switch {
+	case s.err != nil:
+		return s.err
+	case pos > s.have:
+		return fmt.Errorf("pagehttp: a gap in the page's stream at %d", s.have)
+	}
+	if skip := s.have - pos; skip < int64(len(b)) {
+		s.in = append(s.in, b[skip:]...)
+		s.have += int64(len(b)) - skip
+		s.changed()
+	}
+	s.c.touch()
+	return nil
+}
+
+func (s *Stream) answerUp(w http.ResponseWriter, status int) {
+	s.mu.Lock()
+	have := s.have
+	s.mu.Unlock()
+	w.Header().Set(HeaderHave, strconv.FormatInt(have, 10))
+	empty(w, status)
+}
+
+// serveDown streams what the CLI writes, from offset off, as it is
+// written, until the stream ends.
+func (s *Stream) serveDown(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	off, ok := parseOffset(r)
+	if !ok {
+		empty(w, http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	written := int64(len(s.out))
+	s.mu.Unlock()
+	if off > written {
+		w.Header().Set(HeaderHave, strconv.FormatInt(written, 10))
+		empty(w, http.StatusConflict)
+		return
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.WriteHeader(http.StatusOK)
+	if rc.Flush() != nil {
+		return
+	}
+	for pos := off; ; {
+		s.mu.Lock()
+		chunk, wake, ended := s.out[pos:], s.wake, s.err != nil
+		s.mu.Unlock()
+		if len(chunk) > 0 {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			if rc.Flush() != nil {
+				return
+			}
+			pos += int64(len(chunk))
+			s.mu.Lock()
+			if pos > s.flushed {
+				s.flushed = pos
+				s.changed()
+			}
+			s.mu.Unlock()
+			s.c.touch()
+			continue
+		}
+		if ended {
+			return
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
