@@ -178,6 +178,10 @@ func (l *link) capability(ctx context.Context, plan pathPlan, origin string, src
 		return c, st, nil // closing the stream revokes its capability
 	}
 	d := newPageDownload(src.Manifest())
+	d.resumed = func(file string, from int64) {
+		l.cfg.Events(Event{Kind: EventInfo, Peer: l.remote, File: file, Done: from, Text: fmt.Sprintf(
+			"%s's browser resumes %s from %s", l.remote, transfer.DisplayName(file), transfer.FormatSize(from))})
+	}
 	c, err := l.cfg.Pages.Download(ctx, g, src, d.progress)
 	if err != nil {
 		return nil, nil, err
@@ -218,16 +222,20 @@ type pageDownload struct {
 	m      *transfer.Manifest
 	report atomic.Pointer[func(transfer.Progress)]
 	all    chan struct{} // closed once the page has everything
+	// resumed, if set, hears of a request that starts within a file (a
+	// download manager resuming with Range).
+	resumed func(file string, from int64)
 
 	mu     sync.Mutex
-	left   map[int]bool  // files not yet sent complete
-	have   map[int]int64 // per file, the furthest byte sent
-	zipped int64         // the furthest ZIP content sent
+	left   map[int]bool      // files not yet sent complete
+	have   map[int]int64     // per file, the furthest byte sent
+	zipped int64             // the furthest ZIP content sent
+	told   map[[2]int64]bool // the resumes told: file and offset
 	ended  bool
 }
 
 func newPageDownload(m *transfer.Manifest) *pageDownload {
-	d := &pageDownload{m: m, all: make(chan struct{}), left: map[int]bool{}, have: map[int]int64{}}
+	d := &pageDownload{m: m, all: make(chan struct{}), left: map[int]bool{}, have: map[int]int64{}, told: map[[2]int64]bool{}}
 	for i, e := range m.Entries {
 		if e.Kind == transfer.KindFile && e.Size > 0 {
 			d.left[i] = true
@@ -243,6 +251,10 @@ func newPageDownload(m *transfer.Manifest) *pageDownload {
 // progress hears the server's reports of every file request.
 func (d *pageDownload) progress(p pagehttp.DownloadProgress) {
 	d.mu.Lock()
+	resumed := p.File >= 0 && p.Start > 0 && !d.told[[2]int64{int64(p.File), p.Start}]
+	if resumed {
+		d.told[[2]int64{int64(p.File), p.Start}] = true
+	}
 	if p.File < 0 {
 		d.zipped = max(d.zipped, p.Sent)
 	} else {
@@ -265,6 +277,9 @@ func (d *pageDownload) progress(p pagehttp.DownloadProgress) {
 		close(d.all)
 	}
 	d.mu.Unlock()
+	if resumed && d.resumed != nil {
+		d.resumed(d.m.Entries[p.File].Path, p.Start)
+	}
 	if f := d.report.Load(); f != nil {
 		(*f)(transfer.Progress{Done: done, Total: d.m.TotalSize()})
 	}

@@ -196,7 +196,7 @@ async function onOffer(page, m) {
     await link.secure(stream, false, code(), PAGE_FLAGS);
     // HTTP path (httppath.js): the transfer protocol over HTTP requests.
     const base = await negotiate(stream, link.remoteFlags, m.name, 'upload');
-    const s = base ? new HTTPStream(base) : stream;
+    const s = base ? new HTTPStream(base, (text) => log(`send to ${show(m.name)}: ${text}`)) : stream;
     const p = meter(`to ${show(m.name)}`);
     try {
       await serve(s, share, (d, t) => p.update(d, t));

@@ -151,8 +151,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // from the last acknowledged offset for up to RETRY_FOR, so a short
 // network cut continues where it stopped.
 export class HTTPStream {
-  constructor(base) {
+  // onRetry(message), if given, hears of each cut request tried again.
+  constructor(base, onRetry = () => {}) {
     this.base = base;
+    this.onRetry = onRetry;
     this.out = []; // bytes written, not yet acknowledged, from offset this.acked
     this.outLen = 0;
     this.acked = 0;
@@ -183,7 +185,10 @@ export class HTTPStream {
       } catch (e) {
         if (this.ctl.signal.aborted) throw new Error('the connection closed');
         if (e.permanent) throw e;
-        if (!since) since = Date.now();
+        if (!since) {
+          since = Date.now();
+          this.onRetry(`${what} (${e.message}); trying again for up to ${RETRY_FOR / 1000} s from byte ${this.acked}`);
+        }
         if (Date.now() - since > RETRY_FOR) throw new Error(`${what}: ${e.message}, for ${RETRY_FOR / 1000} s`);
         await sleep(wait);
         wait = Math.min(2 * wait, 2000);
