@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -16,7 +17,7 @@ import (
 // Why a capability ended, as Err reports it.
 var (
 	errRevoked = errors.New("pagehttp: the page's access was revoked")
-	errExpired = errors.New("pagehttp: the page's access expired")
+	errExpired = errors.New("pagehttp: the page's access expired; start the transfer again")
 )
 
 // Capability is one page's access to one download or upload.
@@ -38,9 +39,10 @@ type Capability struct {
 	cancel  context.CancelCauseFunc
 
 	// download
-	src    *transfer.Source
-	report func(DownloadProgress)
-	repMu  sync.Mutex // serialises report
+	src      *transfer.Source
+	manifest []byte // src's MANIFEST JSON
+	report   func(DownloadProgress)
+	repMu    sync.Mutex // serialises report
 	// upload
 	stream *Stream
 
@@ -80,8 +82,9 @@ func (c *Capability) end(why error) {
 	c.ended = true
 	c.err = why
 	c.timer.Stop()
+	stopCtx := c.stopCtx
 	c.mu.Unlock()
-	c.stopCtx()
+	stopCtx()
 	c.cancel(why)
 	c.s.forget(c)
 	if c.stream != nil {
@@ -119,8 +122,9 @@ func (c *Capability) checkExpiry() {
 		c.mu.Unlock()
 		return
 	}
+	aged := !time.Now().Before(c.Expires)
 	c.mu.Unlock()
-	if c.stream != nil {
+	if c.stream != nil && !aged {
 		c.end(errIdle(c.idle))
 		return
 	}
@@ -176,6 +180,15 @@ func refuse(w http.ResponseWriter) {
 	w.WriteHeader(http.StatusNotFound)
 }
 
+// refuse refuses r, logging why at debug level.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, why string) {
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "page request refused", slog.String("why", why),
+			slog.String("method", r.Method), slog.String("remote", r.RemoteAddr))
+	}
+	refuse(w)
+}
+
 // empty answers status with no body (for a valid capability).
 func empty(w http.ResponseWriter, status int) {
 	w.Header().Set("Content-Length", "0")
@@ -185,30 +198,36 @@ func empty(w http.ResponseWriter, status int) {
 // serve checks a request and hands it to its capability's handler.
 func (s *Server) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 	if r.Host != l.host {
-		refuse(w)
+		s.refuse(w, r, "Host is not the listener's address")
 		return
 	}
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		refuse(w)
+		s.refuse(w, r, "no client address")
 		return
 	}
 	peer := ap.Addr().Unmap().WithZone("")
 	if !s.enterAddr(peer) {
-		refuse(w)
+		s.refuse(w, r, "too many requests from the address, or closed")
 		return
 	}
 	defer s.leaveAddr(peer)
 	token, name, ok := splitPath(r.URL.EscapedPath())
 	if !ok {
-		refuse(w)
+		s.refuse(w, r, "not a capability path")
 		return
 	}
 	c := s.lookup(token)
 	origin, hasOrigin := r.Header["Origin"]
-	if c == nil || c.host != l.host || c.peer != peer ||
-		(hasOrigin && (len(origin) != 1 || origin[0] != c.origin)) {
-		refuse(w)
+	switch {
+	case c == nil:
+		s.refuse(w, r, "unknown or ended token")
+		return
+	case c.host != l.host || c.peer != peer:
+		s.refuse(w, r, "token granted to another address")
+		return
+	case hasOrigin && (len(origin) != 1 || origin[0] != c.origin):
+		s.refuse(w, r, "another Origin")
 		return
 	}
 	if r.Method == http.MethodOptions {
@@ -217,11 +236,11 @@ func (s *Server) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 	}
 	route, ok := c.route(r.Method, name)
 	if !ok || (route.needsOrigin && !hasOrigin) {
-		refuse(w)
+		s.refuse(w, r, "not a request of the token's purpose")
 		return
 	}
 	if !c.enter(route.keepAlive) {
-		refuse(w)
+		s.refuse(w, r, "expired or too many requests")
 		return
 	}
 	defer c.leave(route.keepAlive)
@@ -234,9 +253,45 @@ func (s *Server) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
+	if route.flushesOnEnd {
+		route.serve(r.Context(), w, r)
+		return
+	}
 	ctx, stop := mergeCancel(r.Context(), c.ctx)
 	defer stop()
+	defer cutOnEnd(c.ctx, w)()
 	route.serve(ctx, w, r.WithContext(ctx))
+}
+
+// cutOnEnd makes the connection's blocked reads and writes fail when ctx
+// ends (a revoked or expired capability), so that a request stalled on a
+// page that stopped reading ends too. Call the returned func before the
+// handler returns.
+func cutOnEnd(ctx context.Context, w http.ResponseWriter) (stop func()) {
+	rc := http.NewResponseController(w)
+	var mu sync.Mutex
+	returned, cut := false, false
+	stopHook := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !returned {
+			cut = true
+			now := time.Now()
+			rc.SetWriteDeadline(now)
+			rc.SetReadDeadline(now)
+		}
+	})
+	return func() {
+		stopHook()
+		mu.Lock()
+		defer mu.Unlock()
+		returned = true
+		if cut {
+			// A write the deadline failed closes the connection; one that
+			// did not happen leaves it fit for the page's next request.
+			rc.SetWriteDeadline(time.Time{})
+		}
+	}
 }
 
 // splitPath splits "/c/TOKEN/name" into its token and name.
@@ -254,6 +309,9 @@ type route struct {
 	serve       func(ctx context.Context, w http.ResponseWriter, r *http.Request)
 	needsOrigin bool // fetch sends Origin on these; a request without it is not the page's
 	keepAlive   bool // in flight, it holds off idle expiry
+	// flushesOnEnd: the capability's end does not cut it; it ends itself
+	// once it has sent what is left (the stream's last bytes, as an ERROR).
+	flushesOnEnd bool
 }
 
 // route returns the handler of method and name for c's purpose.
@@ -286,7 +344,7 @@ func (c *Capability) route(method, name string) (route, bool) {
 		case name == "up" && method == http.MethodPost:
 			return route{serve: c.stream.serveUp, needsOrigin: true, keepAlive: true}, true
 		case name == "down" && method == http.MethodGet:
-			return route{serve: c.stream.serveDown, needsOrigin: true}, true
+			return route{serve: c.stream.serveDown, needsOrigin: true, flushesOnEnd: true}, true
 		}
 	}
 	return route{}, false

@@ -44,9 +44,12 @@ func (s *Server) Download(ctx context.Context, g Grant, src *transfer.Source, re
 	if src == nil {
 		return nil, errors.New("pagehttp: nothing to serve")
 	}
+	m, err := src.Manifest().Encode()
+	if err != nil {
+		return nil, err
+	}
 	return s.mint(ctx, g, PurposeDownload, func(c *Capability) {
-		c.src = src
-		c.report = report
+		c.src, c.manifest, c.report = src, m, report
 	})
 }
 
@@ -60,12 +63,7 @@ func (c *Capability) progress(p DownloadProgress) {
 }
 
 func (c *Capability) serveManifest(_ context.Context, w http.ResponseWriter, r *http.Request) {
-	b, err := c.src.Manifest().Encode()
-	if err != nil {
-		c.s.log.Warn("manifest not served", "err", err)
-		empty(w, http.StatusInternalServerError)
-		return
-	}
+	b := c.manifest
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
@@ -76,7 +74,7 @@ func (c *Capability) serveManifest(_ context.Context, w http.ResponseWriter, r *
 }
 
 // serveFile serves entry i with ranges, If-Range and its SHA-256 as ETag.
-func (c *Capability) serveFile(_ context.Context, w http.ResponseWriter, r *http.Request, i int) {
+func (c *Capability) serveFile(ctx context.Context, w http.ResponseWriter, r *http.Request, i int) {
 	f, e, err := c.src.Open(i)
 	switch {
 	case errors.Is(err, transfer.ErrSourceChanged):
@@ -88,28 +86,35 @@ func (c *Capability) serveFile(_ context.Context, w http.ResponseWriter, r *http
 		return
 	}
 	defer f.Close()
+	if strings.Contains(r.Header.Get("Range"), ",") {
+		r.Header.Del("Range") // several ranges: the whole file instead (RFC 9110 allows it)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", contentDisposition(path.Base(e.Path)))
 	h.Set("ETag", `"`+e.SHA256+`"`)
-	cw := &countingWriter{ResponseWriter: w, c: c, p: DownloadProgress{File: i, Size: e.Size}}
+	cw := &countingWriter{ResponseWriter: w, ctx: ctx, c: c, p: DownloadProgress{File: i, Size: e.Size}}
 	http.ServeContent(cw, r, "", time.Time{}, f)
-	if cw.status >= 200 && cw.status < 300 && r.Method != http.MethodHead {
-		cw.p.Done = true
-		if cw.p.Start+cw.p.Sent != cw.end {
-			cw.p.Err = r.Context().Err()
-			if cw.p.Err == nil {
-				cw.p.Err = io.ErrUnexpectedEOF
-			}
-		}
-		c.progress(cw.p)
+	if cw.status < 200 || cw.status >= 300 || r.Method == http.MethodHead {
+		return
 	}
+	cw.p.Done = true
+	if cw.p.Start+cw.p.Sent == cw.end {
+		c.progress(cw.p)
+		return
+	}
+	if cw.p.Err = context.Cause(ctx); cw.p.Err == nil {
+		cw.p.Err = io.ErrUnexpectedEOF
+	}
+	c.progress(cw.p)
+	panic(http.ErrAbortHandler) // cut the connection: the body is short
 }
 
 // countingWriter reports the bytes of a file response. Its ReadFrom passes
 // the file on in chunks, so sendfile still moves them.
 type countingWriter struct {
 	http.ResponseWriter
+	ctx    context.Context // done when the request or its capability ends
 	c      *Capability
 	p      DownloadProgress
 	status int
@@ -132,6 +137,9 @@ func (cw *countingWriter) Write(b []byte) (int, error) {
 	if cw.status == 0 {
 		cw.WriteHeader(http.StatusOK)
 	}
+	if err := cw.ctx.Err(); err != nil {
+		return 0, err
+	}
 	n, err := cw.ResponseWriter.Write(b)
 	cw.count(int64(n))
 	return n, err
@@ -148,6 +156,9 @@ func (cw *countingWriter) ReadFrom(src io.Reader) (int64, error) {
 	}
 	var total int64
 	for lr.N > 0 {
+		if err := cw.ctx.Err(); err != nil {
+			return total, err
+		}
 		chunk := &io.LimitedReader{R: lr.R, N: min(lr.N, progressEvery)}
 		n, err := rf.ReadFrom(chunk)
 		lr.N -= n
@@ -264,7 +275,7 @@ func (c *Capability) serveZip(ctx context.Context, w http.ResponseWriter, r *htt
 		}
 		f.Close()
 	}
-	cw := &countingWriter{ResponseWriter: w, c: c, p: p}
+	cw := &countingWriter{ResponseWriter: w, ctx: ctx, c: c, p: p}
 	cw.WriteHeader(http.StatusOK)
 	err := c.writeZip(ctx, w, m, cw)
 	cw.p.Done, cw.p.Err = true, err

@@ -50,6 +50,9 @@ const (
 	MaxRequestsPerCapability = 16
 	// MaxRequestsPerAddress bounds one client address's requests in flight.
 	MaxRequestsPerAddress = 32
+	// MaxConnsPerAddress bounds one client address's open connections,
+	// idle or not.
+	MaxConnsPerAddress = 64
 )
 
 // Errors returned by Download and Upload.
@@ -96,7 +99,9 @@ type Server struct {
 	listeners map[netip.Addr]*listener
 	caps      map[[sha256.Size]byte]*Capability
 	perAddr   map[netip.Addr]int // requests in flight per client address
-	wg        sync.WaitGroup     // listeners' Serve goroutines
+	conns     map[net.Conn]netip.Addr
+	connsPer  map[netip.Addr]int // open connections per client address
+	wg        sync.WaitGroup     // listeners' Serve goroutines and requests in flight
 }
 
 // New returns a Server; it listens on nothing until a capability needs it.
@@ -119,11 +124,14 @@ func New(cfg Config) *Server {
 		listeners: make(map[netip.Addr]*listener),
 		caps:      make(map[[sha256.Size]byte]*Capability),
 		perAddr:   make(map[netip.Addr]int),
+		conns:     make(map[net.Conn]netip.Addr),
+		connsPer:  make(map[netip.Addr]int),
 	}
 }
 
-// Close revokes every capability (ending downloads and streams) and closes
-// the listeners. It is idempotent.
+// Close revokes every capability (ending downloads and streams), closes
+// the listeners and their connections, and waits for the requests in
+// flight to return. It is idempotent.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -172,6 +180,7 @@ func (s *Server) listenerFor(local netip.Addr) (*listener, error) {
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    8 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnState:         s.connState,
 	}
 	s.listeners[local] = l
 	s.wg.Go(func() {
@@ -220,9 +229,10 @@ func (s *Server) mint(ctx context.Context, g Grant, p Purpose, init func(*Capabi
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	init(c)
-	c.timer = time.AfterFunc(s.cfg.Idle, c.checkExpiry)
-	stop := context.AfterFunc(ctx, func() { c.end(errRevoked) })
-	c.stopCtx = stop
+	c.mu.Lock() // the timer and ctx may fire at once
+	c.timer = time.AfterFunc(min(s.cfg.Idle, s.cfg.MaxAge), c.checkExpiry)
+	c.stopCtx = context.AfterFunc(ctx, func() { c.end(errRevoked) })
+	c.mu.Unlock()
 	s.caps[c.key] = c
 	s.log.Debug("capability minted", "purpose", p, "addr", l.host, "peer", c.peer)
 	return c, nil
@@ -245,14 +255,16 @@ func (s *Server) lookup(token string) *Capability {
 	return s.caps[k]
 }
 
-// enterAddr counts a request of addr; it reports false past the bound.
+// enterAddr counts a request of addr, for the bound per address and for
+// Close to wait for; it reports false past the bound or once closed.
 func (s *Server) enterAddr(addr netip.Addr) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.perAddr[addr] >= MaxRequestsPerAddress {
+	if s.closed || s.perAddr[addr] >= MaxRequestsPerAddress {
 		return false
 	}
 	s.perAddr[addr]++
+	s.wg.Add(1)
 	return true
 }
 
@@ -261,5 +273,39 @@ func (s *Server) leaveAddr(addr netip.Addr) {
 	defer s.mu.Unlock()
 	if s.perAddr[addr]--; s.perAddr[addr] <= 0 {
 		delete(s.perAddr, addr)
+	}
+	s.wg.Done()
+}
+
+// connState bounds the open connections of each client address: one past
+// the bound is closed before a byte is read from it.
+func (s *Server) connState(c net.Conn, state http.ConnState) {
+	switch state {
+	case http.StateNew:
+		ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+		if err != nil {
+			c.Close()
+			return
+		}
+		addr := ap.Addr().Unmap().WithZone("")
+		s.mu.Lock()
+		over := s.connsPer[addr] >= MaxConnsPerAddress
+		if !over {
+			s.connsPer[addr]++
+			s.conns[c] = addr
+		}
+		s.mu.Unlock()
+		if over {
+			c.Close()
+		}
+	case http.StateClosed, http.StateHijacked:
+		s.mu.Lock()
+		if addr, ok := s.conns[c]; ok {
+			delete(s.conns, c)
+			if s.connsPer[addr]--; s.connsPer[addr] <= 0 {
+				delete(s.connsPer, addr)
+			}
+		}
+		s.mu.Unlock()
 	}
 }

@@ -32,6 +32,9 @@ const HeaderHave = "X-Lanft-Have"
 // errStreamClosed is what Read and Write return after Close.
 var errStreamClosed = fmt.Errorf("pagehttp: the page's stream is closed: %w", net.ErrClosed)
 
+// errGap: a POST starts after the bytes the CLI has.
+var errGap = errors.New("pagehttp: a gap in the page's stream")
+
 func errIdle(d time.Duration) error {
 	return fmt.Errorf("pagehttp: the page sent nothing for %v, so the transfer stopped; was the page closed or the network cut? Try again", d)
 }
@@ -116,9 +119,13 @@ func (s *Stream) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Close ends the stream and revokes its capability. It is idempotent.
+// Close ends the stream and revokes its capability; what the page sent and
+// was not read is dropped. It is idempotent.
 func (s *Stream) Close() error {
 	s.fail(errStreamClosed)
+	s.mu.Lock()
+	s.in = nil
+	s.mu.Unlock()
 	s.c.Revoke()
 	return nil
 }
@@ -203,8 +210,11 @@ func (s *Stream) serveUp(ctx context.Context, w http.ResponseWriter, r *http.Req
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
-			if aerr := s.accept(ctx, pos, buf[:n]); aerr != nil {
+			if aerr := s.accept(ctx, pos, buf[:n]); errors.Is(aerr, errGap) {
 				s.answerUp(w, http.StatusConflict)
+				return
+			} else if aerr != nil {
+				refuse(w) // the stream ended: the capability is gone
 				return
 			}
 			pos += int64(n)
@@ -244,7 +254,7 @@ func (s *Stream) accept(ctx context.Context, pos int64, b []byte) error {
 	case s.err != nil:
 		return s.err
 	case pos > s.have:
-		return fmt.Errorf("pagehttp: a gap in the page's stream at %d", s.have)
+		return errGap
 	}
 	if skip := s.have - pos; skip < int64(len(b)) {
 		s.in = append(s.in, b[skip:]...)
@@ -263,8 +273,13 @@ func (s *Stream) answerUp(w http.ResponseWriter, status int) {
 	empty(w, status)
 }
 
+// lastWord bounds how long a down GET may take the stream's last bytes
+// once the stream has ended.
+const lastWord = 5 * time.Second
+
 // serveDown streams what the CLI writes, from offset off, as it is
-// written, until the stream ends.
+// written, until the stream ends; the end of the capability does not cut
+// it, so the page gets the last bytes (an ERROR frame, say).
 func (s *Stream) serveDown(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	off, ok := parseOffset(r)
 	if !ok {
@@ -285,10 +300,15 @@ func (s *Stream) serveDown(ctx context.Context, w http.ResponseWriter, r *http.R
 	if rc.Flush() != nil {
 		return
 	}
-	for pos := off; ; {
+	for pos, lastCall := off, false; ; {
 		s.mu.Lock()
 		chunk, wake, ended := s.out[pos:], s.wake, s.err != nil
 		s.mu.Unlock()
+		if ended && !lastCall {
+			// The stream ended: what is left goes now, or not at all.
+			lastCall = true
+			rc.SetWriteDeadline(time.Now().Add(lastWord))
+		}
 		if len(chunk) > 0 {
 			if _, err := w.Write(chunk); err != nil {
 				return
