@@ -28,6 +28,28 @@ import (
 // data channel and the bytes go over plain HTTP, saved by Chromium's own
 // download manager, or posted by the page's fetches.
 
+// browserOn is startBrowser once host i's addresses are settled: an IPv6
+// address that leaves its tentative state while Chromium loads a page
+// aborts the load (net::ERR_NETWORK_CHANGED).
+func browserOn(t testing.TB, lan *netns.LAN, i int) context.Context {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := exec.Command("ip", "-n", lan.Namespace(i), "-6", "addr", "show", "tentative").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip addr: %v: %s", err, out)
+		}
+		if strings.TrimSpace(string(out)) == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host %d keeps tentative addresses: %s", i, out)
+		}
+		time.Sleep(100 * time.Millisecond) // the kernel's DAD has no event to wait on here
+	}
+	return startBrowser(t, lan, i)
+}
+
 // connectHTTP clicks Receive on peer and waits until the page shows the
 // HTTP download's Save links.
 func (p *person) connectHTTP(peer string) {
@@ -120,7 +142,7 @@ func TestBrowserSavesOverHTTP(t *testing.T) {
 	writeFile(t, filepath.Join(src, "album", "deeper", "b.bin"), strings.Repeat("lanft", 50000))
 	writeFile(t, filepath.Join(src, "album", "empty.txt"), "")
 	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--json", big, filepath.Join(src, "album"))
-	p := newPerson(t, startBrowser(t, lan, 2), pageURL(t, share))
+	p := newPerson(t, browserOn(t, lan, 2), pageURL(t, share))
 	p.connectHTTP("alpha")
 	if path, line := eventPath(t, share, "peer", 10*time.Second); path != "http" {
 		t.Fatalf("the sharer's peer event has path %q, want http: %s", path, line)
@@ -159,7 +181,7 @@ func TestBrowserUploadsOverHTTP(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "host.txt"), "the page's host shares this\n")
 	host := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "host", "--json", filepath.Join(dir, "host.txt"))
-	p := newPerson(t, startBrowser(t, lan, 2), pageURL(t, host))
+	p := newPerson(t, browserOn(t, lan, 2), pageURL(t, host))
 	file := filepath.Join(t.TempDir(), "upload.bin")
 	lanfttest.WriteRandom(t, file, 64<<20)
 	name := p.share([]string{file}, "")
@@ -188,7 +210,7 @@ func TestBrowserHTTPRefusesOtherOrigin(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "secret.bin")
 	lanfttest.WriteRandom(t, src, 1<<20)
 	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--json", src)
-	b := startBrowser(t, lan, 2)
+	b := browserOn(t, lan, 2)
 	p := newPerson(t, b, pageURL(t, share))
 	p.connectHTTP("alpha")
 	file := p.text(`document.querySelector('#httppath a.save').href`)
@@ -327,7 +349,7 @@ func TestBrowserDownloadSurvivesCut(t *testing.T) {
 	lanfttest.WriteRandom(t, src, size)
 	inNS(t, lan, 1, "", "tc", "qdisc", "add", "dev", lan.Iface(1), "root", "tbf", "rate", "100mbit", "burst", "128kb", "latency", "50ms")
 	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--json", src)
-	p := newPerson(t, startBrowser(t, lan, 2), pageURL(t, share))
+	p := newPerson(t, browserOn(t, lan, 2), pageURL(t, share))
 	p.connectHTTP("alpha")
 	half, broken := make(chan struct{}), make(chan struct{})
 	var once, breaks sync.Once
@@ -404,7 +426,7 @@ func TestBrowserUploadSurvivesCut(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "host.txt"), "host")
 	host := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "host", "--json", filepath.Join(dir, "host.txt"))
-	p := newPerson(t, startBrowser(t, lan, 2), pageURL(t, host))
+	p := newPerson(t, browserOn(t, lan, 2), pageURL(t, host))
 	const size = 64 << 20
 	file := filepath.Join(t.TempDir(), "cut-up.bin")
 	lanfttest.WriteRandom(t, file, size)
@@ -487,7 +509,7 @@ func BenchmarkBrowserHTTP(b *testing.B) {
 	lanfttest.WriteRandom(b, src, n)
 	share := onHost(b, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--json", src)
 	url := pageURLWithin(b, share, 5*time.Minute)
-	br := startBrowser(b, lan, 2)
+	br := browserOn(b, lan, 2)
 	for range b.N {
 		p := newPerson(b, br, url)
 		p.connectHTTP("alpha")
