@@ -22,7 +22,8 @@ export const PAGE_FLAGS = FLAG_PAGE;
 
 const PROBE = 5000; // ms for GET hello
 const RETRY_FOR = 60000; // ms a cut request is retried for
-const CHUNK = 4 << 20; // bytes per POST (the server takes at most 8 MiB)
+const CHUNK = 6 << 20; // bytes per POST (the server takes at most 8 MiB)
+const FRAME = 256 << 10; // DATA payload: the largest transfer/frame.go takes
 
 // within rejects with msg unless p settles within ms.
 function within(p, ms, msg) {
@@ -155,6 +156,7 @@ export class HTTPStream {
   constructor(base, onRetry = () => {}) {
     this.base = base;
     this.onRetry = onRetry;
+    this.frameSize = FRAME; // for proto.js serve: no data-channel message limit here
     this.out = []; // bytes written, not yet acknowledged, from offset this.acked
     this.outLen = 0;
     this.acked = 0;

@@ -429,6 +429,9 @@ export async function serve(s, share, progress) {
   const replyP = readFrame(s).then((r) => { reply = r; return r; }, (err) => { reply = { err }; return reply; });
   let done = total;
   for (const w of wants) done -= entries[w.index].size - (w.offset || 0);
+  // DATA frames fit a data channel's message, or what the stream asks
+  // for (HTTPStream: the transfer's largest).
+  const step = s.frameSize || MAX_MESSAGE - 5;
   for (const w of wants) {
     const e = entries[w.index], blob = blobs[w.index];
     let off = w.offset || 0;
@@ -437,8 +440,8 @@ export async function serve(s, share, progress) {
     while (off < e.size) {
       if (reply) break;
       const buf = new Uint8Array(await blob.slice(off, Math.min(e.size, off + READ)).arrayBuffer());
-      for (let i = 0; i < buf.length && !reply; i += MAX_MESSAGE - 5) {
-        const p = buf.subarray(i, Math.min(buf.length, i + MAX_MESSAGE - 5));
+      for (let i = 0; i < buf.length && !reply; i += step) {
+        const p = buf.subarray(i, Math.min(buf.length, i + step));
         await s.write(frame(T.D, p));
         done += p.length;
         progress(done, total);
