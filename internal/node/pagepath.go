@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,10 +112,7 @@ func (l *link) grantPage(ctx context.Context, dc *rtc.Stream, origin string, src
 	if src != nil {
 		purpose = purposeDownload
 	}
-	why := plan.why
-	if why == "" {
-		why = checkOrigin(origin)
-	}
+	why := plan.why // the origin is the server's to check (pagehttp.Grant)
 	var c *pagehttp.Capability
 	var conn transport
 	if why == "" {
@@ -154,16 +150,6 @@ func (l *link) grantPage(ctx context.Context, dc *rtc.Stream, origin string, src
 	}
 	conn.Close()
 	return nil, "", err
-}
-
-// checkOrigin says what is wrong with the origin a page gave (its
-// location.origin), or "".
-func checkOrigin(origin string) string {
-	u, err := url.Parse(origin)
-	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
-		return fmt.Sprintf("the page gave no valid origin (%q)", transfer.DisplayName(origin))
-	}
-	return ""
 }
 
 // capability asks the server for a capability of the page's purpose,
