@@ -202,6 +202,43 @@ func TestBrowserUploadsOverHTTP(t *testing.T) {
 	p.waitJS(`[...document.querySelectorAll('#log li.sent')].length > 0`, 10*time.Second)
 }
 
+// TestBrowserHTTPAfterAsk: a share with --ask gives the page its
+// capability only once the person said yes: no Save link while it asks;
+// declined, the page hears why over the data channel; accepted, it saves.
+func TestBrowserHTTPAfterAsk(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	src := filepath.Join(t.TempDir(), "asked.bin")
+	lanfttest.WriteRandom(t, src, 1<<20)
+	share, stdin := lanfttest.StartWithStdin(t, "ip", "netns", "exec", lan.Namespace(1), lanft(t), "--config-dir", t.TempDir(),
+		"share", "--interface", lan.Iface(1), "--name", "alpha", "--ask", "--json", src)
+	defer stdin.Close()
+	p := newPerson(t, browserOn(t, lan, 2), pageURL(t, share))
+	sel := `#peers li[data-name="alpha"] button.receive`
+	for _, accept := range []bool{false, true} {
+		p.waitJS(fmt.Sprintf(`document.querySelector(%q)`, sel), 20*time.Second)
+		p.do(chromedp.Click(chromedp.CSS(sel)))
+		l := share.WaitLine(t, `"event":"ask"`, 30*time.Second)
+		var e struct{ Peer string }
+		if err := json.Unmarshal([]byte(l.Text), &e); err != nil {
+			t.Fatalf("ask event %q: %v", l.Text, err)
+		}
+		if got := p.text(`String(document.querySelectorAll('#httppath a.save').length)`); got != "0" {
+			t.Fatalf("the page shows %s Save link(s) before the sharer said yes", got)
+		}
+		fmt.Fprintf(stdin, "{\"peer\":%q,\"accept\":%v}\n", e.Peer, accept)
+		if !accept {
+			p.waitJS(`[...document.querySelectorAll('#log li.error')].some(e => e.textContent.includes('declined'))`, 30*time.Second)
+			t.Logf("declined: %s", p.text(`document.querySelector('#log li.error').textContent`))
+			continue
+		}
+		p.waitJS(`document.getElementById('httppath') && document.getElementById('httppath').dataset.ready`, 30*time.Second)
+		lanfttest.SameFile(t, src, p.saved(`#httppath a.save`, func(n string) bool { return n == "asked.bin" }, time.Minute))
+		if path, line := eventPath(t, share, "done", 30*time.Second); path != "http" {
+			t.Fatalf("the sharer's done event has path %q, want http: %s", path, line)
+		}
+	}
+}
+
 // TestBrowserHTTPRefusesOtherOrigin: a page of another origin in the same
 // browser (a second web server on the sharer's host) that tries the
 // capability the real page got is refused before any byte of content.
