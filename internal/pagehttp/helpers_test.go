@@ -97,16 +97,4 @@ func newSource(t testing.TB, paths ...string) *transfer.Source {
 	return src
 }
 
-// index returns the manifest index of path p.
-func index(t testing.TB, src *transfer.Source, p string) int {
-	t.Helper()
-	for i, e := range src.Manifest().Entries {
-		if e.Path == p {
-			return i
-		}
-	}
-	t.Fatalf("no entry %q", p)
-	return -1
-}
-
 func same(a, b []byte) bool { return bytes.Equal(a, b) }
