@@ -276,7 +276,8 @@ func TestBrowserReceivesFromCLI(t *testing.T) {
 	writeFile(t, filepath.Join(src, "album", "a.txt"), "first file in a folder\n")
 	writeFile(t, filepath.Join(src, "album", "deeper", "b.bin"), strings.Repeat("lanft", 50000))
 	writeFile(t, filepath.Join(src, "album", "empty.txt"), "")
-	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--json", big, filepath.Join(src, "album"))
+	// The data channel (httppath_browser_test.go has the HTTP path).
+	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--path", "datachannel", "--json", big, filepath.Join(src, "album"))
 	url := pageURL(t, share)
 	if !strings.Contains(url, lan.Addr(1).String()) {
 		t.Fatalf("page URL %s is not on host 1's LAN address", url)
@@ -580,7 +581,7 @@ func TestBrowserCode(t *testing.T) {
 	lan := netns.NewLAN(t, 2)
 	src := filepath.Join(t.TempDir(), "secret.bin")
 	lanfttest.WriteRandom(t, src, 1<<20)
-	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--code", "purple monkey dishwasher", "--json", src)
+	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--code", "purple monkey dishwasher", "--path", "datachannel", "--json", src)
 	p := newPerson(t, startBrowser(t, lan, 2, true), pageURL(t, share))
 
 	p.do(chromedp.SendKeys(chromedp.ID("code"), "purple monkey dishwater"))
@@ -727,7 +728,7 @@ func TestBrowserPageSurvivesHostChange(t *testing.T) {
 	first.WaitLine(t, `"event":"online"`, 20*time.Second)
 	src := filepath.Join(dir, "doc.bin")
 	lanfttest.WriteRandom(t, src, 2<<20)
-	second := onHost(t, lan, 3, "share", "--interface", lan.Iface(3), "--name", "second", "--json", src)
+	second := onHost(t, lan, 3, "share", "--interface", lan.Iface(3), "--name", "second", "--path", "datachannel", "--json", src)
 	url := pageURL(t, second)
 	online := second.WaitLine(t, `"event":"online"`, 20*time.Second)
 	if !strings.Contains(online.Text, lan.Addr(1).String()) {
@@ -758,7 +759,8 @@ func TestBrowserRefusesTooBig(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--json", big)
+	// Over the data channel: over HTTP no limit applies.
+	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--path", "datachannel", "--json", big)
 	// The page is announced after hashing 2 GiB, which takes seconds on an
 	// idle machine and more than 20 s on a loaded one.
 	url := pageURLWithin(t, share, 2*time.Minute)
@@ -908,7 +910,7 @@ func TestBrowserKeepsItsKeyAcrossRestarts(t *testing.T) {
 	cfg := t.TempDir()
 	start := func() *lanfttest.Proc {
 		return lanfttest.Start(t, "ip", "netns", "exec", lan.Namespace(1), lanft(t), "--config-dir", cfg,
-			"share", "--interface", lan.Iface(1), "--name", "alpha", "--json", src)
+			"share", "--interface", lan.Iface(1), "--name", "alpha", "--path", "datachannel", "--json", src)
 	}
 	first := start()
 	url := pageURL(t, first)

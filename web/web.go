@@ -50,16 +50,20 @@ import (
 //go:embed static
 var static embed.FS
 
-// MaxReceive is the most a page takes in one share: it keeps what it
-// receives in Blobs (which Chromium pages out to disk) until the person
-// saves them. The page refuses a bigger share with a message that names
-// this limit.
+// MaxReceive is the most a page takes in one share over the data
+// channel: it keeps what it receives there in Blobs (which Chromium pages
+// out to disk) until the person saves them. The page refuses a bigger
+// share with a message that names this limit. Over the HTTP path (from a
+// lanft CLI on the LAN) the browser's download manager saves the bytes
+// and no limit applies.
 const MaxReceive = 2 << 30
 
 // CSP is the page's Content Security Policy: its own scripts only, no
 // inline code, no eval (WebAssembly compilation excepted), WebSockets to
-// its own origin only.
-const CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; " +
+// its own origin only; fetches to its own origin and to plain http (the
+// HTTP path of a lanft CLI on the LAN, whose address the page learns only
+// over a verified data channel: web/static/httppath.js).
+const CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' http:; " +
 	"img-src 'self'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // Upstream says where the page's WebSocket goes: the elected host.

@@ -14,6 +14,7 @@ import (
 	"github.com/lanft/lanft/internal/host"
 	"github.com/lanft/lanft/internal/identity"
 	"github.com/lanft/lanft/internal/node"
+	"github.com/lanft/lanft/internal/pagehttp"
 	"github.com/lanft/lanft/rtc"
 	"github.com/lanft/lanft/signal"
 )
@@ -51,9 +52,16 @@ func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 	if err != nil {
 		return node.Config{}, nil, err
 	}
-	hosts, stop, err := hostsFor(c, log, out, name)
+	hosts, stopHosts, err := hostsFor(c, log, out, name)
 	if err != nil {
 		return node.Config{}, nil, err
+	}
+	// One server of pages' HTTP path for the process; it listens only
+	// once a verified page needs it.
+	pages := pagehttp.New(pagehttp.Config{Logger: log})
+	stop := func() {
+		pages.Close()
+		stopHosts()
 	}
 	return node.Config{
 		Hosts:        hosts,
@@ -66,6 +74,7 @@ func buildNodeConfig(c *cli.Context, out *output) (node.Config, func(), error) {
 		AcceptNewKey: c.Bool("accept-new-key"),
 		Code:         c.String("code"),
 		Mode:         mode,
+		Pages:        pages,
 	}, stop, nil
 }
 

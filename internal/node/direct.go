@@ -59,7 +59,7 @@ func (l *link) pathPlan() pathPlan {
 	flags := l.remoteFlags
 	l.mu.Unlock()
 	r, err := l.peer.Route()
-	return decidePath(l.cfg.Mode, flags, r, err)
+	return decidePath(l.cfg.Mode, l.preambleFlags(), flags, r, err)
 }
 
 // tcpTransport is the direct connection; ending it ends the data channel.

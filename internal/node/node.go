@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lanft/lanft/internal/identity"
+	"github.com/lanft/lanft/internal/pagehttp"
 	"github.com/lanft/lanft/rtc"
 	"github.com/lanft/lanft/signal"
 )
@@ -114,6 +115,10 @@ type Config struct {
 	// Mode is how the bytes may move (--path, ParseMode): empty is
 	// ModeAuto. Which Path they take is decided by decidePath.
 	Mode Mode
+	// Pages, when set, serves browser pages the bytes of a transfer over
+	// HTTP (pagepath.go); one per process, which closes it. Nil: pages
+	// get them on the data channel.
+	Pages *pagehttp.Server
 
 	// Share only. To names the only receivers allowed (--to); empty: all.
 	To []string

@@ -84,6 +84,10 @@ const (
 	PathLANRelay Path = "lan-relay"
 	// PathRelay: the data channel relayed by a TURN server.
 	PathRelay Path = "relay"
+	// PathHTTP: plain HTTP between a browser page and lanft on a LAN
+	// (pagepath.go): the page's download manager, or its fetches, move
+	// the bytes; the capability was handed over the verified data channel.
+	PathHTTP Path = "http"
 )
 
 // Describe is the path in words for the human output.
@@ -101,6 +105,8 @@ func (p Path) Describe() string {
 		return "TLS 1.3 through a lanft on the LAN that both peers reach"
 	case PathRelay:
 		return "relayed through TURN"
+	case PathHTTP:
+		return "HTTP between the page and lanft"
 	}
 	return string(p)
 }
@@ -111,11 +117,18 @@ type pathPlan struct {
 	// exchange direct.Hello, Offer and Choice on the data channel (even
 	// when the route rules TCP out: the Offer then says why).
 	negotiate bool
+	// page: the remote is a page (flagPage) and this side serves pages
+	// (flagServesPage), so the two sides run the HTTP path's negotiation
+	// (pagepath.go) in place of the direct one (a page never offers the
+	// direct path); its second message says why when the route rules
+	// HTTP out.
+	page bool
 	// local and remote are the host addresses of ICE's route, the only
-	// ones a direct TCP connection may join; valid when tryDirect.
+	// ones a direct TCP connection or the HTTP path may join; valid when
+	// tryDirect or tryHTTP.
 	local, remote netip.Addr
-	// why the direct path is not tried, for the log and direct.Offer.Why;
-	// empty when it is.
+	// why the direct path (or, for a page, the HTTP path) is not tried,
+	// for the log and direct.Offer.Why; empty when it is.
 	why string
 	// channel is the data channel's path, from ICE's route: the path of
 	// the transfer unless the direct connection is made.
@@ -130,6 +143,9 @@ type pathPlan struct {
 // tryDirect reports whether the direct TCP connection is attempted.
 func (p pathPlan) tryDirect() bool { return p.negotiate && p.why == "" }
 
+// tryHTTP reports whether the HTTP path is offered to the page.
+func (p pathPlan) tryHTTP() bool { return p.page && p.why == "" }
+
 // taken is the path of the transfer: PathTCP when the direct connection
 // was made, the data channel's otherwise.
 func (p pathPlan) taken(tcp bool) Path {
@@ -139,17 +155,22 @@ func (p pathPlan) taken(tcp bool) Path {
 	return p.channel
 }
 
-// decidePath is the one place the path is decided: from this side's mode,
-// the remote's preamble flags (flagDirect: it offers the direct path) and
-// ICE's selected route (routeErr when there is none).
-func decidePath(mode Mode, remoteFlags byte, route rtc.Route, routeErr error) pathPlan {
+// decidePath is the one place the path is decided: from this side's mode
+// and preamble flags (localFlags: flagServesPage), the remote's preamble
+// flags (flagDirect: it offers the direct path; flagPage: it is a page
+// that takes bytes over HTTP) and ICE's selected route (routeErr when
+// there is none).
+func decidePath(mode Mode, localFlags, remoteFlags byte, route rtc.Route, routeErr error) pathPlan {
 	p := pathPlan{channel: PathDataChannel}
 	if routeErr == nil {
 		p.channel = pathOf(route.Local.Type, route.Remote.Type)
 	}
 	p.negotiate = mode.negotiates() && remoteFlags&flagDirect != 0
 	p.relay = p.negotiate && mode.relays() && (mode == ModeRelay || routeErr != nil || p.channel == PathRelay)
+	p.page = localFlags&flagServesPage != 0 && remoteFlags&flagPage != 0
 	switch {
+	case p.page:
+		p.local, p.remote, p.why = directRoute(route, routeErr)
 	case !mode.offersDirect():
 		p.why = fmt.Sprintf("--path %s", mode)
 	case remoteFlags&flagDirect == 0:

@@ -96,7 +96,7 @@ func TestDecidePath(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := decidePath(tt.mode, tt.remoteFlags, tt.route, tt.routeErr)
+			p := decidePath(tt.mode, 0, tt.remoteFlags, tt.route, tt.routeErr)
 			if p.negotiate != tt.negotiate || p.why != tt.why || p.channel != tt.channel {
 				t.Fatalf("decidePath = negotiate %v, why %q, channel %q; want %v, %q, %q",
 					p.negotiate, p.why, p.channel, tt.negotiate, tt.why, tt.channel)

@@ -200,7 +200,7 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 	var conn transport
 	var path Path
 	if err == nil {
-		conn, path, err = l.receivePath(ctx, stream)
+		conn, path, err = l.receiveVia(ctx, stream)
 	}
 	if err != nil {
 		l.peer.Close()

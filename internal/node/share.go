@@ -114,7 +114,15 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 	}
 	var conn transport
 	var path Path
-	if err == nil {
+	var origin string
+	page := err == nil && l.pathPlan().page
+	switch {
+	case page:
+		// A page learns its HTTP capability only once it may have the
+		// files (--ask): until then the data channel is its transport.
+		origin, err = l.readPageHello(ctx, stream)
+		conn, path = stream, l.pathPlan().taken(false)
+	case err == nil:
 		conn, path, err = l.sharePath(ctx, stream)
 	}
 	if err != nil {
@@ -136,6 +144,9 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 		l.mu.Unlock()
 		if !cfg.Ask(ctx, Request{Peer: who, Device: device, Code: code, First: first}) {
 			cfg.Events(Event{Kind: EventRefused, Peer: who, Device: device, Code: code, Text: "declined"})
+			if page {
+				_ = l.refusePage(stream, "declined")
+			}
 			_ = transfer.Decline(conn, fmt.Sprintf("%s declined to send to %s", cfg.Name, who))
 			_ = conn.Linger(2 * time.Second)
 			return
@@ -145,10 +156,17 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 		cfg.Events(Event{Kind: EventError, Peer: who, Text: err.Error()})
 		return
 	}
+	if page {
+		if conn, path, err = l.grantPage(ctx, stream, origin, src); err != nil {
+			cfg.Events(Event{Kind: EventError, Peer: who, Text: "connect: " + explain(err)})
+			return
+		}
+		defer conn.Close()
+	}
 	cfg.Events(Event{Kind: EventPeer, Peer: who, Path: path, Text: "connected"})
 	start := time.Now()
 	var last transfer.Progress
-	err = src.Serve(ctx, conn, transfer.SendOptions{
+	err = serveOver(ctx, conn, src, transfer.SendOptions{
 		Logger: cfg.Logger.With("peer", who),
 		Progress: func(pr transfer.Progress) {
 			last = pr

@@ -17,6 +17,7 @@ import { $, core, show, log, size, files, render, transfer, ask, sendDialog, sho
 import { deviceSeed, hex, startLink } from './link.js';
 import { Signaling, nameTaken } from './signaling.js';
 import { dialSecure, sendPush, takePush, titleOf } from './push.js';
+import { PAGE_FLAGS, negotiate, download, HTTPStream } from './httppath.js';
 
 // A page takes sends (push) whether it shares or not.
 const RECEIVING = { v: 1, role: 'receive', proof: 2, push: true };
@@ -101,8 +102,14 @@ async function receiveFrom(page, peer) {
   let link = null, card = null;
   try {
     let stream;
-    ({ link, stream } = await dialSecure(page, peer, code(), 0, 'receive from'));
+    ({ link, stream } = await dialSecure(page, peer, code(), PAGE_FLAGS, 'receive from'));
     log(`connected to ${show(peer)}`);
+    // HTTP path (httppath.js): the browser's download manager saves the files.
+    const base = await negotiate(stream, link.remoteFlags, peer, 'download');
+    if (base) {
+      await download(base, peer);
+      return;
+    }
     const got = await receive(stream, {
       accept: async (manifest) => {
         const ok = await ask(peer, manifest, { device: core().deviceID(link.remoteKey), code: link.first ? link.sas : '' });
@@ -166,17 +173,24 @@ function stopShare(page) {
   page.sig.relogin();
 }
 
-// serveShare serves this page's share to a receiver that connected.
-async function serveShare(page, stream, peer) {
+// serveShare serves this page's share to a receiver that connected: over
+// HTTP requests when the receiver is a lanft CLI that takes them
+// (httppath.js), else over the data channel.
+async function serveShare(page, stream, peer, link) {
   const share = page.share;
   const card = transfer(`to ${show(peer)}`);
+  let s = stream;
   try {
-    await serve(stream, share, (d, t) => card.update(d, t));
+    const base = await negotiate(stream, link.remoteFlags, peer, 'upload');
+    if (base) s = new HTTPStream(base, (text) => log(`send to ${show(peer)}: ${text}`));
+    await serve(s, share, (d, t) => card.update(d, t));
     card.done(`${size(share.total)} in ${card.seconds().toFixed(1)} s, all verified by ${show(peer)}`);
     log(`sent ${size(share.total)} to ${show(peer)}, all verified, in ${card.seconds().toFixed(2)} s`, 'sent');
   } catch (e) {
     card.fail(e.message);
     log(`send to ${show(peer)}: ${e.message}`, 'error');
+  } finally {
+    if (s !== stream) s.close();
   }
 }
 
@@ -197,11 +211,11 @@ async function onOffer(page, m) {
   const link = startLink(page.links, page.sig, m.name);
   try {
     const stream = await link.accept(m);
-    const flags = await link.secure(stream, false, code());
+    const flags = await link.secure(stream, false, code(), PAGE_FLAGS);
     if (flags & FLAG_PUSH) {
       await takePush(page, link, stream, m.name);
     } else if (page.share) {
-      await serveShare(page, stream, m.name);
+      await serveShare(page, stream, m.name, link);
     } else {
       await sendError(stream, 'rejected', 'this page shares nothing now');
       log(`${show(m.name)} asked for files, but this page shares nothing`);
@@ -262,7 +276,7 @@ async function main() {
   const id = core().deviceID(core().publicKey());
   const base = `web-${id.slice(0, 4).toLowerCase()}`;
   const page = newPage(base, sessionStorage.getItem('lanft-name') || base);
-  $('me').textContent = `this browser: device ${id}; takes up to ${size(MAX_RECEIVE)} per transfer`;
+  $('me').textContent = `this browser: device ${id}; from lanft on this LAN any size over HTTP, else up to ${size(MAX_RECEIVE)} per transfer (kept in memory)`;
   $('share').onclick = () => startShare(page);
   $('files').onchange = () => showPicks(page);
   $('folder').onchange = () => showPicks(page);

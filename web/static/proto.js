@@ -14,8 +14,9 @@ export const MAX_MESSAGE = 64 << 10;
 const HIGH = 4 << 20;
 const LOW = 1 << 20;
 
-// The page keeps what it receives in Blobs; it takes at most this much in
-// one transfer (web.MaxReceive).
+// Over the data channel the page keeps what it receives in Blobs; it
+// takes at most this much in one transfer there (web.MaxReceive). The
+// HTTP path (httppath.js) has no such limit: the browser saves to disk.
 export const MAX_RECEIVE = 2 * 1024 * 1024 * 1024;
 
 export class Stream {
@@ -306,7 +307,7 @@ export async function receive(s, { accept, progress }) {
   if (bad) return fail(new TransferError(bad[0], bad[1]));
   const total = entries.reduce((n, e) => n + (e.kind === 'file' ? e.size || 0 : 0), 0);
   if (total > MAX_RECEIVE) {
-    return fail(new TransferError('rejected', `this share holds ${total} bytes; the browser page takes at most 2 GiB (${MAX_RECEIVE} bytes) in one transfer: use lanft receive for it`));
+    return fail(new TransferError('rejected', `this share holds ${total} bytes; the browser page takes at most 2 GiB (${MAX_RECEIVE} bytes) in one transfer over the data channel, and this one comes no other way: use lanft receive for it`));
   }
   if (!(await accept({ entries, total }))) return fail(new TransferError('rejected', 'declined'));
   const wants = [];
@@ -429,6 +430,9 @@ export async function serve(s, share, progress) {
   const replyP = readFrame(s).then((r) => { reply = r; return r; }, (err) => { reply = { err }; return reply; });
   let done = total;
   for (const w of wants) done -= entries[w.index].size - (w.offset || 0);
+  // DATA frames fit a data channel's message, or what the stream asks
+  // for (HTTPStream: the transfer's largest).
+  const step = s.frameSize || MAX_MESSAGE - 5;
   for (const w of wants) {
     const e = entries[w.index], blob = blobs[w.index];
     let off = w.offset || 0;
@@ -437,8 +441,8 @@ export async function serve(s, share, progress) {
     while (off < e.size) {
       if (reply) break;
       const buf = new Uint8Array(await blob.slice(off, Math.min(e.size, off + READ)).arrayBuffer());
-      for (let i = 0; i < buf.length && !reply; i += MAX_MESSAGE - 5) {
-        const p = buf.subarray(i, Math.min(buf.length, i + MAX_MESSAGE - 5));
+      for (let i = 0; i < buf.length && !reply; i += step) {
+        const p = buf.subarray(i, Math.min(buf.length, i + step));
         await s.write(frame(T.D, p));
         done += p.length;
         progress(done, total);

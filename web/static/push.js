@@ -14,7 +14,8 @@
 // A target decides within ANSWER_WAIT (then it declines, "timeout"); a
 // target already asking about another offer answers "busy".
 
-import { FLAG_PUSH, SetupClosed, TransferError, buildManifest, serve, receive, readMessage, writeMessage, sendError, MAX_RECEIVE } from './proto.js';
+import { PAGE_FLAGS, negotiate, download, HTTPStream } from './httppath.js';
+import { FLAG_PUSH, FLAG_SERVES_PAGE, SetupClosed, TransferError, buildManifest, serve, receive, readMessage, writeMessage, sendError, MAX_RECEIVE } from './proto.js';
 import { core, show, log, size, files, transfer, askPush, offerOpen, showText, showFiles } from './ui.js';
 import { startLink } from './link.js';
 
@@ -93,7 +94,7 @@ export async function sendPush(page, peer, what, code) {
     }
     card.state('connecting');
     let stream;
-    ({ link, stream } = await dialSecure(page, peer, code, FLAG_PUSH, 'send to'));
+    ({ link, stream } = await dialSecure(page, peer, code, FLAG_PUSH | PAGE_FLAGS, 'send to'));
     await writeMessage(stream, { v: 1, push: offer });
     card.state('waiting');
     card.el.querySelector('.xline').textContent = `waiting for ${show(peer)} to accept` +
@@ -129,8 +130,22 @@ export async function sendPush(page, peer, what, code) {
 // moves. purpose is 'upload' (this page sends) or 'download' (this page
 // takes). It resolves to true when HTTP carried the bytes; false leaves
 // them to the data channel.
-async function viaHTTP(page, link, stream, purpose, job) { // eslint-disable-line no-unused-vars
-  return false;
+async function viaHTTP(page, link, stream, purpose, job) {
+  const peer = link.remote;
+  const base = await negotiate(stream, link.remoteFlags, peer, purpose);
+  if (!base) return false;
+  if (purpose === 'download') {
+    await download(base, peer);
+    job.card.done(`${files(job.offer.files)}, ${size(job.offer.bytes)}: save them with the links from ${show(peer)} (the browser's download manager)`);
+    return true;
+  }
+  const s = new HTTPStream(base, (text) => log(`send to ${show(peer)}: ${text}`));
+  try {
+    await serve(s, job.share, (d, t) => job.card.update(d, t));
+  } finally {
+    s.close();
+  }
+  return true;
 }
 
 // ---- the page as target ----
@@ -169,7 +184,7 @@ export async function takePush(page, link, stream, peer) {
       log(`${show(peer)} wanted to send ${what} while another offer was open: told it to try again`);
       return;
     }
-    if (offer.files > 0 && offer.bytes > MAX_RECEIVE) {
+    if (offer.files > 0 && offer.bytes > MAX_RECEIVE && !(link.remoteFlags & FLAG_SERVES_PAGE)) {
       await answer(stream, false, 'refused', `a page takes at most ${size(MAX_RECEIVE)} in one transfer: send it to lanft up`);
       log(`${show(peer)} wanted to send ${what}: more than this page takes (${size(MAX_RECEIVE)})`, 'error');
       return;

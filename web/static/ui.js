@@ -83,7 +83,7 @@ export function render(peers, self, on) {
     const acts = el('div', 'acts');
     if (m && m.role === 'share') {
       row.append(el('span', 'what', `shares ${show(m.title || '')} (${files(m.files)}, ${size(m.bytes)})`));
-      if (Number(m.bytes) > MAX_RECEIVE) row.append(el('span', 'toobig', `more than this page takes (${size(MAX_RECEIVE)}): use lanft receive`));
+      if (Number(m.bytes) > MAX_RECEIVE) row.append(el('span', 'toobig', `more than this page keeps in memory (${size(MAX_RECEIVE)}): it comes only over HTTP from lanft on this LAN`));
       acts.append(button('receive primary', 'Receive', () => on.receive(p.name)));
     } else {
       row.append(el('span', 'what', k.kind === 'up' ? 'takes files and texts' : m ? 'shares nothing now' : 'not a lanft client'));

@@ -1,0 +1,331 @@
+// The HTTP path between this page and a lanft CLI on the LAN
+// (internal/node/pagepath.go; the server is internal/pagehttp). After the
+// preamble, when the CLI serves pages (FLAG_SERVES_PAGE), the page asks
+// over the verified data channel for a capability on the CLI's own
+// address, probes it, and the bytes then go over plain HTTP:
+//
+//   page ──▶ {"v":1,"origin":location.origin}
+//   CLI  ──▶ {"v":1,"base":"http://IP:PORT/c/TOKEN/","purpose":"download"|"upload"} or {"v":1,"why":...}
+//   page ──▶ {"v":1,"path":"http"} once GET base+"hello" answered 204, or {"v":1,"path":"datachannel","why":...}
+//
+// A download is saved by the browser's own download manager (a Save link
+// per file, or all as one ZIP): it streams to disk, goes on behind a locked
+// screen and resumes with Range; nothing sits in this page's memory, so no
+// size limit applies. An upload runs the transfer protocol (proto.js
+// serve) unchanged over HTTPStream: POST up?off=N and GET down?off=N.
+
+import { writeMessage, readMessage, hashBlob, FLAG_PAGE, FLAG_SERVES_PAGE } from './proto.js';
+import { core, show, el, size, log } from './ui.js';
+
+// PAGE_FLAGS are the preamble bits a page sets: it takes bytes over HTTP.
+export const PAGE_FLAGS = FLAG_PAGE;
+
+const PROBE = 5000; // ms for GET hello
+const RETRY_FOR = 60000; // ms a cut request is retried for
+const CHUNK = 6 << 20; // bytes per POST (the server takes at most 8 MiB)
+const FRAME = 256 << 10; // DATA payload: the largest transfer/frame.go takes
+
+// within rejects with msg unless p settles within ms.
+function within(p, ms, msg) {
+  let timer;
+  return Promise.race([p, new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(msg)), ms); })])
+    .finally(() => clearTimeout(timer));
+}
+
+// negotiate runs the HTTP path's three messages on s when the peer serves
+// pages (its preamble flags: remoteFlags); want is the purpose this page
+// expects ('download' when it receives, 'upload' when it sends). It
+// returns the capability's base URL when the bytes go over HTTP, or null
+// when the data channel carries them.
+export async function negotiate(s, remoteFlags, peer, want) {
+  if (!(remoteFlags & FLAG_SERVES_PAGE)) return null;
+  await writeMessage(s, { v: 1, origin: location.origin });
+  const g = await readMessage(s);
+  if (!g || typeof g.base !== 'string' || !/^https?:\/\/[^/]+\/c\/[A-Za-z0-9_-]+\/$/.test(g.base)) {
+    log(`${show(peer)}: no HTTP path (${show(String((g && g.why) || 'none offered'))}); the data channel carries the transfer`);
+    return null;
+  }
+  try {
+    if (g.purpose !== want) throw new Error(`it offers an ${show(String(g.purpose))} where this page expects an ${want}`);
+    const ctl = new AbortController();
+    const r = await within(fetch(g.base + 'hello', { signal: ctl.signal, cache: 'no-store' }), PROBE, `no answer within ${PROBE / 1000} s`)
+      .catch((e) => { ctl.abort(); throw e; });
+    if (r.status !== 204) throw new Error(`it answered ${r.status}`);
+  } catch (e) {
+    const why = `this browser cannot reach lanft over HTTP at ${new URL(g.base).host}: ${e.message}`;
+    log(`${show(peer)}: ${why}; the data channel carries the transfer`);
+    await writeMessage(s, { v: 1, path: 'datachannel', why });
+    return null;
+  }
+  await writeMessage(s, { v: 1, path: 'http' });
+  return g.base;
+}
+
+// ---- download: the browser's download manager saves the files ----
+
+// mount returns this module's own element for a download from peer, made
+// once, after the page's other parts (it keeps out of their layout).
+function mount() {
+  let box = document.getElementById('httppath');
+  if (!box) {
+    box = el('section', 'httppath');
+    box.id = 'httppath';
+    (document.querySelector('main') || document.body).prepend(box);
+  }
+  return box;
+}
+
+// download fetches the manifest from base and shows a Save link per file,
+// "Save all as one ZIP" and "Check a saved file". It resolves once shown:
+// the browser saves, and lanft tells its side when all was fetched.
+export async function download(base, peer) {
+  const r = await fetch(base + 'manifest', { cache: 'no-store' });
+  if (!r.ok) throw new Error(`${show(peer)} did not give its list of files (HTTP ${r.status})`);
+  const m = await r.json();
+  const entries = m && m.version === 1 && Array.isArray(m.entries) ? m.entries : null;
+  if (!entries) throw new Error(`${show(peer)} sent a list of files this page does not understand`);
+  for (const e of entries) if (e && e.kind === 'file' && e.size === undefined) e.size = 0;
+  const bad = core().validateManifest(JSON.stringify(entries));
+  if (bad) throw new Error(`${show(peer)} sent an unsafe list of files: ${bad[1]}`);
+  const files = entries.map((e, i) => ({ e, i })).filter(({ e }) => e.kind === 'file');
+  const total = files.reduce((n, { e }) => n + e.size, 0);
+
+  const box = mount();
+  box.replaceChildren(el('h2', '', `From ${show(peer)} over HTTP`),
+    el('p', 'what', `${files.length} file(s), ${size(total)}. Your browser's download manager saves them: `
+      + 'a download goes on when the screen locks and resumes after a short network cut, whatever its size. '
+      + '(A transfer over the data channel, between two browsers, stops when the screen locks.)'));
+  const ul = el('ul', 'files');
+  for (const { e, i } of files) {
+    const a = el('a', 'save', 'Save');
+    a.href = `${base}f/${i}`;
+    a.dataset.path = e.path;
+    a.rel = 'noopener';
+    ul.append(el('li', '', a, ' ', `${show(e.path)} (${size(e.size)})`));
+  }
+  box.append(ul);
+  if (files.length > 1 || entries.some((e) => e.kind === 'dir')) {
+    const z = el('a', 'zip', 'Save all as one ZIP');
+    z.href = `${base}zip`;
+    z.rel = 'noopener';
+    box.append(el('p', '', z, ` (${size(total)}, folders kept)`));
+  }
+  box.append(checker(files.map(({ e }) => e)));
+  box.dataset.ready = String(files.length);
+  log(`${show(peer)} gives ${files.length} file(s), ${size(total)} over HTTP: save them with the links`);
+}
+
+// checker is "Check a saved file": the person picks a saved file, the page
+// hashes it (sha256.js) and compares it with lanft's SHA-256 from the list.
+function checker(entries) {
+  const input = el('input', 'check');
+  input.type = 'file';
+  const out = el('span', 'checked');
+  input.onchange = async () => {
+    const f = input.files[0];
+    if (!f) return;
+    const same = entries.filter((e) => e.size === f.size);
+    if (same.length === 0) {
+      out.textContent = `${f.name} (${size(f.size)}) is the size of no file listed: it is not one of them, or it is incomplete`;
+      out.dataset.ok = 'false';
+      return;
+    }
+    out.textContent = `hashing ${f.name}…`;
+    const sum = await hashBlob(f, f.size, (d) => { out.textContent = `hashing ${f.name}: ${size(d)} of ${size(f.size)}`; });
+    const hit = same.find((e) => e.sha256 === sum);
+    out.textContent = hit ? `${f.name} is identical to ${show(hit.path)} (SHA-256 ${sum.slice(0, 16)}…)`
+      : `${f.name} differs from every listed file of its size: save it again`;
+    out.dataset.ok = String(Boolean(hit));
+  };
+  return el('p', 'check', el('label', '', 'Check a saved file: ', input), ' ', out,
+    el('br'), 'lanft sends what it hashed when it started sharing; the browser does not check what it saves. '
+      + 'Picking a saved file here hashes it on this device and compares.');
+}
+
+// ---- upload: the transfer protocol over HTTP requests ----
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// HTTPStream is proto.js's Stream (read(n), write(b), linger, close) over
+// the upload capability at base: the page's bytes go by POST up?off=N,
+// the CLI's come from GET down?off=N. A request that fails is tried again
+// from the last acknowledged offset for up to RETRY_FOR, so a short
+// network cut continues where it stopped.
+export class HTTPStream {
+  // onRetry(message), if given, hears of each cut request tried again.
+  constructor(base, onRetry = () => {}) {
+    this.base = base;
+    this.onRetry = onRetry;
+    this.frameSize = FRAME; // for proto.js serve: no data-channel message limit here
+    this.out = []; // bytes written, not yet acknowledged, from offset this.acked
+    this.outLen = 0;
+    this.acked = 0;
+    this.posting = null; // the POSTs under way
+    this.failed = null;
+    this.chunks = [];
+    this.len = 0;
+    this.got = 0; // bytes read from down
+    this.closed = false;
+    this.waiter = null;
+    this.ctl = new AbortController();
+    this.down = this.pull();
+  }
+
+  wake() {
+    const w = this.waiter;
+    this.waiter = null;
+    if (w) w();
+  }
+
+  // retry runs fn until it succeeds, for up to RETRY_FOR after the first
+  // failure in a row.
+  async retry(what, fn) {
+    let since = 0, wait = 250;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (this.ctl.signal.aborted) throw new Error('the connection closed');
+        if (e.permanent) throw e;
+        if (!since) {
+          since = Date.now();
+          this.onRetry(`${what} (${e.message}); trying again for up to ${RETRY_FOR / 1000} s from byte ${this.acked}`);
+        }
+        if (Date.now() - since > RETRY_FOR) throw new Error(`${what}: ${e.message}, for ${RETRY_FOR / 1000} s`);
+        await sleep(wait);
+        wait = Math.min(2 * wait, 2000);
+      }
+    }
+  }
+
+  // pull keeps a GET down open from what was read so far, again after a cut.
+  async pull() {
+    try {
+      await this.retry('lanft stopped answering', async () => {
+        const r = await fetch(`${this.base}down?off=${this.got}`, { signal: this.ctl.signal, cache: 'no-store' });
+        if (!r.ok) throw Object.assign(new Error(`lanft refused the stream (HTTP ${r.status})`), { permanent: r.status === 403 || r.status === 404 });
+        const rd = r.body.getReader();
+        for (;;) {
+          const { done, value } = await rd.read();
+          if (done) return; // lanft ended its stream
+          this.chunks.push(value);
+          this.len += value.length;
+          this.got += value.length;
+          this.wake();
+        }
+      });
+    } catch (e) {
+      this.failed = this.failed || e;
+    }
+    this.closed = true;
+    this.wake();
+  }
+
+  // read returns exactly n bytes, or throws once the stream has ended.
+  async read(n) {
+    while (this.len < n) {
+      if (this.closed) throw this.failed || new Error('the connection closed');
+      await new Promise((r) => { this.waiter = r; });
+    }
+    this.len -= n;
+    const out = new Uint8Array(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.chunks[0];
+      const k = Math.min(c.length, n - off);
+      out.set(c.subarray(0, k), off);
+      off += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    return out;
+  }
+
+  // write queues b for the POSTs, waiting while two chunks' worth waits.
+  async write(b) {
+    if (this.failed) throw this.failed;
+    this.out.push(b);
+    this.outLen += b.length;
+    this.kick();
+    while (this.outLen >= 2 * CHUNK) {
+      await this.posting;
+      if (this.failed) throw this.failed;
+    }
+  }
+
+  // kick starts the POSTs unless they run: one request after the other,
+  // each with what was written meanwhile (up to CHUNK bytes).
+  kick() {
+    if (this.posting) return;
+    this.posting = (async () => {
+      try {
+        while (this.outLen > 0) await this.post();
+      } catch (e) {
+        this.failed = this.failed || e;
+        this.ctl.abort();
+        this.closed = true;
+        this.wake();
+      } finally {
+        this.posting = null;
+      }
+    })();
+  }
+
+  // flush waits until everything written was acknowledged.
+  async flush() {
+    while (this.posting) await this.posting;
+    if (this.failed) throw this.failed;
+  }
+
+  // post sends up to CHUNK bytes from the acknowledged offset and drops
+  // what lanft says it has.
+  async post() {
+    const parts = [];
+    let n = 0;
+    for (const p of this.out) {
+      if (n >= CHUNK) break;
+      parts.push(p);
+      n += p.length;
+    }
+    const body = new Blob(parts);
+    const have = await this.retry('cannot send to lanft', async () => {
+      const r = await fetch(`${this.base}up?off=${this.acked}`, {
+        method: 'POST', body, signal: this.ctl.signal, cache: 'no-store',
+        headers: { 'Content-Type': 'application/octet-stream' },
+      });
+      const h = Number(r.headers.get('X-Lanft-Have'));
+      if (r.ok || r.status === 409) {
+        if (!Number.isSafeInteger(h) || h < this.acked) throw Object.assign(new Error('lanft sent no valid offset'), { permanent: true });
+        return h;
+      }
+      throw Object.assign(new Error(`lanft refused the upload (HTTP ${r.status})`), { permanent: r.status < 500 });
+    });
+    this.ack(have);
+  }
+
+  // ack drops the bytes below offset have.
+  ack(have) {
+    let k = Math.min(have, this.acked + this.outLen) - this.acked;
+    this.acked += k;
+    this.outLen -= k;
+    while (k > 0) {
+      const p = this.out[0];
+      if (p.length <= k) { k -= p.length; this.out.shift(); } else { this.out[0] = p.subarray(k); k = 0; }
+    }
+  }
+
+  // linger waits up to ms for lanft to end its stream after our last bytes.
+  async linger(ms) {
+    await this.flush().catch(() => {});
+    const t0 = Date.now();
+    while (!this.closed && Date.now() - t0 < ms) {
+      await Promise.race([new Promise((r) => { this.waiter = r; }), sleep(100)]);
+    }
+  }
+
+  close() {
+    this.ctl.abort();
+    this.closed = true;
+    this.wake();
+  }
+}
