@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/rivo/uniseg"
 	"github.com/urfave/cli/v2"
 
 	"github.com/lanft/lanft/internal/identity"
@@ -160,8 +161,12 @@ func printHistoryEntry(c *cli.Context, e historyEntry) {
 	if e.Dir != "" {
 		fmt.Fprintf(w, "  into %s\n", transfer.DisplayName(e.Dir))
 	}
+	width := 0
 	for _, f := range e.Files {
-		fmt.Fprintf(w, "  %s  %10s  sha256 %s\n", transfer.DisplayName(f.Path), transfer.FormatSize(f.Size), f.SHA256)
+		width = max(width, uniseg.StringWidth(transfer.DisplayName(f.Path)))
+	}
+	for _, f := range e.Files {
+		fmt.Fprintf(w, "  %s  %10s  sha256 %s\n", padWidth(transfer.DisplayName(f.Path), width), transfer.FormatSize(f.Size), f.SHA256)
 	}
 }
 

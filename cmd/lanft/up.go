@@ -63,6 +63,7 @@ Examples:
 				names = transfer.NamesWindows
 			}
 			cfg.Events = upEvents(out, ask.wait())
+			out.inbound = true
 			out.onOnline = func(e node.Event) string {
 				return fmt.Sprintf("up as %q at %s; sends are saved into %s. Ctrl-C stops.", cfg.Name, e.Host, abs)
 			}
@@ -116,9 +117,6 @@ func upEvents(out *output, wait time.Duration) func(node.Event) {
 				return
 			case e.Kind == node.EventPush:
 				out.say("%s", e.Text)
-				return
-			case e.Kind == node.EventDone:
-				out.say("%s: received %s %s", who, transfer.FormatSize(e.Transferred), e.Text)
 				return
 			case e.Kind == node.EventRefused && e.Text == node.ReasonTimeout:
 				e.Text = fmt.Sprintf("no answer within %s: declined", wait)
