@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lanft/lanft/internal/lanfttest"
 	"github.com/lanft/lanft/internal/netns"
 )
@@ -293,4 +295,71 @@ func fileSHA(t *testing.T, path string) string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// TestPushUpSurvivesHostFailover: the elected host dies while up is
+// online; up logs in to the newly elected host and still takes a send.
+func TestPushUpSurvivesHostFailover(t *testing.T) {
+	lan := netns.NewLAN(t, 3)
+	tiny := filepath.Join(t.TempDir(), "tiny.txt")
+	os.WriteFile(tiny, []byte("host"), 0o644)
+	host := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "first", "--json", tiny)
+	host.WaitLine(t, `"event":"online"`, 20*time.Second)
+
+	target := newDevice(t, lan, 2, "desk")
+	out := t.TempDir()
+	up, stdin := target.up(t, out)
+	host.Kill()
+	up.WaitLine(t, `"event":"online"`, 30*time.Second)
+
+	f := filepath.Join(t.TempDir(), "after.bin")
+	lanfttest.WriteRandom(t, f, 1<<20)
+	s := newDevice(t, lan, 3, "laptop").send(t, "desk", f)
+	decide(t, up, stdin, "laptop", true)
+	exitCode(t, s, 0)
+	lanfttest.SameFile(t, f, filepath.Join(out, "after.bin"))
+}
+
+// TestPushDiskFull: up's folder fills while a send arrives: both sides
+// say so, and the .part is kept.
+func TestPushDiskFull(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	out := t.TempDir()
+	if err := unix.Mount("tmpfs", out, "tmpfs", 0, "size=32m"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(out, unix.MNT_DETACH) })
+	up, stdin := newDevice(t, lan, 1, "desk").up(t, out, "--path", "datachannel")
+	f := filepath.Join(t.TempDir(), "movie.bin")
+	lanfttest.WriteRandom(t, f, 28<<20)
+	s := newDevice(t, lan, 2, "laptop").send(t, "desk", "--path", "datachannel", f)
+	decide(t, up, stdin, "laptop", true)
+	up.WaitLine(t, `"event":"progress"`, 60*time.Second)
+	fill(t, filepath.Join(out, "filler"))
+	failed := up.WaitLine(t, `"event":"error"`, 60*time.Second)
+	if !strings.Contains(strings.ToLower(failed.Text), "space") {
+		t.Fatalf("up's error does not say the disk is full: %s", failed.Text)
+	}
+	if code := s.ExitCode(); code == 0 || !strings.Contains(strings.ToLower(s.Stderr()), "space") {
+		t.Fatalf("send exited %d: %s", code, s.Stderr())
+	}
+	if _, err := os.Stat(filepath.Join(out, "movie.bin.part")); err != nil {
+		t.Fatalf("the .part was not kept: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "movie.bin")); !os.IsNotExist(err) {
+		t.Fatalf("an incomplete file is presented as complete: %v", err)
+	}
+}
+
+// fill writes into path until its filesystem is full.
+func fill(t *testing.T, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for err == nil {
+		_, err = f.Write(buf)
+	}
 }
