@@ -119,6 +119,11 @@ func (a *asker) question(ctx context.Context, e node.Event, extra map[string]any
 			}
 			return false, true
 		case <-ctx.Done():
+			if !a.out.json {
+				a.out.mu.Lock()
+				fmt.Fprintln(a.out.stderr)
+				a.out.mu.Unlock()
+			}
 			return false, false
 		}
 	}

@@ -363,3 +363,23 @@ func fill(t *testing.T, path string) {
 		_, err = f.Write(buf)
 	}
 }
+
+// TestPushSenderGoesAwayWhileAsked: a sender stopped while its send is
+// asked about takes the question with it, and up takes the next send.
+func TestPushSenderGoesAwayWhileAsked(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	out := t.TempDir()
+	up, stdin := newDevice(t, lan, 1, "desk").up(t, out)
+	sender := newDevice(t, lan, 2, "laptop")
+	f := filepath.Join(t.TempDir(), "x.bin")
+	lanfttest.WriteRandom(t, f, 1<<20)
+	s := sender.send(t, "desk", f)
+	up.WaitLine(t, `"event":"ask"`, 60*time.Second)
+	s.Interrupt()
+	up.WaitLine(t, "went away before its send was answered", 30*time.Second)
+
+	s = sender.send(t, "desk", f)
+	decide(t, up, stdin, "laptop", true)
+	exitCode(t, s, 0)
+	lanfttest.SameFile(t, f, filepath.Join(out, "x.bin"))
+}

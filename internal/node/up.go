@@ -137,7 +137,23 @@ func (u *upNode) take(ctx context.Context, l *link) {
 	l.mu.Unlock()
 	trusted := !first && cfg.Pins != nil && cfg.Pins.Trusted(who, key)
 	req := PushRequest{Request: Request{Peer: who, Device: device, Code: code, First: first}, Offer: offer}
-	ans := u.decide(ctx, req, trusted)
+	// A sender that goes away while its send is asked about takes the
+	// question with it.
+	askCtx, stopAsk := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-l.peer.Done():
+			stopAsk()
+		case <-askCtx.Done():
+		}
+	}()
+	ans := u.decide(askCtx, req, trusted)
+	gone := askCtx.Err() != nil && ctx.Err() == nil
+	stopAsk()
+	if gone {
+		cfg.Events(Event{Kind: EventInfo, Peer: who, Text: fmt.Sprintf("%s went away before its send was answered", transfer.DisplayName(who))})
+		return
+	}
 	if ans.Accept {
 		if err := l.pin(); err != nil {
 			ans = PushAnswer{Reason: ReasonRefused, Message: fmt.Sprintf("%s could not record the device: %v", cfg.Name, err)}
