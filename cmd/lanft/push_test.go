@@ -383,3 +383,22 @@ func TestPushSenderGoesAwayWhileAsked(t *testing.T) {
 	exitCode(t, s, 0)
 	lanfttest.SameFile(t, f, filepath.Join(out, "x.bin"))
 }
+
+// TestPushNotOnline: a name nobody has, and a user that does not take
+// sends, each exit exitNotOnline and say what is online.
+func TestPushNotOnline(t *testing.T) {
+	url := startSignal(t)
+	f := filepath.Join(t.TempDir(), "x.txt")
+	os.WriteFile(f, []byte("x"), 0o644)
+	share := start(t, "share", "--signal", url, "--interface", "lo", "--name", "sharer", "--json", f)
+	share.WaitLine(t, `"event":"online"`, 30*time.Second)
+	for _, tt := range []struct{ to, want string }{
+		{"nobody", `no device named "nobody" came online within 2s`},
+		{"Sharer", "sharer is online but does not take sends"},
+	} {
+		_, stderr, code := run(t, 30*time.Second, "send", "--signal", url, "--interface", "lo", "--name", "laptop", "--wait", "2s", "--to", tt.to, f)
+		if code != exitNotOnline || !strings.Contains(stderr, tt.want) {
+			t.Errorf("send --to %s exited %d, want %d, saying %q: %s", tt.to, code, exitNotOnline, tt.want, stderr)
+		}
+	}
+}
