@@ -402,3 +402,23 @@ func TestPushNotOnline(t *testing.T) {
 		}
 	}
 }
+
+// TestPushOnlyTrusted: up --only-trusted refuses a device it does not
+// trust, unasked, and writes nothing.
+func TestPushOnlyTrusted(t *testing.T) {
+	url := startSignal(t)
+	out := t.TempDir()
+	up := start(t, "up", "--signal", url, "--interface", "lo", "--name", "desk", "--json", "--only-trusted", "--out", out)
+	up.WaitLine(t, `"event":"online"`, 30*time.Second)
+	f := filepath.Join(t.TempDir(), "x.txt")
+	os.WriteFile(f, []byte("x"), 0o644)
+	_, stderr, code := run(t, 60*time.Second, "send", "--signal", url, "--interface", "lo", "--name", "laptop", "--to", "desk", f)
+	if code != exitRefused || !strings.Contains(stderr, "only from devices it trusts") {
+		t.Fatalf("send exited %d, want %d: %s", code, exitRefused, stderr)
+	}
+	t.Logf("send: %s", stderr)
+	up.WaitLine(t, `"event":"refused"`, 10*time.Second)
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Fatalf("a refused send wrote %d entries", len(entries))
+	}
+}
