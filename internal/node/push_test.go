@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"strings"
@@ -99,4 +100,28 @@ func TestPushAnswerWaitBounded(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("the wait took %v", d)
 	}
+}
+
+// FuzzReadPush: whatever a sender writes, the target's reader returns an
+// offer that passes its checks or an error, and never panics.
+func FuzzReadPush(f *testing.F) {
+	for _, o := range []PushOffer{{Files: 2, Bytes: 1 << 20, Title: "photos"}, {Text: "hi"}, {}, {Files: 1, Text: "x"}} {
+		b, _ := json.Marshal(pushOfferMsg{V: PushVersion, Push: &o})
+		f.Add(append([]byte{byte(len(b) >> 8), byte(len(b))}, b...))
+	}
+	f.Add([]byte{0xff, 0xff})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		a, b := net.Pipe()
+		defer b.Close()
+		go func() {
+			a.Write(raw)
+			a.Close()
+		}()
+		o, err := readPush(context.Background(), b)
+		if err == nil {
+			if cerr := o.check(); cerr != nil {
+				t.Fatalf("readPush returned an offer that fails its checks: %v", cerr)
+			}
+		}
+	})
 }
