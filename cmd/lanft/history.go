@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -99,7 +102,7 @@ func receivedEntry(r node.Received, dir string) historyEntry {
 		e.Dir = dir
 		i := 0
 		for _, m := range r.Manifest.Entries {
-			if m.Kind != transfer.KindFile {
+			if m.Kind != transfer.KindFile && m.Kind != transfer.KindStream {
 				continue
 			}
 			p := m.Path
@@ -107,7 +110,11 @@ func receivedEntry(r node.Received, dir string) historyEntry {
 				p = r.Result.Files[i]
 			}
 			i++
-			e.Files = append(e.Files, historyItem{Path: p, Size: m.Size, SHA256: m.SHA256})
+			item := historyItem{Path: p, Size: m.Size, SHA256: m.SHA256}
+			if m.Kind == transfer.KindStream && r.Err == nil {
+				item.Size, item.SHA256 = fileSum(filepath.Join(dir, filepath.FromSlash(p)))
+			}
+			e.Files = append(e.Files, item)
 		}
 	}
 	if r.Err != nil {
@@ -121,7 +128,7 @@ func sentEntry(to, device string, src *transfer.Source, text string, err error) 
 	e := historyEntry{When: time.Now().UTC(), Direction: "sent", Peer: to, Device: device, Text: text}
 	if src != nil {
 		for _, m := range src.Manifest().Entries {
-			if m.Kind == transfer.KindFile {
+			if m.Kind == transfer.KindFile || m.Kind == transfer.KindStream {
 				e.Files = append(e.Files, historyItem{Path: m.Path, Size: m.Size, SHA256: m.SHA256})
 			}
 		}
@@ -130,4 +137,20 @@ func sentEntry(to, device string, src *transfer.Source, text string, err error) 
 		e.Error = oneLine(err)
 	}
 	return e
+}
+
+// fileSum is the size and SHA-256 of a saved stream (verified on arrival
+// against its trailer), for the history; empty if it cannot be read.
+func fileSum(path string) (int64, string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return 0, ""
+	}
+	return n, hex.EncodeToString(h.Sum(nil))
 }

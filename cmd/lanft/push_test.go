@@ -422,3 +422,37 @@ func TestPushOnlyTrusted(t *testing.T) {
 		t.Fatalf("a refused send wrote %d entries", len(entries))
 	}
 }
+
+// TestPushStdin: 64 MiB from standard input, of a size nobody knew up
+// front, arrive identical, with size and SHA-256 in both histories.
+func TestPushStdin(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	target, sender := newDevice(t, lan, 1, "desk"), newDevice(t, lan, 2, "laptop")
+	out := t.TempDir()
+	up, upIn := target.up(t, out)
+	src := filepath.Join(t.TempDir(), "piped.bin")
+	lanfttest.WriteRandom(t, src, 64<<20)
+	s, stdin := lanfttest.StartWithStdin(t, sender.argv("send", "--json", "--wait", "30s", "--to", "desk", "--as", "backup.tar", "-")...)
+	go func() {
+		f, err := os.Open(src)
+		if err == nil {
+			io.Copy(stdin, f)
+			f.Close()
+		}
+		stdin.Close()
+	}()
+	ask := up.WaitLine(t, `"event":"ask"`, 60*time.Second)
+	if !strings.Contains(ask.Text, "standard input") {
+		t.Errorf("the question does not say it is standard input: %s", ask.Text)
+	}
+	fmt.Fprintf(upIn, `{"peer":"laptop","accept":true}`+"\n")
+	exitCode(t, s, 0)
+	lanfttest.SameFile(t, src, filepath.Join(out, "backup.tar"))
+	lanfttest.NoPartFiles(t, out)
+	sum := fileSHA(t, src)
+	for who, d := range map[string]*device{"up": target, "send": sender} {
+		if h := d.local(t, "history"); !strings.Contains(h, "backup.tar") || !strings.Contains(h, sum) {
+			t.Errorf("%s's history lacks the stream and its SHA-256:\n%s", who, h)
+		}
+	}
+}

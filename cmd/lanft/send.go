@@ -1,8 +1,13 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
+	"slices"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -34,10 +39,12 @@ time, 6 refused (not trusted, or a changed key), 7 busy.
 
 Examples:
    lanft send --to laptop photos/ notes.txt
-   lanft send --to phone --text "the wifi password is ..."`,
+   lanft send --to phone --text "the wifi password is ..."
+   tar c photos/ | lanft send --to desk --as photos.tar -`,
 		Flags: withGlobals(signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag, pathFlag,
 			&cli.StringFlag{Name: "to", Usage: "send to the device named `NAME`", Required: true},
 			&cli.StringFlag{Name: "text", Usage: "send this `TEXT` (at most 32 KiB) instead of files"},
+			&cli.StringFlag{Name: "as", Value: "stdin", Usage: "with -: the device saves standard input under this file `NAME`"},
 			&cli.DurationFlag{Name: "wait", Value: 10 * time.Second, Usage: "wait this `DURATION` for the device to come online"},
 		),
 		Action: func(c *cli.Context) error {
@@ -50,10 +57,10 @@ Examples:
 			case len(text) > node.MaxPushText:
 				return cli.Exit(fmt.Sprintf("send: the text has %d bytes; a text is at most %d (send a file instead)", len(text), node.MaxPushText), 2)
 			}
-			for _, a := range c.Args().Slice() {
-				if a == "-" {
-					return cli.Exit("send: sending standard input (-) is not supported yet; save it to a file and send that", 2)
-				}
+			stdin := c.NArg() == 1 && c.Args().First() == "-"
+			counted := newHashingReader(c.App.Reader) // for the history of a stdin send
+			if !stdin && slices.Contains(c.Args().Slice(), "-") {
+				return cli.Exit("send: - (standard input) is sent alone, without files", 2)
 			}
 			out, cfg, stop, err := nodeConfig(c)
 			if err != nil {
@@ -65,7 +72,12 @@ Examples:
 				return err
 			}
 			var src *transfer.Source
-			if text == "" {
+			switch {
+			case stdin:
+				if src, err = transfer.NewStreamSource(c.String("as"), counted); err != nil {
+					return cli.Exit(fmt.Sprintf("send: --as: %v", err), 2)
+				}
+			case text == "":
 				out.say("hashing %d path(s)...", c.NArg())
 				if src, err = transfer.NewSource(c.Context, c.Args().Slice(), cfg.Logger); err != nil {
 					return err
@@ -84,13 +96,20 @@ Examples:
 				out.emit(node.Event{Kind: node.EventError, Peer: to, Text: oneLine(err)}, map[string]any{"reason": reason})
 				return cli.Exit(oneLine(err), code)
 			}
-			if herr := openHistory(dir).add(sentEntry(res.Peer, res.Device, src, text, nil)); herr != nil {
+			entry := sentEntry(res.Peer, res.Device, src, text, nil)
+			if stdin && len(entry.Files) == 1 {
+				entry.Files[0].Size, entry.Files[0].SHA256 = counted.sum()
+			}
+			if herr := openHistory(dir).add(entry); herr != nil {
 				out.say("%v", herr)
 			}
 			out.emit(node.Event{Kind: node.EventDone, Peer: res.Peer, Device: res.Device, Done: res.Total, Size: res.Total, Transferred: res.Bytes, Path: res.Path}, nil)
-			if text != "" {
+			switch {
+			case text != "":
 				out.say("%s accepted the text", transfer.DisplayName(res.Peer))
-			} else {
+			case stdin:
+				out.say("sent standard input, %s, to %s as %s", transfer.FormatSize(res.Bytes), transfer.DisplayName(res.Peer), transfer.DisplayName(c.String("as")))
+			default:
 				m := src.Manifest()
 				out.say("sent %d file(s), %s, to %s (%s transferred)", m.Files(), transfer.FormatSize(m.TotalSize()),
 					transfer.DisplayName(res.Peer), transfer.FormatSize(res.Bytes))
@@ -116,3 +135,22 @@ func sendFailure(err error) (reason string, code int) {
 	}
 	return "error", 1
 }
+
+// hashingReader counts and hashes what is read through it.
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func newHashingReader(r io.Reader) *hashingReader { return &hashingReader{r: r, h: sha256.New()} }
+
+func (h *hashingReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.h.Write(p[:n])
+	h.n += int64(n)
+	return n, err
+}
+
+// sum is the size and lowercase hex SHA-256 of what was read.
+func (h *hashingReader) sum() (int64, string) { return h.n, hex.EncodeToString(h.h.Sum(nil)) }

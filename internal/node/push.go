@@ -68,6 +68,9 @@ type PushOffer struct {
 	Bytes int64  `json:"bytes"`
 	Title string `json:"title,omitempty"`
 	Text  string `json:"text,omitempty"`
+	// Stream: the file is a stream of unknown size (standard input); Bytes
+	// is 0 (an addition to DESIGN-19-20).
+	Stream bool `json:"stream,omitempty"`
 }
 
 // IsText reports whether the offer is a text.
@@ -77,6 +80,9 @@ func (o PushOffer) IsText() bool { return o.Files == 0 && o.Text != "" }
 func (o PushOffer) Describe() string {
 	if o.IsText() {
 		return fmt.Sprintf("a text of %d characters", utf8.RuneCountInString(o.Text))
+	}
+	if o.Stream {
+		return fmt.Sprintf("a stream of unknown size (standard input), saved as %s", transfer.DisplayName(o.Title))
 	}
 	return fmt.Sprintf("%d file(s), %s in total: %s", o.Files, transfer.FormatSize(o.Bytes), transfer.DisplayName(o.Title))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,7 +54,8 @@ func Send(ctx context.Context, cfg Config, sc SendConfig) (*SendResult, error) {
 	offer := PushOffer{Text: sc.Text}
 	if sc.Source != nil {
 		m := sc.Source.Manifest()
-		offer = PushOffer{Files: m.Files(), Bytes: m.TotalSize(), Title: title(m)}
+		offer = PushOffer{Files: m.Files(), Bytes: m.TotalSize(), Title: title(m),
+			Stream: slices.ContainsFunc(m.Entries, func(e transfer.Entry) bool { return e.Kind == transfer.KindStream })}
 	}
 	if err := offer.check(); err != nil {
 		return nil, fmt.Errorf("node: cannot send %w", err)
@@ -124,6 +126,9 @@ func sendOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet, t
 		return nil, err
 	}
 	res.Bytes, res.Total = last.Done-last.Skipped, sc.Source.Manifest().TotalSize()
+	if offer.Stream {
+		res.Total = res.Bytes
+	}
 	return res, nil
 }
 
