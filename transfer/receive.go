@@ -383,6 +383,9 @@ func (r *receiver) finish(rf *rfile, f *os.File, h hash.Hash, got, need int64) e
 
 func (r *receiver) writeFailure(err error, rf *rfile) error {
 	part := quote(rf.final + PartSuffix)
+	if isNoSpace(err) && rf.stream {
+		return newErr(ErrNoSpace, err, "transfer: the disk is full while writing "+part+"; the partial file is kept, but a stream does not resume: free some space and send it again")
+	}
 	if isNoSpace(err) {
 		return newErr(ErrNoSpace, err, "transfer: the disk is full while writing "+part+"; the partial file is kept: free some space and try again to resume")
 	}
@@ -396,6 +399,10 @@ func (r *receiver) readFailure(ctx context.Context, err error, cur *rfile, got i
 		e := r.entry(cur)
 		what = fmt.Sprintf(" while receiving %s (%s of %s); the partial file is kept and the next transfer resumes it",
 			quote(e.Path), FormatSize(cur.offset+got), FormatSize(e.Size))
+		if cur.stream {
+			what = fmt.Sprintf(" while receiving the stream %s (%s); the partial file is kept, but a stream does not resume: send it again",
+				quote(e.Path), FormatSize(got))
+		}
 	}
 	if ctx.Err() != nil {
 		return newErr(ErrInterrupted, context.Cause(ctx), "transfer: cancelled"+what)
