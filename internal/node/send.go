@@ -74,6 +74,11 @@ func Send(ctx context.Context, cfg Config, sc SendConfig) (*SendResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if offer.Stream && target.Meta.Role != RoleUp {
+		// A page takes files of known size only (web/static/push.js).
+		return nil, fmt.Errorf("node: %s is a page, which does not take standard input (a stream of unknown size): save it to a file and send that",
+			target.Name)
+	}
 	res, err := sendOnce(ctx, &cfg, sess, peers, target.Name, offer, sc)
 	if c := sess.client(); c != nil {
 		_ = c.Send(signal.Message{Type: signal.TypeLeave, OtherName: target.Name})
