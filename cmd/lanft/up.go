@@ -96,7 +96,7 @@ func askPush(ctx context.Context, a *asker, r node.PushRequest) node.Decision {
 	}
 	text := fmt.Sprintf("%s (device %s, %s) wants to send %s; verification code %s (it must match on %s's screen)",
 		who, r.Device, seen, r.Offer.Describe(), r.Code, who)
-	extra := map[string]any{"files": r.Offer.Files, "total": r.Offer.Bytes, "title": r.Offer.Title, "first": r.First}
+	extra := map[string]any{"files": r.Offer.Files, "total": r.Offer.Bytes, "title": r.Offer.Title, "first": r.First, "stream": r.Offer.Stream}
 	if r.Offer.IsText() {
 		extra["text_length"] = len(r.Offer.Text)
 	}
