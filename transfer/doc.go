@@ -16,7 +16,8 @@
 //
 // Each length is checked against its type's bound before any payload byte is
 // read or allocated: MANIFEST and PLAN at most 16 MiB, DATA 1 to 256 KiB,
-// ERROR at most 64 KiB, FILE exactly 12 bytes, END and OK empty. A larger
+// ERROR at most 64 KiB, FILE exactly 12 bytes, TRAILER exactly 40, END and OK
+// empty. A larger
 // control payload is buffered as it arrives, never allocated up front.
 //
 //	type  name      direction   payload
@@ -27,6 +28,7 @@
 //	'E'   END       S -> R      -
 //	'K'   OK        R -> S      -
 //	'X'   ERROR     both        JSON {"code","message"}
+//	'T'   TRAILER   S -> R      a stream's size u64 + SHA-256 (32 bytes), after its DATA
 //
 // A transfer runs in one pass, with no round trip per file:
 //
@@ -60,6 +62,9 @@
 // offset the PLAN asked for (the receiver's .part prefix matched) or 0. A
 // file is checked when the next FILE or END frame arrives, so a sender that
 // sends too few or too many bytes is caught before anything is renamed.
+//
+// A "stream" entry (KindStream: standard input) has no size or SHA-256 in
+// the manifest; its TRAILER brings them after its bytes (stream.go).
 //
 // The MANIFEST is one frame, so a transfer lists at most what fits in
 // 16 MiB of JSON: about 100,000 entries with typical names.

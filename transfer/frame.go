@@ -20,17 +20,19 @@ const (
 	frameEnd      frameType = 'E' // sender -> receiver, empty
 	frameOK       frameType = 'K' // receiver -> sender, empty
 	frameError    frameType = 'X' // either way, JSON {"code","message"}
+	frameTrailer  frameType = 'T' // sender -> receiver, after a stream's bytes: size u64 + SHA-256
 )
 
 const (
-	headerLen       = 5
-	maxControlLen   = 16 << 20 // MANIFEST, PLAN
-	maxDataLen      = 256 << 10
-	maxErrorLen     = 64 << 10
-	filePayloadLen  = 12
-	readBufferLen   = 64 << 10
-	writeBufferLen  = 64 << 10
-	smallPayloadCap = 64 << 10 // control payloads up to this size reuse the read buffer
+	headerLen         = 5
+	maxControlLen     = 16 << 20 // MANIFEST, PLAN
+	maxDataLen        = 256 << 10
+	maxErrorLen       = 64 << 10
+	filePayloadLen    = 12
+	trailerPayloadLen = 40
+	readBufferLen     = 64 << 10
+	writeBufferLen    = 64 << 10
+	smallPayloadCap   = 64 << 10 // control payloads up to this size reuse the read buffer
 )
 
 func (t frameType) String() string {
@@ -49,6 +51,8 @@ func (t frameType) String() string {
 		return "OK"
 	case frameError:
 		return "ERROR"
+	case frameTrailer:
+		return "TRAILER"
 	}
 	return fmt.Sprintf("0x%02x", byte(t))
 }
@@ -60,6 +64,8 @@ func payloadBounds(t frameType) (lo, hi uint32, ok bool) {
 		return 2, maxControlLen, true // at least "{}"
 	case frameFile:
 		return filePayloadLen, filePayloadLen, true
+	case frameTrailer:
+		return trailerPayloadLen, trailerPayloadLen, true
 	case frameData:
 		return 1, maxDataLen, true
 	case frameEnd, frameOK:

@@ -20,7 +20,14 @@ type EntryKind string
 const (
 	KindFile EntryKind = "file"
 	KindDir  EntryKind = "dir"
+	// KindStream is a file whose size and SHA-256 are not known when the
+	// manifest is sent (standard input): its manifest entry has neither,
+	// and a TRAILER frame after its bytes carries both (stream.go).
+	KindStream EntryKind = "stream"
 )
+
+// isFile reports whether entries of kind k hold bytes.
+func (k EntryKind) isFile() bool { return k == KindFile || k == KindStream }
 
 // Entry is one file or folder of a transfer.
 type Entry struct {
@@ -42,7 +49,7 @@ type Manifest struct {
 func (m *Manifest) Files() int {
 	n := 0
 	for i := range m.Entries {
-		if m.Entries[i].Kind == KindFile {
+		if m.Entries[i].Kind.isFile() {
 			n++
 		}
 	}
@@ -155,6 +162,10 @@ func ValidateManifest(m *Manifest) error {
 			if e.Size != 0 || e.SHA256 != "" {
 				return protocolErr(fmt.Sprintf("folder %s has a size or hash", quote(e.Path)))
 			}
+		case KindStream:
+			if e.Size != 0 || e.SHA256 != "" {
+				return protocolErr(fmt.Sprintf("stream %s has a size or hash in the manifest (they come after its bytes)", quote(e.Path)))
+			}
 		default:
 			return protocolErr(fmt.Sprintf("%s has unknown kind %s", quote(e.Path), quote(string(e.Kind))))
 		}
@@ -176,7 +187,7 @@ func ValidateManifest(m *Manifest) error {
 			parent, parentKey := e.Path[:o], folded[:f]
 			if s, ok := keys[parentKey]; !ok {
 				keys[parentKey] = seen{path: parent, kind: KindDir, implicit: true}
-			} else if s.kind == KindFile {
+			} else if s.kind.isFile() {
 				return refuse(e.Path, fmt.Sprintf("its parent %s is a file", quote(s.path)))
 			} else if s.path != parent {
 				return refuse(e.Path, fmt.Sprintf("folder %s collides with %s (names that differ only in case or Unicode form are the same on many systems)", quote(parent), quote(s.path)))
@@ -196,7 +207,7 @@ func ValidateManifest(m *Manifest) error {
 			}
 		}
 		keys[folded] = seen{path: e.Path, kind: e.Kind}
-		if e.Kind == KindFile {
+		if e.Kind.isFile() {
 			fileKeys = append(fileKeys, folded)
 		}
 	}

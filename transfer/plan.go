@@ -36,7 +36,13 @@ func (r *receiver) plan(ctx context.Context) error {
 				return err
 			}
 		}
-		if parentExists {
+		switch {
+		case e.Kind == KindStream:
+			rf.stream = true
+			if err := r.resolveStream(&rf, e, parentExists); err != nil {
+				return err
+			}
+		case parentExists:
 			if err := r.resolve(ctx, &rf, e); err != nil {
 				return err
 			}
@@ -275,8 +281,11 @@ func decodePlan(p []byte, m *Manifest) ([]wantFile, error) {
 		}
 		last = f.Index
 		e := &m.Entries[f.Index]
-		if e.Kind != KindFile {
+		if !e.Kind.isFile() {
 			return nil, protocolErr(fmt.Sprintf("the receiver asked for folder %s as a file", quote(e.Path)))
+		}
+		if e.Kind == KindStream && f.Offset != 0 {
+			return nil, protocolErr(fmt.Sprintf("the receiver asked to resume the stream %s, which cannot resume", quote(e.Path)))
 		}
 		if f.Offset < 0 || f.Offset > e.Size {
 			return nil, protocolErr(fmt.Sprintf("the receiver asked to resume %s at byte %d of %d", quote(e.Path), f.Offset, e.Size))

@@ -191,6 +191,8 @@ type rfile struct {
 	offset     int64     // bytes of the .part reused
 	prefix     hash.Hash // SHA-256 state after those bytes
 	done       bool      // verified and renamed to final
+	stream     bool      // a KindStream entry: sum and size come in its TRAILER
+	trailed    bool      // its TRAILER arrived
 }
 
 func (r *receiver) entry(rf *rfile) *Entry { return &r.m.Entries[rf.index] }
@@ -280,7 +282,18 @@ func (r *receiver) receiveFiles(ctx context.Context) error {
 			r.bytes += int64(len(p))
 			r.progress(cur, cur.offset+got, total)
 
+		case frameTrailer:
+			if err := r.trailer(cur, p, got, &need); err != nil {
+				return err
+			}
+
 		case frameFile, frameEnd:
+			if cur != nil && cur.stream && !cur.trailed {
+				r.discard(cur, f)
+				f = nil
+				return newErr(ErrIntegrity, nil, fmt.Sprintf("transfer: the sender ended the stream %s without its size and SHA-256; the partial file was deleted",
+					quote(r.entry(cur).Path)))
+			}
 			if cur != nil {
 				err := r.finish(cur, f, h, got, need)
 				f = nil
@@ -332,6 +345,9 @@ func (r *receiver) receiveFiles(ctx context.Context) error {
 				h = fresh
 			}
 			got, need = 0, e.Size-cur.offset
+			if cur.stream {
+				need = streamNeed
+			}
 			r.progress(cur, cur.offset, total)
 
 		case frameError:
@@ -367,6 +383,9 @@ func (r *receiver) finish(rf *rfile, f *os.File, h hash.Hash, got, need int64) e
 
 func (r *receiver) writeFailure(err error, rf *rfile) error {
 	part := quote(rf.final + PartSuffix)
+	if isNoSpace(err) && rf.stream {
+		return newErr(ErrNoSpace, err, "transfer: the disk is full while writing "+part+"; the partial file is kept, but a stream does not resume: free some space and send it again")
+	}
 	if isNoSpace(err) {
 		return newErr(ErrNoSpace, err, "transfer: the disk is full while writing "+part+"; the partial file is kept: free some space and try again to resume")
 	}
@@ -380,6 +399,10 @@ func (r *receiver) readFailure(ctx context.Context, err error, cur *rfile, got i
 		e := r.entry(cur)
 		what = fmt.Sprintf(" while receiving %s (%s of %s); the partial file is kept and the next transfer resumes it",
 			quote(e.Path), FormatSize(cur.offset+got), FormatSize(e.Size))
+		if cur.stream {
+			what = fmt.Sprintf(" while receiving the stream %s (%s); the partial file is kept, but a stream does not resume: send it again",
+				quote(e.Path), FormatSize(got))
+		}
 	}
 	if ctx.Err() != nil {
 		return newErr(ErrInterrupted, context.Cause(ctx), "transfer: cancelled"+what)

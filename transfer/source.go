@@ -45,6 +45,8 @@ type Source struct {
 	manifest Manifest
 	files    []sourceFile // parallel to manifest.Entries; zero for folders
 	frame    []byte       // the encoded MANIFEST frame, shared by every Serve
+	// stream is the reader of a stream source (NewStreamSource), served once.
+	stream stream
 }
 
 type sourceFile struct {
@@ -404,6 +406,9 @@ func (p *sendProgress) report(file string, fileDone, fileSize int64) {
 // on a mismatch the file is sent from the start.
 func (s *Source) sendFile(ctx context.Context, log *slog.Logger, bw *bufio.Writer, buf []byte, w wantFile, p *sendProgress) error {
 	e, sf := &s.manifest.Entries[w.Index], &s.files[w.Index]
+	if e.Kind == KindStream {
+		return s.sendStream(ctx, bw, buf, w, p)
+	}
 	changed := func() error {
 		return newErr(ErrSourceChanged, nil, "transfer: "+quote(e.Path)+" changed since it was shared; share it again")
 	}

@@ -28,6 +28,8 @@ type asker struct {
 	start sync.Once
 	in    *bufio.Reader
 	lines chan string // closed at the end of stdin
+	// timeout is how long a question waits (0: askTimeout).
+	timeout time.Duration
 }
 
 func newAsker(c *cli.Context, out *output) *asker {
@@ -51,49 +53,78 @@ func (a *asker) read() {
 
 // ask is node.Config.Ask.
 func (a *asker) ask(ctx context.Context, r node.Request) bool {
-	a.start.Do(func() { go a.read() })
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	who := transfer.DisplayName(r.Peer)
 	seen := "seen before"
 	if r.First {
 		seen = "first contact"
 	}
 	text := fmt.Sprintf("%s (device %s, %s) wants the files; verification code %s (it must match on %s's screen)", who, r.Device, seen, r.Code, who)
+	accept, timedOut := a.question(ctx, node.Event{Kind: node.EventAsk, Peer: r.Peer, Device: r.Device, Code: r.Code, Text: text}, nil,
+		fmt.Sprintf("Send to %s? [y/N] ", who))
+	if timedOut {
+		a.out.say("no answer within %s: declined", a.wait())
+	}
+	return accept
+}
+
+// wait is how long a question waits before declining.
+func (a *asker) wait() time.Duration {
+	if a.timeout > 0 {
+		return a.timeout
+	}
+	return askTimeout
+}
+
+// question puts e to the person (with --json as the event with extra, a
+// line on stdin deciding) and waits for y/N, declining when the time is
+// up (timedOut) or stdin ends.
+func (a *asker) question(ctx context.Context, e node.Event, extra map[string]any, prompt string) (accept, timedOut bool) {
+	a.start.Do(func() { go a.read() })
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.out.json {
-		a.out.emit(node.Event{Kind: node.EventAsk, Peer: r.Peer, Device: r.Device, Code: r.Code, Text: text}, nil)
+		a.out.emit(e, extra)
 	} else {
-		a.out.say("%s", text)
+		a.out.say("%s", e.Text)
 		a.out.mu.Lock()
-		fmt.Fprintf(a.out.stderr, "Send to %s? [y/N] ", who)
+		fmt.Fprint(a.out.stderr, prompt)
 		a.out.mu.Unlock()
 	}
-	timeout := time.NewTimer(askTimeout)
+	timeout := time.NewTimer(a.wait())
 	defer timeout.Stop()
 	for {
 		select {
 		case line, ok := <-a.lines:
 			if !ok {
 				a.out.say("no answer (standard input closed): declined")
-				return false
+				return false, false
 			}
 			if !a.out.json {
 				a := strings.ToLower(line)
-				return a == "y" || a == "yes"
+				return a == "y" || a == "yes", false
 			}
 			var d struct {
 				Peer   string `json:"peer"`
 				Accept bool   `json:"accept"`
 			}
-			if json.Unmarshal([]byte(line), &d) == nil && d.Peer == r.Peer {
-				return d.Accept
+			if json.Unmarshal([]byte(line), &d) == nil && d.Peer == e.Peer {
+				return d.Accept, false
 			}
-			a.out.emit(node.Event{Kind: node.EventError, Peer: r.Peer, Text: fmt.Sprintf(`expected {"peer":%q,"accept":true|false} on stdin`, r.Peer)}, nil)
+			a.out.emit(node.Event{Kind: node.EventError, Peer: e.Peer, Text: fmt.Sprintf(`expected {"peer":%q,"accept":true|false} on stdin`, e.Peer)}, nil)
 		case <-timeout.C:
-			a.out.say("no answer within %s: declined", askTimeout)
-			return false
+			if !a.out.json {
+				a.out.mu.Lock()
+				fmt.Fprintln(a.out.stderr)
+				a.out.mu.Unlock()
+			}
+			return false, true
 		case <-ctx.Done():
-			return false
+			if !a.out.json {
+				a.out.mu.Lock()
+				fmt.Fprintln(a.out.stderr)
+				a.out.mu.Unlock()
+			}
+			return false, false
 		}
 	}
 }

@@ -140,7 +140,7 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 	// Long-lived shares make better hosts than a receive or a listing.
 	priority := 0
 	switch c.Command.Name {
-	case "share":
+	case "share", "up":
 		priority = 10
 	case "peers":
 		priority = -10

@@ -126,6 +126,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			shareCommand(),
 			receiveCommand(),
 			peersCommand(),
+			upCommand(), sendCommand(), devicesCommand(), trustCommand(true), trustCommand(false), historyCommand(),
 			signalCommand(),
 			completionCommand(),
 			doctorCommand(),

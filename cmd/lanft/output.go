@@ -29,6 +29,8 @@ type output struct {
 	// onOnline, if set, is said in place of the first "online" event (share
 	// prints what it shares only once the login was accepted).
 	onOnline func(node.Event) string
+	// inbound: the status and done lines are of files coming in (lanft up).
+	inbound bool
 
 	mu       sync.Mutex
 	online   bool
@@ -147,7 +149,11 @@ func (o *output) event(e node.Event) {
 	case node.EventDone:
 		delete(o.sending, e.Peer)
 		o.redrawLocked()
-		line := fmt.Sprintf("%s: sent %s", who, transfer.FormatSize(e.Transferred))
+		verb := "sent"
+		if o.inbound {
+			verb = "received"
+		}
+		line := fmt.Sprintf("%s: %s %s", who, verb, transfer.FormatSize(e.Transferred))
 		if had := e.Size - e.Transferred; had > 0 {
 			line += fmt.Sprintf(" (it had %s already)", transfer.FormatSize(had))
 		}
@@ -220,7 +226,11 @@ func (o *output) redrawLocked() {
 	}
 	status := ""
 	if len(parts) > 0 {
-		status = "sending: " + strings.Join(parts, ", ")
+		status = "sending: "
+		if o.inbound {
+			status = "receiving: "
+		}
+		status += strings.Join(parts, ", ")
 		if w, _, err := term.GetSize(int(o.stderr.(*os.File).Fd())); err == nil && uniseg.StringWidth(status) >= w {
 			status = truncateWidth(status, w-1)
 		}

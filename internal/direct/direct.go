@@ -72,8 +72,8 @@ const (
 
 const (
 	tokenLen      = 32
-	maxMessage    = 4 << 10
-	maxHandshakes = 4 // concurrent handshakes per listener; more are refused
+	maxMessage    = 60 << 10 // a push offer carries a text of up to 32 KiB (DESIGN-19-20)
+	maxHandshakes = 4        // concurrent handshakes per listener; more are refused
 	ack           = 'K'
 	// handshakeTimeout bounds one connection's TLS handshake and token.
 	handshakeTimeout = 3 * time.Second

@@ -315,6 +315,10 @@ type Pins struct {
 type pin struct {
 	Key   string    `json:"key"`
 	First time.Time `json:"first_seen"`
+	// Trusted: the user ran `lanft trust` for this device; its sends to
+	// `lanft up` are accepted without asking. A new key is a new pin,
+	// never trusted.
+	Trusted bool `json:"trusted,omitempty"`
 }
 
 // pinned is one pin as loaded: the spelling it is stored under, and that
@@ -486,4 +490,87 @@ func (p *Pins) save(all []pinned) error {
 		return fmt.Errorf("identity: save pins: %w", err)
 	}
 	return nil
+}
+
+// ErrUnknownName is returned by Trust and Untrust for a name with no pin.
+var ErrUnknownName = errors.New("no device known by that name")
+
+// Device is one pinned device, as `lanft devices` lists it.
+type Device struct {
+	Name     string    `json:"name"`
+	DeviceID string    `json:"device"`
+	Key      string    `json:"key"` // base64 Ed25519 public key
+	First    time.Time `json:"first_seen"`
+	Trusted  bool      `json:"trusted"`
+}
+
+// Devices lists the pinned devices, the earliest seen first.
+func (p *Pins) Devices() ([]Device, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	all, err := p.load()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Device, 0, len(all))
+	for _, e := range all {
+		out = append(out, Device{Name: e.name, DeviceID: deviceOf(e.pin), Key: e.pin.Key, First: e.pin.First, Trusted: e.pin.Trusted})
+	}
+	return out, nil
+}
+
+// Trust marks the device pinned under name (as Check matches names) as
+// trusted. Only a pinned key can be trusted: a name never seen, or seen
+// only in a contact that failed, is ErrUnknownName; a name whose pins
+// disagree is ErrKeyChanged. It returns the device trusted.
+func (p *Pins) Trust(name string) (Device, error) { return p.setTrust(name, true) }
+
+// Untrust takes the trust of Trust back; the pin stays.
+func (p *Pins) Untrust(name string) (Device, error) { return p.setTrust(name, false) }
+
+func (p *Pins) setTrust(name string, trusted bool) (Device, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	all, err := p.load()
+	if err != nil {
+		return Device{}, err
+	}
+	match := matching(all, name)
+	if len(match) == 0 {
+		return Device{}, fmt.Errorf("%w: %q (lanft knows a device once a first contact with it was verified; `lanft devices` lists them)", ErrUnknownName, name)
+	}
+	for _, e := range match[1:] {
+		if e.pin.Key != match[0].pin.Key {
+			return Device{}, p.conflict(name, match)
+		}
+	}
+	for i := range all {
+		if all[i].keys.Meet(names.KeysOf(name)) {
+			all[i].pin.Trusted = trusted
+		}
+	}
+	m := match[0]
+	return Device{Name: m.name, DeviceID: deviceOf(m.pin), Key: m.pin.Key, First: m.pin.First, Trusted: trusted}, p.save(all)
+}
+
+// Trusted reports whether name is pinned to key and that pin is trusted.
+// A key other than the pinned one is never trusted.
+func (p *Pins) Trusted(name string, key ed25519.PublicKey) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	all, err := p.load()
+	if err != nil {
+		return false
+	}
+	match := matching(all, name)
+	if len(match) == 0 {
+		return false
+	}
+	want := base64.StdEncoding.EncodeToString(key)
+	for _, e := range match {
+		if e.pin.Key != want || !e.pin.Trusted {
+			return false
+		}
+	}
+	return true
 }

@@ -540,3 +540,45 @@ func pinFile(t *testing.T, dir string) map[string]pin {
 	}
 	return m
 }
+
+// TestTrust: only a pinned key is trusted; a look-alike spelling is the
+// same device; a replaced key loses the trust; an unknown name is an error.
+func TestTrust(t *testing.T) {
+	pins := OpenPins(t.TempDir())
+	alice, other := New(), New()
+	if _, err := pins.Trust("alice"); !errors.Is(err, ErrUnknownName) {
+		t.Fatalf("trust of an unknown name: got %v, want ErrUnknownName", err)
+	}
+	if err := pins.Pin("alice", alice.Public()); err != nil {
+		t.Fatal(err)
+	}
+	if pins.Trusted("alice", alice.Public()) {
+		t.Fatal("a pinned device is trusted before `trust`")
+	}
+	d, err := pins.Trust("ALICE")
+	if err != nil || d.Name != "alice" || d.DeviceID != alice.DeviceID() || !d.Trusted {
+		t.Fatalf("Trust(ALICE) = %+v, %v", d, err)
+	}
+	if !pins.Trusted("Alice", alice.Public()) {
+		t.Fatal("trusted device not trusted under another spelling")
+	}
+	if pins.Trusted("alice", other.Public()) {
+		t.Fatal("another key under a trusted name is trusted")
+	}
+	if err := pins.Replace("alice", other.Public()); err != nil {
+		t.Fatal(err)
+	}
+	if pins.Trusted("alice", other.Public()) {
+		t.Fatal("a replaced key kept the old key's trust")
+	}
+	if _, err := pins.Trust("alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pins.Untrust("alice"); err != nil || pins.Trusted("alice", other.Public()) {
+		t.Fatalf("untrust: %v, still trusted %v", err, pins.Trusted("alice", other.Public()))
+	}
+	devs, err := pins.Devices()
+	if err != nil || len(devs) != 1 || devs[0].Trusted || devs[0].DeviceID != other.DeviceID() {
+		t.Fatalf("Devices() = %+v, %v", devs, err)
+	}
+}

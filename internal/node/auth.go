@@ -135,7 +135,7 @@ func (l *link) preambleFlags() byte {
 	if l.cfg.Code != "" {
 		flags |= flagCode
 	}
-	return flags | directFlag(l.cfg) | pageFlag(l.cfg)
+	return flags | directFlag(l.cfg) | pageFlag(l.cfg) | l.pushFlag()
 }
 
 // checkMagic checks the start of the remote's preamble.

@@ -35,6 +35,9 @@ type link struct {
 	peer    *rtc.Peer
 	current func() *signal.Client
 
+	// push: this side sends to the remote (lanft send), flagPush.
+	push bool
+
 	// answered is closed once a verified answer arrived (receiver side).
 	answered chan struct{}
 

@@ -28,6 +28,8 @@ const (
 	RoleShare   = "share"
 	RoleReceive = "receive"
 	RoleWatch   = "peers"
+	RoleUp      = "up"   // lanft up: takes sends (Meta.Push)
+	RoleSend    = "send" // lanft send
 )
 
 // MetaVersion is the version of the Meta object.
@@ -47,6 +49,9 @@ type Meta struct {
 	// absent before version 2): a receiver tells the user to update an
 	// older sharer rather than be refused for reasons it cannot tell.
 	Proof int `json:"proof,omitempty"`
+	// Push: this user takes sends (lanft up, every page): a sender may
+	// offer it a connection with the preamble's flagPush (push.go).
+	Push bool `json:"push,omitempty"`
 }
 
 // Peer is a user online at the signaling host, as lanft sees it.
@@ -58,6 +63,9 @@ type Peer struct {
 
 // Sharing reports whether p announces a share.
 func (p Peer) Sharing() bool { return p.Meta != nil && p.Meta.Role == RoleShare }
+
+// TakesSends reports whether p takes sends (lanft up, a page).
+func (p Peer) TakesSends() bool { return p.Meta != nil && p.Meta.Push }
 
 func peersFrom(infos []signal.PeerInfo) []Peer {
 	out := make([]Peer, 0, len(infos))

@@ -70,22 +70,12 @@ func Receive(ctx context.Context, cfg Config, rc ReceiveConfig) (*transfer.Resul
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sess := newSession(&cfg, Meta{V: MetaVersion, Role: RoleReceive, Proof: identity.ProofVersion})
 	peers := newPeerSet()
-	first := make(chan error, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	wg.Go(func() {
-		_ = sess.run(ctx, first, func(msg signal.Message) {
-			if l := peers.get(msg.Name); l != nil {
-				l.handle(msg)
-			} else if msg.Type == signal.TypeError {
-				cfg.Logger.Warn("node: signaling host reports an error", "message", msg.Message)
-			}
-		})
-	})
-	if err := <-first; err != nil {
+	sess, err := online(ctx, &cfg, Meta{V: MetaVersion, Role: RoleReceive, Proof: identity.ProofVersion}, peers, &wg)
+	if err != nil {
 		return nil, err
 	}
 
@@ -133,6 +123,27 @@ func Receive(ctx context.Context, cfg Config, rc ReceiveConfig) (*transfer.Resul
 	}
 }
 
+// online logs in for a node that offers connections (a receiver, a
+// sender) and returns once the first login is done; the session runs in a
+// goroutine of wg until ctx ends, routing messages to peers' links.
+func online(ctx context.Context, cfg *Config, meta Meta, peers *peerSet, wg *sync.WaitGroup) (*session, error) {
+	sess := newSession(cfg, meta)
+	first := make(chan error, 1)
+	wg.Go(func() {
+		_ = sess.run(ctx, first, func(msg signal.Message) {
+			if l := peers.get(msg.Name); l != nil {
+				l.handle(msg)
+			} else if msg.Type == signal.TypeError {
+				cfg.Logger.Warn("node: signaling host reports an error", "message", msg.Message)
+			}
+		})
+	})
+	if err := <-first; err != nil {
+		return nil, err
+	}
+	return sess, nil
+}
+
 // retryable reports whether err is a lost connection, the only failure a
 // retry can mend. Verdicts (refused, unverified, declined, unsafe, corrupt)
 // and local failures (permissions, a file in the way, no space) are final.
@@ -154,49 +165,12 @@ var errNoAnswer = errors.New("no answer")
 func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet, share Peer,
 	opts transfer.ReceiveOptions) (*transfer.Result, error) {
 	sharer := share.Name
-	l, err := newLink(ctx, cfg, sharer, sess.client)
+	l, stream, done, err := dialPeer(ctx, cfg, sess, peers, sharer, false)
 	if err != nil {
 		return nil, err
 	}
-	if old := peers.put(sharer, l); old != nil {
-		old.peer.Close()
-	}
-	defer peers.remove(sharer, l)
-	connectCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	connectTimer := time.AfterFunc(30*time.Second, func() { cancel(context.DeadlineExceeded) })
-	defer connectTimer.Stop()
-	answerTimer := time.AfterFunc(AnswerWait, func() {
-		select {
-		case <-l.answered:
-		default:
-			cancel(errNoAnswer)
-		}
-	})
-	defer answerTimer.Stop()
-	stream, err := l.peer.Dial(connectCtx)
-	switch verr, cause := l.err(), context.Cause(connectCtx); {
-	case verr != nil:
-		err = verr
-	case err == nil:
-	case ctx.Err() != nil:
-		err = ctx.Err()
-	case errors.Is(cause, errNoAnswer):
-		err = fmt.Errorf("%w from %s within %s: it may have refused this connection, or the signaling host may be interfering",
-			ErrNoAnswer, sharer, AnswerWait)
-	case errors.Is(cause, context.DeadlineExceeded):
-		err = fmt.Errorf("%w to %s within 30s: no network path between the two machines (a firewall, or different networks)", ErrConnect, sharer)
-	case errors.Is(err, rtc.ErrNoPair):
-		err = fmt.Errorf("%w to %s: %w", ErrConnect, sharer, err)
-	default:
-		err = fmt.Errorf("%w to %s: the connection failed while it was being set up", ErrConnect, sharer)
-	}
-	if err == nil {
-		err = l.secure(ctx, stream, true)
-	}
-	if err == nil {
-		err = l.pin()
-	}
+	defer done()
+	err = l.pin()
 	var conn transport
 	var path Path
 	if err == nil {
@@ -227,6 +201,61 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 		err = fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	return res, err
+}
+
+// dialPeer offers remote a connection, as a receiver (or a sender, with
+// push) does, and returns the link once its data channel is verified and
+// the preamble done. done forgets the link; on an error the link is
+// closed and forgotten.
+func dialPeer(ctx context.Context, cfg *Config, sess *session, peers *peerSet, remote string, push bool) (
+	l *link, stream *rtc.Stream, done func(), err error) {
+	l, err = newLink(ctx, cfg, remote, sess.client)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	l.push = push
+	if old := peers.put(remote, l); old != nil {
+		old.peer.Close()
+	}
+	done = func() { peers.remove(remote, l) }
+	connectCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	connectTimer := time.AfterFunc(30*time.Second, func() { cancel(context.DeadlineExceeded) })
+	defer connectTimer.Stop()
+	answerTimer := time.AfterFunc(AnswerWait, func() {
+		select {
+		case <-l.answered:
+		default:
+			cancel(errNoAnswer)
+		}
+	})
+	defer answerTimer.Stop()
+	stream, err = l.peer.Dial(connectCtx)
+	switch verr, cause := l.err(), context.Cause(connectCtx); {
+	case verr != nil:
+		err = verr
+	case err == nil:
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	case errors.Is(cause, errNoAnswer):
+		err = fmt.Errorf("%w from %s within %s: it may have refused this connection, or the signaling host may be interfering",
+			ErrNoAnswer, remote, AnswerWait)
+	case errors.Is(cause, context.DeadlineExceeded):
+		err = fmt.Errorf("%w to %s within 30s: no network path between the two machines (a firewall, or different networks)", ErrConnect, remote)
+	case errors.Is(err, rtc.ErrNoPair):
+		err = fmt.Errorf("%w to %s: %w", ErrConnect, remote, err)
+	default:
+		err = fmt.Errorf("%w to %s: the connection failed while it was being set up", ErrConnect, remote)
+	}
+	if err == nil {
+		err = l.secure(ctx, stream, true)
+	}
+	if err != nil {
+		l.peer.Close()
+		done()
+		return nil, nil, nil, err
+	}
+	return l, stream, done, nil
 }
 
 // findSharer waits up to wait for the share named from (or the only share)

@@ -34,11 +34,13 @@ func Share(ctx context.Context, cfg Config, src *transfer.Source) error {
 	defer wg.Wait()
 	sess := newSession(&cfg, meta)
 	return sess.run(ctx, nil, func(msg signal.Message) {
-		handleShareMessage(ctx, &cfg, src, peers, contacts, &wg, sess.client, msg)
+		handleShareMessage(ctx, &cfg, func(l *link) { serve(ctx, &cfg, src, l) }, peers, contacts, &wg, sess.client, msg)
 	})
 }
 
-func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, peers *peerSet,
+// handleShareMessage answers offers as a sharer does (lanft share, lanft
+// up): a verified offer gets a link that serveLink runs in a goroutine.
+func handleShareMessage(ctx context.Context, cfg *Config, serveLink func(*link), peers *peerSet,
 	contacts *contactLimiter, wg *sync.WaitGroup, current func() *signal.Client, msg signal.Message) {
 	log := cfg.Logger
 	switch msg.Type {
@@ -69,7 +71,7 @@ func handleShareMessage(ctx context.Context, cfg *Config, src *transfer.Source, 
 		}
 		wg.Go(func() {
 			defer peers.remove(msg.Name, l)
-			serve(ctx, cfg, src, l)
+			serveLink(l)
 		})
 	case signal.TypeError:
 		log.Debug("node: signaling host reports an error", "message", msg.Message)
