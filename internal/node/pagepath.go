@@ -327,3 +327,13 @@ func (l *link) receiveVia(ctx context.Context, dc *rtc.Stream) (transport, Path,
 	}
 	return l.receivePath(ctx, dc)
 }
+
+// shareVia agrees with the receiver on the transport of src: the HTTP
+// path when the receiver is a page that takes it (sharePath's direct path
+// otherwise). Run the transfer with serveOver.
+func (l *link) shareVia(ctx context.Context, dc *rtc.Stream, src *transfer.Source) (transport, Path, error) {
+	if l.pathPlan().page {
+		return l.pagePath(ctx, dc, src)
+	}
+	return l.sharePath(ctx, dc)
+}

@@ -112,7 +112,7 @@ func sendOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet, t
 		stream.Close()
 		return res, nil
 	}
-	conn, path, err := l.sharePath(ctx, stream)
+	conn, path, err := l.shareVia(ctx, stream, sc.Source)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +120,7 @@ func sendOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet, t
 	res.Path = path
 	cfg.Events(Event{Kind: EventPeer, Peer: to, Path: path, Text: "connected"})
 	var last transfer.Progress
-	err = sc.Source.Serve(ctx, conn, transfer.SendOptions{
+	err = serveOver(ctx, conn, sc.Source, transfer.SendOptions{
 		Logger: cfg.Logger.With("peer", to),
 		Progress: func(pr transfer.Progress) {
 			last = pr

@@ -209,7 +209,7 @@ func (u *upNode) decide(ctx context.Context, r PushRequest, trusted bool) PushAn
 // receiver's place, then transfer.Receive into Dir.
 func (u *upNode) receive(ctx context.Context, l *link, stream *rtc.Stream, rec *Received) {
 	cfg, who := u.cfg, l.remote
-	conn, path, err := l.receivePath(ctx, stream)
+	conn, path, err := l.receiveVia(ctx, stream)
 	if err != nil {
 		rec.Err = err
 		cfg.Events(Event{Kind: EventError, Peer: who, Text: "connect: " + explain(err)})
