@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -291,17 +290,19 @@ type answer struct {
 
 // answers are the network answers in a tab to URLs under a base, by the
 // path below it, as Chromium's network events tell them (the true status
-// even of an answer the page may not read).
+// even of an answer the page may not read). Chromium may report an
+// answer's extra info before the request itself, so both are kept by
+// request id and joined when read.
 type answers struct {
 	mu      sync.Mutex
 	ids     map[network.RequestID]string
-	got     map[string]answer
+	byID    map[network.RequestID]answer
 	changed chan struct{}
 }
 
 // watchStatuses follows the network answers in p's tab to URLs under base.
 func watchStatuses(p *person, base string) *answers {
-	a := &answers{ids: map[network.RequestID]string{}, got: map[string]answer{}, changed: make(chan struct{}, 1)}
+	a := &answers{ids: map[network.RequestID]string{}, byID: map[network.RequestID]answer{}, changed: make(chan struct{}, 1)}
 	chromedp.Listen(p.ctx, func(ev any) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
@@ -310,13 +311,8 @@ func watchStatuses(p *person, base string) *answers {
 			if rest, ok := strings.CutPrefix(e.Request.URL, base); ok {
 				a.ids[e.RequestID] = rest
 			}
-			return
 		case *network.EventResponseReceivedExtraInfo: // also for answers CORS hides from the page
-			rest, ok := a.ids[e.RequestID]
-			if !ok {
-				return
-			}
-			v := a.got[rest]
+			v := a.byID[e.RequestID]
 			v.status = e.StatusCode
 			for k, h := range e.Headers {
 				if strings.EqualFold(k, "Content-Length") {
@@ -324,15 +320,11 @@ func watchStatuses(p *person, base string) *answers {
 					v.bytes += n
 				}
 			}
-			a.got[rest] = v
+			a.byID[e.RequestID] = v
 		case *network.EventDataReceived:
-			rest, ok := a.ids[e.RequestID]
-			if !ok {
-				return
-			}
-			v := a.got[rest]
+			v := a.byID[e.RequestID]
 			v.bytes += e.DataLength
-			a.got[rest] = v
+			a.byID[e.RequestID] = v
 		default:
 			return
 		}
@@ -344,19 +336,32 @@ func watchStatuses(p *person, base string) *answers {
 	return a
 }
 
+// joined returns the answers of the requests under base seen so far, by
+// path. The caller holds a.mu.
+func (a *answers) joined() map[string]answer {
+	out := map[string]answer{}
+	for id, rest := range a.ids {
+		if v, ok := a.byID[id]; ok && v.status != 0 {
+			w := out[rest]
+			w.status = v.status
+			w.bytes += v.bytes
+			out[rest] = w
+		}
+	}
+	return out
+}
+
 // wait returns the answers once n were seen, within d.
 func (a *answers) wait(t testing.TB, n int, d time.Duration) map[string]answer {
 	t.Helper()
 	deadline := time.After(d)
 	for {
 		a.mu.Lock()
-		if len(a.got) >= n {
-			out := maps.Clone(a.got)
-			a.mu.Unlock()
-			return out
-		}
-		seen := maps.Clone(a.got)
+		seen := a.joined()
 		a.mu.Unlock()
+		if len(seen) >= n {
+			return seen
+		}
 		select {
 		case <-a.changed:
 		case <-deadline:
