@@ -26,7 +26,7 @@ func peersCommand() *cli.Command {
 		Description: `Examples:
    lanft peers
    lanft peers --json --signal ws://10.0.0.2:7780/ws`,
-		Flags: withGlobals(signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag),
+		Flags: withGlobals(signalFlag, fallbackFlag, peerFlag, noProbeFlag, nameFlag, interfaceFlag, jsonFlag),
 		Action: func(c *cli.Context) error {
 			out, cfg, stop, err := nodeConfig(c)
 			if err != nil {

@@ -29,6 +29,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lanft/lanft/discovery"
 	"github.com/lanft/lanft/internal/cluster"
 	"github.com/lanft/lanft/internal/turn"
 	"github.com/lanft/lanft/signal"
@@ -65,7 +66,10 @@ type Config struct {
 	// runs it. The caller connects it and closes its connection after
 	// Run returns.
 	Cluster *cluster.Cluster
-	Logger  *slog.Logger
+	// Hello, when set, answers discovery's unicast probes at
+	// discovery.HelloPath on Listener (a LAN instance's; hello.go).
+	Hello  http.Handler
+	Logger *slog.Logger
 }
 
 // Host is a running signaling host. New validates and assembles; Run
@@ -144,6 +148,12 @@ func assemble(cfg Config) (*Host, error) {
 		if cfg.MetricsListener == nil {
 			mux.Handle(signal.MetricsPath, srv.Handler())
 		}
+		h.h = mux
+	}
+	if cfg.Hello != nil {
+		mux := http.NewServeMux()
+		mux.Handle(discovery.HelloPath, cfg.Hello)
+		mux.Handle("/", h.h)
 		h.h = mux
 	}
 	h.cfg = cfg

@@ -1,11 +1,13 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -55,6 +57,7 @@ type LAN struct {
 	disc     *discovery.Discovery
 	host     *Host
 	lns      *listenSet
+	hello    *listenSet // the hello port (hello.go); nil without one
 	fallback atomic.Bool // the host in use is the fallback
 	started  time.Time
 	stopOnce sync.Once
@@ -102,15 +105,24 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	if err := l.lns.open(serveAddrs(discovery.InterfaceAddrs(ifaces), l.loopback), cfg.Port); err != nil {
 		return nil, err
 	}
+	var hello http.Handler
+	if uc := cfg.Discovery.Unicast; uc != nil { // the unicast fallback: hello.go
+		hello = helloOf(l)
+		l.hello = openHello(serveAddrs(discovery.InterfaceAddrs(ifaces), l.loopback), cmp.Or(uc.Port, discovery.DefaultHelloPort), newListenSet(cfg.Logger))
+	}
 	// Every instance serves the browser page; a page's WebSocket is bridged
 	// to whichever instance is the elected host.
 	h, err := New(Config{
 		Listener: l.lns,
 		Signal:   signal.Config{PingInterval: 2 * time.Second},
 		Upstream: l,
+		Hello:    hello,
 		Logger:   cfg.Logger,
 	})
 	if err != nil {
+		if l.hello != nil {
+			l.hello.Close()
+		}
 		return nil, err // New closed the listeners
 	}
 	l.host = h
@@ -122,6 +134,9 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	dcfg.Logger = cfg.Logger
 	if l.disc, err = discovery.New(dcfg); err != nil {
 		h.Close()
+		if l.hello != nil {
+			l.hello.Close()
+		}
 		return nil, err
 	}
 	return l, nil
@@ -198,6 +213,7 @@ func (l *LAN) Run(ctx context.Context) error {
 	l.lns.serve()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return l.host.Run(ctx) })
+	g.Go(func() error { return serveHello(ctx, l.hello, helloOf(l)) })
 	g.Go(func() error { l.follow(ctx); return nil })
 	g.Go(func() error { return l.disc.Run(ctx) })
 	g.Go(func() error {
@@ -213,6 +229,9 @@ func (l *LAN) Run(ctx context.Context) error {
 // them itself). It is idempotent.
 func (l *LAN) Close() error {
 	l.host.Close()
+	if l.hello != nil {
+		l.hello.Close()
+	}
 	l.stop()
 	return nil
 }
@@ -268,6 +287,9 @@ func (l *LAN) follow(ctx context.Context) {
 		var retry <-chan time.Time
 		if l.lns.set(serveAddrs(local, l.loopback)) {
 			retry = time.After(retryListen)
+		}
+		if l.hello != nil { // hello.go
+			l.hello.set(serveAddrs(local, l.loopback))
 		}
 		select {
 		case <-ctx.Done():

@@ -308,3 +308,16 @@ func (s *listenSet) addrs() []netip.Addr {
 	})
 	return out
 }
+
+// Interfaces are the interfaces discovery works on, which the listeners
+// follow (nil with an injected Source).
+func (l *LAN) Interfaces() []string { return slices.Clone(l.ifaces) }
+
+// HelloPort is the port this instance answers unicast probes on besides
+// its signaling port (hello.go), or 0 when it has none.
+func (l *LAN) HelloPort() int {
+	if l.hello == nil {
+		return 0
+	}
+	return l.hello.port
+}

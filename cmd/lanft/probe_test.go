@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lanft/lanft/discovery"
+	"github.com/lanft/lanft/internal/lanfttest"
+	"github.com/lanft/lanft/internal/netns"
+)
+
+// Discovery without multicast (issue 22): the switch of a namespace LAN
+// drops every multicast frame, so mDNS finds nothing, and the instances
+// find each other through the unicast fallback (discovery/unicast.go).
+
+// TestLANMulticastDroppedShareReceive: a share and a receive on two hosts
+// find each other within 5 s of the receive's start, and transfer.
+func TestLANMulticastDroppedShareReceive(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	lan.DropMulticast()
+	src := filepath.Join(t.TempDir(), "nomc.bin")
+	lanfttest.WriteRandom(t, src, 4<<20)
+	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--json", src)
+	share.WaitLine(t, `"event":"online"`, 20*time.Second)
+
+	out := t.TempDir()
+	start := time.Now()
+	recv := onHost(t, lan, 2, "receive", "--log-level", "info", "--interface", lan.Iface(2), "--name", "beta", "--yes", "--json", "--out", out)
+	online := recv.WaitLine(t, `"event":"online"`, 20*time.Second)
+	found := time.Since(start)
+	t.Logf("multicast dropped: the receive was online at the share's host %v after it started", found.Round(time.Millisecond))
+	if !strings.Contains(online.Text, hostURL(lan, 1)) {
+		t.Errorf("the receive logged in elsewhere than the share on h1: %s", online.Text)
+	}
+	if found > 5*time.Second {
+		t.Errorf("found the share after %v, want within 5s", found)
+	}
+	recv.WaitLine(t, `"event":"done"`, 60*time.Second)
+	if code := recv.ExitCode(); code != 0 {
+		t.Fatalf("receive exited %d: %s", code, recv.Stderr())
+	}
+	lanfttest.SameFile(t, src, filepath.Join(out, "nomc.bin"))
+	if !strings.Contains(recv.Stderr(), "probing the subnet") {
+		t.Errorf("the receive's log does not say it probed the subnet:\n%s", recv.Stderr())
+	}
+}
+
+// TestLANPeerFlagWithoutMulticast: with multicast dropped and the sweep
+// off on both sides, --peer alone gets the receive to the share.
+func TestLANPeerFlagWithoutMulticast(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	lan.DropMulticast()
+	src := filepath.Join(t.TempDir(), "peer.bin")
+	lanfttest.WriteRandom(t, src, 1<<20)
+	share := onHost(t, lan, 1, "share", "--no-probe", "--interface", lan.Iface(1), "--name", "alpha", "--json", src)
+	share.WaitLine(t, `"event":"online"`, 20*time.Second)
+
+	out := t.TempDir()
+	recv := onHost(t, lan, 2, "receive", "--no-probe", "--peer", lan.Addr(1).String(), "--log-level", "info",
+		"--interface", lan.Iface(2), "--name", "beta", "--yes", "--json", "--out", out)
+	recv.WaitLine(t, `"event":"done"`, 60*time.Second)
+	if code := recv.ExitCode(); code != 0 {
+		t.Fatalf("receive exited %d: %s", code, recv.Stderr())
+	}
+	lanfttest.SameFile(t, src, filepath.Join(out, "peer.bin"))
+	if strings.Contains(recv.Stderr(), "probing the subnet") {
+		t.Errorf("the receive probed the subnet despite --no-probe:\n%s", recv.Stderr())
+	}
+}
+
+// TestLANProbeStaysInSubnet captures every TCP SYN the probe of one
+// instance sends (tcpdump in its namespace) and checks that each goes to
+// an address of the interface's own private subnets, at most a /24 each:
+// none to its public prefix, none to the /24 beyond its /23's, none over
+// the VPN-like link whose route covers half of the LAN; and that the sweep
+// stops at its bound.
+func TestLANProbeStaysInSubnet(t *testing.T) {
+	lan := netns.NewLAN(t, 1)
+	lan.DropMulticast()
+	ns, dev := lan.Namespace(1), lan.Iface(1)
+	lanNet := lan.Prefix(1).Masked()
+	b := lan.Addr(1).As4()
+	wide := netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, b[2] &^ 1, 1}), 23) // swept only in its own /24
+	public := netip.MustParsePrefix("203.0.113.1/24")                              // not private: never swept
+	lan.IP("-n", ns, "addr", "add", wide.String(), "dev", dev)
+	lan.IP("-n", ns, "addr", "add", public.String(), "dev", dev)
+	vpn := lan.AddLink(1)
+	upper := netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], b[2], 128}), 25)
+	lan.IP("-n", ns, "route", "add", upper.String(), "dev", vpn.HostIface) // a VPN route over half the LAN
+
+	syns := captureSYNs(t, lan, 1, discovery.DefaultHelloPort)
+	p := onHost(t, lan, 1, "receive", "--log-level", "info", "--interface", dev, "--name", "lonely", "--yes", "--json", "--out", t.TempDir())
+	done := waitLog(t, p, regexp.MustCompile(`probe done of=subnet .*`), 30*time.Second)
+	t.Logf("probe: %s", done)
+	p.Interrupt()
+	got := syns.stop(t)
+
+	mine := netip.PrefixFrom(wide.Addr(), 24).Masked()
+	perAddr := map[netip.Addr]int{}
+	var inLAN, inWide int
+	for _, s := range got {
+		perAddr[s.dst]++
+		switch {
+		case s.iface != dev:
+			t.Errorf("a probe left over %s (want %s only): %+v", s.iface, dev, s)
+		case lanNet.Contains(s.dst):
+			inLAN++
+		case mine.Contains(s.dst):
+			inWide++
+		default:
+			t.Errorf("a probe went outside the interface's subnets: %+v", s)
+		}
+	}
+	nLAN, nWide := 0, 0
+	for a, n := range perAddr {
+		if n > 2 { // one SYN, and one retransmission within the probe's timeout
+			t.Errorf("%v was sent %d SYNs, want at most 2", a, n)
+		}
+		if lanNet.Contains(a) {
+			nLAN++
+		} else if mine.Contains(a) {
+			nWide++
+		}
+	}
+	t.Logf("captured %d SYNs to %d addresses: %d in %v, %d in %v (the /24 of %v)", len(got), len(perAddr), nLAN, lanNet, nWide, mine, wide)
+	if nLAN != 253 || nWide != 253 {
+		t.Errorf("probed %d addresses of %v and %d of %v, want 253 each (every host address but its own)", nLAN, lanNet, nWide, mine)
+	}
+}
+
+// syn is one captured TCP SYN.
+type syn struct {
+	iface string
+	dst   netip.Addr
+}
+
+// synCapture is a tcpdump running in one host's namespace.
+type synCapture struct {
+	cmd    *exec.Cmd
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	got    []syn
+	done   chan struct{}
+}
+
+// synLine matches tcpdump -i any -n lines: "v1 Out IP 10.0.0.1.4321 > 10.0.0.2.7781: Flags [S], ...".
+var synLine = regexp.MustCompile(`^(\S+)\s+Out\s+IP\s+\S+\s+>\s+(\d+\.\d+\.\d+\.\d+)\.\d+:`)
+
+// captureSYNs starts tcpdump in host i on every interface, for the SYNs
+// sent to port, and returns once it listens.
+func captureSYNs(t *testing.T, lan *netns.LAN, i, port int) *synCapture {
+	t.Helper()
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		t.Skip("tcpdump is not installed: apt-get install tcpdump")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &synCapture{cancel: cancel, done: make(chan struct{})}
+	c.cmd = lan.Command(ctx, i, "tcpdump", "-i", "any", "-n", "-l", "-Q", "out",
+		fmt.Sprintf("tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0 and dst port %d", port))
+	stdout, _ := c.cmd.StdoutPipe()
+	stderr, _ := c.cmd.StderrPipe()
+	if err := c.cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("tcpdump: %v", err)
+	}
+	t.Cleanup(func() { c.stop(t) })
+	go func() {
+		defer close(c.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			m := synLine.FindStringSubmatch(sc.Text())
+			if m == nil {
+				continue
+			}
+			c.mu.Lock()
+			c.got = append(c.got, syn{iface: m[1], dst: netip.MustParseAddr(m[2])})
+			c.mu.Unlock()
+		}
+	}()
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := sync.OnceFunc(func() { close(ready) })
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "listening on") {
+				once()
+			}
+		}
+		once()
+	}()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("tcpdump did not start listening within 10s")
+	}
+	return c
+}
+
+// stop ends the capture and returns what it saw.
+func (c *synCapture) stop(t *testing.T) []syn {
+	if c.cmd.Process != nil {
+		c.cmd.Process.Signal(os.Interrupt)
+	}
+	select {
+	case <-c.done:
+	case <-time.After(5 * time.Second):
+		c.cancel()
+		<-c.done
+	}
+	c.cmd.Wait()
+	c.cancel()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]syn(nil), c.got...)
+}
+
+// waitLog waits for a line of p's log (stderr) that matches re, and
+// returns the match.
+func waitLog(t *testing.T, p *lanfttest.Proc, re *regexp.Regexp, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for range tick.C {
+		if m := re.FindString(p.Stderr()); m != "" {
+			return m
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Fatalf("no log line matching %q within %v; stderr:\n%s", re, timeout, p.Stderr())
+	return ""
+}
