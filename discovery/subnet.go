@@ -18,10 +18,11 @@ import (
 // given its prefixes: every host address of each private IPv4 subnet
 // (RFC 1918), or of the /bits around the interface's own address when the
 // subnet is wider, never the network or broadcast address, never one of
-// the interface's own addresses, at most 2^(32-bits) in all. Public,
+// the interface's own addresses, at most 2^(32-bits)-2 in all (a /24's
+// host addresses by default), in the order of the prefixes. Public,
 // loopback, link-local and IPv6 prefixes give none.
 func sweepAddrs(prefixes []netip.Prefix, bits int) []netip.Addr {
-	limit := 1 << (32 - bits)
+	limit := 1<<(32-bits) - 2
 	own := make(map[netip.Addr]bool)
 	for _, p := range prefixes {
 		own[p.Addr().Unmap()] = true

@@ -78,12 +78,12 @@ func TestLANPeerFlagWithoutMulticast(t *testing.T) {
 	}
 }
 
-// TestLANProbeStaysInSubnet captures every TCP SYN the probe of one
-// instance sends (tcpdump in its namespace) and checks that each goes to
+// TestLANProbeStaysInSubnet captures every TCP SYN to the hello port and
+// every ARP request one instance sends (tcpdump in its namespace) and checks that each goes to
 // an address of the interface's own private subnets, at most a /24 each:
 // none to its public prefix, none to the /24 beyond its /23's, none over
 // the VPN-like link whose route covers half of the LAN; and that the sweep
-// stops at its bound.
+// stops at its bound, a /24's 254 addresses for the interface.
 func TestLANProbeStaysInSubnet(t *testing.T) {
 	lan := netns.NewLAN(t, 1)
 	lan.DropMulticast()
@@ -100,7 +100,7 @@ func TestLANProbeStaysInSubnet(t *testing.T) {
 
 	syns := captureSYNs(t, lan, 1, discovery.DefaultHelloPort)
 	p := onHost(t, lan, 1, "receive", "--log-level", "info", "--interface", dev, "--name", "lonely", "--yes", "--json", "--out", t.TempDir())
-	done := waitLog(t, p, regexp.MustCompile(`probe done of=subnet .*`), 30*time.Second)
+	done := waitLog(t, p, regexp.MustCompile(`probe done" of=subnet.*`), 30*time.Second)
 	t.Logf("probe: %s", done)
 	p.Interrupt()
 	got := syns.stop(t)
@@ -123,8 +123,8 @@ func TestLANProbeStaysInSubnet(t *testing.T) {
 	}
 	nLAN, nWide := 0, 0
 	for a, n := range perAddr {
-		if n > 2 { // one SYN, and one retransmission within the probe's timeout
-			t.Errorf("%v was sent %d SYNs, want at most 2", a, n)
+		if n > 4 { // ARP's 3 tries, or a SYN and one retransmission, within the probe's timeout
+			t.Errorf("%v was sent %d packets, want at most 4", a, n)
 		}
 		if lanNet.Contains(a) {
 			nLAN++
@@ -132,14 +132,17 @@ func TestLANProbeStaysInSubnet(t *testing.T) {
 			nWide++
 		}
 	}
-	t.Logf("captured %d SYNs to %d addresses: %d in %v, %d in %v (the /24 of %v)", len(got), len(perAddr), nLAN, lanNet, nWide, mine, wide)
-	if nLAN != 253 || nWide != 253 {
-		t.Errorf("probed %d addresses of %v and %d of %v, want 253 each (every host address but its own)", nLAN, lanNet, nWide, mine)
+	t.Logf("captured %d SYNs and ARP requests to %d addresses: %d in %v, %d in %v (the /24 of %v)", len(got), len(perAddr), nLAN, lanNet, nWide, mine, wide)
+	// At most a /24's 254 host addresses per interface: the 253 others of
+	// the LAN's /24, then the first of the /23's /24, and no more.
+	if nLAN != 253 || nWide != 1 || len(perAddr) != 254 {
+		t.Errorf("probed %d addresses of %v and %d of %v (%d in all), want 253, 1 and 254", nLAN, lanNet, nWide, mine, len(perAddr))
 	}
 }
 
-// syn is one captured TCP SYN.
+// syn is one captured TCP SYN or ARP request.
 type syn struct {
+	kind  string // "syn" or "arp"
 	iface string
 	dst   netip.Addr
 }
@@ -153,11 +156,18 @@ type synCapture struct {
 	done   chan struct{}
 }
 
-// synLine matches tcpdump -i any -n lines: "v1 Out IP 10.0.0.1.4321 > 10.0.0.2.7781: Flags [S], ...".
-var synLine = regexp.MustCompile(`^(\S+)\s+Out\s+IP\s+\S+\s+>\s+(\d+\.\d+\.\d+\.\d+)\.\d+:`)
+// What tcpdump -i any -n -t prints for a SYN sent, "v1 Out IP
+// 10.0.0.1.4321 > 10.0.0.2.7781: Flags [S], ...", and for an ARP request,
+// "v1 Out ARP, Request who-has 10.0.0.2 tell 10.0.0.1, length 28": a
+// probe of an address nobody has sends only the ARP requests (the kernel
+// holds the SYN until the address resolves).
+var (
+	synLine = regexp.MustCompile(`^(\S+)\s+Out\s+IP\s+\S+\s+>\s+(\d+\.\d+\.\d+\.\d+)\.\d+:`)
+	arpLine = regexp.MustCompile(`^(\S+)\s+Out\s+ARP, Request who-has (\d+\.\d+\.\d+\.\d+)`)
+)
 
 // captureSYNs starts tcpdump in host i on every interface, for the SYNs
-// sent to port, and returns once it listens.
+// sent to port and the ARP requests sent, and returns once it listens.
 func captureSYNs(t *testing.T, lan *netns.LAN, i, port int) *synCapture {
 	t.Helper()
 	if _, err := exec.LookPath("tcpdump"); err != nil {
@@ -165,8 +175,8 @@ func captureSYNs(t *testing.T, lan *netns.LAN, i, port int) *synCapture {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &synCapture{cancel: cancel, done: make(chan struct{})}
-	c.cmd = lan.Command(ctx, i, "tcpdump", "-i", "any", "-n", "-l", "-Q", "out",
-		fmt.Sprintf("tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0 and dst port %d", port))
+	c.cmd = lan.Command(ctx, i, "tcpdump", "-i", "any", "-n", "-t", "-l", "-Q", "out",
+		fmt.Sprintf("arp or (tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0 and dst port %d)", port))
 	stdout, _ := c.cmd.StdoutPipe()
 	stderr, _ := c.cmd.StderrPipe()
 	if err := c.cmd.Start(); err != nil {
@@ -178,12 +188,15 @@ func captureSYNs(t *testing.T, lan *netns.LAN, i, port int) *synCapture {
 		defer close(c.done)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			m := synLine.FindStringSubmatch(sc.Text())
+			m, kind := synLine.FindStringSubmatch(sc.Text()), "syn"
+			if m == nil {
+				m, kind = arpLine.FindStringSubmatch(sc.Text()), "arp"
+			}
 			if m == nil {
 				continue
 			}
 			c.mu.Lock()
-			c.got = append(c.got, syn{iface: m[1], dst: netip.MustParseAddr(m[2])})
+			c.got = append(c.got, syn{kind: kind, iface: m[1], dst: netip.MustParseAddr(m[2])})
 			c.mu.Unlock()
 		}
 	}()

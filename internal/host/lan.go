@@ -57,7 +57,7 @@ type LAN struct {
 	disc     *discovery.Discovery
 	host     *Host
 	lns      *listenSet
-	hello    *listenSet // the hello port (hello.go); nil without one
+	hello    *listenSet  // the hello port (hello.go); nil without one
 	fallback atomic.Bool // the host in use is the fallback
 	started  time.Time
 	stopOnce sync.Once
