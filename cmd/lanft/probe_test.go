@@ -255,3 +255,37 @@ func waitLog(t *testing.T, p *lanfttest.Proc, re *regexp.Regexp, timeout time.Du
 	t.Fatalf("no log line matching %q within %v; stderr:\n%s", re, timeout, p.Stderr())
 	return ""
 }
+
+// TestLANRememberedInstance: a receive that once found a share through
+// --peer finds it again, multicast dropped and the sweep off, from the
+// instances it remembered in its config folder.
+func TestLANRememberedInstance(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	lan.DropMulticast()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "again.txt")
+	os.WriteFile(src, []byte("remembered"), 0o644)
+	share := onHost(t, lan, 1, "share", "--no-probe", "--interface", lan.Iface(1), "--name", "alpha", "--json", src)
+	share.WaitLine(t, `"event":"online"`, 20*time.Second)
+
+	conf := t.TempDir() // the receive's, kept across its two runs
+	receive := func(args ...string) {
+		t.Helper()
+		out := t.TempDir()
+		argv := append([]string{"ip", "netns", "exec", lan.Namespace(2), lanftBin, "--config-dir", conf, "receive", "--no-probe",
+			"--interface", lan.Iface(2), "--name", "beta", "--yes", "--json", "--out", out}, args...)
+		recv := lanfttest.Start(t, argv...)
+		recv.WaitLine(t, `"event":"done"`, 30*time.Second)
+		if code := recv.ExitCode(); code != 0 {
+			t.Fatalf("receive exited %d: %s", code, recv.Stderr())
+		}
+		lanfttest.SameFile(t, src, filepath.Join(out, "again.txt"))
+	}
+	receive("--peer", lan.Addr(1).String())
+	b, err := os.ReadFile(filepath.Join(conf, knownPeersFile))
+	if err != nil || !strings.Contains(string(b), lan.Addr(1).String()+":") {
+		t.Fatalf("the receive remembered %q (%v), want %v", b, err, lan.Addr(1))
+	}
+	t.Logf("remembered:\n%s", b)
+	receive() // no --peer this time
+}
