@@ -68,6 +68,12 @@ const (
 // HelloPath is where an instance tells its discovery record.
 const HelloPath = "/lanft/hello"
 
+// ProbeSuffix ends the Iface of a Sighting (and so of a Peer heard only
+// that way) that the unicast fallback made: "v1+probe" for an instance
+// on v1's subnet, "+probe" for one elsewhere (--peer). An instance heard
+// over mDNS too shows the bare interface name (it sorts first).
+const ProbeSuffix = "+probe"
+
 const (
 	maxHelloBody  = 16 << 10
 	maxHelloPeers = 32
@@ -484,10 +490,7 @@ func (p *prober) ask(ctx context.Context, client *http.Client, ap netip.AddrPort
 		return false
 	}
 	p.mu.Lock()
-	iface, _, ok := subnetOf(p.local, ap.Addr())
-	if !ok {
-		iface = "unicast"
-	}
+	iface, _, _ := subnetOf(p.local, ap.Addr())
 	if rec.ID != p.self {
 		p.remember(ap)
 	}
@@ -508,7 +511,7 @@ func (p *prober) ask(ctx context.Context, client *http.Client, ap netip.AddrPort
 		}
 	}
 	p.mu.Unlock()
-	heard(Sighting{Iface: iface, Addrs: []netip.Addr{ap.Addr()}, TXT: h.TXT})
+	heard(Sighting{Iface: iface + ProbeSuffix, Addrs: []netip.Addr{ap.Addr()}, TXT: h.TXT})
 	return true
 }
 
