@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/lanft/lanft/internal/bindif"
 )
 
 // The unicast fallback: discovery without multicast. Networks that drop
@@ -539,30 +541,42 @@ func fetchHello(ctx context.Context, client *http.Client, ap netip.AddrPort) (He
 	return ParseHello(body)
 }
 
-// newProbeClient returns the HTTP client of the probes: a connection to
-// an address on one of the interfaces' subnets leaves from that
-// interface's address, bound to it (a VPN route over the LAN does not
-// take it); one to another address (--peer) goes where the routes say.
+// newProbeClient returns the HTTP client of the probes (LANDialer's
+// connections), which never follows a redirect.
 func newProbeClient(p *prober) *http.Client {
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		ap, err := netip.ParseAddrPort(addr)
-		if err != nil {
-			return nil, err
-		}
+	dial := lanDial(func() []linkPrefixes {
 		p.mu.Lock()
-		iface, src, ok := subnetOf(p.local, ap.Addr())
-		p.mu.Unlock()
-		d := net.Dialer{Timeout: probeTimeout}
-		if ok {
-			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
-			d.Control = bindDevice(iface)
-		}
-		return d.DialContext(ctx, network, addr)
-	}
+		defer p.mu.Unlock()
+		return p.local
+	}, probeTimeout)
 	return &http.Client{
 		Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true, MaxResponseHeaderBytes: 4 << 10},
 		// A hello never redirects: a redirect is not followed anywhere.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// LANDialer returns a dial function for what must stay on the LAN: a TCP
+// connection to an IPv4 address on one of the interfaces' subnets leaves
+// from that interface's address, bound to the interface
+// (SO_BINDTODEVICE), so that a VPN whose route covers the LAN's range
+// does not take it; a connection to any other address goes where the
+// routes say. The interfaces' addresses are read at each dial.
+func LANDialer(ifaces []string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	ifaces = slices.Clone(ifaces)
+	return lanDial(func() []linkPrefixes { return readAllPrefixes(ifaces) }, 0)
+}
+
+func lanDial(local func() []linkPrefixes, timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := net.Dialer{Timeout: timeout}
+		if ap, err := netip.ParseAddrPort(addr); err == nil {
+			if iface, src, ok := subnetOf(local(), ap.Addr().Unmap()); ok {
+				d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+				d.Control = bindif.Control(iface)
+			}
+		}
+		return d.DialContext(ctx, network, addr)
 	}
 }
 

@@ -289,3 +289,37 @@ func TestLANRememberedInstance(t *testing.T) {
 	t.Logf("remembered:\n%s", b)
 	receive() // no --peer this time
 }
+
+// TestLANVPNRouteOverTheLAN: the receive's machine has a VPN-like link
+// whose route takes the share's address (a VPN that routes the LAN's
+// range); discovery and the transfer still go over the LAN interface, on
+// the direct path and on the data channel alike.
+func TestLANVPNRouteOverTheLAN(t *testing.T) {
+	// The signaling client's connection must stay on the LAN too: node's
+	// dial needs ccfg.NetDialContext = the LAN's DialContext (one line in
+	// internal/node, another helper's package; see notes/u-probe.md).
+	if os.Getenv("LANFT_NODE_DIALS_LAN") == "" {
+		t.Skip("needs internal/node to dial the signaling host with host.LAN.DialContext (notes/u-probe.md); set LANFT_NODE_DIALS_LAN=1 once it does")
+	}
+	for _, path := range []string{"auto", "datachannel"} {
+		t.Run(path, func(t *testing.T) {
+			lan := netns.NewLAN(t, 2)
+			vpn := lan.AddLink(2)
+			lan.IP("-n", lan.Namespace(2), "route", "add", netip.PrefixFrom(lan.Addr(1), 32).String(), "dev", vpn.HostIface)
+			src := filepath.Join(t.TempDir(), "vpn.bin")
+			lanfttest.WriteRandom(t, src, 4<<20)
+			share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--json", src)
+			share.WaitLine(t, `"event":"online"`, 20*time.Second)
+
+			out := t.TempDir()
+			recv := onHost(t, lan, 2, "receive", "--path", path, "--interface", lan.Iface(2), "--name", "beta", "--yes", "--json", "--out", out)
+			peer := recv.WaitLine(t, `"event":"peer"`, 30*time.Second)
+			recv.WaitLine(t, `"event":"done"`, 60*time.Second)
+			if code := recv.ExitCode(); code != 0 {
+				t.Fatalf("receive exited %d: %s", code, recv.Stderr())
+			}
+			lanfttest.SameFile(t, src, filepath.Join(out, "vpn.bin"))
+			t.Logf("a VPN route over the share's address: %s", peer.Text)
+		})
+	}
+}

@@ -68,7 +68,10 @@ type Config struct {
 	Cluster *cluster.Cluster
 	// Hello, when set, answers discovery's unicast probes at
 	// discovery.HelloPath on Listener (a LAN instance's; hello.go).
-	Hello  http.Handler
+	Hello http.Handler
+	// Dial, when set, opens the bridge's connections to the Upstream
+	// (a LAN instance's stay on its interface: LAN.DialContext).
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	Logger *slog.Logger
 }
 
@@ -134,7 +137,7 @@ func assemble(cfg Config) (*Host, error) {
 	h.srv = srv
 	// The browser page is served on the same port; its WebSocket at / or
 	// /ws is the signaling server's, or bridged to the Upstream.
-	page, err := web.New(web.Config{Signal: srv.Handler(), Upstream: cfg.Upstream, Admits: srv.Admits, Logger: cfg.Logger})
+	page, err := web.New(web.Config{Signal: srv.Handler(), Upstream: cfg.Upstream, Admits: srv.Admits, Dial: cfg.Dial, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

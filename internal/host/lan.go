@@ -117,6 +117,7 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 		Signal:   signal.Config{PingInterval: 2 * time.Second},
 		Upstream: l,
 		Hello:    hello,
+		Dial:     l.DialContext,
 		Logger:   cfg.Logger,
 	})
 	if err != nil {
