@@ -323,3 +323,37 @@ func TestLANVPNRouteOverTheLAN(t *testing.T) {
 		})
 	}
 }
+
+// TestLANSecondInterface: the receive's machine is on a second network
+// too (multicast-capable, so discovery uses both by default), and the LAN
+// drops multicast: the probe sweeps each interface's own subnet, and the
+// receive finds the share and transfers.
+func TestLANSecondInterface(t *testing.T) {
+	lan := netns.NewLAN(t, 2)
+	lan.DropMulticast()
+	other := lan.AddLink(2)
+	lan.IP("-n", lan.Namespace(2), "link", "set", "dev", other.HostIface, "multicast", "on")
+	lan.IP("-n", other.NS, "link", "set", "dev", other.FarIface, "multicast", "on")
+	src := filepath.Join(t.TempDir(), "two.bin")
+	lanfttest.WriteRandom(t, src, 1<<20)
+	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--json", src)
+	share.WaitLine(t, `"event":"online"`, 20*time.Second)
+
+	out := t.TempDir()
+	recv := onHost(t, lan, 2, "receive", "--log-level", "info", "--name", "beta", "--yes", "--json", "--out", out) // default interfaces
+	recv.WaitLine(t, `"event":"done"`, 60*time.Second)
+	if code := recv.ExitCode(); code != 0 {
+		t.Fatalf("receive exited %d: %s", code, recv.Stderr())
+	}
+	lanfttest.SameFile(t, src, filepath.Join(out, "two.bin"))
+	log := recv.Stderr()
+	said := regexp.MustCompile(`msg="LAN discovery" interfaces="?\[([^\]]*)\]`).FindStringSubmatch(log)
+	if said == nil || !strings.Contains(said[1], lan.Iface(2)) || !strings.Contains(said[1], other.HostIface) {
+		t.Errorf("the log does not say both interfaces are in use: %v\n%s", said, log)
+	}
+	for _, iface := range []string{lan.Iface(2), other.HostIface} {
+		if !strings.Contains(log, `probing the subnet" iface=`+iface) {
+			t.Errorf("no probe of %s's subnet in the log:\n%s", iface, log)
+		}
+	}
+}
