@@ -44,8 +44,8 @@ func TestUnicastFallbackElects(t *testing.T) {
 		d, err := New(Config{
 			Self:          Self{ID: []string{"a", "b"}[i], Name: []string{"a", "b"}[i], Priority: i, Port: 1000 + i},
 			QueryInterval: q, ExpireAfter: 3 * q,
-			Source:        newFakeLAN(q).Source(),
-			Unicast:       &UnicastConfig{Peers: []netip.AddrPort{other}, NoSweep: true},
+			Source:  newFakeLAN(q).Source(),
+			Unicast: &UnicastConfig{Peers: []netip.AddrPort{other}, NoSweep: true},
 		})
 		if err != nil {
 			t.Fatal(err)
