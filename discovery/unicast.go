@@ -279,7 +279,9 @@ func (p *prober) noteMDNS(s Sighting) {
 			p.offMachine = time.Now()
 		}
 		if a.Is4() {
-			p.remember(netip.AddrPortFrom(a, uint16(rec.Port)))
+			// Its hello port, not its signaling port: that one changes
+			// with each run of a receive.
+			p.remember(netip.AddrPortFrom(a, uint16(p.cfg.Port)))
 			break
 		}
 	}

@@ -237,8 +237,9 @@ func isolation(ctx context.Context, ifi *net.Interface, here, all []discovery.In
 				continue
 			}
 			found[p.ID] = true
-			d := net.Dialer{Timeout: reachTimeout}
-			c, err := d.DialContext(ctx, "tcp4", netip.AddrPortFrom(p.Addr, uint16(p.Port)).String())
+			dctx, cancel := context.WithTimeout(ctx, reachTimeout)
+			c, err := discovery.LANDialer([]string{ifi.Name})(dctx, "tcp4", netip.AddrPortFrom(p.Addr, uint16(p.Port)).String())
+			cancel()
 			if err == nil {
 				c.Close()
 				continue
