@@ -52,6 +52,9 @@ type Config struct {
 	// Source moves the packets; nil means mDNS on Interfaces. Tests inject
 	// an in-memory one.
 	Source Source
+	// Unicast, when set, runs the unicast fallback beside the Source
+	// (unicast.go): --peer, remembered instances, a bounded subnet sweep.
+	Unicast *UnicastConfig
 }
 
 // Source moves discovery packets: it advertises this instance's TXT record
@@ -171,6 +174,13 @@ func New(cfg Config) (*Discovery, error) {
 		cfg.Interfaces = names
 		m := newMDNSSource(names, cfg.Self.ID, cfg.Self.Port, cfg.QueryInterval, cfg.Logger)
 		src, addrs = m, m.addrs
+	}
+	if cfg.Unicast != nil { // the unicast fallback, unicast.go
+		f, err := newFallbackSource(src, cfg)
+		if err != nil {
+			return nil, err
+		}
+		src = f
 	}
 	d := &Discovery{
 		cfg:     cfg,

@@ -100,6 +100,16 @@
 //   - An instance cut off from the LAN drops the others after E and, alone,
 //     claims: E + Q/4 = 3.25 s.
 //
+// # Without multicast
+//
+// Where the network drops multicast, Config.Unicast adds a fallback beside
+// the Source (unicast.go, which documents its wire format, GET
+// /lanft/hello): the instances given by hand, those remembered from earlier
+// runs and, while mDNS hears no instance on another machine, a sweep of
+// each interface's own private IPv4 subnet (at most a /24, rate-limited,
+// bound to the interface). Its answers are Sightings like mDNS's, so the
+// view, expiry and election work the same over whatever found the peers.
+//
 // # Interfaces
 //
 // By default every interface that is up, has a carrier, is

@@ -154,7 +154,7 @@ func NewPeer(cfg Config, send SendFunc) (*Peer, error) {
 		// receive can resume from another attempt instead of hanging.
 		se.SetICETimeouts(2*time.Second, 5*time.Second, 500*time.Millisecond)
 	}
-	if n, err := newBufferedNet(); err == nil {
+	if n, err := newBufferedNet(cfg.Interfaces); err == nil {
 		se.SetNet(n)
 	}
 	if len(cfg.Interfaces) > 0 {

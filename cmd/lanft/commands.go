@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"net"
 	neturl "net/url"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/lanft/lanft/discovery"
 	"github.com/lanft/lanft/internal/host"
 	"github.com/lanft/lanft/internal/identity"
 	"github.com/lanft/lanft/internal/node"
@@ -152,6 +155,10 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 			return nil, nil, err
 		}
 	}
+	unicast, err := unicastConfig(c)
+	if err != nil {
+		return nil, nil, err
+	}
 	lan, err := host.NewLAN(host.LANConfig{
 		Name:       name,
 		Priority:   priority,
@@ -161,11 +168,13 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 		Fallback:   fallback,
 		Notice:     func(s string) { out.event(node.Event{Kind: node.EventInfo, Text: s}) },
 		NoRelay:    c.Bool("no-relay"),
+		Discovery:  discovery.Config{Unicast: unicast},
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	rememberPagePort(c, lan)
+	log.Info("LAN discovery", "interfaces", lan.Interfaces(), "signaling_port", lan.Port(), "hello_port", lan.HelloPort(), "peers", c.StringSlice("peer"))
 	ctx, cancel := context.WithCancel(c.Context)
 	done := make(chan struct{})
 	go func() {
@@ -175,4 +184,22 @@ func hostsFor(c *cli.Context, log *slog.Logger, out *output, name string) (node.
 		}
 	}()
 	return lan, func() { cancel(); <-done }, nil
+}
+
+// knownPeersFile, in the config folder, keeps the lanft instances seen
+// (address:port a line, at most 32): asked first when mDNS finds nothing.
+const knownPeersFile = "known-instances"
+
+// unicastConfig is discovery's unicast fallback as the flags say: --peer
+// (resolved now), --no-probe, and the remembered instances.
+func unicastConfig(c *cli.Context) (*discovery.UnicastConfig, error) {
+	peers, err := discovery.ResolvePeers(c.Context, c.StringSlice("peer"))
+	if err != nil {
+		return nil, cli.Exit(err.Error(), 2)
+	}
+	uc := &discovery.UnicastConfig{Peers: peers, NoSweep: c.Bool("no-probe")}
+	if dir, err := configDir(c); err == nil && os.MkdirAll(dir, 0o700) == nil {
+		uc.KnownFile = filepath.Join(dir, knownPeersFile)
+	}
+	return uc, nil
 }

@@ -169,6 +169,14 @@ var (
 		Usage:   "signaling host `URL` to use when no other lanft instance is found on the LAN",
 		EnvVars: []string{"LANFT_FALLBACK_SIGNAL"},
 	}
+	peerFlag = &cli.StringSliceFlag{
+		Name:  "peer",
+		Usage: "also ask the lanft at `HOST[:PORT]` (or the URL of its page) directly, for networks that block mDNS (repeatable)",
+	}
+	noProbeFlag = &cli.BoolFlag{
+		Name:  "no-probe",
+		Usage: "never probe the subnet for lanft instances when mDNS finds none (--peer and remembered instances are still asked)",
+	}
 	nameFlag = &cli.StringFlag{Name: "name", Usage: "the `NAME` others see (default: host name and the start of the device id)"}
 	codeFlag = &cli.StringFlag{
 		Name:    "code",

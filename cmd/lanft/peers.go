@@ -11,6 +11,7 @@ import (
 	"github.com/rivo/uniseg"
 	"github.com/urfave/cli/v2"
 
+	"github.com/lanft/lanft/discovery"
 	"github.com/lanft/lanft/internal/host"
 	"github.com/lanft/lanft/internal/node"
 	"github.com/lanft/lanft/transfer"
@@ -26,7 +27,7 @@ func peersCommand() *cli.Command {
 		Description: `Examples:
    lanft peers
    lanft peers --json --signal ws://10.0.0.2:7780/ws`,
-		Flags: withGlobals(signalFlag, fallbackFlag, noRelayFlag, nameFlag, interfaceFlag, jsonFlag),
+		Flags: withGlobals(signalFlag, fallbackFlag, noRelayFlag, peerFlag, noProbeFlag, nameFlag, interfaceFlag, jsonFlag),
 		Action: func(c *cli.Context) error {
 			out, cfg, stop, err := nodeConfig(c)
 			if err != nil {
@@ -74,7 +75,8 @@ func peersCommand() *cli.Command {
 	}
 }
 
-// howFound says how a peer name was found: over mDNS (on which interface,
+// howFound says how a peer name was found: over mDNS or the unicast
+// probe (on which interface,
 // at which address, and whether it is the elected host) or only through
 // the signaling host.
 func howFound(cfg node.Config) func(name string) string {
@@ -89,6 +91,12 @@ func howFound(cfg node.Config) func(name string) string {
 				continue
 			}
 			s := "mdns on " + p.Iface
+			if iface, ok := strings.CutSuffix(p.Iface, discovery.ProbeSuffix); ok {
+				s = "unicast probe"
+				if iface != "" {
+					s += " on " + iface
+				}
+			}
 			if len(p.Addrs) > 0 {
 				s += " (" + p.Addrs[0].String() + ")"
 			}

@@ -32,7 +32,7 @@ Examples:
    lanft receive
    lanft receive --from laptop --out ~/Downloads --yes`,
 		Flags: withGlobals(
-			signalFlag, fallbackFlag, noRelayFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag, pathFlag,
+			signalFlag, fallbackFlag, noRelayFlag, peerFlag, noProbeFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag, pathFlag,
 			&cli.StringFlag{Name: "from", Usage: "receive from the sharer named `NAME`"},
 			&cli.StringFlag{Name: "out", Value: ".", Usage: "save into `DIR`"},
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "accept without asking"},

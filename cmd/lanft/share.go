@@ -23,7 +23,7 @@ Examples:
    lanft share photos/ notes.txt
    lanft share --name laptop --signal ws://10.0.0.2:7780/ws big.iso
    lanft share --signal wss://signal.example.org/ws --new-room big.iso`,
-		Flags: withGlobals(signalFlag, fallbackFlag, noRelayFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag, pathFlag,
+		Flags: withGlobals(signalFlag, fallbackFlag, noRelayFlag, peerFlag, noProbeFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag, pathFlag,
 			&cli.StringSliceFlag{Name: "to", Usage: "let only the receiver named `NAME` fetch the files (repeatable); others are refused"},
 			&cli.BoolFlag{Name: "ask", Usage: "ask before sending to each receiver, showing its name, device id and verification code (with --json: decisions on stdin)"},
 			&cli.BoolFlag{Name: "new-room", Usage: "share in a new unguessable room of the --signal host, and print the URL receivers need"},

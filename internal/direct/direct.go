@@ -54,6 +54,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/lanft/lanft/internal/bindif"
 )
 
 // Version is the version of the messages this package speaks.
@@ -377,7 +379,10 @@ func Dial(ctx context.Context, local netip.Addr, cert *Cert, o Offer) (*Conn, er
 	}
 	d := net.Dialer{}
 	if local.IsValid() {
+		// From the verified channel's address, over its interface: a VPN
+		// route over the LAN's range does not take the connection.
 		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
+		d.Control = bindif.Control(bindif.IfaceOf(local))
 	}
 	raw, err := d.DialContext(ctx, "tcp", o.Addr)
 	if err != nil {

@@ -1,7 +1,9 @@
 // Package doctor checks whether this machine can run lanft: which network
 // interfaces discovery would use, whether mDNS works on them as discovery
 // does it, whether UDP 5353 is free or shared, whether lanft can listen for
-// signaling and WebRTC, and whether a remote signaling host answers.
+// signaling and WebRTC, which lanft instances answer on the LAN and whether
+// they can be reached (neighbours.go), and whether a remote signaling host
+// answers.
 //
 // Each check returns one Result: a status, a one-line detail and, when
 // something is wrong, a fix a person can apply. Only what keeps lanft from
@@ -10,14 +12,18 @@
 // TTL of 1, heard back through the kernel's multicast loopback, and a
 // unicast answer to it from this machine to itself; the IGMP membership
 // reports that joining 224.0.0.251 on that interface causes, as lanft's own
-// mDNS responder does; and, when asked, one WebSocket handshake.
+// mDNS responder does; what lanft's discovery sends to find the other
+// instances (neighbours.go); and, when asked, one WebSocket handshake.
 package doctor
 
 import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
+
+	"github.com/lanft/lanft/discovery"
 )
 
 // Status is the outcome of a check.
@@ -64,6 +70,12 @@ type Config struct {
 	// interface (default 1 s) and the signaling handshake (5 s by default,
 	// at least ProbeTimeout).
 	ProbeTimeout time.Duration
+	// Peers are lanft instances given by hand (--peer), asked besides
+	// those discovery finds (neighbours.go).
+	Peers []netip.AddrPort
+	// NoProbe skips the unicast probe of the subnet (--no-probe): then a
+	// multicast failure is one, with no fallback.
+	NoProbe bool
 }
 
 // Failed reports whether any result is a failure.
@@ -108,6 +120,15 @@ func Run(ctx context.Context, cfg Config) []Result {
 		disc = append(disc, Multicast(ctx, &ifs[i], probe))
 	}
 	disc = append(disc, MDNSPort(ifs))
+	if cfg.Signal == "" && !cfg.NoProbe {
+		// The unicast fallback finds instances without multicast.
+		for i := range disc[:len(ifs)] {
+			if disc[i].Status == Fail {
+				disc[i].Status = Warn
+				disc[i].Detail += fmt.Sprintf("; lanft falls back to probing its subnet over unicast (TCP %d), which finds instances more slowly", discovery.DefaultHelloPort)
+			}
+		}
+	}
 	if cfg.Signal != "" {
 		for i := range disc {
 			if disc[i].Status == Fail {
@@ -118,6 +139,9 @@ func Run(ctx context.Context, cfg Config) []Result {
 	}
 	results = append(results, disc...)
 
+	if cfg.Signal == "" {
+		results = append(results, Neighbours(ctx, ifs, probe, cfg.Peers, cfg.NoProbe)...)
+	}
 	for i := range ifs {
 		results = append(results, ListenPorts(&ifs[i]))
 	}

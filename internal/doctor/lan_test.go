@@ -91,15 +91,17 @@ func TestDoctorInNamespaces(t *testing.T) {
 		d.want(t, "multicast on v1", doctor.OK, "its unicast answer came back", "")
 		d.want(t, "mdns port", doctor.OK, "free", "")
 		d.want(t, "ports on v1", doctor.OK, "TCP "+lan.Addr(1).String()+":", "")
-		if len(d.results) != 4 {
-			t.Errorf("got %d checks, want 4:\n%s", len(d.results), d.stdout)
+		d.want(t, "subnet on v1", doctor.OK, "reaches "+lan.Prefix(1).Masked().String()+" over v1", "")
+		d.want(t, "lanft on v1", doctor.OK, "no other lanft instance answers", "")
+		if len(d.results) != 6 {
+			t.Errorf("got %d checks, want 6:\n%s", len(d.results), d.stdout)
 		}
 
 		// The human form: one line a check.
 		argv := []string{"ip", "netns", "exec", lan.Namespace(2), bin, "doctor", "--interface", "v2"}
 		stdout, _, code := lanfttest.Run(t, 30*time.Second, argv...)
-		if code != 0 || !strings.Contains(stdout, "ok    multicast on v2: ") || strings.Count(stdout, "\n") != 4 {
-			t.Errorf("human output (exit %d):\n%s\nwant four lines, one of them \"ok    multicast on v2: ...\"", code, stdout)
+		if code != 0 || !strings.Contains(stdout, "ok    multicast on v2: ") || strings.Count(stdout, "\n") != 6 {
+			t.Errorf("human output (exit %d):\n%s\nwant six lines, one of them \"ok    multicast on v2: ...\"", code, stdout)
 		}
 	})
 
@@ -141,8 +143,9 @@ func TestDoctorInNamespaces(t *testing.T) {
 	})
 
 	// A firewall that drops outgoing multicast stops discovery's queries:
-	// the host sees nobody. Doctor fails on it and names the fix.
-	t.Run("outgoing multicast dropped, discovery fails", func(t *testing.T) {
+	// mDNS sees nobody. Doctor warns and names the fix; lanft falls back to
+	// probing the subnet, and finds the others that way.
+	t.Run("outgoing multicast dropped, the fallback finds the others", func(t *testing.T) {
 		requireNft(t)
 		lan := netns.NewLAN(t, 2)
 		for i := 1; i <= 2; i++ {
@@ -153,17 +156,23 @@ func TestDoctorInNamespaces(t *testing.T) {
 		nft(t, lan, 1, "add rule ip lanfttest out oifname v1 ip daddr 224.0.0.0/4 drop")
 
 		d := runDoctor(t, bin, lan, 1, "--interface", "v1")
+		d.wantCode(t, 0)
+		d.want(t, "multicast on v1", doctor.Warn, "cannot send lanft's mDNS query", "allow UDP to 224.0.0.251 port 5353 out on v1")
+		d.want(t, "multicast on v1", doctor.Warn, "falls back to probing its subnet", "")
+		d.want(t, "interface v1", doctor.OK, "up, multicast", "")
+		d = runDoctor(t, bin, lan, 1, "--interface", "v1", "--no-probe")
 		d.wantCode(t, 1)
 		d.want(t, "multicast on v1", doctor.Fail, "cannot send lanft's mDNS query", "allow UDP to 224.0.0.251 port 5353 out on v1")
-		d.want(t, "interface v1", doctor.OK, "up, multicast", "")
 		d = runDoctor(t, bin, lan, 2, "--interface", "v2")
 		d.wantCode(t, 0)
 
 		share(t, bin, lan, 2, "bob")
+		d = runDoctor(t, bin, lan, 1, "--interface", "v1")
+		d.want(t, "lanft on v1", doctor.Warn, "bob ("+lan.Addr(2).String()+")", "--peer "+lan.Addr(2).String())
 		out := peers(t, bin, lan, 1, 8*time.Second)
 		t.Logf("peers on host 1:\n%s", out)
-		if strings.Contains(out, "bob") {
-			t.Errorf("host 1 sees bob although its queries are dropped (the test shows nothing):\n%s", out)
+		if !strings.Contains(out, "bob") {
+			t.Errorf("host 1 does not see bob through the unicast fallback:\n%s", out)
 		}
 
 		// With --signal, discovery is not needed: a warning, and the

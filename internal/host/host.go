@@ -30,6 +30,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lanft/lanft/discovery"
 	"github.com/lanft/lanft/internal/cluster"
 	"github.com/lanft/lanft/internal/relay"
 	"github.com/lanft/lanft/internal/turn"
@@ -77,7 +78,13 @@ type Config struct {
 	NoRelay  string
 	// TLS, when set, serves Listener with TLS (wss://); the relay's
 	// connections on the same port come before TLS.
-	TLS    *tls.Config
+	TLS *tls.Config
+	// Hello, when set, answers discovery's unicast probes at
+	// discovery.HelloPath on Listener (a LAN instance's; hello.go).
+	Hello http.Handler
+	// Dial, when set, opens the bridge's connections to the Upstream
+	// (a LAN instance's stay on its interface: LAN.DialContext).
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	Logger *slog.Logger
 }
 
@@ -162,7 +169,7 @@ func assemble(cfg Config) (*Host, error) {
 	h.srv = srv
 	// The browser page is served on the same port; its WebSocket at / or
 	// /ws is the signaling server's, or bridged to the Upstream.
-	page, err := web.New(web.Config{Signal: srv.Handler(), Upstream: cfg.Upstream, Admits: srv.Admits, Logger: cfg.Logger})
+	page, err := web.New(web.Config{Signal: srv.Handler(), Upstream: cfg.Upstream, Admits: srv.Admits, Dial: cfg.Dial, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +183,12 @@ func assemble(cfg Config) (*Host, error) {
 		if cfg.MetricsListener == nil {
 			mux.Handle(signal.MetricsPath, srv.Handler())
 		}
+		h.h = mux
+	}
+	if cfg.Hello != nil {
+		mux := http.NewServeMux()
+		mux.Handle(discovery.HelloPath, cfg.Hello)
+		mux.Handle("/", h.h)
 		h.h = mux
 	}
 	if h.tcp != nil {

@@ -1,11 +1,13 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -16,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lanft/lanft/discovery"
+	"github.com/lanft/lanft/internal/bindif"
 	"github.com/lanft/lanft/internal/relay"
 	"github.com/lanft/lanft/internal/turn"
 	"github.com/lanft/lanft/signal"
@@ -61,6 +64,7 @@ type LAN struct {
 	disc     *discovery.Discovery
 	host     *Host
 	lns      *listenSet
+	hello    *listenSet  // the hello port (hello.go); nil without one
 	fallback atomic.Bool // the host in use is the fallback
 	started  time.Time
 	stopOnce sync.Once
@@ -108,17 +112,27 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	if err := l.lns.open(serveAddrs(discovery.InterfaceAddrs(ifaces), l.loopback), cfg.Port); err != nil {
 		return nil, err
 	}
+	var hello http.Handler
+	if uc := cfg.Discovery.Unicast; uc != nil { // the unicast fallback: hello.go
+		hello = helloOf(l)
+		l.hello = openHello(serveAddrs(discovery.InterfaceAddrs(ifaces), l.loopback), cmp.Or(uc.Port, discovery.DefaultHelloPort), newListenSet(cfg.Logger))
+	}
 	// Every instance serves the browser page; a page's WebSocket is bridged
 	// to whichever instance is the elected host.
 	hc := Config{
 		Listener: l.lns,
 		Signal:   signal.Config{PingInterval: 2 * time.Second},
 		Upstream: l,
+		Hello:    hello,
+		Dial:     l.DialContext,
 		Logger:   cfg.Logger,
 	}
 	lanRelay(&hc, cfg, l.ifaces)
 	h, err := New(hc)
 	if err != nil {
+		if l.hello != nil {
+			l.hello.Close()
+		}
 		return nil, err // New closed the listeners
 	}
 	l.host = h
@@ -130,6 +144,9 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	dcfg.Logger = cfg.Logger
 	if l.disc, err = discovery.New(dcfg); err != nil {
 		h.Close()
+		if l.hello != nil {
+			l.hello.Close()
+		}
 		return nil, err
 	}
 	return l, nil
@@ -206,6 +223,7 @@ func (l *LAN) Run(ctx context.Context) error {
 	l.lns.serve()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return l.host.Run(ctx) })
+	g.Go(func() error { return serveHello(ctx, l.hello, helloOf(l)) })
 	g.Go(func() error { l.follow(ctx); return nil })
 	g.Go(func() error { return l.disc.Run(ctx) })
 	g.Go(func() error {
@@ -221,6 +239,9 @@ func (l *LAN) Run(ctx context.Context) error {
 // them itself). It is idempotent.
 func (l *LAN) Close() error {
 	l.host.Close()
+	if l.hello != nil {
+		l.hello.Close()
+	}
 	l.stop()
 	return nil
 }
@@ -276,6 +297,9 @@ func (l *LAN) follow(ctx context.Context) {
 		var retry <-chan time.Time
 		if l.lns.set(serveAddrs(local, l.loopback)) {
 			retry = time.After(retryListen)
+		}
+		if l.hello != nil { // hello.go
+			l.hello.set(serveAddrs(local, l.loopback))
 		}
 		select {
 		case <-ctx.Done():
@@ -431,7 +455,7 @@ func lanTURN(ifaces []string, log *slog.Logger) *turn.Config {
 		if !a.Is4() || a.IsLoopback() || a.IsLinkLocalUnicast() {
 			continue
 		}
-		lc := net.ListenConfig{Control: bindToDevice(la.Iface)}
+		lc := net.ListenConfig{Control: bindif.Control(la.Iface)}
 		pc, err := lc.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(a, 0).String())
 		if err != nil {
 			log.Warn("node: no TURN relay for the LAN", "addr", a, "err", err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lanft/lanft/discovery"
+	"github.com/lanft/lanft/internal/bindif"
 )
 
 // A LAN instance listens for signaling and its page only where the LAN is:
@@ -154,7 +155,7 @@ func (s *listenSet) closeListeners() {
 
 // listenAt listens on a at port, bound to a's interface.
 func listenAt(a serveAddr, port int) (net.Listener, error) {
-	lc := net.ListenConfig{Control: bindToDevice(a.iface)}
+	lc := net.ListenConfig{Control: bindif.Control(a.iface)}
 	return lc.Listen(context.Background(), "tcp", net.JoinHostPort(a.addr.String(), strconv.Itoa(port)))
 }
 
@@ -307,4 +308,27 @@ func (s *listenSet) addrs() []netip.Addr {
 		return a.Compare(b)
 	})
 	return out
+}
+
+// Interfaces are the interfaces discovery works on, which the listeners
+// follow (nil with an injected Source).
+func (l *LAN) Interfaces() []string { return slices.Clone(l.ifaces) }
+
+// HelloPort is the port this instance answers unicast probes on besides
+// its signaling port (hello.go), or 0 when it has none.
+func (l *LAN) HelloPort() int {
+	if l.hello == nil {
+		return 0
+	}
+	return l.hello.port
+}
+
+// DialContext opens a TCP connection that stays on the LAN: to an
+// address of a discovery interface's subnet, from that interface's
+// address and bound to it, so that a VPN route over the LAN's range does
+// not take it (discovery.LANDialer); elsewhere as the routes say. The
+// signaling client's connection to the elected host, and the page
+// bridge's, should use it.
+func (l *LAN) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return discovery.LANDialer(l.ifaces)(ctx, network, addr)
 }
