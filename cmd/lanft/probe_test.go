@@ -295,12 +295,6 @@ func TestLANRememberedInstance(t *testing.T) {
 // range); discovery and the transfer still go over the LAN interface, on
 // the direct path and on the data channel alike.
 func TestLANVPNRouteOverTheLAN(t *testing.T) {
-	// The signaling client's connection must stay on the LAN too: node's
-	// dial needs ccfg.NetDialContext = the LAN's DialContext (one line in
-	// internal/node, another helper's package; see notes/u-probe.md).
-	if os.Getenv("LANFT_NODE_DIALS_LAN") == "" {
-		t.Skip("needs internal/node to dial the signaling host with host.LAN.DialContext (notes/u-probe.md); set LANFT_NODE_DIALS_LAN=1 once it does")
-	}
 	for _, path := range []string{"auto", "datachannel"} {
 		t.Run(path, func(t *testing.T) {
 			lan := netns.NewLAN(t, 2)

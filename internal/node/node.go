@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -89,6 +90,12 @@ type Hosts interface {
 	Host(ctx context.Context) (url string, stale <-chan struct{}, err error)
 	// Lost reports that the connection to url ended.
 	Lost(url string)
+}
+
+// hostDialer is a Hosts that dials its hosts itself (LAN: on the
+// interfaces discovery works on).
+type hostDialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // StaticHost is a fixed signaling URL (the --signal flag).
@@ -224,6 +231,11 @@ func dial(ctx context.Context, cfg *Config, meta Meta) (*signal.Client, string, 
 		return nil, "", nil, err
 	}
 	ccfg := signal.ClientConfig{URL: url, Name: cfg.Name, Meta: raw, Logger: cfg.Logger, PingInterval: cfg.PingInterval}
+	if d, ok := cfg.Hosts.(hostDialer); ok {
+		// A LAN's host is reached on the LAN's interface, past a VPN
+		// route that captures its address.
+		ccfg.NetDialContext = d.DialContext
+	}
 	c, err := signal.Dial(ctx, ccfg)
 	// Our own previous connection may hold the name for a moment after a
 	// quick restart: try again briefly before calling the name taken.
