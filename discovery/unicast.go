@@ -19,7 +19,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/lanft/lanft/internal/bindif"
+	"github.com/lanft/lanft/bindif"
 )
 
 // The unicast fallback: discovery without multicast. Networks that drop

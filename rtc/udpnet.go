@@ -9,7 +9,7 @@ import (
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
 
-	"github.com/lanft/lanft/internal/bindif"
+	"github.com/lanft/lanft/bindif"
 )
 
 // udpBuffer is the socket buffer asked for on ICE's UDP sockets. The

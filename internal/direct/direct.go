@@ -55,7 +55,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lanft/lanft/internal/bindif"
+	"github.com/lanft/lanft/bindif"
 )
 
 // Version is the version of the messages this package speaks.

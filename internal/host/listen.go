@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/lanft/lanft/discovery"
-	"github.com/lanft/lanft/internal/bindif"
+	"github.com/lanft/lanft/bindif"
 )
 
 // A LAN instance listens for signaling and its page only where the LAN is:
