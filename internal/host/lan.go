@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,6 +70,12 @@ type LAN struct {
 	// called (each page the bridge serves, each login), no goroutine waits.
 	hostStale     map[string]chan struct{} // by the elected host's ID: closed when another is elected
 	fallbackStale chan struct{}            // while on the fallback: closed when another instance shows up
+	// suspects are the hosts whose connection ended and whose port is
+	// being probed (hostwatch.go): Host waits for the verdict rather than
+	// hand out a host that may be dead. Only while running.
+	suspects map[string]bool
+	running  bool
+	lost     chan discovery.Peer // Lost → watchLost
 }
 
 // errStopped is returned by Wait once Run has returned.
@@ -90,7 +97,7 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	}
 	l := &LAN{cfg: cfg, loopback: loopbackAddrs(), lns: newListenSet(cfg.Logger),
 		changed: make(chan struct{}), started: time.Now(), done: make(chan struct{}),
-		hostStale: make(map[string]chan struct{})}
+		hostStale: make(map[string]chan struct{}), suspects: make(map[string]bool), lost: make(chan discovery.Peer, 16)}
 	ifaces := cfg.Interfaces
 	if cfg.Discovery.Source == nil {
 		var err error
@@ -120,6 +127,12 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	dcfg.Self.Port = l.lns.port
 	dcfg.Interfaces = ifaces
 	dcfg.Logger = cfg.Logger
+	if dcfg.HostExpireAfter == 0 {
+		// A dead host is told apart by its connection and its port
+		// (Lost); its mDNS expiry is only the fallback, one query later
+		// than the others', so that a host paused for 2 s stays host.
+		dcfg.HostExpireAfter = cmp.Or(dcfg.ExpireAfter, discovery.DefaultExpireAfter) + cmp.Or(dcfg.QueryInterval, discovery.DefaultQueryInterval)
+	}
 	if l.disc, err = discovery.New(dcfg); err != nil {
 		h.Close()
 		return nil, err
@@ -196,7 +209,11 @@ func (l *LAN) Run(ctx context.Context) error {
 	defer l.stop()
 	defer l.host.Close()
 	l.lns.serve()
+	l.mu.Lock()
+	l.running = !l.stopped
+	l.mu.Unlock()
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { l.watchLost(ctx); return nil })
 	g.Go(func() error { return l.host.Run(ctx) })
 	g.Go(func() error { l.follow(ctx); return nil })
 	g.Go(func() error { return l.disc.Run(ctx) })
@@ -243,7 +260,8 @@ func (l *LAN) stop() {
 	l.stopOnce.Do(func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		l.stopped = true
+		l.stopped, l.running = true, false
+		clear(l.suspects)
 		close(l.done)
 		for id, ch := range l.hostStale {
 			close(ch)
@@ -325,9 +343,11 @@ func (l *LAN) Host(ctx context.Context) (string, <-chan struct{}, error) {
 		waitCtx, cancel = context.WithDeadline(ctx, l.started.Add(l.cfg.FallbackAfter))
 		defer cancel()
 	}
-	cond := func(s discovery.State) bool { return s.HasHost && s.HostURL() != "" }
+	cond := func(s discovery.State) bool { return s.HasHost && s.HostURL() != "" && !l.suspected(s.Host.ID) }
 	if l.cfg.Fallback != "" {
-		cond = func(s discovery.State) bool { return s.HasHost && s.HostURL() != "" && others(s) > 0 }
+		cond = func(s discovery.State) bool {
+			return s.HasHost && s.HostURL() != "" && others(s) > 0 && !l.suspected(s.Host.ID)
+		}
 	}
 	s, err := l.Wait(waitCtx, cond)
 	if err != nil {
@@ -386,10 +406,76 @@ func (l *LAN) staleFallback() <-chan struct{} {
 }
 
 // Lost is told that the connection to url ended: if url is the elected
-// host's, it is forgotten at once instead of waiting for its mDNS expiry.
+// host's, its port is probed (hostwatch.go) and, if it is dead, it is
+// forgotten at once instead of waiting for its mDNS expiry. Until the
+// verdict, Host waits rather than hand it out again.
 func (l *LAN) Lost(url string) {
 	s := l.State()
-	if s.HasHost && s.HostURL() == url && !s.IAmHost {
-		l.disc.Forget(s.Host.ID)
+	if !s.HasHost || s.HostURL() != url || s.IAmHost {
+		return
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.running || l.suspects[s.Host.ID] {
+		return
+	}
+	select {
+	case l.lost <- s.Host:
+		l.suspects[s.Host.ID] = true
+	default: // many hosts lost at once: this one expires as before
+	}
+}
+
+// suspected reports whether the host id is being probed.
+func (l *LAN) suspected(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.suspects[id]
+}
+
+// watchLost probes each host Lost reports, until ctx ends.
+func (l *LAN) watchLost(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-l.lost:
+			wg.Go(func() { l.confirm(ctx, p) })
+		}
+	}
+}
+
+// confirm decides whether the host p, whose connection ended, is dead: then
+// discovery forgets it and confirm returns once the state shows it gone.
+// Either way its suspicion ends.
+func (l *LAN) confirm(ctx context.Context, p discovery.Peer) {
+	defer l.clearSuspect(p.ID)
+	if len(p.Addrs) == 0 {
+		return
+	}
+	addr := netip.AddrPortFrom(p.Addrs[0], uint16(p.Port))
+	start := time.Now()
+	if !hostDead(ctx, addr, probePort) {
+		l.cfg.Logger.Info("host: the host's connection ended but its port still accepts: not dead (slow, or restarting)", "id", p.ID, "addr", addr)
+		return
+	}
+	l.cfg.Logger.Info("host: the host is gone: electing another", "id", p.ID, "addr", addr, "probed", time.Since(start).Round(time.Millisecond))
+	l.disc.Forget(p.ID)
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, _ = l.Wait(wctx, func(s discovery.State) bool { return hostGone(s, p.ID) })
+}
+
+// clearSuspect ends the probing of id and wakes whoever waits in Host.
+func (l *LAN) clearSuspect(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.suspects[id] {
+		return
+	}
+	delete(l.suspects, id)
+	close(l.changed)
+	l.changed = make(chan struct{})
 }
