@@ -580,7 +580,8 @@ func (c *Cluster) apply(e event, h signal.ClusterHandler) {
 	now := time.Now()
 	c.mu.Lock()
 	c.lastSeen[e.Node] = now
-	if e.Kind == "hb" && e.Probe {
+	heard := e.Kind == "hb" && e.Probe && !c.probes[e.Node]
+	if heard {
 		c.probes[e.Node] = true
 	}
 	ready := c.ready.Load()
@@ -599,6 +600,9 @@ func (c *Cluster) apply(e event, h signal.ClusterHandler) {
 		}
 	}
 	c.mu.Unlock()
+	if heard {
+		c.cfg.Logger.Info("cluster: node heard: its death is seen within a few heartbeats", "node", e.Node)
+	}
 	if !ready {
 		return
 	}
