@@ -92,7 +92,7 @@ type Config struct {
 	// Replicas of the key-value bucket (1); 3 on a three-server cluster.
 	Replicas int
 	// Heartbeat is how often a heartbeat is sent (250ms); the lease is
-	// renewed every second (at most LeaseTTL/4, at least every Heartbeat).
+	// renewed every second (at most LeaseTTL/8, at least every Heartbeat).
 	// LeaseTTL is how long a node keeps serving without renewing its lease
 	// (11s: longer than a JetStream leader election, up to 9s, so that
 	// losing one NATS server fences nobody); DeadAfter how long the others
@@ -194,7 +194,7 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	return &Cluster{
 		cfg:      cfg,
-		renew:    max(cfg.Heartbeat, min(time.Second, cfg.LeaseTTL/4)),
+		renew:    max(cfg.Heartbeat, min(time.Second, cfg.LeaseTTL/8)),
 		probes:   make(map[string]bool),
 		node:     nuid.Next(),
 		subj:     cfg.Prefix + ".ev",
