@@ -100,6 +100,13 @@ func TestClusterPauseAndKill(t *testing.T) {
 			t.Logf("node 3 SIGKILLed: %s offline for %s after %v", who, c.name, time.Since(killed).Round(time.Millisecond))
 		}
 	}
+	// One of three NATS servers gone: JetStream may elect new leaders
+	// meanwhile. Nobody else goes offline.
+	for _, c := range []*wsClient{alice, bob} {
+		if gone := c.offlineWithin(2 * time.Second); len(gone) > 0 {
+			t.Fatalf("after node 3's death, %s was shown %q offline", c.name, gone)
+		}
+	}
 	alice.relay(bob, 5)
 	bob.relay(alice, 6)
 	carol2, users := cl.login(2, "carol") // the name is free again
