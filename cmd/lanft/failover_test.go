@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -164,4 +166,58 @@ func TestLANFailoverWithinASecond(t *testing.T) {
 	// It is still the host: killing it now fails over again, to another.
 	again, took := s.killHost(3 * time.Second)
 	t.Logf("host %d killed after its pause: every survivor online at host %d's after %v", h, again, took.Round(time.Millisecond))
+}
+
+// BenchmarkLANFailover kills the elected host of a namespace LAN of 5 and
+// of 30 hosts, 10 rounds each (LANFT_BENCH_ROUNDS overrides), and prints
+// the time from the SIGKILL until every survivor's `--json` online event
+// names the same new host: median and range. Then it pauses the host
+// (SIGSTOP, 2 s) as many times and counts the survivors that went to
+// another host (there should be none). After each round a fresh
+// instance takes the dead one's place, and the next kill comes 2 s later
+// (a round right after a start would measure discovery's settle time).
+// It fails only on disagreement.
+//
+//	go test -run '^$' -bench BenchmarkLANFailover -benchtime 1x ./cmd/lanft/
+func BenchmarkLANFailover(b *testing.B) {
+	rounds := 10
+	if n, err := strconv.Atoi(os.Getenv("LANFT_BENCH_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
+	for _, hosts := range []int{5, 30} {
+		b.Run(fmt.Sprintf("hosts=%d", hosts), func(b *testing.B) {
+			for range b.N {
+				s := newLANShares(b, hosts)
+				var took []time.Duration
+				for r := range rounds {
+					// Steady state: an instance that started less than
+					// discovery's settle time ago (1.5 s) may not claim yet.
+					time.Sleep(2 * time.Second)
+					old := s.host
+					h, d := s.killHost(time.Minute)
+					took = append(took, d)
+					b.Logf("round %d: host %d killed, %d survivors online at host %d's after %v", r+1, old, hosts-1, h, d.Round(time.Millisecond))
+					if got := s.start(old); got != s.host {
+						b.Fatalf("the replacement on host %d is online at host %d's, want %d's", old, got, s.host)
+					}
+				}
+				slices.Sort(took)
+				med := took[len(took)/2]
+				fmt.Printf("LAN failover, %d hosts, %d rounds: every survivor online at the same new host after median %v, range %v - %v\n",
+					hosts, rounds, med.Round(time.Millisecond), took[0].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
+				b.ReportMetric(float64(med.Milliseconds()), "median-ms")
+				b.ReportMetric(float64(took[len(took)-1].Milliseconds()), "max-ms")
+
+				// The host paused 2 s, as many rounds: how many survivors
+				// went to another host (an election)?
+				moved := 0
+				for range rounds {
+					moved += len(s.pauseHost(2*time.Second, 3*time.Second))
+				}
+				fmt.Printf("LAN host SIGSTOPped 2 s, %d hosts, %d rounds: %d survivors went to another host\n", hosts, rounds, moved)
+				b.ReportMetric(float64(moved), "pause-moved")
+			}
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }
