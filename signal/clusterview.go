@@ -39,12 +39,17 @@ func (v clusterView) Online(p Presence) {
 	s.broadcastLocked(r, c, Message{Type: TypeUpdata, Action: ActionLogin, Name: c.name, Meta: c.meta})
 }
 
-func (v clusterView) Offline(p Presence) {
+func (v clusterView) Offline(p Presence) { v.OfflineAll([]Presence{p}) }
+
+// OfflineAll is Offline for many users (a dead node's) under one lock.
+func (v clusterView) OfflineAll(ps []Presence) {
 	s := v.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if other := s.rooms.lookup(p.Room, p.Name); other != nil && other.node != "" && other.rev == p.Rev {
-		s.leaveLocked(other)
+	for _, p := range ps {
+		if other := s.rooms.lookup(p.Room, p.Name); other != nil && other.node != "" && other.rev == p.Rev {
+			s.leaveLocked(other)
+		}
 	}
 }
 
