@@ -86,9 +86,23 @@ func (s *lanShares) survivors() []int {
 // and the time from the kill to the last survivor's online event.
 func (s *lanShares) killHost(limit time.Duration) (int, time.Duration) {
 	s.t.Helper()
+	return s.failHost(limit, func(i int) { s.procs[i].Kill() })
+}
+
+// cutHost takes the elected host's link down (a cable pulled: no reset
+// reaches anyone) and waits as killHost does.
+func (s *lanShares) cutHost(limit time.Duration) (int, time.Duration) {
+	s.t.Helper()
+	return s.failHost(limit, func(i int) { s.lan.Cut(i) })
+}
+
+// failHost makes the elected host fail as fail does, and waits as killHost
+// does; the failed host's instance is left out from then on.
+func (s *lanShares) failHost(limit time.Duration, fail func(host int)) (int, time.Duration) {
+	s.t.Helper()
 	old := s.host
 	killed := time.Now()
-	s.procs[old].Kill()
+	fail(old)
 	s.procs[old] = nil
 	s.host = 0
 	var last time.Duration
@@ -138,6 +152,9 @@ func (s *lanShares) pauseHost(d, watch time.Duration) (elsewhere []string) {
 				break // nothing more: good
 			}
 			if h := s.hostOf(l.Text); h != s.host {
+				if len(elsewhere) == 0 {
+					s.t.Logf("survivor %d went to host %d's; its log:\n%s", i, h, s.procs[i].Stderr())
+				}
 				elsewhere = append(elsewhere, fmt.Sprintf("survivor %d online at host %d's", i, h))
 			}
 		}
@@ -149,7 +166,8 @@ func (s *lanShares) pauseHost(d, watch time.Duration) (elsewhere []string) {
 // SIGKILLed; every survivor's next online event names the same new host,
 // well within the bound (about half a second here, not mDNS's 3 s). Then
 // the new host is SIGSTOPped for 2 s: nobody goes elsewhere (a pause is no
-// death), and after SIGCONT all stay with it.
+// death), and after SIGCONT all stay with it. Killed again, and then the
+// next host's link cut, the survivors agree each time.
 func TestLANFailoverWithinASecond(t *testing.T) {
 	s := newLANShares(t, 5)
 	h, took := s.killHost(3 * time.Second)
@@ -166,6 +184,11 @@ func TestLANFailoverWithinASecond(t *testing.T) {
 	// It is still the host: killing it now fails over again, to another.
 	again, took := s.killHost(3 * time.Second)
 	t.Logf("host %d killed after its pause: every survivor online at host %d's after %v", h, again, took.Round(time.Millisecond))
+
+	// Its link cut (no reset): the survivors' probes go unanswered, and
+	// they agree on another host within mDNS's expiry time or so.
+	last, took := s.cutHost(6 * time.Second)
+	t.Logf("host %d cut off: every survivor online at host %d's after %v", again, last, took.Round(time.Millisecond))
 }
 
 // BenchmarkLANFailover kills the elected host of a namespace LAN of 5 and

@@ -51,7 +51,8 @@ type LANConfig struct {
 // the node runs.
 type LAN struct {
 	cfg      LANConfig
-	ifaces   []string // the interfaces discovery works on (nil with an injected Source)
+	interval time.Duration // discovery's query interval
+	ifaces   []string      // the interfaces discovery works on (nil with an injected Source)
 	loopback []netip.Addr
 	disc     *discovery.Discovery
 	host     *Host
@@ -75,7 +76,14 @@ type LAN struct {
 	// hand out a host that may be dead. Only while running.
 	suspects map[string]bool
 	running  bool
-	lost     chan discovery.Peer // Lost → watchLost
+	lost     chan suspect         // Lost, watchSilence → watchLost
+	alive    map[string]time.Time // host ID → when its port last accepted (watchSilence)
+}
+
+// suspect is a host to probe, and why.
+type suspect struct {
+	peer discovery.Peer
+	why  string
 }
 
 // errStopped is returned by Wait once Run has returned.
@@ -97,7 +105,7 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	}
 	l := &LAN{cfg: cfg, loopback: loopbackAddrs(), lns: newListenSet(cfg.Logger),
 		changed: make(chan struct{}), started: time.Now(), done: make(chan struct{}),
-		hostStale: make(map[string]chan struct{}), suspects: make(map[string]bool), lost: make(chan discovery.Peer, 16)}
+		hostStale: make(map[string]chan struct{}), suspects: make(map[string]bool), lost: make(chan suspect, 16), alive: make(map[string]time.Time)}
 	ifaces := cfg.Interfaces
 	if cfg.Discovery.Source == nil {
 		var err error
@@ -127,11 +135,14 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	dcfg.Self.Port = l.lns.port
 	dcfg.Interfaces = ifaces
 	dcfg.Logger = cfg.Logger
+	l.interval = cmp.Or(dcfg.QueryInterval, discovery.DefaultQueryInterval)
 	if dcfg.HostExpireAfter == 0 {
-		// A dead host is told apart by its connection and its port
-		// (Lost); its mDNS expiry is only the fallback, one query later
-		// than the others', so that a host paused for 2 s stays host.
-		dcfg.HostExpireAfter = cmp.Or(dcfg.ExpireAfter, discovery.DefaultExpireAfter) + cmp.Or(dcfg.QueryInterval, discovery.DefaultQueryInterval)
+		// A dead host is told apart by its connection and its port (Lost,
+		// watchSilence); its mDNS expiry is only the backstop for a host
+		// whose port accepts but that never answers again (a process
+		// stopped for good): three queries later than the others', so
+		// that a host paused for 2 s on a loaded machine stays host.
+		dcfg.HostExpireAfter = cmp.Or(dcfg.ExpireAfter, discovery.DefaultExpireAfter) + 3*l.interval
 	}
 	if l.disc, err = discovery.New(dcfg); err != nil {
 		h.Close()
@@ -214,6 +225,7 @@ func (l *LAN) Run(ctx context.Context) error {
 	l.mu.Unlock()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { l.watchLost(ctx); return nil })
+	g.Go(func() error { l.watchSilence(ctx); return nil })
 	g.Go(func() error { return l.host.Run(ctx) })
 	g.Go(func() error { l.follow(ctx); return nil })
 	g.Go(func() error { return l.disc.Run(ctx) })
@@ -262,6 +274,7 @@ func (l *LAN) stop() {
 		defer l.mu.Unlock()
 		l.stopped, l.running = true, false
 		clear(l.suspects)
+		clear(l.alive)
 		close(l.done)
 		for id, ch := range l.hostStale {
 			close(ch)
@@ -414,15 +427,47 @@ func (l *LAN) Lost(url string) {
 	if !s.HasHost || s.HostURL() != url || s.IAmHost {
 		return
 	}
+	l.suspect(s.Host, "its connection ended")
+}
+
+// suspect has the host p probed (watchLost), unless it is already.
+func (l *LAN) suspect(p discovery.Peer, why string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.running || l.suspects[s.Host.ID] {
+	if !l.running || l.suspects[p.ID] {
 		return
 	}
 	select {
-	case l.lost <- s.Host:
-		l.suspects[s.Host.ID] = true
+	case l.lost <- suspect{p, why}:
+		l.suspects[p.ID] = true
 	default: // many hosts lost at once: this one expires as before
+	}
+}
+
+// watchSilence probes the elected host when its mDNS answers stop (one
+// query missed), until ctx ends: a host whose machine is gone (no reset
+// comes, the WebSocket stays open until its ping timeout) is dropped after
+// the probe's misses, and a host whose port accepts is probed again once a
+// query interval while it stays silent.
+func (l *LAN) watchSilence(ctx context.Context) {
+	t := time.NewTicker(l.interval / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := l.disc.Current() // LastSeen is current there
+		if !s.HasHost || s.IAmHost || time.Since(s.Host.LastSeen) <= l.interval*3/2 {
+			continue
+		}
+		l.mu.Lock()
+		recent := time.Since(l.alive[s.Host.ID]) < l.interval
+		l.mu.Unlock()
+		if !recent {
+			l.suspect(s.Host, "its mDNS answers stopped")
+		}
 	}
 }
 
@@ -441,16 +486,16 @@ func (l *LAN) watchLost(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case p := <-l.lost:
-			wg.Go(func() { l.confirm(ctx, p) })
+		case sus := <-l.lost:
+			wg.Go(func() { l.confirm(ctx, sus.peer, sus.why) })
 		}
 	}
 }
 
-// confirm decides whether the host p, whose connection ended, is dead: then
+// confirm decides whether the host p (suspected because why) is dead: then
 // discovery forgets it and confirm returns once the state shows it gone.
 // Either way its suspicion ends.
-func (l *LAN) confirm(ctx context.Context, p discovery.Peer) {
+func (l *LAN) confirm(ctx context.Context, p discovery.Peer, why string) {
 	defer l.clearSuspect(p.ID)
 	if len(p.Addrs) == 0 {
 		return
@@ -458,10 +503,16 @@ func (l *LAN) confirm(ctx context.Context, p discovery.Peer) {
 	addr := netip.AddrPortFrom(p.Addrs[0], uint16(p.Port))
 	start := time.Now()
 	if !hostDead(ctx, addr, probePort) {
-		l.cfg.Logger.Info("host: the host's connection ended but its port still accepts: not dead (slow, or restarting)", "id", p.ID, "addr", addr)
+		l.mu.Lock()
+		if l.running {
+			clear(l.alive) // only the elected host's matters
+			l.alive[p.ID] = time.Now()
+		}
+		l.mu.Unlock()
+		l.cfg.Logger.Info("host: "+why+" but the host's port still accepts: not dead (slow, or restarting)", "id", p.ID, "addr", addr)
 		return
 	}
-	l.cfg.Logger.Info("host: the host is gone: electing another", "id", p.ID, "addr", addr, "probed", time.Since(start).Round(time.Millisecond))
+	l.cfg.Logger.Info("host: "+why+" and the host is gone: electing another", "id", p.ID, "addr", addr, "probed", time.Since(start).Round(time.Millisecond))
 	l.disc.Forget(p.ID)
 	wctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
