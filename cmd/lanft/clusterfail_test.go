@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // offlineWithin reads c's messages for window and returns the names whose
@@ -109,7 +111,52 @@ func TestClusterPauseAndKill(t *testing.T) {
 	}
 	alice.relay(bob, 5)
 	bob.relay(alice, 6)
-	carol2, users := cl.login(2, "carol") // the name is free again
+	// The name is free again once the survivors have deleted it: at once,
+	// or once JetStream has a new leader if node 3 was the bucket's.
+	var carol2 *wsClient
+	freed := time.Now()
+	for carol2 == nil {
+		carol2, users = cl.tryLogin(2, "carol")
+		if carol2 == nil {
+			if time.Since(freed) > 15*time.Second {
+				t.Fatal("carol's name is still taken 15 s after node 3's users went offline")
+			}
+			time.Sleep(200 * time.Millisecond) // asking again
+		}
+	}
+	t.Logf("carol's name free again %v after node 3's death (%v of asking)", time.Since(killed).Round(time.Millisecond), time.Since(freed).Round(time.Millisecond))
 	carol2.sees(users, "alice", "bob", "carol")
 	carol2.relay(alice, 7)
+}
+
+// tryLogin logs in as name at node, or returns nil if the login is refused.
+func (cl *clusterLAN) tryLogin(node int, name string) (*wsClient, []string) {
+	cl.t.Helper()
+	d := websocket.Dialer{NetDialContext: cl.dialFrom(4), HandshakeTimeout: 5 * time.Second}
+	ws, _, err := d.Dial(cl.url(node), nil)
+	if err != nil {
+		cl.t.Fatalf("%s: dial: %v", name, err)
+	}
+	c := &wsClient{t: cl.t, ws: ws, name: name, msgs: make(chan map[string]any, 1024)}
+	go func() {
+		defer close(c.msgs)
+		for {
+			var m map[string]any
+			if err := ws.ReadJSON(&m); err != nil {
+				return
+			}
+			c.msgs <- m
+		}
+	}()
+	c.send(map[string]any{"type": "login", "name": name})
+	if m := c.next(10 * time.Second); m["type"] != "login" || m["success"] != true {
+		ws.Close()
+		return nil, nil
+	}
+	cl.t.Cleanup(func() { ws.Close() })
+	var users []string
+	for _, u := range c.next(10 * time.Second)["users"].([]any) {
+		users = append(users, u.(string))
+	}
+	return c, users
 }

@@ -959,10 +959,10 @@ func (c *Cluster) reapDead(ctx context.Context, h signal.ClusterHandler, confirm
 	offlineAll(h, gone)
 	c.cfg.Logger.Warn("cluster: node dead: its users are offline", "nodes", dead, "users", len(gone), "gone_from_nats", len(confirmed) > 0)
 	for _, p := range gone {
-		c.deleteKey(ctx, kvKey(p.Room, p.Key), p.Rev)
+		c.deleteKeyRetry(ctx, kvKey(p.Room, p.Key), p.Rev)
 	}
 	for _, n := range dead {
-		c.deleteKey(ctx, "n."+n, 0)
+		c.deleteKeyRetry(ctx, "n."+n, 0)
 	}
 }
 
@@ -986,6 +986,13 @@ func offlineAll(h signal.ClusterHandler, ps []signal.Presence) {
 }
 
 func (c *Cluster) deleteKey(ctx context.Context, key string, rev uint64) {
+	_ = c.tryDelete(ctx, key, rev)
+}
+
+// tryDelete deletes key (at revision rev, if not 0) once; it reports
+// whether the bucket gave an answer (done, or refused: another survivor
+// deleted it first), false when it could not be reached.
+func (c *Cluster) tryDelete(ctx context.Context, key string, rev uint64) bool {
 	c.mu.Lock()
 	kv := c.kv
 	c.mu.Unlock()
@@ -995,10 +1002,29 @@ func (c *Cluster) deleteKey(ctx context.Context, key string, rev uint64) {
 	if rev != 0 {
 		opts = append(opts, jetstream.LastRevision(rev))
 	}
+	err := kv.Delete(cctx, key, opts...)
+	if err == nil {
+		return true
+	}
 	// Another survivor may have deleted it first: not an error worth more
 	// than a debug line.
-	if err := kv.Delete(cctx, key, opts...); err != nil {
-		c.cfg.Logger.Debug("cluster: delete", "key", key, "err", err)
+	c.cfg.Logger.Debug("cluster: delete", "key", key, "err", err)
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) || errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound)
+}
+
+// deleteKeyRetry deletes a dead node's key, again every heartbeat while
+// the bucket cannot be reached, for up to LeaseTTL: a node declared dead
+// within a second of its death may have taken the bucket's stream leader
+// with it, and the names must be free again once JetStream has elected
+// another.
+func (c *Cluster) deleteKeyRetry(ctx context.Context, key string, rev uint64) {
+	for deadline := time.Now().Add(c.cfg.LeaseTTL); !c.tryDelete(ctx, key, rev) && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(c.cfg.Heartbeat):
+		}
 	}
 }
 
