@@ -786,6 +786,11 @@ func (c *Cluster) leaseLoop(ctx context.Context, kv jetstream.KeyValue, h signal
 		c.holding.Store(err == nil || leaseRev != 0)
 		switch {
 		case err == nil:
+			if leaseRev == 0 {
+				// A new lease: the others hear at once that this node
+				// answers probes, not a heartbeat later.
+				_ = c.publish(event{Kind: "hb", Node: c.node, Probe: true})
+			}
 			leaseRev, lastOK = rev, time.Now()
 			c.renewedAt.Store(lastOK.UnixNano())
 			c.mu.Lock()
