@@ -963,11 +963,16 @@ func (c *Cluster) reapDead(ctx context.Context, h signal.ClusterHandler, confirm
 	slices.SortFunc(gone, func(a, b signal.Presence) int { return cmp.Compare(a.Rev, b.Rev) })
 	offlineAll(h, gone)
 	c.cfg.Logger.Warn("cluster: node dead: its users are offline", "nodes", dead, "users", len(gone), "gone_from_nats", len(confirmed) > 0)
-	for _, p := range gone {
-		c.deleteKeyRetry(ctx, kvKey(p.Room, p.Key), p.Rev)
-	}
+	// The lease first and once, as it is: retried later, an unconditional
+	// delete could take the lease a node wrote anew after coming back.
 	for _, n := range dead {
-		c.deleteKeyRetry(ctx, "n."+n, 0)
+		c.deleteKey(ctx, "n."+n, 0)
+	}
+	// The names (each at its claim's revision: safe to retry) until the
+	// bucket answers, for up to LeaseTTL in all.
+	deadline := time.Now().Add(c.cfg.LeaseTTL)
+	for _, p := range gone {
+		c.deleteKeyRetry(ctx, kvKey(p.Room, p.Key), p.Rev, deadline)
 	}
 }
 
@@ -1018,13 +1023,13 @@ func (c *Cluster) tryDelete(ctx context.Context, key string, rev uint64) bool {
 	return errors.As(err, &apiErr) || errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound)
 }
 
-// deleteKeyRetry deletes a dead node's key, again every heartbeat while
-// the bucket cannot be reached, for up to LeaseTTL: a node declared dead
-// within a second of its death may have taken the bucket's stream leader
-// with it, and the names must be free again once JetStream has elected
-// another.
-func (c *Cluster) deleteKeyRetry(ctx context.Context, key string, rev uint64) {
-	for deadline := time.Now().Add(c.cfg.LeaseTTL); !c.tryDelete(ctx, key, rev) && time.Now().Before(deadline); {
+// deleteKeyRetry deletes a dead node's user key at its revision, again
+// every heartbeat while the bucket cannot be reached, until deadline: a
+// node declared dead within a second of its death may have taken the
+// bucket's stream leader with it, and the names must be free again once
+// JetStream has elected another.
+func (c *Cluster) deleteKeyRetry(ctx context.Context, key string, rev uint64, deadline time.Time) {
+	for !c.tryDelete(ctx, key, rev) && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return
