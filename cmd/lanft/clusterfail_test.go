@@ -113,20 +113,28 @@ func TestClusterPauseAndKill(t *testing.T) {
 	bob.relay(alice, 6)
 	// The name is free again once the survivors have deleted it: at once,
 	// or once JetStream has a new leader if node 3 was the bucket's.
-	var carol2 *wsClient
 	freed := time.Now()
-	for carol2 == nil {
-		carol2, users = cl.tryLogin(2, "carol")
-		if carol2 == nil {
-			if time.Since(freed) > 15*time.Second {
-				t.Fatal("carol's name is still taken 15 s after node 3's users went offline")
-			}
-			time.Sleep(200 * time.Millisecond) // asking again
-		}
-	}
+	carol2, users := cl.loginRetry(2, "carol", 15*time.Second)
 	t.Logf("carol's name free again %v after node 3's death (%v of asking)", time.Since(killed).Round(time.Millisecond), time.Since(freed).Round(time.Millisecond))
 	carol2.sees(users, "alice", "bob", "carol")
 	carol2.relay(alice, 7)
+}
+
+// loginRetry logs in as name at node, asking again while the login is
+// refused (the name not free yet, or "try again" during a JetStream leader
+// election, as a client would), for up to limit.
+func (cl *clusterLAN) loginRetry(node int, name string, limit time.Duration) (*wsClient, []string) {
+	cl.t.Helper()
+	start := time.Now()
+	for {
+		if c, users := cl.tryLogin(node, name); c != nil {
+			return c, users
+		}
+		if time.Since(start) > limit {
+			cl.t.Fatalf("%s: login at node %d still refused after %v", name, node, limit)
+		}
+		time.Sleep(200 * time.Millisecond) // asking again, as a client would
+	}
 }
 
 // tryLogin logs in as name at node, or returns nil if the login is refused.
