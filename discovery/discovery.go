@@ -47,6 +47,12 @@ type Config struct {
 	// ExpireAfter drops an instance that has not answered for that long
 	// (DefaultExpireAfter when zero). It must be at least 2 query intervals.
 	ExpireAfter time.Duration
+	// HostExpireAfter, when longer than ExpireAfter, drops the elected
+	// host only after it has not answered for that long. An application
+	// that tells a dead host apart itself (its WebSocket closed, its port
+	// refuses: Forget) sets it, so that a host that only paused (a 2 s
+	// stall misses two queries: 3 s without an answer) is not replaced.
+	HostExpireAfter time.Duration
 	// Logger receives the package's logs; nil discards them.
 	Logger *slog.Logger
 	// Source moves the packets; nil means mDNS on Interfaces. Tests inject
@@ -240,8 +246,11 @@ func (d *Discovery) Current() State {
 }
 
 // Forget drops the instance id from the view now instead of waiting for its
-// expiry: call it when the host's WebSocket closes. The instance comes back
-// if it answers again. Forgetting this instance itself does nothing.
+// expiry: call it once the host is known to be dead (its WebSocket closed
+// and its port refuses). The instance comes back if it answers again, after
+// half a query interval (an answer it sent just before it died may still be
+// on its way). Forgetting this instance itself does nothing. While the view
+// then has no host, a query goes out at once.
 func (d *Discovery) Forget(id string) {
 	d.mu.Lock()
 	d.forgets = append(d.forgets, id)
@@ -261,6 +270,7 @@ func (d *Discovery) Run(ctx context.Context) error {
 	defer close(d.updates)
 
 	v := newView(record{ID: d.cfg.Self.ID, Name: d.cfg.Self.Name, Priority: d.cfg.Self.Priority, Port: d.cfg.Self.Port})
+	v.hostAfter, v.quiet = d.cfg.HostExpireAfter, forgetQuiet(d.cfg.QueryInterval)
 	if err := d.src.Publish(v.self.txt()); err != nil {
 		return fmt.Errorf("discovery: publish record: %w", err)
 	}
@@ -342,10 +352,12 @@ func (d *Discovery) step(v *view, now time.Time, settled bool) (State, error) {
 	forgets := d.forgets
 	d.forgets = nil
 	d.mu.Unlock()
+	forgotHost := false
 	for _, id := range forgets {
 		if _, ok := v.others[id]; ok {
 			d.log.Info("discovery: peer forgotten", "id", id)
-			v.forget(id)
+			v.forget(id, now)
+			forgotHost = forgotHost || id == v.host
 		}
 	}
 	for _, id := range v.expire(now, d.cfg.ExpireAfter) {
@@ -370,12 +382,18 @@ func (d *Discovery) step(v *view, now time.Time, settled bool) (State, error) {
 	if e.HasHost {
 		v.host = e.Host.ID
 	}
+	if forgotHost && !e.HasHost {
+		d.src.Probe() // the candidate's claim, or ours, heard sooner
+	}
 	st := d.state(v, now, e)
 	d.mu.Lock()
 	d.cur = st
 	d.mu.Unlock()
 	return st, nil
 }
+
+// forgetQuiet is how long a forgotten instance's answers are ignored.
+func forgetQuiet(q time.Duration) time.Duration { return q / 2 }
 
 func (d *Discovery) state(v *view, now time.Time, e Election) State {
 	return State{Peers: v.peers(now), Host: e.Host, HasHost: e.HasHost, IAmHost: e.HasHost && e.Host.Self}

@@ -36,10 +36,18 @@ type view struct {
 	// host is the ID of the host elected last (the one clients log in
 	// to): a flood of new instances does not push it out.
 	host string
+	// forgotten holds, for each instance dropped by forget, until when
+	// its answers are ignored: an answer it sent just before it died may
+	// still be on its way.
+	forgotten map[string]time.Time
+	// hostAfter, when longer than expire's after, is the elected host's
+	// expiry (Config.HostExpireAfter); quiet is how long a forgotten
+	// instance's answers are ignored.
+	hostAfter, quiet time.Duration
 }
 
 func newView(self record) *view {
-	return &view{self: self, selfSeen: map[string]seen{}, others: map[string]*entry{}}
+	return &view{self: self, selfSeen: map[string]seen{}, others: map[string]*entry{}, forgotten: map[string]time.Time{}}
 }
 
 // observe adds one answer heard at now. It returns the record heard and
@@ -55,6 +63,9 @@ func (v *view) observe(s Sighting, now time.Time) (rec record, added bool, err e
 		// Our own answer, looped back: it only tells our addresses. Our
 		// record is what we advertise, never what the network says.
 		v.selfSeen[s.Iface] = seen{addrs: addrs, at: now}
+		return rec, false, nil
+	}
+	if until, ok := v.forgotten[rec.ID]; ok && now.Before(until) {
 		return rec, false, nil
 	}
 	e := v.others[rec.ID]
@@ -110,17 +121,27 @@ func (e *entry) lastHeard() time.Time {
 	return t
 }
 
-// forget drops another instance at once; it returns if it answers again.
-func (v *view) forget(id string) {
+// forget drops another instance at once; it returns if it answers again
+// after v.quiet (answers heard before then are taken as sent before it was
+// forgotten).
+func (v *view) forget(id string, now time.Time) {
 	delete(v.others, id)
+	if v.quiet > 0 {
+		v.forgotten[id] = now.Add(v.quiet)
+	}
 }
 
-// expire drops what was not heard for longer than after, and returns the IDs
-// of the instances that left.
+// expire drops what was not heard for longer than after (the elected host:
+// v.hostAfter, if longer), and returns the IDs of the instances that left.
 func (v *view) expire(now time.Time, after time.Duration) (gone []string) {
+	maps.DeleteFunc(v.forgotten, func(_ string, until time.Time) bool { return !now.Before(until) })
 	maps.DeleteFunc(v.selfSeen, func(_ string, s seen) bool { return now.Sub(s.at) > after })
 	for id, e := range v.others {
-		maps.DeleteFunc(e.ifaces, func(_ string, s seen) bool { return now.Sub(s.at) > after })
+		limit := after
+		if id == v.host {
+			limit = max(after, v.hostAfter)
+		}
+		maps.DeleteFunc(e.ifaces, func(_ string, s seen) bool { return now.Sub(s.at) > limit })
 		if len(e.ifaces) == 0 {
 			delete(v.others, id)
 			gone = append(gone, id)

@@ -103,12 +103,17 @@ func (v clusterView) Online(p Presence) {
 	s.broadcastLocked(r, u, Message{Type: TypeUpdata, Action: ActionLogin, Name: u.name, Meta: u.meta})
 }
 
-func (v clusterView) Offline(p Presence) {
+func (v clusterView) Offline(p Presence) { v.OfflineAll([]Presence{p}) }
+
+// OfflineAll is Offline for many users (a dead node's) under one lock.
+func (v clusterView) OfflineAll(ps []Presence) {
 	s := v.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if other, ok := s.rooms.lookup(p.Room, p.Name).(*remoteUser); ok && other.rev == p.Rev {
-		s.leaveLocked(other)
+	for _, p := range ps {
+		if other, ok := s.rooms.lookup(p.Room, p.Name).(*remoteUser); ok && other.rev == p.Rev {
+			s.leaveLocked(other)
+		}
 	}
 }
 

@@ -259,6 +259,30 @@ func benchClusterLoad(b *testing.B, users, rooms, relays int) {
 		rss[i] = vmHWM(procs[i].Cmd.Process.Pid)
 	}
 
+	// Node 2 paused (SIGSTOP) for 2 s, its nats-server with it: nobody may
+	// be shown offline. A wrong death would come 1-2 s into the pause;
+	// the window runs 3 s past it.
+	pg := -procs[2].Cmd.Process.Pid
+	if err := syscall.Kill(pg, syscall.SIGSTOP); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // the pause is what is measured
+	if err := syscall.Kill(pg, syscall.SIGCONT); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // watching for a wrong offline
+	shownOffline := 0
+	for _, c := range clients {
+		c.mu.Lock()
+		if countTrue(c.online) < per {
+			shownOffline++
+		}
+		c.mu.Unlock()
+	}
+	if shownOffline > 0 {
+		b.Errorf("node 2 paused 2 s: %d clients were shown someone of their room offline", shownOffline)
+	}
+
 	// Node 2 SIGKILLed while users of nodes 0 and 1 keep relaying to each
 	// other (numbered, timestamped): how long until everyone sees node 2's
 	// users offline, and is any survivor's message lost?
@@ -351,15 +375,17 @@ func benchClusterLoad(b *testing.B, users, rooms, relays int) {
 	lost := sent.Load() - received
 	fmt.Printf("cluster load: %d clients in %d rooms over 3 nodes logged in, every one with its full %d-user room, after %v; "+
 		"cross-node relay of %d candidates one at a time p50 %v p99 %v max %v; peak RSS per node %.0f / %.0f / %.0f MiB; "+
+		"node 2 SIGSTOPped 2 s: %d clients shown anyone offline; "+
 		"node 2 SIGKILLed under load: its %d users offline for all %d others after %v; survivors sent %d relays during it, lost %d, out of order %d, p99 latency %v\n",
 		users, rooms, per, storm.Round(time.Millisecond), relays, lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1],
 		float64(rss[0])/(1<<20), float64(rss[1])/(1<<20), float64(rss[2])/(1<<20),
-		len(gone), users-len(gone), offlineAll.Round(time.Millisecond), sent.Load(), lost, outOfOrder, pct(afterLat, 99))
+		shownOffline, len(gone), users-len(gone), offlineAll.Round(time.Millisecond), sent.Load(), lost, outOfOrder, pct(afterLat, 99))
 	b.ReportMetric(float64(storm.Milliseconds()), "login-storm-ms")
 	b.ReportMetric(us(lat[len(lat)/2]), "relay-p50-µs")
 	b.ReportMetric(us(lat[len(lat)*99/100]), "relay-p99-µs")
 	b.ReportMetric(float64(max(rss[0], rss[1], rss[2]))/(1<<20), "max-node-RSS-MiB")
 	b.ReportMetric(offlineAll.Seconds(), "kill-offline-s")
+	b.ReportMetric(float64(shownOffline), "pause-shown-offline")
 	b.ReportMetric(float64(lost), "lost")
 }
 

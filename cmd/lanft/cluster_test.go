@@ -261,7 +261,9 @@ func TestClusterNodeFailures(t *testing.T) {
 	t.Logf("node 3 SIGKILLed: carol offline for alice after %v, for bob after %v", tAlice.Round(time.Millisecond), tBob.Round(time.Millisecond))
 	alice.relay(bob, 4)
 	bob.relay(alice, 5)
-	carol2, users := cl.login(1, "carol")
+	// Node 3's death may have started a JetStream election, and its users
+	// go offline within it now: a login may be told "try again" meanwhile.
+	carol2, users := cl.loginRetry(1, "carol", 15*time.Second)
 	carol2.sees(users, "alice", "bob", "carol")
 	bob.waitUpdata("login", "carol", 5*time.Second)
 	carol2.relay(bob, 6)

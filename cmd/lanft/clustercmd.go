@@ -29,6 +29,11 @@ func clusterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "nats-listen", Hidden: true},
 		&cli.StringFlag{Name: "nats-store", Usage: "JetStream `DIR` of the embedded nats-server (default: a temporary one)"},
 		&cli.IntFlag{Name: "nats-replicas", Usage: "copies of the shared state (`N`; default 3 with --cluster-routes, else 1)"},
+		// The timings: the same on every node of a service.
+		&cli.DurationFlag{Name: "cluster-heartbeat", Value: cluster.DefaultHeartbeat, Usage: "how often this node tells the others it is alive (`DURATION`); give every node of a service the same timings"},
+		&cli.DurationFlag{Name: "cluster-gone-after", DefaultText: "4 heartbeats, at least 1s", Usage: "a node silent this long (`DURATION`) whose NATS connection is gone (NATS answers \"no responders\" for it) is dead: its users go offline for everyone"},
+		&cli.DurationFlag{Name: "cluster-lease", Value: cluster.DefaultLeaseTTL, Usage: "a node that cannot renew its lease for this long (`DURATION`; longer than a JetStream leader election) stops serving; its clients log in elsewhere"},
+		&cli.DurationFlag{Name: "cluster-dead-after", DefaultText: "--cluster-lease + 3s", Usage: "a node silent this long (`DURATION`), whatever NATS says (a pause, a partition), is dead; more than --cluster-lease, so that it has stopped serving by then"},
 	}
 }
 
@@ -110,7 +115,9 @@ func joinCluster(c *cli.Context, log *slog.Logger) (*clusterNode, error) {
 		return nil, err
 	}
 	n.nc = nc
-	cfg := cluster.Config{Conn: nc, Logger: log, Replicas: max(replicas, 1)}
+	cfg := cluster.Config{Conn: nc, Logger: log, Replicas: max(replicas, 1),
+		Heartbeat: c.Duration("cluster-heartbeat"), GoneAfter: c.Duration("cluster-gone-after"),
+		LeaseTTL: c.Duration("cluster-lease"), DeadAfter: c.Duration("cluster-dead-after")}
 	if host := c.String("public-addr"); host != "" && !c.Bool("no-turn") && len(c.StringSlice("external-turn")) == 0 {
 		// The other nodes' relays may send to this one's, for a room's users.
 		if cfg.RelayIP, err = resolveHost(c.Context, host); err != nil {
@@ -121,7 +128,7 @@ func joinCluster(c *cli.Context, log *slog.Logger) (*clusterNode, error) {
 	cl, err := cluster.New(cfg)
 	if err != nil {
 		n.close()
-		return nil, err
+		return nil, cli.Exit(fmt.Sprintf("signal: %v (--cluster-heartbeat, --cluster-gone-after, --cluster-lease, --cluster-dead-after)", err), 2)
 	}
 	n.cl = cl
 	fmt.Fprintf(c.App.ErrWriter, "cluster node %s: shared state in %d copies\n", cl.Node(), max(replicas, 1))

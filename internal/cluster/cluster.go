@@ -7,14 +7,30 @@
 // logout on one subject from one connection, so every other node sees them
 // in that order (NATS keeps the order of one publisher on one subject).
 //
-// Leases: a node renews its lease key every Heartbeat and then publishes a
-// heartbeat. A node whose lease writes fail for LeaseTTL (it lost the
-// JetStream quorum, a partition) calls the handler's Reset: its clients are
-// closed and log in again elsewhere. A node not heard for DeadAfter
-// (> LeaseTTL) is dead to the others: each survivor tells its own clients
-// that the dead node's users went offline and deletes their names, so they
-// can be taken again. A node serves logins only once it holds its lease and
-// has read the shared state (Ready).
+// Leases: a node renews its lease key every second (Config.Heartbeat says
+// more) and publishes a heartbeat every Heartbeat (250ms). A node whose
+// lease writes fail for LeaseTTL (it lost the JetStream quorum, a
+// partition) calls the handler's Reset: its clients are closed and log in
+// again elsewhere. A node is dead to the others when either
+//
+//   - it was not heard for DeadAfter (> LeaseTTL: it has fenced itself by
+//     then, whatever happened to it), or
+//   - it was not heard for GoneAfter (1s) and NATS says it is gone: a
+//     request to its own subject <prefix>.node.<id>, which it answers, gets
+//     "no responders" twice in a row, a heartbeat apart. NATS removes that
+//     interest only when the node's connection closed (its process died,
+//     its server's routes dropped): a node that is slow or paused (SIGSTOP),
+//     a JetStream leader election, or a partition without a reset leave the
+//     interest in place, so the request times out instead, and only the
+//     lease's DeadAfter applies. The fast way is taken only by a node that
+//     is itself part of the service (its lease renewed lately, or another
+//     node heard), and only for nodes whose heartbeats say they answer.
+//
+// Each survivor then tells its own clients that the dead node's users went
+// offline and deletes their names, so they can be taken again. A node
+// declared dead while it lives sees its lease gone at its next renewal and
+// fences itself. A node serves logins only once it holds its lease and has
+// read the shared state (Ready).
 //
 // Membership: a node is a member while it holds a lease, the key n.<node>
 // in the bucket, written before it publishes anything and deleted when the
@@ -75,14 +91,19 @@ type Config struct {
 	Prefix string
 	// Replicas of the key-value bucket (1); 3 on a three-server cluster.
 	Replicas int
-	// Heartbeat is how often the lease is renewed and a heartbeat sent
-	// (1s); LeaseTTL how long a node keeps serving without renewing its
-	// lease (11s: longer than a JetStream leader election, up to 9s, so that
+	// Heartbeat is how often a heartbeat is sent (250ms); the lease is
+	// renewed every second (at most LeaseTTL/8, at least every Heartbeat).
+	// LeaseTTL is how long a node keeps serving without renewing its lease
+	// (11s: longer than a JetStream leader election, up to 9s, so that
 	// losing one NATS server fences nobody); DeadAfter how long the others
-	// wait for a silent node's heartbeat before they declare it dead (14s).
+	// wait for a silent node's heartbeat before they declare it dead
+	// (LeaseTTL + 3s); GoneAfter how long a node must be silent before
+	// NATS's word that it is gone makes it dead (4 heartbeats, at least 1s).
+	// Every node of a service should use the same values.
 	Heartbeat time.Duration
 	LeaseTTL  time.Duration
 	DeadAfter time.Duration
+	GoneAfter time.Duration
 	// Timeout bounds one JetStream request (2s).
 	Timeout time.Duration
 	// RelayIP is this node's public TURN relay address, if it relays.
@@ -93,6 +114,7 @@ type Config struct {
 // a signaling server, which hands Run its signal.ClusterHandler.
 type Cluster struct {
 	cfg    Config
+	renew  time.Duration // how often the lease is renewed
 	node   string
 	subj   string
 	bucket string
@@ -101,6 +123,8 @@ type Cluster struct {
 	resync    atomic.Bool // read the state anew, from no clients (after a fence or at start)
 	refresh   atomic.Bool // read the state anew, keeping the clients (after a reconnect)
 	processed atomic.Uint64
+	holding   atomic.Bool  // the lease is held: heartbeats go out
+	renewedAt atomic.Int64 // Unix nanoseconds of the last lease renewal that worked
 
 	mu       sync.Mutex
 	kv       jetstream.KeyValue
@@ -112,6 +136,7 @@ type Cluster struct {
 	paused   map[string]time.Time                  // node -> no lease look-up before then (one failed)
 	held     map[string][]event                    // the event loop's own: events of nodes whose lease could not be read yet
 	byNode   map[string]map[string]signal.Presence // node -> kv key -> user
+	probes   map[string]bool                       // members whose heartbeats say they answer on their own subject
 	h        signal.ClusterHandler
 	stats    Stats
 }
@@ -122,6 +147,12 @@ type Stats struct {
 	Published, Received, Errors, DeadNodes, Ignored uint64
 	LastLag                                         time.Duration // the last JetStream request's round trip
 }
+
+// Defaults of Config.
+const (
+	DefaultHeartbeat = 250 * time.Millisecond
+	DefaultLeaseTTL  = 11 * time.Second
+)
 
 // New checks cfg and returns a node with a fresh id.
 func New(cfg Config) (*Cluster, error) {
@@ -138,13 +169,16 @@ func New(cfg Config) (*Cluster, error) {
 		cfg.Replicas = 1
 	}
 	if cfg.Heartbeat == 0 {
-		cfg.Heartbeat = time.Second
+		cfg.Heartbeat = DefaultHeartbeat
 	}
 	if cfg.LeaseTTL == 0 {
-		cfg.LeaseTTL = 11 * cfg.Heartbeat
+		cfg.LeaseTTL = DefaultLeaseTTL
 	}
 	if cfg.DeadAfter == 0 {
-		cfg.DeadAfter = cfg.LeaseTTL + 3*cfg.Heartbeat
+		cfg.DeadAfter = cfg.LeaseTTL + 3*time.Second
+	}
+	if cfg.GoneAfter == 0 {
+		cfg.GoneAfter = max(4*cfg.Heartbeat, time.Second)
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Second
@@ -152,8 +186,16 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.DeadAfter <= cfg.LeaseTTL {
 		return nil, errors.New("cluster: DeadAfter must exceed LeaseTTL, or a cut-off node would serve after the others declared it dead")
 	}
+	if cfg.Heartbeat < 10*time.Millisecond || cfg.Heartbeat > cfg.LeaseTTL/4 {
+		return nil, fmt.Errorf("cluster: the heartbeat (%v) must be at least 10ms and at most a quarter of the lease (%v)", cfg.Heartbeat, cfg.LeaseTTL)
+	}
+	if cfg.GoneAfter < 2*cfg.Heartbeat {
+		return nil, fmt.Errorf("cluster: GoneAfter (%v) must be at least two heartbeats (%v): one late heartbeat is no silence", cfg.GoneAfter, 2*cfg.Heartbeat)
+	}
 	return &Cluster{
 		cfg:      cfg,
+		renew:    max(cfg.Heartbeat, min(time.Second, cfg.LeaseTTL/8)),
+		probes:   make(map[string]bool),
 		node:     nuid.Next(),
 		subj:     cfg.Prefix + ".ev",
 		bucket:   cfg.Prefix + "_presence",
@@ -182,7 +224,10 @@ func (c *Cluster) Stats() Stats {
 
 // event is what travels on the subject.
 type event struct {
-	Kind  string          `json:"k"` // on, off, msg, hb
+	Kind string `json:"k"` // on, off, msg, hb
+	// Probe, on a heartbeat: the node answers requests on its own subject
+	// (nodeSubject), so that NATS's "no responders" tells it is gone.
+	Probe bool            `json:"probe,omitempty"`
 	Node  string          `json:"n"`
 	Room  string          `json:"r,omitempty"`
 	Key   string          `json:"key,omitempty"`
@@ -265,7 +310,7 @@ func (c *Cluster) Run(ctx context.Context, h signal.ClusterHandler) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(c.cfg.Heartbeat):
+		case <-time.After(c.renew):
 		}
 	}
 	sub, err := c.cfg.Conn.SubscribeSync(c.subj)
@@ -277,10 +322,19 @@ func (c *Cluster) Run(ctx context.Context, h signal.ClusterHandler) error {
 	c.kv, c.sub, c.h = kv, sub, h
 	c.mu.Unlock()
 	defer sub.Unsubscribe()
+	// Answer the others' probes: while this subscription exists, NATS
+	// never says "no responders" for this node.
+	probe, err := c.cfg.Conn.Subscribe(c.nodeSubject(c.node), func(m *nats.Msg) { _ = m.Respond(nil) })
+	if err != nil {
+		return fmt.Errorf("cluster: subscribe: %w", err)
+	}
+	defer probe.Unsubscribe()
 
 	var wg sync.WaitGroup
 	wg.Go(func() { c.eventLoop(ctx, sub, h) })
 	wg.Go(func() { c.leaseLoop(ctx, kv, h) })
+	wg.Go(func() { c.heartbeatLoop(ctx) })
+	wg.Go(func() { c.watchLoop(ctx, h) })
 	wg.Wait()
 	c.ready.Store(false)
 	return nil
@@ -292,7 +346,7 @@ func (c *Cluster) eventLoop(ctx context.Context, sub *nats.Subscription, h signa
 			if !c.doResync(ctx, h, c.resync.Load()) {
 				select { // the state cannot be read now: again shortly
 				case <-ctx.Done():
-				case <-time.After(c.cfg.Heartbeat):
+				case <-time.After(c.renew):
 				}
 			}
 			continue
@@ -419,7 +473,7 @@ func (c *Cluster) admit(ctx context.Context, e event) admission {
 		if len(c.paused) >= maxTracked {
 			clear(c.paused)
 		}
-		c.paused[e.Node] = time.Now().Add(3 * c.cfg.Heartbeat)
+		c.paused[e.Node] = time.Now().Add(3 * c.renew)
 		c.mu.Unlock()
 		return undecided
 	}
@@ -491,7 +545,7 @@ func (c *Cluster) leaseHeld(ctx context.Context, node string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
+	cctx, cancel := context.WithTimeout(ctx, c.renew)
 	defer cancel()
 	msg, err := c.cfg.Conn.RequestWithContext(cctx, "$JS.API.STREAM.MSG.GET.KV_"+c.bucket, req)
 	if err != nil {
@@ -526,6 +580,10 @@ func (c *Cluster) apply(e event, h signal.ClusterHandler) {
 	now := time.Now()
 	c.mu.Lock()
 	c.lastSeen[e.Node] = now
+	heard := e.Kind == "hb" && e.Probe && !c.probes[e.Node]
+	if heard {
+		c.probes[e.Node] = true
+	}
 	ready := c.ready.Load()
 	k := kvKey(e.Room, e.Key)
 	switch e.Kind {
@@ -542,6 +600,9 @@ func (c *Cluster) apply(e event, h signal.ClusterHandler) {
 		}
 	}
 	c.mu.Unlock()
+	if heard {
+		c.cfg.Logger.Info("cluster: node heard: its death is seen within a few heartbeats", "node", e.Node)
+	}
 	if !ready {
 		return
 	}
@@ -674,7 +735,7 @@ func (c *Cluster) doResync(ctx context.Context, h signal.ClusterHandler, hard bo
 }
 
 func (c *Cluster) leaseLoop(ctx context.Context, kv jetstream.KeyValue, h signal.ClusterHandler) {
-	t := time.NewTicker(c.cfg.Heartbeat)
+	t := time.NewTicker(c.renew)
 	defer t.Stop()
 	leaseKey := "n." + c.node
 	var leaseRev uint64
@@ -690,7 +751,7 @@ func (c *Cluster) leaseLoop(ctx context.Context, kv jetstream.KeyValue, h signal
 			}
 		}
 		start := time.Now()
-		cctx, cancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
+		cctx, cancel := context.WithTimeout(ctx, c.renew)
 		val := []byte(start.UTC().Format(time.RFC3339Nano))
 		var rev uint64
 		var err error
@@ -706,7 +767,7 @@ func (c *Cluster) leaseLoop(ctx context.Context, kv jetstream.KeyValue, h signal
 		if err != nil && errors.Is(err, jetstream.ErrKeyExists) {
 			// The revision moved: a renewal whose reply was lost, or the
 			// others declared this node dead and deleted its lease.
-			gctx, gcancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
+			gctx, gcancel := context.WithTimeout(ctx, c.renew)
 			ent, gerr := kv.Get(gctx, leaseKey)
 			gcancel()
 			switch {
@@ -722,12 +783,16 @@ func (c *Cluster) leaseLoop(ctx context.Context, kv jetstream.KeyValue, h signal
 		// Heartbeats go out whatever the renewal: a JetStream election must
 		// not make a live node look dead. A node that holds no lease (not
 		// yet, or declared dead) is no member: the others would ignore it.
-		if err == nil || leaseRev != 0 {
-			_ = c.publish(event{Kind: "hb", Node: c.node})
-		}
+		c.holding.Store(err == nil || leaseRev != 0)
 		switch {
 		case err == nil:
+			if leaseRev == 0 {
+				// A new lease: the others hear at once that this node
+				// answers probes, not a heartbeat later.
+				_ = c.publish(event{Kind: "hb", Node: c.node, Probe: true})
+			}
 			leaseRev, lastOK = rev, time.Now()
+			c.renewedAt.Store(lastOK.UnixNano())
 			c.mu.Lock()
 			c.stats.LastLag = lastOK.Sub(start)
 			c.mu.Unlock()
@@ -743,8 +808,24 @@ func (c *Cluster) leaseLoop(ctx context.Context, kv jetstream.KeyValue, h signal
 				c.fence(h)
 			}
 		}
-		if c.ready.Load() {
-			c.reapDead(ctx, h)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// nodeSubject is the subject node answers on (see Leases in the package doc).
+func (c *Cluster) nodeSubject(node string) string { return c.cfg.Prefix + ".node." + node }
+
+// heartbeatLoop sends a heartbeat every Heartbeat while the lease is held.
+func (c *Cluster) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		if c.holding.Load() {
+			_ = c.publish(event{Kind: "hb", Node: c.node, Probe: true})
 		}
 		select {
 		case <-ctx.Done():
@@ -752,6 +833,93 @@ func (c *Cluster) leaseLoop(ctx context.Context, kv jetstream.KeyValue, h signal
 		case <-t.C:
 		}
 	}
+}
+
+// watchLoop declares dead, every Heartbeat while the node serves, the nodes
+// silent for DeadAfter and those silent for GoneAfter that NATS says are
+// gone (twice in a row).
+func (c *Cluster) watchLoop(ctx context.Context, h signal.ClusterHandler) {
+	t := time.NewTicker(c.cfg.Heartbeat)
+	defer t.Stop()
+	gone := make(map[string]int) // node -> "no responders" in a row
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !c.ready.Load() {
+			clear(gone)
+			continue
+		}
+		quiet, fast := c.silent(time.Now())
+		var confirmed []string
+		for n := range gone {
+			if !slices.Contains(quiet, n) {
+				delete(gone, n)
+			}
+		}
+		for _, n := range quiet {
+			if !fast || c.probe(ctx, n) != probeGone {
+				delete(gone, n)
+				continue
+			}
+			if gone[n]++; gone[n] >= goneProbes {
+				confirmed = append(confirmed, n)
+				delete(gone, n)
+			}
+		}
+		c.reapDead(ctx, h, confirmed)
+	}
+}
+
+// goneProbes is how many "no responders" in a row, a heartbeat apart,
+// confirm that a silent node is gone.
+const goneProbes = 2
+
+// silent returns the members whose heartbeats say they answer probes and
+// that were not heard for GoneAfter, and whether this node may take the fast
+// way at all: it is part of the service (its lease renewed within two
+// renewals, or another node heard within GoneAfter), so that a node cut off
+// from all the others does not declare them all dead.
+func (c *Cluster) silent(now time.Time) (quiet []string, fast bool) {
+	fast = now.Sub(time.Unix(0, c.renewedAt.Load())) < 2*c.renew+c.cfg.Timeout
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for n, at := range c.lastSeen {
+		switch {
+		case n == c.node:
+		case now.Sub(at) <= c.cfg.GoneAfter:
+			fast = true
+		case c.probes[n]:
+			quiet = append(quiet, n)
+		}
+	}
+	slices.Sort(quiet)
+	return quiet, fast
+}
+
+// probeResult is what a request to a node's own subject says.
+type probeResult int
+
+const (
+	probeUnknown  probeResult = iota // no answer in time (slow, paused, cut off) or an error of ours
+	probeAnswered                    // it answered: it is there
+	probeGone                        // no responders: NATS holds no connection of it
+)
+
+// probe asks node's subject once, within a heartbeat (at least 100ms).
+func (c *Cluster) probe(ctx context.Context, node string) probeResult {
+	ctx, cancel := context.WithTimeout(ctx, max(c.cfg.Heartbeat, 100*time.Millisecond))
+	defer cancel()
+	_, err := c.cfg.Conn.RequestWithContext(ctx, c.nodeSubject(node), nil)
+	switch {
+	case err == nil:
+		return probeAnswered
+	case errors.Is(err, nats.ErrNoResponders):
+		return probeGone
+	}
+	return probeUnknown
 }
 
 // fence stops serving: the local clients are closed and the view dropped
@@ -762,9 +930,10 @@ func (c *Cluster) fence(h signal.ClusterHandler) {
 	}
 }
 
-// reapDead declares nodes silent for DeadAfter dead: their users go offline
-// for this node's clients and their names are freed.
-func (c *Cluster) reapDead(ctx context.Context, h signal.ClusterHandler) {
+// reapDead declares dead the nodes silent for DeadAfter and the nodes
+// confirmed gone: their users go offline for this node's clients and their
+// names are freed.
+func (c *Cluster) reapDead(ctx context.Context, h signal.ClusterHandler, confirmed []string) {
 	now := time.Now()
 	var dead []string
 	var gone []signal.Presence
@@ -775,7 +944,7 @@ func (c *Cluster) reapDead(ctx context.Context, h signal.ClusterHandler) {
 		}
 	}
 	for n, at := range c.lastSeen {
-		if n != c.node && now.Sub(at) > c.cfg.DeadAfter {
+		if n != c.node && (now.Sub(at) > c.cfg.DeadAfter || slices.Contains(confirmed, n) && now.Sub(at) > c.cfg.GoneAfter) {
 			dead = append(dead, n)
 			for _, p := range c.byNode[n] {
 				gone = append(gone, p)
@@ -783,6 +952,7 @@ func (c *Cluster) reapDead(ctx context.Context, h signal.ClusterHandler) {
 			delete(c.byNode, n)
 			delete(c.lastSeen, n)
 			delete(c.members, n)
+			delete(c.probes, n)
 			c.stats.DeadNodes++
 		}
 	}
@@ -791,19 +961,48 @@ func (c *Cluster) reapDead(ctx context.Context, h signal.ClusterHandler) {
 		return
 	}
 	slices.SortFunc(gone, func(a, b signal.Presence) int { return cmp.Compare(a.Rev, b.Rev) })
-	for _, p := range gone {
-		h.Offline(p)
-	}
-	c.cfg.Logger.Warn("cluster: node dead: its users are offline", "nodes", dead, "users", len(gone))
-	for _, p := range gone {
-		c.deleteKey(ctx, kvKey(p.Room, p.Key), p.Rev)
-	}
+	offlineAll(h, gone)
+	c.cfg.Logger.Warn("cluster: node dead: its users are offline", "nodes", dead, "users", len(gone), "gone_from_nats", len(confirmed) > 0)
+	// The lease first and once, as it is: retried later, an unconditional
+	// delete could take the lease a node wrote anew after coming back.
 	for _, n := range dead {
 		c.deleteKey(ctx, "n."+n, 0)
+	}
+	// The names (each at its claim's revision: safe to retry) until the
+	// bucket answers, for up to LeaseTTL in all.
+	deadline := time.Now().Add(c.cfg.LeaseTTL)
+	for _, p := range gone {
+		c.deleteKeyRetry(ctx, kvKey(p.Room, p.Key), p.Rev, deadline)
+	}
+}
+
+// batchOffline is a handler that takes many users offline at once:
+// signal's does it under one lock, where one Offline each would queue
+// behind every client of a busy server (a dead node's 900 users took 30 s
+// under load that way).
+type batchOffline interface {
+	OfflineAll(ps []signal.Presence)
+}
+
+// offlineAll tells h that the users ps went offline, in one call when h can.
+func offlineAll(h signal.ClusterHandler, ps []signal.Presence) {
+	if b, ok := h.(batchOffline); ok {
+		b.OfflineAll(ps)
+		return
+	}
+	for _, p := range ps {
+		h.Offline(p)
 	}
 }
 
 func (c *Cluster) deleteKey(ctx context.Context, key string, rev uint64) {
+	_ = c.tryDelete(ctx, key, rev)
+}
+
+// tryDelete deletes key (at revision rev, if not 0) once; it reports
+// whether the bucket gave an answer (done, or refused: another survivor
+// deleted it first), false when it could not be reached.
+func (c *Cluster) tryDelete(ctx context.Context, key string, rev uint64) bool {
 	c.mu.Lock()
 	kv := c.kv
 	c.mu.Unlock()
@@ -813,10 +1012,29 @@ func (c *Cluster) deleteKey(ctx context.Context, key string, rev uint64) {
 	if rev != 0 {
 		opts = append(opts, jetstream.LastRevision(rev))
 	}
+	err := kv.Delete(cctx, key, opts...)
+	if err == nil {
+		return true
+	}
 	// Another survivor may have deleted it first: not an error worth more
 	// than a debug line.
-	if err := kv.Delete(cctx, key, opts...); err != nil {
-		c.cfg.Logger.Debug("cluster: delete", "key", key, "err", err)
+	c.cfg.Logger.Debug("cluster: delete", "key", key, "err", err)
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) || errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound)
+}
+
+// deleteKeyRetry deletes a dead node's user key at its revision, again
+// every heartbeat while the bucket cannot be reached, until deadline: a
+// node declared dead within a second of its death may have taken the
+// bucket's stream leader with it, and the names must be free again once
+// JetStream has elected another.
+func (c *Cluster) deleteKeyRetry(ctx context.Context, key string, rev uint64, deadline time.Time) {
+	for !c.tryDelete(ctx, key, rev) && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(c.cfg.Heartbeat):
+		}
 	}
 }
 

@@ -59,7 +59,8 @@ type LANConfig struct {
 // the node runs.
 type LAN struct {
 	cfg      LANConfig
-	ifaces   []string // the interfaces discovery works on (nil with an injected Source)
+	interval time.Duration // discovery's query interval
+	ifaces   []string      // the interfaces discovery works on (nil with an injected Source)
 	loopback []netip.Addr
 	disc     *discovery.Discovery
 	host     *Host
@@ -79,6 +80,19 @@ type LAN struct {
 	// called (each page the bridge serves, each login), no goroutine waits.
 	hostStale     map[string]chan struct{} // by the elected host's ID: closed when another is elected
 	fallbackStale chan struct{}            // while on the fallback: closed when another instance shows up
+	// suspects are the hosts whose connection ended and whose port is
+	// being probed (hostwatch.go): Host waits for the verdict rather than
+	// hand out a host that may be dead. Only while running.
+	suspects map[string]bool
+	running  bool
+	lost     chan suspect         // Lost, watchSilence → watchLost
+	alive    map[string]time.Time // host ID → when its port last accepted (watchSilence)
+}
+
+// suspect is a host to probe, and why.
+type suspect struct {
+	peer discovery.Peer
+	why  string
 }
 
 // errStopped is returned by Wait once Run has returned.
@@ -100,7 +114,7 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	}
 	l := &LAN{cfg: cfg, loopback: loopbackAddrs(), lns: newListenSet(cfg.Logger),
 		changed: make(chan struct{}), started: time.Now(), done: make(chan struct{}),
-		hostStale: make(map[string]chan struct{})}
+		hostStale: make(map[string]chan struct{}), suspects: make(map[string]bool), lost: make(chan suspect, 16), alive: make(map[string]time.Time)}
 	ifaces := cfg.Interfaces
 	if cfg.Discovery.Source == nil {
 		var err error
@@ -142,6 +156,15 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	dcfg.Self.Port = l.lns.port
 	dcfg.Interfaces = ifaces
 	dcfg.Logger = cfg.Logger
+	l.interval = cmp.Or(dcfg.QueryInterval, discovery.DefaultQueryInterval)
+	if dcfg.HostExpireAfter == 0 {
+		// A dead host is told apart by its connection and its port (Lost,
+		// watchSilence); its mDNS expiry is only the backstop for a host
+		// whose port accepts but that never answers again (a process
+		// stopped for good): three queries later than the others', so
+		// that a host paused for 2 s on a loaded machine stays host.
+		dcfg.HostExpireAfter = cmp.Or(dcfg.ExpireAfter, discovery.DefaultExpireAfter) + 3*l.interval
+	}
 	if l.disc, err = discovery.New(dcfg); err != nil {
 		h.Close()
 		if l.hello != nil {
@@ -221,7 +244,12 @@ func (l *LAN) Run(ctx context.Context) error {
 	defer l.stop()
 	defer l.host.Close()
 	l.lns.serve()
+	l.mu.Lock()
+	l.running = !l.stopped
+	l.mu.Unlock()
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { l.watchLost(ctx); return nil })
+	g.Go(func() error { l.watchSilence(ctx); return nil })
 	g.Go(func() error { return l.host.Run(ctx) })
 	g.Go(func() error { return serveHello(ctx, l.hello, helloOf(l)) })
 	g.Go(func() error { l.follow(ctx); return nil })
@@ -272,7 +300,9 @@ func (l *LAN) stop() {
 	l.stopOnce.Do(func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		l.stopped = true
+		l.stopped, l.running = true, false
+		clear(l.suspects)
+		clear(l.alive)
 		close(l.done)
 		for id, ch := range l.hostStale {
 			close(ch)
@@ -357,9 +387,11 @@ func (l *LAN) Host(ctx context.Context) (string, <-chan struct{}, error) {
 		waitCtx, cancel = context.WithDeadline(ctx, l.started.Add(l.cfg.FallbackAfter))
 		defer cancel()
 	}
-	cond := func(s discovery.State) bool { return s.HasHost && s.HostURL() != "" }
+	cond := func(s discovery.State) bool { return s.HasHost && s.HostURL() != "" && !l.suspected(s.Host.ID) }
 	if l.cfg.Fallback != "" {
-		cond = func(s discovery.State) bool { return s.HasHost && s.HostURL() != "" && others(s) > 0 }
+		cond = func(s discovery.State) bool {
+			return s.HasHost && s.HostURL() != "" && others(s) > 0 && !l.suspected(s.Host.ID)
+		}
 	}
 	s, err := l.Wait(waitCtx, cond)
 	if err != nil {
@@ -418,11 +450,28 @@ func (l *LAN) staleFallback() <-chan struct{} {
 }
 
 // Lost is told that the connection to url ended: if url is the elected
-// host's, it is forgotten at once instead of waiting for its mDNS expiry.
+// host's, its port is probed (hostwatch.go) and, if it is dead, it is
+// forgotten at once instead of waiting for its mDNS expiry. Until the
+// verdict, Host waits rather than hand it out again.
 func (l *LAN) Lost(url string) {
 	s := l.State()
-	if s.HasHost && s.HostURL() == url && !s.IAmHost {
-		l.disc.Forget(s.Host.ID)
+	if !s.HasHost || s.HostURL() != url || s.IAmHost {
+		return
+	}
+	l.suspect(s.Host, "its connection ended")
+}
+
+// suspect has the host p probed (watchLost), unless it is already.
+func (l *LAN) suspect(p discovery.Peer, why string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.running || l.suspects[p.ID] {
+		return
+	}
+	select {
+	case l.lost <- suspect{p, why}:
+		l.suspects[p.ID] = true
+	default: // many hosts lost at once: this one expires as before
 	}
 }
 
@@ -464,4 +513,91 @@ func lanTURN(ifaces []string, log *slog.Logger) *turn.Config {
 		return &turn.Config{PacketConn: pc, PublicIP: a, Rate: -1}
 	}
 	return nil
+}
+
+// watchSilence probes the elected host when its mDNS answers stop (one
+// query missed), until ctx ends: a host whose machine is gone (no reset
+// comes, the WebSocket stays open until its ping timeout) is dropped after
+// the probe's misses, and a host whose port accepts is probed again once a
+// query interval while it stays silent.
+func (l *LAN) watchSilence(ctx context.Context) {
+	t := time.NewTicker(l.interval / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := l.disc.Current() // LastSeen is current there
+		if !s.HasHost || s.IAmHost || time.Since(s.Host.LastSeen) <= l.interval*3/2 {
+			continue
+		}
+		l.mu.Lock()
+		recent := time.Since(l.alive[s.Host.ID]) < l.interval
+		l.mu.Unlock()
+		if !recent {
+			l.suspect(s.Host, "its mDNS answers stopped")
+		}
+	}
+}
+
+// suspected reports whether the host id is being probed.
+func (l *LAN) suspected(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.suspects[id]
+}
+
+// watchLost probes each host Lost reports, until ctx ends.
+func (l *LAN) watchLost(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sus := <-l.lost:
+			wg.Go(func() { l.confirm(ctx, sus.peer, sus.why) })
+		}
+	}
+}
+
+// confirm decides whether the host p (suspected because why) is dead: then
+// discovery forgets it and confirm returns once the state shows it gone.
+// Either way its suspicion ends.
+func (l *LAN) confirm(ctx context.Context, p discovery.Peer, why string) {
+	defer l.clearSuspect(p.ID)
+	if len(p.Addrs) == 0 {
+		return
+	}
+	addr := netip.AddrPortFrom(p.Addrs[0], uint16(p.Port))
+	start := time.Now()
+	if !hostDead(ctx, addr, probePort) {
+		l.mu.Lock()
+		if l.running {
+			clear(l.alive) // only the elected host's matters
+			l.alive[p.ID] = time.Now()
+		}
+		l.mu.Unlock()
+		l.cfg.Logger.Info("host: "+why+" but the host's port still accepts: not dead (slow, or restarting)", "id", p.ID, "addr", addr)
+		return
+	}
+	l.cfg.Logger.Info("host: "+why+" and the host is gone: electing another", "id", p.ID, "addr", addr, "probed", time.Since(start).Round(time.Millisecond))
+	l.disc.Forget(p.ID)
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, _ = l.Wait(wctx, func(s discovery.State) bool { return hostGone(s, p.ID) })
+}
+
+// clearSuspect ends the probing of id and wakes whoever waits in Host.
+func (l *LAN) clearSuspect(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.suspects[id] {
+		return
+	}
+	delete(l.suspects, id)
+	close(l.changed)
+	l.changed = make(chan struct{})
 }
