@@ -17,8 +17,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/lanft/lanft/discovery"
 	"github.com/lanft/lanft/bindif"
+	"github.com/lanft/lanft/discovery"
 	"github.com/lanft/lanft/internal/relay"
 	"github.com/lanft/lanft/internal/turn"
 	"github.com/lanft/lanft/signal"

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lanft/lanft/discovery"
 	"github.com/lanft/lanft/bindif"
+	"github.com/lanft/lanft/discovery"
 )
 
 // A LAN instance listens for signaling and its page only where the LAN is:
