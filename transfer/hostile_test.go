@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io"
@@ -376,4 +377,51 @@ func TestReceiveSenderNotReading(t *testing.T) {
 	if !errors.Is(err, ErrUnsafeName) {
 		t.Fatalf("got %v, want ErrUnsafeName", err)
 	}
+}
+
+// TestReceiveChecksManifest: CheckManifest sees the MANIFEST payload as it
+// arrived. A list changed on the way together with its file (what a
+// machine in the middle of plain HTTP can do) passes every other check;
+// the check refuses it as corrupted before Accept and before any write.
+func TestReceiveChecksManifest(t *testing.T) {
+	sent, evil := fileEntry("hello.txt", "hello"), fileEntry("hello.txt", "HELLO")
+	want := sha256.Sum256(manifestJSON([]Entry{sent}))
+	check := func(raw []byte) error {
+		if sha256.Sum256(raw) != want {
+			return errors.New("its SHA-256 is not the one the sender gave")
+		}
+		return nil
+	}
+	t.Run("changed", func(t *testing.T) {
+		v := newVictim(t)
+		before := snapshot(t, v.base)
+		accepted := false
+		_, err := hostileReceive(t, concat(manifestFrame(t, evil), fileFrame(0, 0), dataFrame("HELLO"), endFrame), false, ReceiveOptions{
+			Dir:           v.dir,
+			Accept:        func(context.Context, *Manifest) error { accepted = true; return nil },
+			CheckManifest: check,
+		})
+		if !errors.Is(err, ErrIntegrity) || !strings.Contains(err.Error(), "the list of files arrived changed; nothing was written") {
+			t.Fatalf("got %v, want an integrity error saying the list changed", err)
+		}
+		if accepted {
+			t.Error("Accept was called for a list that failed the check")
+		}
+		if d := diffSnapshots(before, snapshot(t, v.base)); d != "" {
+			t.Errorf("a refused list changed files:\n%s", d)
+		}
+	})
+	t.Run("as sent", func(t *testing.T) {
+		v := newVictim(t)
+		_, err := hostileReceive(t, concat(manifestFrame(t, sent), fileFrame(0, 0), dataFrame("hello"), endFrame), false, ReceiveOptions{
+			Dir:           v.dir,
+			CheckManifest: check,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := v.received(t); got["hello.txt"] != "hello" {
+			t.Fatalf("received %v, want hello.txt", got)
+		}
+	})
 }

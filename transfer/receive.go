@@ -23,6 +23,14 @@ type ReceiveOptions struct {
 	// sender is told, and Receive returns an error wrapping ErrRejected and
 	// the returned error. A nil Accept accepts everything.
 	Accept func(ctx context.Context, m *Manifest) error
+	// CheckManifest, if set, is called with the MANIFEST frame's payload
+	// exactly as it arrived, before it is parsed and before anything is
+	// written. An error refuses the transfer as corrupted: Receive returns
+	// an error wrapping ErrIntegrity and the returned error, and writes
+	// nothing. It binds the list of files, and so every file's SHA-256, to
+	// something the caller learnt another way (the HTTP path checks the
+	// SHA-256 that a page sent over its verified data channel).
+	CheckManifest func(raw []byte) error
 	// Progress, if set, is called from Receive's goroutine after each chunk.
 	Progress func(Progress)
 	Logger   *slog.Logger
@@ -208,6 +216,11 @@ func (r *receiver) run(ctx context.Context) error {
 		return parseError("sender", p)
 	default:
 		return protocolErr("expected a MANIFEST frame, got " + t.String())
+	}
+	if r.opts.CheckManifest != nil {
+		if err := r.opts.CheckManifest(p); err != nil {
+			return newErr(ErrIntegrity, err, "transfer: the list of files arrived changed; nothing was written")
+		}
 	}
 	m, err := decodeManifest(p)
 	if err != nil {

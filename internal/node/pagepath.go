@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,9 +25,20 @@ import (
 //
 //	page ──▶ {"v":1,"origin":"http://10.0.0.1:7300"}
 //	lanft ──▶ {"v":1,"base":"http://10.0.0.2:41234/c/TOKEN/","purpose":"download"|"upload"}
+//	          (a download adds "manifest_sha256":"<hex>")
 //	          or {"v":1,"why":"..."}                     (the data channel carries it)
-//	page ──▶ {"v":1,"path":"http"}                       (after GET base+"hello" answered 204)
+//	page ──▶ {"v":1,"path":"http"}                       (after GET base+"hello" answered 204;
+//	          an upload adds "manifest_sha256":"<hex>")
 //	          or {"v":1,"path":"datachannel","why":"..."}
+//
+// manifest_sha256 is the SHA-256 of the exact MANIFEST JSON bytes the
+// holder of the files sends over HTTP (GET base+"manifest" for a
+// download, the first frame of the upload's stream). The other side
+// refuses a list whose bytes hash otherwise, so the list, and with it
+// every file's SHA-256, is bound to the verified channel: a machine in
+// the middle of plain HTTP can read the files but not change one
+// unnoticed. (An older page or lanft sends none; the list is then
+// unchecked, as before.)
 //
 // A download (lanft holds the files) is then the page's to fetch: each
 // file or all as one ZIP, with the browser's download manager, which keeps
@@ -49,16 +62,18 @@ type pageHello struct {
 }
 
 type pageGrant struct {
-	V       int    `json:"v"`
-	Base    string `json:"base,omitempty"`
-	Purpose string `json:"purpose,omitempty"`
-	Why     string `json:"why,omitempty"`
+	V              int    `json:"v"`
+	Base           string `json:"base,omitempty"`
+	Purpose        string `json:"purpose,omitempty"`
+	ManifestSHA256 string `json:"manifest_sha256,omitempty"` // a download's
+	Why            string `json:"why,omitempty"`
 }
 
 type pageChoice struct {
-	V    int    `json:"v"`
-	Path string `json:"path"`
-	Why  string `json:"why,omitempty"`
+	V              int    `json:"v"`
+	Path           string `json:"path"`
+	ManifestSHA256 string `json:"manifest_sha256,omitempty"` // an upload's
+	Why            string `json:"why,omitempty"`
 }
 
 // pageFlag is this side's preamble flag for the HTTP path: set when it has
@@ -132,7 +147,7 @@ func (l *link) grantPage(ctx context.Context, dc *rtc.Stream, origin string, src
 	nctx, done := negotiating(ctx, dc)
 	defer done()
 	var choice pageChoice
-	err := direct.WriteMessage(dc, pageGrant{V: direct.Version, Base: c.URL, Purpose: purpose})
+	err := direct.WriteMessage(dc, pageGrant{V: direct.Version, Base: c.URL, Purpose: purpose, ManifestSHA256: c.ManifestSHA256()})
 	if err == nil {
 		err = direct.ReadMessage(dc, &choice)
 	}
@@ -146,7 +161,10 @@ func (l *link) grantPage(ctx context.Context, dc *rtc.Stream, origin string, src
 		conn.Close()
 		return dc, plan.taken(false), nil
 	default:
-		return &pageTransport{transport: conn, dc: dc}, PathHTTP, nil
+		if src == nil && choice.ManifestSHA256 == "" {
+			l.cfg.Logger.Info("node: the page binds no list of files to the verified channel (an older page); its list over HTTP is unchecked", "peer", l.remote)
+		}
+		return &pageTransport{transport: conn, dc: dc, manifest: choice.ManifestSHA256}, PathHTTP, nil
 	}
 	conn.Close()
 	return nil, "", err
@@ -180,8 +198,9 @@ func (l *link) capability(ctx context.Context, plan pathPlan, origin string, src
 // capability came over: closed with it, but never the other way round.
 type pageTransport struct {
 	transport
-	dc   io.Closer
-	once sync.Once
+	dc       io.Closer
+	manifest string // an upload's manifest_sha256, from the page's choice
+	once     sync.Once
 }
 
 func (t *pageTransport) Close() error {
@@ -194,6 +213,29 @@ func (t *pageTransport) Linger(d time.Duration) error {
 	err := t.transport.Linger(d)
 	t.once.Do(func() { t.dc.Close() })
 	return err
+}
+
+// bindManifest returns opts with a CheckManifest that refuses a list of
+// files other than the one the page hashed over the verified channel,
+// when conn is an HTTP upload whose page sent that hash; opts otherwise.
+// Every receive over a transport of pagePath goes through it.
+func bindManifest(conn transport, opts transfer.ReceiveOptions) transfer.ReceiveOptions {
+	if t, ok := conn.(*pageTransport); ok && t.manifest != "" {
+		opts.CheckManifest = manifestCheck(t.manifest)
+	}
+	return opts
+}
+
+// manifestCheck is a transfer.ReceiveOptions.CheckManifest for a list
+// whose SHA-256 (lowercase hex) came over the verified channel.
+func manifestCheck(want string) func(raw []byte) error {
+	return func(raw []byte) error {
+		sum := sha256.Sum256(raw)
+		if hex.EncodeToString(sum[:]) != want {
+			return errors.New("its SHA-256 is not the one the page gave over the verified connection: something between the page and lanft changed it over HTTP")
+		}
+		return nil
+	}
 }
 
 // errNotStream: a download over HTTP carries no transfer frames.

@@ -191,7 +191,7 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 			cfg.Events(Event{Kind: EventProgress, Peer: sharer, File: pr.File, Done: pr.Done, Size: pr.Total, Transferred: pr.Done - pr.Skipped, Path: path})
 		}
 	}
-	res, err := transfer.Receive(ctx, conn, opts)
+	res, err := transfer.Receive(ctx, conn, bindManifest(conn, opts))
 	// The sharer closes once it has read our final OK or ERROR.
 	_ = conn.Linger(2 * time.Second)
 	if c := sess.client(); c != nil {

@@ -224,7 +224,7 @@ func (u *upNode) receive(ctx context.Context, l *link, stream *rtc.Stream, rec *
 		}
 	}()
 	start := time.Now()
-	res, err := transfer.Receive(ctx, conn, transfer.ReceiveOptions{
+	res, err := transfer.Receive(ctx, conn, bindManifest(conn, transfer.ReceiveOptions{
 		Dir:    u.uc.Dir,
 		Names:  u.uc.Names,
 		Logger: cfg.Logger.With("peer", who),
@@ -241,7 +241,7 @@ func (u *upNode) receive(ctx context.Context, l *link, stream *rtc.Stream, rec *
 		Progress: func(pr transfer.Progress) {
 			cfg.Events(Event{Kind: EventProgress, Peer: who, File: pr.File, Done: pr.Done, Size: pr.Total, Transferred: pr.Done - pr.Skipped, Path: path})
 		},
-	})
+	}))
 	_ = conn.Linger(2 * time.Second)
 	rec.Result, rec.Err = res, err
 	if err != nil {

@@ -3,6 +3,8 @@ package pagehttp
 import (
 	"archive/zip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +53,19 @@ func (s *Server) Download(ctx context.Context, g Grant, src *transfer.Source, re
 	return s.mint(ctx, g, PurposeDownload, func(c *Capability) {
 		c.src, c.manifest, c.report = src, m, report
 	})
+}
+
+// ManifestSHA256 is the lowercase hex SHA-256 of the exact bytes a
+// download capability serves at manifest ("" for an upload). Handed to
+// the page over its verified channel, it binds the list of files, and so
+// every file's SHA-256, to that channel: a machine in the middle of plain
+// HTTP cannot change a file and its listed hash together unnoticed.
+func (c *Capability) ManifestSHA256() string {
+	if c.manifest == nil {
+		return ""
+	}
+	sum := sha256.Sum256(c.manifest)
+	return hex.EncodeToString(sum[:])
 }
 
 func (c *Capability) progress(p DownloadProgress) {

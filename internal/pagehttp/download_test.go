@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"maps"
@@ -81,6 +82,11 @@ func TestDownloadFile(t *testing.T) {
 	st, _, b := do(t, hc, req(t, "GET", c.URL+"manifest", nil, true))
 	if wantM, _ := src.Manifest().Encode(); st != 200 || !bytes.Equal(b, wantM) {
 		t.Errorf("manifest: %d %s, want 200 %s", st, b, wantM)
+	}
+	// What the page is told over its verified channel is the hash of
+	// exactly the bytes served.
+	if sum := sha256.Sum256(b); c.ManifestSHA256() != hex.EncodeToString(sum[:]) {
+		t.Errorf("ManifestSHA256 %q, want the served bytes' %x", c.ManifestSHA256(), sum)
 	}
 
 	st, h, b := do(t, hc, req(t, "GET", c.URL+"f/0", nil, false))

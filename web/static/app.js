@@ -105,9 +105,9 @@ async function receiveFrom(page, peer) {
     ({ link, stream } = await dialSecure(page, peer, code(), PAGE_FLAGS, 'receive from'));
     log(`connected to ${show(peer)}`);
     // HTTP path (httppath.js): the browser's download manager saves the files.
-    const base = await negotiate(stream, link.remoteFlags, peer, 'download');
-    if (base) {
-      await download(base, peer);
+    const grant = await negotiate(stream, link.remoteFlags, peer, 'download');
+    if (grant) {
+      await download(grant, peer);
       return;
     }
     const got = await receive(stream, {
@@ -181,8 +181,8 @@ async function serveShare(page, stream, peer, link) {
   const card = transfer(`to ${show(peer)}`);
   let s = stream;
   try {
-    const base = await negotiate(stream, link.remoteFlags, peer, 'upload');
-    if (base) s = new HTTPStream(base, (text) => log(`send to ${show(peer)}: ${text}`));
+    const grant = await negotiate(stream, link.remoteFlags, peer, 'upload', share);
+    if (grant) s = new HTTPStream(grant.base, (text) => log(`send to ${show(peer)}: ${text}`));
     await serve(s, share, (d, t) => card.update(d, t));
     card.done(`${size(share.total)} in ${card.seconds().toFixed(1)} s, all verified by ${show(peer)}`);
     log(`sent ${size(share.total)} to ${show(peer)}, all verified, in ${card.seconds().toFixed(2)} s`, 'sent');

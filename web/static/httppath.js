@@ -6,7 +6,15 @@
 //
 //   page ──▶ {"v":1,"origin":location.origin}
 //   CLI  ──▶ {"v":1,"base":"http://IP:PORT/c/TOKEN/","purpose":"download"|"upload"} or {"v":1,"why":...}
+//            (a download adds "manifest_sha256")
 //   page ──▶ {"v":1,"path":"http"} once GET base+"hello" answered 204, or {"v":1,"path":"datachannel","why":...}
+//            (an upload adds "manifest_sha256")
+//
+// manifest_sha256 is the SHA-256 of the exact MANIFEST JSON bytes the
+// holder of the files sends over HTTP; the other side refuses a list that
+// hashes otherwise. Plain HTTP lets anyone on the LAN read the files, but
+// with the list bound to the verified channel no one on the way can
+// change a file and its listed SHA-256 together unnoticed.
 //
 // A download is saved by the browser's own download manager (a Save link
 // per file, or all as one ZIP): it streams to disk, goes on behind a locked
@@ -14,7 +22,8 @@
 // size limit applies. An upload runs the transfer protocol (proto.js
 // serve) unchanged over HTTPStream: POST up?off=N and GET down?off=N.
 
-import { writeMessage, readMessage, hashBlob, FLAG_PAGE, FLAG_SERVES_PAGE } from './proto.js';
+import { writeMessage, readMessage, hashBlob, manifestPayload, FLAG_PAGE, FLAG_SERVES_PAGE } from './proto.js';
+import { SHA256 } from './sha256.js';
 import { core, show, el, size, log } from './ui.js';
 
 // PAGE_FLAGS are the preamble bits a page sets: it takes bytes over HTTP.
@@ -32,12 +41,24 @@ function within(p, ms, msg) {
     .finally(() => clearTimeout(timer));
 }
 
+const HEX64 = /^[0-9a-f]{64}$/;
+
+// hexSHA256 is the lowercase hex SHA-256 of the bytes b.
+function hexSHA256(b) {
+  const h = new SHA256();
+  h.update(b);
+  return h.hex();
+}
+
 // negotiate runs the HTTP path's three messages on s when the peer serves
 // pages (its preamble flags: remoteFlags); want is the purpose this page
-// expects ('download' when it receives, 'upload' when it sends). It
-// returns the capability's base URL when the bytes go over HTTP, or null
-// when the data channel carries them.
-export async function negotiate(s, remoteFlags, peer, want) {
+// expects ('download' when it receives, 'upload' when it sends: share is
+// then what it will serve, whose list it binds to the verified channel).
+// It returns the grant, { base, manifestSHA256 } (the capability's base
+// URL, and for a download the list's SHA-256 lanft gave, '' from an older
+// lanft), when the bytes go over HTTP, or null when the data channel
+// carries them.
+export async function negotiate(s, remoteFlags, peer, want, share = null) {
   if (!(remoteFlags & FLAG_SERVES_PAGE)) return null;
   await writeMessage(s, { v: 1, origin: location.origin });
   const g = await readMessage(s);
@@ -47,6 +68,9 @@ export async function negotiate(s, remoteFlags, peer, want) {
   }
   try {
     if (g.purpose !== want) throw new Error(`it offers an ${show(String(g.purpose))} where this page expects an ${want}`);
+    if (g.manifest_sha256 !== undefined && !(typeof g.manifest_sha256 === 'string' && HEX64.test(g.manifest_sha256))) {
+      throw new Error('it gave a malformed SHA-256 for its list of files');
+    }
     const ctl = new AbortController();
     const r = await within(fetch(g.base + 'hello', { signal: ctl.signal, cache: 'no-store' }), PROBE, `no answer within ${PROBE / 1000} s`)
       .catch((e) => { ctl.abort(); throw e; });
@@ -57,8 +81,13 @@ export async function negotiate(s, remoteFlags, peer, want) {
     await writeMessage(s, { v: 1, path: 'datachannel', why });
     return null;
   }
+  if (want === 'upload') {
+    await writeMessage(s, { v: 1, path: 'http', manifest_sha256: hexSHA256(manifestPayload(share)) });
+    return { base: g.base, manifestSHA256: '' };
+  }
+  const sum = typeof g.manifest_sha256 === 'string' ? g.manifest_sha256 : '';
   await writeMessage(s, { v: 1, path: 'http' });
-  return g.base;
+  return { base: g.base, manifestSHA256: sum };
 }
 
 // ---- download: the browser's download manager saves the files ----
@@ -75,13 +104,22 @@ function mount() {
   return box;
 }
 
-// download fetches the manifest from base and shows a Save link per file,
-// "Save all as one ZIP" and "Check a saved file". It resolves once shown:
-// the browser saves, and lanft tells its side when all was fetched.
-export async function download(base, peer) {
+// download fetches the manifest of the grant (negotiate's) and, once its
+// bytes hash to the SHA-256 lanft gave over the verified channel, shows a
+// Save link per file, "Save all as one ZIP" and "Check a saved file". It
+// resolves once shown: the browser saves, and lanft tells its side when
+// all was fetched.
+export async function download(grant, peer) {
+  const { base, manifestSHA256 } = grant;
   const r = await fetch(base + 'manifest', { cache: 'no-store' });
   if (!r.ok) throw new Error(`${show(peer)} did not give its list of files (HTTP ${r.status})`);
-  const m = await r.json();
+  const raw = new Uint8Array(await r.arrayBuffer());
+  if (manifestSHA256 && hexSHA256(raw) !== manifestSHA256) {
+    throw new Error(`the list of files from ${show(peer)} was changed on its way over HTTP (its SHA-256 is not the one lanft gave over the verified connection): `
+      + `something on this network may be tampering with the transfer, so nothing is offered for saving. Receive again, or ask for the share with --path datachannel`);
+  }
+  let m;
+  try { m = JSON.parse(new TextDecoder().decode(raw)); } catch (e) { m = null; }
   const entries = m && m.version === 1 && Array.isArray(m.entries) ? m.entries : null;
   if (!entries) throw new Error(`${show(peer)} sent a list of files this page does not understand`);
   for (const e of entries) if (e && e.kind === 'file' && e.size === undefined) e.size = 0;
@@ -110,14 +148,15 @@ export async function download(base, peer) {
     z.rel = 'noopener';
     box.append(el('p', '', z, ` (${size(total)}, folders kept)`));
   }
-  box.append(checker(files.map(({ e }) => e)));
+  box.append(checker(files.map(({ e }) => e), Boolean(manifestSHA256)));
   box.dataset.ready = String(files.length);
   log(`${show(peer)} gives ${files.length} file(s), ${size(total)} over HTTP: save them with the links`);
 }
 
 // checker is "Check a saved file": the person picks a saved file, the page
-// hashes it (sha256.js) and compares it with lanft's SHA-256 from the list.
-function checker(entries) {
+// hashes it (sha256.js) and compares it with lanft's SHA-256 from the list;
+// bound says the list's own SHA-256 came over the verified channel.
+function checker(entries, bound) {
   const input = el('input', 'check');
   input.type = 'file';
   const out = el('span', 'checked');
@@ -137,9 +176,15 @@ function checker(entries) {
       : `${f.name} differs from every listed file of its size: save it again`;
     out.dataset.ok = String(Boolean(hit));
   };
-  return el('p', 'check', el('label', '', 'Check a saved file: ', input), ' ', out,
-    el('br'), 'lanft sends what it hashed when it started sharing; the browser does not check what it saves. '
-      + 'Picking a saved file here hashes it on this device and compares.');
+  const about = bound
+    ? 'The browser does not check what it saves. These SHA-256 are authentic: lanft hashed the files when it started sharing, '
+      + 'and the list was checked against the SHA-256 lanft gave over the verified connection, so no one on the network changed it. '
+      + 'Picking a saved file here hashes it on this device and compares: identical means it is the file lanft shared.'
+    : 'lanft sends what it hashed when it started sharing; the browser does not check what it saves. '
+      + 'This lanft is older and did not bind the list to the verified connection, so someone on the network could have changed it. '
+      + 'Picking a saved file here hashes it on this device and compares.';
+  out.dataset.bound = String(bound);
+  return el('p', 'check', el('label', '', 'Check a saved file: ', input), ' ', out, el('br'), about);
 }
 
 // ---- upload: the transfer protocol over HTTP requests ----

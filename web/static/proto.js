@@ -405,10 +405,18 @@ export async function buildManifest(files, progress = () => {}) {
   return { entries, blobs, total };
 }
 
+// manifestPayload is the MANIFEST frame's payload for share, the exact
+// bytes serve sends: the HTTP path hashes them over the verified channel
+// (httppath.js negotiate), so they are made once per share.
+export function manifestPayload(share) {
+  if (!share.payload) share.payload = json({ version: 1, entries: share.entries });
+  return share.payload;
+}
+
 // serve sends a manifest built by buildManifest to one receiver on s.
 export async function serve(s, share, progress) {
   const { entries, blobs, total } = share;
-  await s.write(frame(T.M, json({ version: 1, entries })));
+  await s.write(frame(T.M, manifestPayload(share)));
   let f = await readFrame(s);
   if (f.t === T.X) throw remoteError('receiver', f.p);
   if (f.t !== T.P) { await sendError(s, 'protocol', 'expected PLAN'); throw new TransferError('protocol', 'the receiver sent no PLAN'); }

@@ -132,14 +132,14 @@ export async function sendPush(page, peer, what, code) {
 // them to the data channel.
 async function viaHTTP(page, link, stream, purpose, job) {
   const peer = link.remote;
-  const base = await negotiate(stream, link.remoteFlags, peer, purpose);
-  if (!base) return false;
+  const grant = await negotiate(stream, link.remoteFlags, peer, purpose, job.share);
+  if (!grant) return false;
   if (purpose === 'download') {
-    await download(base, peer);
+    await download(grant, peer);
     job.card.done(`${files(job.offer.files)}, ${size(job.offer.bytes)}: save them with the links from ${show(peer)} (the browser's download manager)`);
     return true;
   }
-  const s = new HTTPStream(base, (text) => log(`send to ${show(peer)}: ${text}`));
+  const s = new HTTPStream(grant.base, (text) => log(`send to ${show(peer)}: ${text}`));
   try {
     await serve(s, job.share, (d, t) => job.card.update(d, t));
   } finally {
