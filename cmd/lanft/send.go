@@ -41,7 +41,7 @@ Examples:
    lanft send --to laptop photos/ notes.txt
    lanft send --to phone --text "the wifi password is ..."
    tar c photos/ | lanft send --to desk --as photos.tar -`,
-		Flags: withGlobals(signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag, pathFlag,
+		Flags: withGlobals(signalFlag, fallbackFlag, noRelayFlag, peerFlag, noProbeFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag, pathFlag,
 			&cli.StringFlag{Name: "to", Usage: "send to the device named `NAME`", Required: true},
 			&cli.StringFlag{Name: "text", Usage: "send this `TEXT` (at most 32 KiB) instead of files"},
 			&cli.StringFlag{Name: "as", Value: "stdin", Usage: "with -: the device saves standard input under this file `NAME`"},

@@ -31,7 +31,7 @@ Examples:
    lanft up
    lanft up --out ~/inbox --only-trusted`,
 		Flags: withGlobals(
-			signalFlag, fallbackFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag, pathFlag,
+			signalFlag, fallbackFlag, noRelayFlag, peerFlag, noProbeFlag, nameFlag, interfaceFlag, jsonFlag, codeFlag, acceptKeyFlag, pathFlag,
 			&cli.StringFlag{Name: "out", Usage: "save into `DIR` (default: lanft in your Downloads folder)"},
 			&cli.BoolFlag{Name: "only-trusted", Usage: "refuse sends from devices that are not trusted, without asking"},
 			&cli.DurationFlag{Name: "ask-timeout", Value: askTimeout, Usage: "decline a send nobody answered within this `DURATION`"},
