@@ -125,15 +125,18 @@ func (l *link) sharePath(ctx context.Context, dc *rtc.Stream) (transport, Path, 
 		return nil, "", fmt.Errorf("node: direct path: %w", err)
 	}
 	why := plan.why
+	if plan.useQUIC(hello.QUIC) && why == "" {
+		why = "the route crosses NATs: QUIC on a hole-punched pair instead"
+	}
 	var ln *direct.Listener
-	if plan.tryDirect() {
+	if plan.tryDirect() && !plan.useQUIC(hello.QUIC) {
 		var err error
 		ln, err = direct.Listen(direct.ListenConfig{Addr: plan.local, Peer: plan.remote, PeerCert: hello.Cert, Logger: l.cfg.Logger.With("peer", l.remote)})
 		if err != nil {
 			why = err.Error()
 		}
 	}
-	if ln == nil && plan.quic && hello.QUIC {
+	if ln == nil && plan.useQUIC(hello.QUIC) {
 		return l.shareQUIC(ctx, dc, plan, hello, why)
 	}
 	if ln == nil && l.relayOffered(plan, hello) {
@@ -195,6 +198,9 @@ func (l *link) receivePath(ctx context.Context, dc *rtc.Stream) (transport, Path
 		return dc, plan.taken(false), nil
 	}
 	start := time.Now()
+	if !plan.quic && plan.channel != PathDataChannel {
+		l.cfg.Logger.Info("node: no hole-punched QUIC path", "peer", l.remote, "why", plan.quicWhy)
+	}
 	ctx, done := negotiating(ctx, dc)
 	defer done()
 	cert, err := direct.NewCert()

@@ -158,6 +158,12 @@ func (p pathPlan) tryDirect() bool { return p.negotiate && p.why == "" }
 // tryHTTP reports whether the HTTP path is offered to the page.
 func (p pathPlan) tryHTTP() bool { return p.page && p.why == "" }
 
+// useQUIC reports whether the sharer takes the hole-punched QUIC path,
+// when the receiver offers it (direct.Hello.QUIC): wherever the route
+// crosses NATs, in place of the direct TCP path, which a peer-reflexive
+// route would also allow but which cannot cross a NAT.
+func (p pathPlan) useQUIC(peerOffers bool) bool { return p.quic && peerOffers }
+
 // taken is the path of the transfer: PathTCP when the direct connection
 // was made, the data channel's otherwise.
 func (p pathPlan) taken(tcp bool) Path {
