@@ -29,7 +29,7 @@ func TestQUICBenchmark(t *testing.T) {
 	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
 		t.Skip("a benchmark: run with -bench QUIC")
 	}
-	const size, rounds = 256 << 20, 3
+	const size, rounds = 256 << 20, 5
 	for _, shaped := range []bool{false, true} {
 		name := "unshaped"
 		if shaped {
@@ -140,11 +140,11 @@ var homesRuns int
 func homesRun(t *testing.T, inet *netns.Internet, url, src, mode, want string) relayResult {
 	homesRuns++
 	name := fmt.Sprintf("home1-%d", homesRuns) // the last run's sharer may still be logged in
-	share := inNS(t, inet.Peer(1), "share", "--signal", url, "--interface", "h0", "--name", name, "--json", src)
+	share := inNS(t, inet.Peer(1), "--log-level", "info", "share", "--signal", url, "--interface", "h0", "--name", name, "--json", src)
 	share.WaitLine(t, `"event":"online"`, 20*time.Second)
 	out := t.TempDir()
 	start := time.Now()
-	recv := inNS(t, inet.Peer(2), "receive", "--signal", url, "--interface", "h0", "--from", name, "--name", "home2", "--yes", "--json",
+	recv := inNS(t, inet.Peer(2), "--log-level", "info", "receive", "--signal", url, "--interface", "h0", "--from", name, "--name", "home2", "--yes", "--json",
 		"--out", out, "--path", mode)
 	peer := recv.WaitLine(t, `"event":"peer"`, 30*time.Second)
 	done := recv.WaitLine(t, `"event":"done"`, 10*time.Minute)
@@ -157,7 +157,7 @@ func homesRun(t *testing.T, inet *netns.Internet, url, src, mode, want string) r
 	r.cpuShare, r.cpuRecv = share.CPU(), recv.CPU()
 	r.rssShare, r.rssRecv = share.MaxRSS(), recv.MaxRSS()
 	if r.path != want {
-		t.Errorf("--path %s: path %q, want %q", mode, r.path, want)
+		t.Errorf("--path %s: path %q, want %q; receiver's log:\n%s\nsharer's log:\n%s", mode, r.path, want, recv.Stderr(), share.Stderr())
 	}
 	return r
 }

@@ -150,6 +150,9 @@ type pathPlan struct {
 	quic      bool
 	quicLocal netip.Addr
 	quicWhy   string
+	// quicRemote is the route's remote address: the only one the peer's
+	// mapping may have (punch datagrams go nowhere else).
+	quicRemote netip.Addr
 }
 
 // tryDirect reports whether the direct TCP connection is attempted.
@@ -188,6 +191,9 @@ func decidePath(mode Mode, localFlags, remoteFlags byte, route rtc.Route, routeE
 	p.page = localFlags&flagServesPage != 0 && remoteFlags&flagPage != 0
 	p.quicLocal, p.quicWhy = quicRoute(mode, p, route)
 	p.quic = p.quicWhy == ""
+	if p.quic {
+		p.quicRemote = route.Remote.Addr.Addr()
+	}
 	switch {
 	case p.page:
 		p.local, p.remote, p.why = directRoute(route, routeErr)

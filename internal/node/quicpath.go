@@ -137,9 +137,19 @@ func (l *link) shareQUIC(ctx context.Context, dc *rtc.Stream, plan pathPlan, hel
 		closeSock()
 		return nil, "", fmt.Errorf("node: QUIC path: %w", err)
 	}
-	if sock == nil || theirs.Addr == "" {
+	if sock == nil || theirs.Addr == "" { // both know: no Choice follows
 		closeSock()
 		l.quicUnavailable(mine, theirs, nil)
+		return dc, plan.taken(false), nil
+	}
+	if err := plan.checkMapping(theirs); err != nil {
+		// The receiver punches in vain, then chooses the data channel.
+		sock.Close()
+		var choice direct.Choice
+		if rerr := direct.ReadMessage(dc, &choice); rerr != nil {
+			return nil, "", fmt.Errorf("node: QUIC path: %w", rerr)
+		}
+		l.quicUnavailable(mine, theirs, err)
 		return dc, plan.taken(false), nil
 	}
 	actx, cancel := context.WithTimeout(ctx, quicDeadline)
@@ -192,7 +202,12 @@ func (l *link) receiveQUIC(ctx context.Context, dc *rtc.Stream, plan pathPlan, c
 		return nil, "", fmt.Errorf("node: QUIC path: %w", err)
 	}
 	sock, mine := l.openPunch(ctx, plan)
-	if sock != nil && theirs.Addr == "" {
+	if sock != nil && theirs.Addr != "" {
+		if err := plan.checkMapping(theirs); err != nil {
+			mine = quicpath.Candidate{V: quicpath.Version, Why: err.Error()}
+		}
+	}
+	if sock != nil && (theirs.Addr == "" || mine.Addr == "") {
 		sock.Close()
 		sock = nil
 	}
@@ -232,6 +247,16 @@ func (l *link) receiveQUIC(ctx context.Context, dc *rtc.Stream, plan pathPlan, c
 	return newTCPTransport(conn, dc, l.peer.Done()), PathQUIC, nil
 }
 
+// checkMapping refuses a peer's Candidate at another address than the one
+// the verified connection reaches it on: punch datagrams go only there.
+func (p pathPlan) checkMapping(c quicpath.Candidate) error {
+	a, err := netip.ParseAddrPort(c.Addr)
+	if err != nil || a.Addr().Unmap() != p.quicRemote {
+		return fmt.Errorf("the peer's mapping %q is not at the address ICE reaches it on (%s)", c.Addr, p.quicRemote)
+	}
+	return nil
+}
+
 // quicUnavailable tells the user why the QUIC path was not used.
 func (l *link) quicUnavailable(mine, theirs quicpath.Candidate, err error) {
 	var why string
@@ -245,6 +270,7 @@ func (l *link) quicUnavailable(mine, theirs quicpath.Candidate, err error) {
 	default:
 		why = "no candidate"
 	}
+	l.cfg.Logger.Info("node: no hole-punched QUIC path; using the data channel", "peer", l.remote, "why", why)
 	l.cfg.Events(Event{Kind: EventInfo, Peer: l.remote, Text: fmt.Sprintf(
 		"no hole-punched QUIC path to %s (%s); using the data channel", l.remote, why)})
 }

@@ -45,6 +45,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -111,6 +112,9 @@ func Open(local netip.Addr, logger *slog.Logger) (*Socket, error) {
 	if rcv, snd := setBuffers(udp, socketBuffer); rcv < socketBuffer || snd < socketBuffer {
 		logger.Warn("quicpath: UDP buffers smaller than QUIC wants; raise net.core.rmem_max and wmem_max for full speed",
 			"receive", rcv, "send", snd, "want", socketBuffer)
+		// Said once in our log, where --log-level shows it: quic-go would
+		// also print it on stderr, in the middle of lanft's own output.
+		os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	}
 	return s, nil
 }

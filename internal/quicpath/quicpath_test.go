@@ -254,3 +254,53 @@ func FuzzStunAnswer(f *testing.F) {
 		p.parse(b)
 	})
 }
+
+// BenchmarkLoopback moves b.N × 1 MiB over one QUIC stream on loopback,
+// after punching, and reports MB/s.
+func BenchmarkLoopback(b *testing.B) {
+	server, client, cs, cc := pairB(b)
+	var wg sync.WaitGroup
+	var fromA, fromB netip.AddrPort
+	wg.Go(func() { fromB, _ = server.Punch(b.Context(), cc) })
+	wg.Go(func() { fromA, _ = client.Punch(b.Context(), cs) })
+	wg.Wait()
+	scert, _ := direct.NewCert()
+	ccert, _ := direct.NewCert()
+	var sconn *Conn
+	wg.Go(func() { sconn, _ = server.Accept(b.Context(), scert, ccert.Fingerprint(), fromB) })
+	cconn, err := client.Dial(b.Context(), ccert, scert.Fingerprint(), fromA)
+	wg.Wait()
+	if err != nil || sconn == nil {
+		b.Fatal(err)
+	}
+	defer cconn.Close()
+	defer sconn.Close()
+	buf := make([]byte, 1<<20)
+	b.SetBytes(int64(len(buf)))
+	b.ResetTimer()
+	wg.Go(func() {
+		for range b.N {
+			sconn.Write(buf)
+		}
+	})
+	got := make([]byte, 256<<10)
+	for n := 0; n < b.N*len(buf); {
+		m, err := cconn.Read(got)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += m
+	}
+	wg.Wait()
+}
+
+func pairB(b *testing.B) (x, y *Socket, cx, cy Candidate) {
+	var err error
+	if x, err = Open(loopback, nil); err != nil {
+		b.Fatal(err)
+	}
+	if y, err = Open(loopback, nil); err != nil {
+		b.Fatal(err)
+	}
+	return x, y, x.Candidate(x.LocalAddr()), y.Candidate(y.LocalAddr())
+}
