@@ -142,7 +142,8 @@ func (l *link) shareQUIC(ctx context.Context, dc *rtc.Stream, plan pathPlan, hel
 		l.quicUnavailable(mine, theirs, nil)
 		return dc, plan.taken(false), nil
 	}
-	if err := plan.checkMapping(theirs); err != nil {
+	theirs, err = plan.punchTarget(theirs)
+	if err != nil {
 		// The receiver punches in vain, then chooses the data channel.
 		sock.Close()
 		var choice direct.Choice
@@ -203,7 +204,8 @@ func (l *link) receiveQUIC(ctx context.Context, dc *rtc.Stream, plan pathPlan, c
 	}
 	sock, mine := l.openPunch(ctx, plan)
 	if sock != nil && theirs.Addr != "" {
-		if err := plan.checkMapping(theirs); err != nil {
+		var err error
+		if theirs, err = plan.punchTarget(theirs); err != nil {
 			mine = quicpath.Candidate{V: quicpath.Version, Why: err.Error()}
 		}
 	}
@@ -247,14 +249,18 @@ func (l *link) receiveQUIC(ctx context.Context, dc *rtc.Stream, plan pathPlan, c
 	return newTCPTransport(conn, dc, l.peer.Done()), PathQUIC, nil
 }
 
-// checkMapping refuses a peer's Candidate at another address than the one
-// the verified connection reaches it on: punch datagrams go only there.
-func (p pathPlan) checkMapping(c quicpath.Candidate) error {
-	a, err := netip.ParseAddrPort(c.Addr)
-	if err != nil || a.Addr().Unmap() != p.quicRemote {
-		return fmt.Errorf("the peer's mapping %q is not at the address ICE reaches it on (%s)", c.Addr, p.quicRemote)
+// punchTarget is the peer's Candidate aimed at the one of its addresses
+// that is at the address the verified connection reaches it on: its
+// mapping through NATs, its own address where no NAT is between us (a
+// routed LAN). Punch datagrams go nowhere else.
+func (p pathPlan) punchTarget(c quicpath.Candidate) (quicpath.Candidate, error) {
+	for _, s := range []string{c.Addr, c.Local} {
+		if a, err := netip.ParseAddrPort(s); err == nil && a.Addr().Unmap() == p.quicRemote {
+			c.Addr = s
+			return c, nil
+		}
 	}
-	return nil
+	return c, fmt.Errorf("the peer's mapping %q is not at the address ICE reaches it on (%s)", c.Addr, p.quicRemote)
 }
 
 // quicUnavailable tells the user why the QUIC path was not used.

@@ -80,6 +80,7 @@ var ErrNoPunch = errors.New("quicpath: the peer's punch datagrams never arrived 
 type Candidate struct {
 	V     int    `json:"v"`
 	Addr  string `json:"addr,omitempty"`  // ip:port, the STUN mapping
+	Local string `json:"local,omitempty"` // ip:port, the socket's own address
 	Nonce string `json:"nonce,omitempty"` // hex, 16 bytes, in punch datagrams
 	Why   string `json:"why,omitempty"`   // no Addr: why this side cannot
 }
@@ -127,7 +128,7 @@ func (s *Socket) Close() error { return s.udp.Close() }
 
 // Candidate is this side's Candidate for mapping.
 func (s *Socket) Candidate(mapping netip.AddrPort) Candidate {
-	return Candidate{V: Version, Addr: mapping.String(), Nonce: hex.EncodeToString(s.nonce[:])}
+	return Candidate{V: Version, Addr: mapping.String(), Local: s.LocalAddr().String(), Nonce: hex.EncodeToString(s.nonce[:])}
 }
 
 // Mapping asks the STUN server for this socket's public address and port.
