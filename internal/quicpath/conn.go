@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -50,8 +51,9 @@ func tlsFor(cert *direct.Cert, want string, server bool) *tls.Config {
 // Conn is a verified QUIC connection's one stream. It owns the socket.
 type Conn struct {
 	*quic.Stream
-	conn *quic.Conn
-	tr   *quic.Transport
+	conn   *quic.Conn
+	tr     *quic.Transport
+	logger *slog.Logger
 
 	closeOnce sync.Once
 }
@@ -87,7 +89,7 @@ func (s *Socket) Accept(ctx context.Context, cert *direct.Cert, want string, pee
 			continue
 		}
 		ln.Close() // this connection stays
-		return &Conn{Stream: st, conn: qc, tr: tr}, nil
+		return &Conn{Stream: st, conn: qc, tr: tr, logger: s.logger}, nil
 	}
 }
 
@@ -129,7 +131,7 @@ func (s *Socket) Dial(ctx context.Context, cert *direct.Cert, want string, peer 
 		s.closeTransport(tr)
 		return nil, err
 	}
-	return &Conn{Stream: c, conn: qc, tr: tr}, nil
+	return &Conn{Stream: c, conn: qc, tr: tr, logger: s.logger}, nil
 }
 
 func dialHello(ctx context.Context, qc *quic.Conn) (*quic.Stream, error) {
@@ -173,6 +175,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 // Close closes the connection and the socket. It is idempotent.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
+		st := c.conn.ConnectionStats()
+		c.logger.Info("quicpath: closed", "sent", st.BytesSent, "packets", st.PacketsSent, "lost", st.PacketsLost,
+			"received", st.BytesReceived, "rtt", st.SmoothedRTT, "min_rtt", st.MinRTT, "cwnd", st.CongestionWindow)
 		c.conn.CloseWithError(0, "")
 		c.tr.Close()
 		c.tr.Conn.Close()
