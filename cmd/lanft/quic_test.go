@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,4 +67,39 @@ func quicWhy(stderr string) string {
 		}
 	}
 	return ""
+}
+
+// Two home NATs, but home 2's router drops the punch datagrams (as a NAT
+// that maps per destination makes them miss): ICE's own pair still works,
+// punching fails within its bound, and the bytes take the data channel
+// through the NATs; the receiver says why.
+func TestNATPunchBlockedFallsBackToTheDataChannel(t *testing.T) {
+	inet := netns.NewInternet(t, netns.HomeNAT, netns.HomeNAT)
+	r2 := strings.TrimSuffix(inet.Server(), "-srv") + "-r2"
+	// A punch datagram is 21 bytes of UDP payload: UDP length 29.
+	if out, err := exec.Command("ip", "netns", "exec", r2, "nft", "insert", "rule", "ip", "filter", "fw", "udp", "length", "29", "drop").CombinedOutput(); err != nil {
+		t.Fatalf("nft: %v: %s", err, out)
+	}
+	url := startInternetSignal(t, inet)
+	src := filepath.Join(t.TempDir(), "blocked.bin")
+	lanfttest.WriteRandom(t, src, 4<<20)
+	share := inNS(t, inet.Peer(1), "share", "--signal", url, "--interface", "h0", "--name", "home1", "--json", src)
+	share.WaitLine(t, `"event":"online"`, 20*time.Second)
+	out := t.TempDir()
+	start := time.Now()
+	recv := inNS(t, inet.Peer(2), "receive", "--signal", url, "--interface", "h0", "--from", "home1", "--name", "home2", "--yes", "--json", "--out", out)
+	info := recv.WaitLine(t, `no hole-punched QUIC path`, 30*time.Second)
+	peer := recv.WaitLine(t, `"event":"peer"`, 30*time.Second)
+	recv.WaitLine(t, `"event":"done"`, time.Minute)
+	if path := pathOf(t, peer.Text); path != "datachannel-nat" {
+		t.Fatalf("path %q, want datachannel-nat once punching failed", path)
+	}
+	lanfttest.SameFile(t, src, filepath.Join(out, "blocked.bin"))
+	if !strings.Contains(info.Text, "punch datagrams never arrived") {
+		t.Errorf("info %s, want it to say the punch datagrams never arrived", info.Text)
+	}
+	if took := peer.At.Sub(start); took > 15*time.Second {
+		t.Errorf("connected after %v, want the fallback within seconds", took)
+	}
+	t.Logf("connected after %v: %s", peer.At.Sub(start).Round(time.Millisecond), info.Text)
 }

@@ -18,7 +18,8 @@ type Mode string
 
 // The modes.
 const (
-	// ModeAuto tries the direct TCP path and falls back to the data
+	// ModeAuto tries the direct TCP path (on a LAN) or QUIC on a
+	// hole-punched pair (through NATs) and falls back to the data
 	// channel over the best pair ICE finds.
 	ModeAuto Mode = "auto"
 	// ModeDataChannel never uses the direct TCP path.
