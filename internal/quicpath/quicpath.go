@@ -202,9 +202,11 @@ func (s *Socket) Punch(ctx context.Context, peer Candidate) (netip.AddrPort, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, PunchTimeout)
 	defer cancel()
+	// The read deadline, not a context.AfterFunc: one that fired late
+	// would leave the socket timed out for QUIC after Punch returned.
+	deadline, _ := ctx.Deadline()
+	s.udp.SetReadDeadline(deadline)
 	defer s.udp.SetReadDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { s.udp.SetReadDeadline(time.Now()) })
-	defer stop()
 
 	p := &puncher{s: s, to: to, peerNonce: nonce}
 	sent := make(chan struct{})
@@ -214,7 +216,7 @@ func (s *Socket) Punch(ctx context.Context, peer Candidate) (netip.AddrPort, err
 	for {
 		n, from, err := s.udp.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
 				return netip.AddrPort{}, fmt.Errorf("%w: nothing within %s from %s", ErrNoPunch, PunchTimeout, to)
 			}
 			return netip.AddrPort{}, fmt.Errorf("quicpath: punch: %w", err)
