@@ -14,6 +14,10 @@ import (
 type Endpoint struct {
 	Addr netip.AddrPort
 	Type string // CandidateHost, ...
+	// Base is the host address the candidate's packets leave from: Addr's
+	// for a host candidate, the related address for a reflexive or relay
+	// one (invalid when the candidate does not say).
+	Base netip.Addr
 }
 
 // Route is the candidate pair the connection's packets use.
@@ -72,7 +76,14 @@ func endpoint(c *webrtc.ICECandidate) (Endpoint, error) {
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("rtc: candidate address %q: %w", c.Address, err)
 	}
-	return Endpoint{Addr: netip.AddrPortFrom(a.Unmap(), c.Port), Type: c.Typ.String()}, nil
+	e := Endpoint{Addr: netip.AddrPortFrom(a.Unmap(), c.Port), Type: c.Typ.String(), Base: a.Unmap()}
+	if c.Typ != webrtc.ICECandidateTypeHost {
+		e.Base = netip.Addr{}
+		if b, err := netip.ParseAddr(c.RelatedAddress); err == nil {
+			e.Base = b.Unmap()
+		}
+	}
+	return e, nil
 }
 
 // onLink reports whether remote is on the network of the interface that

@@ -71,11 +71,12 @@ func transferAcross(t *testing.T, inet *netns.Internet, url string, size int64, 
 }
 
 // Two home NATs (port-preserving, only established traffic back in): ICE
-// punches through, without the relay.
+// punches through, without the relay. (By default the bytes then take
+// QUIC on a pair punched the same way: TestNATTwoHomesTakeQUIC.)
 func TestNATTwoHomesConnectDirectly(t *testing.T) {
 	inet := netns.NewInternet(t, netns.HomeNAT, netns.HomeNAT)
 	url := startInternetSignal(t, inet)
-	path, _ := transferAcross(t, inet, url, 4<<20)
+	path, _ := transferAcross(t, inet, url, 4<<20, "--path", "datachannel")
 	if path != "datachannel-nat" {
 		t.Fatalf("path %q, want datachannel-nat (server-reflexive or peer-reflexive pair, no relay)", path)
 	}

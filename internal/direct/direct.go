@@ -70,6 +70,9 @@ const (
 	ChoiceRelay = "relay"
 	// ChoiceTCPRelay: the session over the relay (Over) succeeded.
 	ChoiceTCPRelay = "tcp-relay"
+	// ChoiceQUIC: QUIC over a hole-punched UDP pair (internal/quicpath)
+	// succeeded; offered with Hello.QUIC and Offer.QUIC.
+	ChoiceQUIC = "quic"
 )
 
 const (
@@ -91,6 +94,9 @@ type Hello struct {
 	Cert string `json:"cert"` // hex SHA-256 of the receiver's certificate (DER)
 	// Relay: the receiver can move the bytes over a TCP relay (Over).
 	Relay bool `json:"relay,omitempty"`
+	// QUIC: the receiver can move the bytes over QUIC on a hole-punched
+	// UDP pair (internal/quicpath).
+	QUIC bool `json:"quic,omitempty"`
 }
 
 // Offer is the sharer's answer to Hello.
@@ -103,6 +109,9 @@ type Offer struct {
 	// Relay: the sharer will try a TCP relay with Cert when there is no
 	// direct path (no Addr) or the receiver's Choice is ChoiceRelay.
 	Relay bool `json:"relay,omitempty"`
+	// QUIC: the sharer tries QUIC with Cert on a hole-punched UDP pair;
+	// both sides' quicpath.Candidate messages follow, sharer's first.
+	QUIC bool `json:"quic,omitempty"`
 }
 
 // Choice is the receiver's last message: which path both use.
@@ -179,6 +188,11 @@ func fingerprint(der []byte) string {
 	sum := sha256.Sum256(der)
 	return hex.EncodeToString(sum[:])
 }
+
+// TLSConfig is the TLS 1.3 configuration the direct path uses, for
+// another transport bound the same way (QUIC, internal/quicpath): this
+// certificate, and exactly the peer certificate whose fingerprint is want.
+func (c *Cert) TLSConfig(want string, server bool) *tls.Config { return tlsConfig(c, want, server) }
 
 // tlsConfig requires TLS 1.3 and exactly the peer certificate want.
 func tlsConfig(c *Cert, want string, server bool) *tls.Config {

@@ -68,15 +68,15 @@ func (l *link) pathPlan() pathPlan {
 // noticed as fast as on the data channel, and a receiver that starts over
 // ends its old transfer, as it does there.
 type tcpTransport struct {
-	*direct.Conn
-	dc      *rtc.Stream
-	once    sync.Once
-	closed  chan struct{}
-	watched chan struct{}
+	transport // a *direct.Conn, or a *quicpath.Conn
+	dc        *rtc.Stream
+	once      sync.Once
+	closed    chan struct{}
+	watched   chan struct{}
 }
 
-func newTCPTransport(conn *direct.Conn, dc *rtc.Stream, peerDone <-chan struct{}) *tcpTransport {
-	t := &tcpTransport{Conn: conn, dc: dc, closed: make(chan struct{}), watched: make(chan struct{})}
+func newTCPTransport(conn transport, dc *rtc.Stream, peerDone <-chan struct{}) *tcpTransport {
+	t := &tcpTransport{transport: conn, dc: dc, closed: make(chan struct{}), watched: make(chan struct{})}
 	go func() {
 		defer close(t.watched)
 		select {
@@ -89,7 +89,7 @@ func newTCPTransport(conn *direct.Conn, dc *rtc.Stream, peerDone <-chan struct{}
 }
 
 func (t *tcpTransport) Close() error {
-	err := t.Conn.Close()
+	err := t.transport.Close()
 	t.once.Do(func() {
 		close(t.closed)
 		<-t.watched
@@ -99,7 +99,7 @@ func (t *tcpTransport) Close() error {
 }
 
 func (t *tcpTransport) Linger(d time.Duration) error {
-	_ = t.Conn.Linger(d)
+	_ = t.transport.Linger(d)
 	return t.Close()
 }
 
@@ -125,13 +125,19 @@ func (l *link) sharePath(ctx context.Context, dc *rtc.Stream) (transport, Path, 
 		return nil, "", fmt.Errorf("node: direct path: %w", err)
 	}
 	why := plan.why
+	if plan.useQUIC(hello.QUIC) && why == "" {
+		why = "the route crosses NATs: QUIC on a hole-punched pair instead"
+	}
 	var ln *direct.Listener
-	if plan.tryDirect() {
+	if plan.tryDirect() && !plan.useQUIC(hello.QUIC) {
 		var err error
 		ln, err = direct.Listen(direct.ListenConfig{Addr: plan.local, Peer: plan.remote, PeerCert: hello.Cert, Logger: l.cfg.Logger.With("peer", l.remote)})
 		if err != nil {
 			why = err.Error()
 		}
+	}
+	if ln == nil && plan.useQUIC(hello.QUIC) {
+		return l.shareQUIC(ctx, dc, plan, hello, why)
 	}
 	if ln == nil && l.relayOffered(plan, hello) {
 		return l.shareRelayOffer(ctx, dc, plan, hello, why)
@@ -192,18 +198,24 @@ func (l *link) receivePath(ctx context.Context, dc *rtc.Stream) (transport, Path
 		return dc, plan.taken(false), nil
 	}
 	start := time.Now()
+	if !plan.quic && plan.channel != PathDataChannel {
+		l.cfg.Logger.Info("node: no hole-punched QUIC path", "peer", l.remote, "why", plan.quicWhy)
+	}
 	ctx, done := negotiating(ctx, dc)
 	defer done()
 	cert, err := direct.NewCert()
 	if err != nil {
 		return nil, "", err
 	}
-	if err := direct.WriteMessage(dc, direct.Hello{V: direct.Version, Cert: cert.Fingerprint(), Relay: plan.relay}); err != nil {
+	if err := direct.WriteMessage(dc, direct.Hello{V: direct.Version, Cert: cert.Fingerprint(), Relay: plan.relay, QUIC: plan.quic}); err != nil {
 		return nil, "", err
 	}
 	var offer direct.Offer
 	if err := direct.ReadMessage(dc, &offer); err != nil {
 		return nil, "", fmt.Errorf("node: direct path: %w", err)
+	}
+	if offer.Addr == "" && offer.QUIC {
+		return l.receiveQUIC(ctx, dc, plan, cert, offer)
 	}
 	if offer.Addr == "" && offer.Relay && plan.relay {
 		return l.receiveRelay(ctx, dc, plan, cert, offer, offer.Why)

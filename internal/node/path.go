@@ -18,7 +18,8 @@ type Mode string
 
 // The modes.
 const (
-	// ModeAuto tries the direct TCP path and falls back to the data
+	// ModeAuto tries the direct TCP path (on a LAN) or QUIC on a
+	// hole-punched pair (through NATs) and falls back to the data
 	// channel over the best pair ICE finds.
 	ModeAuto Mode = "auto"
 	// ModeDataChannel never uses the direct TCP path.
@@ -72,6 +73,10 @@ const (
 	// PathDataChannel: the WebRTC data channel over host candidates (the
 	// same LAN, no NAT in between).
 	PathDataChannel Path = "datachannel"
+	// PathQUIC: QUIC with TLS 1.3 over a hole-punched UDP address pair
+	// (internal/quicpath), bound to the identities verified on the data
+	// channel, where ICE's route crosses NATs.
+	PathQUIC Path = "quic"
 	// PathNAT: the data channel through one or more NATs
 	// (server-reflexive or peer-reflexive candidates).
 	PathNAT Path = "datachannel-nat"
@@ -97,6 +102,8 @@ func (p Path) Describe() string {
 		return "direct TCP with TLS 1.3"
 	case PathDataChannel:
 		return "WebRTC data channel on the LAN"
+	case PathQUIC:
+		return "QUIC through a hole punched in the NATs"
 	case PathNAT:
 		return "WebRTC data channel through NAT"
 	case PathTCPRelay:
@@ -138,6 +145,15 @@ type pathPlan struct {
 	// --path relay. Over a LAN or hole-punched route the bytes stay peer
 	// to peer: a third machine carries them only when nothing else does.
 	relay bool
+	// quic: the route crosses NATs without a relay, so the two sides try
+	// QUIC on a fresh hole-punched UDP pair (quicpath.go) from quicLocal,
+	// the route's local host address; quicWhy says why not otherwise.
+	quic      bool
+	quicLocal netip.Addr
+	quicWhy   string
+	// quicRemote is the route's remote address: the only one the peer's
+	// mapping may have (punch datagrams go nowhere else).
+	quicRemote netip.Addr
 }
 
 // tryDirect reports whether the direct TCP connection is attempted.
@@ -145,6 +161,12 @@ func (p pathPlan) tryDirect() bool { return p.negotiate && p.why == "" }
 
 // tryHTTP reports whether the HTTP path is offered to the page.
 func (p pathPlan) tryHTTP() bool { return p.page && p.why == "" }
+
+// useQUIC reports whether the sharer takes the hole-punched QUIC path,
+// when the receiver offers it (direct.Hello.QUIC): wherever the route
+// crosses NATs, in place of the direct TCP path, which a peer-reflexive
+// route would also allow but which cannot cross a NAT.
+func (p pathPlan) useQUIC(peerOffers bool) bool { return p.quic && peerOffers }
 
 // taken is the path of the transfer: PathTCP when the direct connection
 // was made, the data channel's otherwise.
@@ -168,6 +190,11 @@ func decidePath(mode Mode, localFlags, remoteFlags byte, route rtc.Route, routeE
 	p.negotiate = mode.negotiates() && remoteFlags&flagDirect != 0
 	p.relay = p.negotiate && mode.relays() && (mode == ModeRelay || routeErr != nil || p.channel == PathRelay)
 	p.page = localFlags&flagServesPage != 0 && remoteFlags&flagPage != 0
+	p.quicLocal, p.quicWhy = quicRoute(mode, p, route)
+	p.quic = p.quicWhy == ""
+	if p.quic {
+		p.quicRemote = route.Remote.Addr.Addr()
+	}
 	switch {
 	case p.page:
 		p.local, p.remote, p.why = directRoute(route, routeErr)
@@ -196,6 +223,25 @@ func directRoute(r rtc.Route, err error) (local, remote netip.Addr, why string) 
 		return local, remote, "the route uses link-local addresses"
 	}
 	return r.Local.Addr.Addr(), r.Remote.Addr.Addr(), ""
+}
+
+// quicRoute returns the local address to punch from when p's route is
+// one a hole-punched QUIC path can follow (through NATs, no relay); why
+// says what rules it out otherwise.
+func quicRoute(mode Mode, p pathPlan, r rtc.Route) (local netip.Addr, why string) {
+	switch {
+	case !mode.offersDirect():
+		return local, fmt.Sprintf("--path %s", mode)
+	case !p.negotiate || p.page:
+		return local, "the peer does not offer it"
+	case p.channel != PathNAT:
+		return local, fmt.Sprintf("the data channel's path is %s, not through NATs", p.channel)
+	case !r.Local.Base.IsValid() || r.Local.Base.IsLoopback() || r.Local.Base.IsLinkLocalUnicast():
+		return local, "the route's local address is unknown"
+	case r.Local.Base.Is4() != r.Remote.Addr.Addr().Is4():
+		return local, "the route mixes IPv4 and IPv6"
+	}
+	return r.Local.Base, ""
 }
 
 // pathOf is the data channel's path over a candidate pair of these types.

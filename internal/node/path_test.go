@@ -123,3 +123,48 @@ func TestDecidePath(t *testing.T) {
 		})
 	}
 }
+
+// TestDecidePathQUIC: the hole-punched QUIC path is tried only where the
+// data channel crosses NATs without a relay, from the route's local host
+// address, and says why not elsewhere.
+func TestDecidePathQUIC(t *testing.T) {
+	based := func(e rtc.Endpoint, base string) rtc.Endpoint { e.Base = netip.MustParseAddr(base); return e }
+	nat := rtc.Route{Local: based(endpoint("srflx", "203.0.113.1:5000"), "10.98.1.2"), Remote: endpoint("srflx", "203.0.113.9:6000")}
+	natPrflx := rtc.Route{Local: based(endpoint("srflx", "203.0.113.1:5000"), "10.98.1.2"), Remote: endpoint("prflx", "203.0.113.9:6000")}
+	noBase := rtc.Route{Local: endpoint("srflx", "203.0.113.1:5000"), Remote: endpoint("srflx", "203.0.113.9:6000")}
+	lan := rtc.Route{Local: based(endpoint("host", "10.0.0.1:5000"), "10.0.0.1"), Remote: endpoint("host", "10.0.0.2:6000")}
+	relay := rtc.Route{Local: based(endpoint("relay", "198.51.100.1:3478"), "10.98.1.2"), Remote: endpoint("srflx", "203.0.113.9:6000")}
+	tests := []struct {
+		name        string
+		mode        Mode
+		remoteFlags byte
+		route       rtc.Route
+		why         string // "": tried
+	}{
+		{"two NATs", ModeAuto, flagDirect, nat, ""},
+		{"a peer-reflexive remote through NATs", ModeAuto, flagDirect, natPrflx, ""},
+		{"--path datachannel", ModeDataChannel, flagDirect, nat, "--path datachannel"},
+		{"--path relay", ModeRelay, flagDirect, nat, "--path relay"},
+		{"an old peer", ModeAuto, 0, nat, "the peer does not offer it"},
+		{"a LAN", ModeAuto, flagDirect, lan, "the data channel's path is datachannel, not through NATs"},
+		{"TURN", ModeAuto, flagDirect, relay, "the data channel's path is relay, not through NATs"},
+		{"no base address", ModeAuto, flagDirect, noBase, "the route's local address is unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := decidePath(tt.mode, 0, tt.remoteFlags, tt.route, nil)
+			if p.quicWhy != tt.why || p.quic != (tt.why == "") {
+				t.Fatalf("quic %v, why %q; want why %q", p.quic, p.quicWhy, tt.why)
+			}
+			if p.quic && p.quicLocal != tt.route.Local.Base {
+				t.Fatalf("punch from %s, want the route's base %s", p.quicLocal, tt.route.Local.Base)
+			}
+			if p.quic && p.relay {
+				t.Fatal("both QUIC and the TCP relay planned: the relay is for routes QUIC cannot follow")
+			}
+		})
+	}
+	if got := PathQUIC.Describe(); got == string(PathQUIC) {
+		t.Errorf("PathQUIC.Describe() = %q, want words", got)
+	}
+}
