@@ -119,11 +119,12 @@ func isolatedLAN(t *testing.T, src string, wiredArgs ...string) (*netns.LAN, *la
 // both peers are told why.
 func TestLANIsolatedPeersRelayThroughTheWiredHost(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "isolated.bin")
-	const size = 16 << 20
+	const size = 64 << 20
 	lanfttest.WriteRandom(t, src, size)
 	t.Run("relayed", func(t *testing.T) {
 		lan, wired, share := isolatedLAN(t, src)
 		out := t.TempDir()
+		cpu0 := wired.CPUSoFar()
 		recv := onHost(t, lan, 2, "receive", "--interface", lan.Iface(2), "--from", "alpha", "--name", "beta", "--yes", "--json", "--out", out)
 		peer := recv.WaitLine(t, `"event":"peer"`, 60*time.Second)
 		if !strings.Contains(peer.Text, `"path":"lan-relay"`) {
@@ -133,12 +134,26 @@ func TestLANIsolatedPeersRelayThroughTheWiredHost(t *testing.T) {
 		if code := recv.ExitCode(); code != 0 {
 			t.Fatalf("receive exited %d: %s", code, recv.Stderr())
 		}
+		relayCPU := wired.CPUSoFar() - cpu0
 		lanfttest.SameFile(t, src, filepath.Join(out, "isolated.bin"))
 		if s := share.WaitLine(t, `"event":"peer"`, 10*time.Second); !strings.Contains(s.Text, `"path":"lan-relay"`) {
 			t.Errorf("sharer's peer event %s, want path lan-relay", s.Text)
 		}
 		wired.WaitLine(t, "relaying a transfer between", 10*time.Second)
-		t.Logf("%d MiB between two isolated hosts through the wired host: %.1f MB/s", size>>20, float64(size)/done.At.Sub(peer.At).Seconds()/1e6)
+		relayed := float64(size) / done.At.Sub(peer.At).Seconds() / 1e6
+
+		// The same file to the wired host itself, which alpha reaches:
+		// the direct rate on this LAN, in the same run.
+		out3 := t.TempDir()
+		direct := onHost(t, lan, 3, "receive", "--interface", lan.Iface(3), "--from", "alpha", "--name", "gamma", "--yes", "--json", "--out", out3)
+		dpeer := direct.WaitLine(t, `"event":"peer"`, 60*time.Second)
+		ddone := direct.WaitLine(t, `"event":"done"`, 2*time.Minute)
+		if code := direct.ExitCode(); code != 0 {
+			t.Fatalf("direct receive exited %d: %s", code, direct.Stderr())
+		}
+		lanfttest.SameFile(t, src, filepath.Join(out3, "isolated.bin"))
+		t.Logf("%d MiB between two isolated hosts through the wired host: %.1f MB/s, the relaying lanft's CPU %.2f s; the same file from alpha to the wired host (path %s): %.1f MB/s",
+			size>>20, relayed, relayCPU.Seconds(), pathOf(t, dpeer.Text), float64(size)/ddone.At.Sub(dpeer.At).Seconds()/1e6)
 	})
 	t.Run("--no-relay", func(t *testing.T) {
 		lan, _, share := isolatedLAN(t, src, "--no-relay")

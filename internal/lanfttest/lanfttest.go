@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -239,6 +240,24 @@ func (p *Proc) MaxRSS() int64 {
 func (p *Proc) CPU() time.Duration {
 	<-p.done
 	return p.Cmd.ProcessState.UserTime() + p.Cmd.ProcessState.SystemTime()
+}
+
+// CPUSoFar is the user plus system CPU time of the running process so
+// far, from /proc (Linux; 0 elsewhere or once it exited). With `ip netns
+// exec` the process is lanft itself: ip execs it.
+func (p *Proc) CPUSoFar() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which ends at the last ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }
 
 // WaitLine waits for a stdout line containing want.
