@@ -423,15 +423,20 @@ func TestPushOnlyTrusted(t *testing.T) {
 	}
 }
 
-// TestPushStdin: 64 MiB from standard input, of a size nobody knew up
-// front, arrive identical, with size and SHA-256 in both histories.
+// TestPushStdin: 64 MiB (1 GiB with LANFT_BIG=1) from standard input, of
+// a size nobody knew up front, arrive identical, with size and SHA-256 in
+// both histories.
 func TestPushStdin(t *testing.T) {
+	size := int64(64 << 20)
+	if os.Getenv("LANFT_BIG") != "" {
+		size = 1 << 30
+	}
 	lan := netns.NewLAN(t, 2)
 	target, sender := newDevice(t, lan, 1, "desk"), newDevice(t, lan, 2, "laptop")
 	out := t.TempDir()
 	up, upIn := target.up(t, out)
 	src := filepath.Join(t.TempDir(), "piped.bin")
-	lanfttest.WriteRandom(t, src, 64<<20)
+	lanfttest.WriteRandom(t, src, size)
 	s, stdin := lanfttest.StartWithStdin(t, sender.argv("send", "--json", "--wait", "30s", "--to", "desk", "--as", "backup.tar", "-")...)
 	go func() {
 		f, err := os.Open(src)
@@ -446,7 +451,9 @@ func TestPushStdin(t *testing.T) {
 		t.Errorf("the question does not say it is standard input: %s", ask.Text)
 	}
 	fmt.Fprintf(upIn, `{"peer":"laptop","accept":true}`+"\n")
+	start := time.Now()
 	exitCode(t, s, 0)
+	t.Logf("%d MiB from standard input in %.1f s after the accept (%.0f MB/s)", size>>20, time.Since(start).Seconds(), float64(size)/1e6/time.Since(start).Seconds())
 	lanfttest.SameFile(t, src, filepath.Join(out, "backup.tar"))
 	lanfttest.NoPartFiles(t, out)
 	sum := fileSHA(t, src)
