@@ -188,7 +188,7 @@ var (
 	pathFlag      = &cli.StringFlag{
 		Name:    "path",
 		Value:   "auto",
-		Usage:   "how the bytes move: `MODE` auto (direct TCP when possible, else the best data channel path), datachannel (never direct TCP) or relay (only through a relay: the signaling host's TCP relay between two lanft CLIs, its TURN relay for the data channel)",
+		Usage:   "how the bytes move: `MODE` auto (the fastest path that works: direct TCP on a LAN, HTTP to a page, QUIC through NATs, a TCP relay, else the best data channel path), datachannel (only the data channel: never direct TCP, QUIC, HTTP or a TCP relay) or relay (only through a relay: the signaling host's TCP relay between two lanft CLIs, its TURN relay for the data channel)",
 		EnvVars: []string{"LANFT_PATH"},
 	}
 )
