@@ -252,7 +252,8 @@ func TestLANListenerFollowsAddresses(t *testing.T) {
 	share.WaitLine(t, `"event":"online"`, 30*time.Second)
 	var port uint16
 	for _, ap := range socketTable(t, h1, "tcp", "0A") {
-		if ap.Addr() == lan.Addr(1) {
+		// The page's port, not the hello port of discovery's probes.
+		if ap.Addr() == lan.Addr(1) && ap.Port() != discovery.DefaultHelloPort {
 			port = ap.Port()
 		}
 	}

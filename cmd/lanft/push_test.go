@@ -456,6 +456,7 @@ func TestPushStdin(t *testing.T) {
 	t.Logf("%d MiB from standard input in %.1f s after the accept (%.0f MB/s)", size>>20, time.Since(start).Seconds(), float64(size)/1e6/time.Since(start).Seconds())
 	lanfttest.SameFile(t, src, filepath.Join(out, "backup.tar"))
 	lanfttest.NoPartFiles(t, out)
+	up.WaitLine(t, `"event":"done"`, 30*time.Second) // up's history has it by then
 	sum := fileSHA(t, src)
 	for who, d := range map[string]*device{"up": target, "send": sender} {
 		if h := d.local(t, "history"); !strings.Contains(h, "backup.tar") || !strings.Contains(h, sum) {

@@ -170,13 +170,12 @@ func (u *upNode) take(ctx context.Context, l *link) {
 	}
 	rec := Received{Peer: who, Device: device, Trusted: trusted, Offer: offer}
 	if offer.IsText() {
+		u.received(rec) // in the history before anyone is told
 		cfg.Events(Event{Kind: EventText, Peer: who, Device: device, Text: offer.Text})
 		_ = stream.Linger(2 * time.Second)
-		u.received(rec)
 		return
 	}
 	u.receive(ctx, l, stream, &rec)
-	u.received(rec)
 }
 
 // decide is the one place lanft up settles a send: trusted devices at
@@ -207,8 +206,19 @@ func (u *upNode) decide(ctx context.Context, r PushRequest, trusted bool) PushAn
 
 // receive takes the accepted files: the path with lanft up in the
 // receiver's place, then transfer.Receive into Dir.
+// It tells Received once, as soon as the outcome is known: before the
+// linger and the done event, so that the history has the send when the
+// sender is told.
 func (u *upNode) receive(ctx context.Context, l *link, stream *rtc.Stream, rec *Received) {
 	cfg, who := u.cfg, l.remote
+	recorded := false
+	record := func() {
+		if !recorded {
+			recorded = true
+			u.received(*rec)
+		}
+	}
+	defer record()
 	conn, path, err := l.receiveVia(ctx, stream)
 	if err != nil {
 		rec.Err = err
@@ -242,8 +252,9 @@ func (u *upNode) receive(ctx context.Context, l *link, stream *rtc.Stream, rec *
 			cfg.Events(Event{Kind: EventProgress, Peer: who, File: pr.File, Done: pr.Done, Size: pr.Total, Transferred: pr.Done - pr.Skipped, Path: path})
 		},
 	}))
-	_ = conn.Linger(2 * time.Second)
 	rec.Result, rec.Err = res, err
+	record()
+	_ = conn.Linger(2 * time.Second)
 	if err != nil {
 		cfg.Events(Event{Kind: EventError, Peer: who, Path: path, Text: explain(err)})
 		return
