@@ -14,7 +14,6 @@ import (
 
 	"github.com/pion/stun/v4"
 	pionturn "github.com/pion/turn/v5"
-	"golang.org/x/time/rate"
 
 	"github.com/lanft/lanft/signal"
 )
@@ -72,7 +71,7 @@ type Server struct {
 	allocSrc map[string]string         // an allocation's client transport address -> room
 	relays   map[netip.AddrPort]string // live relay address -> room
 	allocs   map[string]int            // username -> live allocations
-	limiters map[string]*rate.Limiter  // username -> relay rate
+	limiters map[string]*limits        // username -> relay rate, each way
 }
 
 // New checks cfg; it opens nothing.
@@ -127,7 +126,7 @@ func New(cfg Config) (*Server, error) {
 		allocSrc: make(map[string]string),
 		relays:   make(map[netip.AddrPort]string),
 		allocs:   make(map[string]int),
-		limiters: make(map[string]*rate.Limiter),
+		limiters: make(map[string]*limits),
 	}
 	s.own = append(s.own, cfg.PublicIP.Unmap(), cfg.RelayIP.Unmap())
 	if cfg.PacketConn != nil {
@@ -275,7 +274,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.cfg.PacketConn != nil {
 		sc.PacketConnConfigs = []pionturn.PacketConnConfig{{
-			PacketConn: s.cfg.PacketConn, RelayAddressGenerator: gen, PermissionHandler: s.permit,
+			PacketConn: batched(s.cfg.PacketConn), RelayAddressGenerator: gen, PermissionHandler: s.permit,
 		}}
 	}
 	if s.cfg.Listener != nil {
@@ -452,7 +451,9 @@ func (s *Server) forbidden(ip netip.Addr) bool {
 		slices.Contains(s.own, ip)
 }
 
-func (s *Server) limiter(user string) *rate.Limiter {
+// limits returns user's buckets (shared by the allocations of one
+// credential), or nil without a limit.
+func (s *Server) limits(user string) *limits {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cfg.Rate < 0 {
@@ -460,7 +461,7 @@ func (s *Server) limiter(user string) *rate.Limiter {
 	}
 	l := s.limiters[user]
 	if l == nil {
-		l = rate.NewLimiter(rate.Limit(s.cfg.Rate), max(s.cfg.Rate/4, 256<<10))
+		l = newLimits(s.cfg.Rate)
 		s.limiters[user] = l
 	}
 	return l
