@@ -44,24 +44,29 @@ func TestTURNBenchmark(t *testing.T) {
 	const rounds = 3
 	for round := range rounds {
 		for _, bin := range bins {
-			for _, mode := range []string{"datachannel", "relay"} {
-				r := turnRun(t, inet, bin.path, mode, size)
+			for _, m := range []struct {
+				path string
+				sig  []string
+			}{{"datachannel", nil}, {"relay", nil}, {"relay", []string{"--relay-rate", "0"}}} {
+				r := turnRun(t, inet, bin.path, m.path, size, m.sig...)
 				mbs := float64(size) / r.took.Seconds() / 1e6
-				t.Logf("round %d, %s binary, --path %s (path %s), %d MiB: %.1f MB/s; CPU s: sharer %.2f, receiver %.2f, server %.2f",
-					round+1, bin.name, mode, r.path, size>>20, mbs, r.cpuShare.Seconds(), r.cpuRecv.Seconds(), r.cpuSig.Seconds())
+				t.Logf("round %d, %s binary, --path %s %s(path %s), %d MiB: %.1f MB/s; CPU s: sharer %.2f, receiver %.2f, server %.2f",
+					round+1, bin.name, m.path, strings.Join(append(m.sig, ""), " "), r.path, size>>20, mbs,
+					r.cpuShare.Seconds(), r.cpuRecv.Seconds(), r.cpuSig.Seconds())
 			}
 		}
 	}
 }
 
 // turnRun moves n bytes from home 1 to home 2 with bin at every end, the
-// receiver asking for --path mode, the host's TCP relay off.
-func turnRun(t *testing.T, inet *netns.Internet, bin, mode string, n int64) relayResult {
+// receiver asking for --path mode, the host's TCP relay off (and sigArgs
+// added to the host's flags).
+func turnRun(t *testing.T, inet *netns.Internet, bin, mode string, n int64, sigArgs ...string) relayResult {
 	run := func(ns string, args ...string) *lanfttest.Proc {
 		return lanfttest.Start(t, append([]string{"ip", "netns", "exec", ns, bin, "--config-dir", t.TempDir()}, args...)...)
 	}
-	sig := run(inet.Server(), "signal", "--listen", inet.ServerAddr().String()+":0", "--public-addr", inet.ServerAddr().String(),
-		"--turn-port", "0", "--no-tcp-relay", "--new-room")
+	sig := run(inet.Server(), append([]string{"signal", "--listen", inet.ServerAddr().String() + ":0", "--public-addr", inet.ServerAddr().String(),
+		"--turn-port", "0", "--no-tcp-relay", "--new-room"}, sigArgs...)...)
 	sig.WaitLine(t, "ws://", 10*time.Second)
 	url := strings.TrimSpace(sig.WaitLine(t, "ws://", 10*time.Second).Text)
 	src := filepath.Join(t.TempDir(), "bench.bin")
