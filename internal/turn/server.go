@@ -15,6 +15,7 @@ import (
 	"github.com/pion/stun/v4"
 	pionturn "github.com/pion/turn/v5"
 
+	"github.com/lanft/lanft/rtc"
 	"github.com/lanft/lanft/signal"
 )
 
@@ -47,7 +48,7 @@ type Config struct {
 	TTL time.Duration
 	// MaxAllocations per credential (DefaultMaxAllocations: one call's
 	// gathering, a UDP and a TCP relay per local network); Rate in bytes
-	// per second per credential, each way (12.5 MB/s, 100 Mbit/s;
+	// per second per credential, each way, shaped by delay (DefaultRate;
 	// negative: no limit).
 	MaxAllocations int
 	Rate           int
@@ -59,6 +60,12 @@ type Config struct {
 	// inside a network namespace).
 	ListenPacket func(network, addr string) (net.PacketConn, error)
 }
+
+// DefaultRate is a credential's relay rate each way, in bytes a second:
+// 1 Gbit/s, a server's link, so that one client cannot take all of a
+// bigger one's. The relay shapes by delay (shape.go), so a rate that binds
+// slows a transfer to it without costing it retransmissions.
+const DefaultRate = 125_000_000
 
 // Server is the STUN/TURN server. New validates; Run serves.
 type Server struct {
@@ -110,7 +117,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxAllocations = DefaultMaxAllocations
 	}
 	if cfg.Rate == 0 {
-		cfg.Rate = 12_500_000
+		cfg.Rate = DefaultRate
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -266,7 +273,7 @@ func (s *Server) Run(ctx context.Context) error {
 		Realm:         Realm,
 		AuthHandler:   s.auth,
 		QuotaHandler:  s.quota,
-		LoggerFactory: &slogFactory{s.cfg.Logger},
+		LoggerFactory: rtc.PionLogs(s.cfg.Logger),
 		EventHandler: pionturn.EventHandler{
 			OnAllocationCreated: s.allocated,
 			OnAllocationDeleted: s.deleted,

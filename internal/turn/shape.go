@@ -63,10 +63,16 @@ func newLimits(rate int) *limits {
 	return &limits{toPeer: newBucket(rate, burst), toClient: newBucket(rate, burst)}
 }
 
+// minPause is the shortest wait: a debt under it is carried, not slept
+// (the bucket keeps it, so the rate holds), so that a shaped flow sleeps
+// once for a run of datagrams, which then leave together (one system call,
+// see batched), not once a datagram.
+const minPause = 2 * time.Millisecond
+
 // pause waits d unless done closes first (then false). t is the caller's
 // own timer, reused so that waiting allocates nothing.
 func pause(t *time.Timer, d time.Duration, done <-chan struct{}) bool {
-	if d <= 0 {
+	if d < minPause {
 		return true
 	}
 	t.Reset(d)

@@ -1,11 +1,15 @@
 package turn
 
 import (
+	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lanft/lanft/rtc"
 )
 
 // The bucket lends: a take past the tokens is due after the debt refills
@@ -149,7 +153,7 @@ func TestRelayHotPathDoesNotAllocate(t *testing.T) {
 			}
 		})
 	}
-	log := slogLogger{r.srv.cfg.Logger}
+	log := rtc.PionLogs(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))).NewLogger("turn")
 	if n := testing.AllocsPerRun(1000, func() { log.Debugf("Received %d bytes of udp from %s on %s", 1200, to, to) }); n > 0 {
 		t.Errorf("a debug line that is off: %.2f allocations, want none", n)
 	}
