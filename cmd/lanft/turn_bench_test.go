@@ -47,7 +47,7 @@ func TestTURNBenchmark(t *testing.T) {
 			for _, m := range []struct {
 				path string
 				sig  []string
-			}{{"datachannel", nil}, {"relay", nil}, {"relay", []string{"--relay-rate", "0"}}} {
+			}{{"datachannel", nil}, {"relay", nil}, {"relay", []string{"--relay-rate", "0"}}, {"relay", []string{"--relay-rate", "12.5"}}} {
 				r := turnRun(t, inet, bin.path, m.path, size, m.sig...)
 				mbs := float64(size) / r.took.Seconds() / 1e6
 				t.Logf("round %d, %s binary, --path %s %s(path %s), %d MiB: %.1f MB/s; CPU s: sharer %.2f, receiver %.2f, server %.2f",
