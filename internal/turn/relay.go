@@ -72,10 +72,13 @@ type relayConn struct {
 	room  string
 	addr  netip.AddrPort
 	lim   *limits // nil: no limit
-	out   *shaper // towards peers, with lim
 	done  chan struct{}
 	once  sync.Once
 	timer *time.Timer // ReadFrom's wait
+
+	outMu  sync.Mutex
+	out    *shaper // towards peers, made once the rate binds
+	closed bool
 
 	mu      sync.Mutex
 	allowed netip.AddrPort // the last destination found in the room
@@ -92,9 +95,6 @@ func newRelayConn(s *Server, pc net.PacketConn, room string, addr netip.AddrPort
 	c := &relayConn{PacketConn: pc, s: s, room: room, addr: addr, lim: lim, done: make(chan struct{}),
 		timer: time.NewTimer(time.Hour)}
 	c.timer.Stop()
-	if lim != nil {
-		c.out = newShaper(pc, lim.toPeer, s.cfg.Logger)
-	}
 	return c
 }
 
@@ -122,15 +122,30 @@ func (c *relayConn) allowedTo(to net.Addr, now time.Time) bool {
 }
 
 func (c *relayConn) WriteTo(p []byte, to net.Addr) (int, error) {
-	if !c.allowedTo(to, time.Now()) {
+	now := time.Now()
+	if !c.allowedTo(to, now) {
 		c.s.cfg.Logger.Debug("turn: dropped a datagram to a destination outside the room", "to", to)
 		return len(p), nil
 	}
-	if c.out != nil {
-		c.out.send(p, to)
-		return len(p), nil
+	if c.lim == nil {
+		return c.PacketConn.WriteTo(p, to)
 	}
-	return c.PacketConn.WriteTo(p, to)
+	d := c.lim.toPeer.take(now, len(p))
+	c.outMu.Lock()
+	out, closed := c.out, c.closed
+	if d >= minPause && out == nil && !closed {
+		out = newShaper(c.PacketConn, c.s.cfg.Logger)
+		c.out = out
+	}
+	c.outMu.Unlock()
+	switch {
+	case closed:
+		return 0, net.ErrClosed
+	case d < minPause && out.idle():
+		return c.PacketConn.WriteTo(p, to)
+	}
+	out.send(p, to, now.Add(d))
+	return len(p), nil
 }
 
 // ReadFrom returns the next datagram from a peer, once the rate towards the
@@ -148,8 +163,12 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 
 func (c *relayConn) Close() error {
 	c.once.Do(func() { close(c.done) })
-	if c.out != nil {
-		c.out.close()
+	c.outMu.Lock()
+	out := c.out
+	c.closed = true
+	c.outMu.Unlock()
+	if out != nil {
+		out.close()
 	}
 	c.s.forgetRelay(c.addr)
 	return c.PacketConn.Close()

@@ -86,7 +86,8 @@ func pause(t *time.Timer, d time.Duration, done <-chan struct{}) bool {
 }
 
 // shapeQueue is how many datagrams wait in a shaper (about 1.2 MB of a
-// data channel's: a tenth of a second at the default rate).
+// data channel's: a tenth of a second at 12.5 MB/s). A shaper is made for
+// an allocation only once its rate binds.
 const shapeQueue = 1024
 
 // slotSize is a queued datagram's buffer: Pion's TURN reads at most 1,600
@@ -96,6 +97,7 @@ const slotSize = 1600
 type queued struct {
 	buf []byte
 	to  net.Addr
+	due time.Time // when the bucket lets it go
 }
 
 // shaper sends datagrams to peers at a bucket's rate, from a bounded queue
@@ -103,7 +105,6 @@ type queued struct {
 // and no allocation.
 type shaper struct {
 	pc      net.PacketConn
-	b       *bucket
 	log     *slog.Logger
 	q       chan queued
 	free    chan []byte
@@ -111,19 +112,30 @@ type shaper struct {
 	stopped chan struct{} // closed when run returns
 	once    sync.Once
 
+	pending  atomic.Int64 // queued or being sent
 	dropped  atomic.Int64 // datagrams a full queue dropped
 	lastWarn atomic.Int64 // unix nanoseconds of the last warning
 }
 
-func newShaper(pc net.PacketConn, b *bucket, log *slog.Logger) *shaper {
-	s := &shaper{pc: pc, b: b, log: log, q: make(chan queued, shapeQueue), free: make(chan []byte, shapeQueue),
+func newShaper(pc net.PacketConn, log *slog.Logger) *shaper {
+	s := &shaper{pc: pc, log: log, q: make(chan queued, shapeQueue), free: make(chan []byte, shapeQueue),
 		done: make(chan struct{}), stopped: make(chan struct{})}
 	go s.run()
 	return s
 }
 
-// send queues a copy of p for to; a full queue drops it.
-func (s *shaper) send(p []byte, to net.Addr) {
+// idle reports whether nothing waits in s (a nil shaper is idle), so that
+// a datagram due now may go straight out without overtaking one.
+func (s *shaper) idle() bool { return s == nil || s.pending.Load() == 0 }
+
+// send queues a copy of p for to, to leave at due; a full queue drops it.
+// One goroutine sends through a shaper (Pion's read loop of the
+// allocation's client), so a datagram never overtakes another.
+func (s *shaper) send(p []byte, to net.Addr, due time.Time) {
+	if len(s.q) == cap(s.q) { // only run shrinks it: this stays true
+		s.drop()
+		return
+	}
 	var buf []byte
 	select {
 	case buf = <-s.free:
@@ -134,9 +146,11 @@ func (s *shaper) send(p []byte, to net.Addr) {
 		buf = make([]byte, 0, len(p))
 	}
 	buf = append(buf[:0], p...)
+	s.pending.Add(1)
 	select {
-	case s.q <- queued{buf: buf, to: to}:
+	case s.q <- queued{buf: buf, to: to, due: due}:
 	default:
+		s.pending.Add(-1)
 		s.recycle(buf)
 		s.drop()
 	}
@@ -170,10 +184,11 @@ func (s *shaper) run() {
 		case <-s.done:
 			return
 		case d := <-s.q:
-			if !pause(t, s.b.take(time.Now(), len(d.buf)), s.done) {
+			if !pause(t, time.Until(d.due), s.done) {
 				return
 			}
 			_, _ = s.pc.WriteTo(d.buf, d.to)
+			s.pending.Add(-1)
 			s.recycle(d.buf)
 		}
 	}

@@ -127,9 +127,10 @@ func TestRelayRateDelaysEachWay(t *testing.T) {
 }
 
 // The relay's hot path, a datagram to a peer of the room, allocates
-// nothing: neither the room check, nor the shaper's queue, nor a log line
-// at a level that is off. (Pion's own per-datagram work around it is not
-// counted here.)
+// nothing: neither the room check, nor the shaper's queue once its buffers
+// exist (a rate that binds: datagrams queue, and past the queue are
+// dropped), nor a log line at a level that is off. (Pion's own
+// per-datagram work around it is not counted here.)
 func TestRelayHotPathDoesNotAllocate(t *testing.T) {
 	r := startRelayLAN(t, Config{Rate: 1 << 30})
 	peer := r.listen(t, 2)
@@ -137,7 +138,7 @@ func TestRelayHotPathDoesNotAllocate(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		lim  *limits
-	}{{"shaped", newLimits(1 << 30)}, {"unlimited", nil}} {
+	}{{"under the rate", newLimits(1 << 30)}, {"past the rate", newLimits(1_000_000)}, {"unlimited", nil}} {
 		t.Run(tt.name, func(t *testing.T) {
 			pc, err := r.srv.cfg.ListenPacket("udp4", r.lan.Addr(1).String()+":0")
 			if err != nil {
@@ -147,12 +148,30 @@ func TestRelayHotPathDoesNotAllocate(t *testing.T) {
 			c := newRelayConn(r.srv, batched(pc), "r", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), tt.lim)
 			defer c.Close()
 			payload := make([]byte, 1200)
-			c.WriteTo(payload, to) // the room check, once
+			for range 3 * shapeQueue { // the room check, once; the shaper's buffers, if the rate binds
+				c.WriteTo(payload, to)
+			}
 			if n := testing.AllocsPerRun(2000, func() { c.WriteTo(payload, to) }); n > 0.05 {
 				t.Errorf("%.2f allocations a datagram, want none", n)
 			}
 		})
 	}
+	t.Run("the shaper's queue", func(t *testing.T) {
+		pc, err := r.srv.cfg.ListenPacket("udp4", r.lan.Addr(1).String()+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sh := newShaper(batched(pc), r.srv.cfg.Logger)
+		defer pc.Close()
+		defer sh.close()
+		payload := make([]byte, 1200)
+		for range 2 * shapeQueue { // its buffers
+			sh.send(payload, to, time.Now())
+		}
+		if n := testing.AllocsPerRun(2000, func() { sh.send(payload, to, time.Now()) }); n > 0.05 {
+			t.Errorf("%.2f allocations a queued datagram, want none", n)
+		}
+	})
 	log := rtc.PionLogs(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))).NewLogger("turn")
 	if n := testing.AllocsPerRun(1000, func() { log.Debugf("Received %d bytes of udp from %s on %s", 1200, to, to) }); n > 0 {
 		t.Errorf("a debug line that is off: %.2f allocations, want none", n)
