@@ -23,7 +23,8 @@ import (
 //
 // LANFT_BENCH_BASELINE=/path/to/old/lanft adds the same rounds with that
 // binary at every end, for a before-and-after in one run;
-// LANFT_BENCH_MIB sets the size (64).
+// LANFT_BENCH_MIB sets the size (64), LANFT_BENCH_ROUNDS the rounds (3).
+// Every end logs at warn level; the warnings are counted.
 func TestTURNBenchmark(t *testing.T) {
 	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
 		t.Skip("a benchmark: run with -bench TURN")
@@ -41,7 +42,14 @@ func TestTURNBenchmark(t *testing.T) {
 		bins = append(bins, struct{ name, path string }{"baseline", b})
 	}
 	inet := netns.NewInternet(t, netns.HomeNAT, netns.HomeNAT)
-	const rounds = 3
+	rounds := 3
+	if s := os.Getenv("LANFT_BENCH_ROUNDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			t.Fatalf("LANFT_BENCH_ROUNDS %q: want a number", s)
+		}
+		rounds = n
+	}
 	for round := range rounds {
 		for _, bin := range bins {
 			for _, m := range []struct {
@@ -63,7 +71,7 @@ func TestTURNBenchmark(t *testing.T) {
 // added to the host's flags).
 func turnRun(t *testing.T, inet *netns.Internet, bin, mode string, n int64, sigArgs ...string) relayResult {
 	run := func(ns string, args ...string) *lanfttest.Proc {
-		return lanfttest.Start(t, append([]string{"ip", "netns", "exec", ns, bin, "--config-dir", t.TempDir()}, args...)...)
+		return lanfttest.Start(t, append([]string{"ip", "netns", "exec", ns, bin, "--config-dir", t.TempDir(), "--log-level", "warn"}, args...)...)
 	}
 	sig := run(inet.Server(), append([]string{"signal", "--listen", inet.ServerAddr().String() + ":0", "--public-addr", inet.ServerAddr().String(),
 		"--turn-port", "0", "--no-tcp-relay", "--new-room"}, sigArgs...)...)
@@ -87,9 +95,28 @@ func turnRun(t *testing.T, inet *netns.Internet, bin, mode string, n int64, sigA
 	share.Interrupt()
 	sig.Interrupt()
 	r.cpuShare, r.cpuRecv, r.cpuSig = share.CPU(), recv.CPU(), sig.CPU()
+	for _, p := range []struct {
+		name string
+		proc *lanfttest.Proc
+	}{{"server", sig}, {"sharer", share}, {"receiver", recv}} {
+		if w := warnings(p.proc.Stderr()); len(w) > 0 {
+			t.Logf("--path %s %v: %s logged %d warnings, the first: %s", mode, sigArgs, p.name, len(w), w[0])
+		}
+	}
 	want := map[string]string{"datachannel": "datachannel-nat", "relay": "relay"}[mode]
 	if r.path != want {
 		t.Errorf("--path %s: path %q, want %q", mode, r.path, want)
 	}
 	return r
+}
+
+// warnings are the warn and error records in a --log-level warn stderr.
+func warnings(stderr string) []string {
+	var out []string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
