@@ -13,16 +13,25 @@ import (
 // debug level (it logs several for every relayed datagram, so they are
 // formatted only when that level is on), its warnings (a TURN client's full
 // receive buffer, a failed send: dropped datagrams) at warn, its errors at
-// error.
+// error. ICE's warnings are its gathering's and checks' chatter on every
+// connection (a TURN-over-TCP URL while ICE keeps to UDP, a check before
+// the first pair), so they are info.
 func PionLogs(log *slog.Logger) logging.LoggerFactory { return pionFactory{log} }
 
 type pionFactory struct{ log *slog.Logger }
 
 func (f pionFactory) NewLogger(scope string) logging.LeveledLogger {
-	return pionLogger{f.log.With("pion", scope)}
+	warn := slog.LevelWarn
+	if scope == "ice" {
+		warn = slog.LevelInfo
+	}
+	return pionLogger{log: f.log.With("pion", scope), warn: warn}
 }
 
-type pionLogger struct{ log *slog.Logger }
+type pionLogger struct {
+	log  *slog.Logger
+	warn slog.Level // where Pion's warnings go
+}
 
 func (l pionLogger) Trace(string)              {}
 func (l pionLogger) Tracef(string, ...any)     {}
@@ -30,8 +39,8 @@ func (l pionLogger) Debug(m string)            { l.log.Debug(m) }
 func (l pionLogger) Debugf(f string, a ...any) { l.at(slog.LevelDebug, f, a) }
 func (l pionLogger) Info(m string)             { l.log.Debug(m) }
 func (l pionLogger) Infof(f string, a ...any)  { l.at(slog.LevelDebug, f, a) }
-func (l pionLogger) Warn(m string)             { l.log.Warn(m) }
-func (l pionLogger) Warnf(f string, a ...any)  { l.at(slog.LevelWarn, f, a) }
+func (l pionLogger) Warn(m string)             { l.log.Log(context.Background(), l.warn, m) }
+func (l pionLogger) Warnf(f string, a ...any)  { l.at(l.warn, f, a) }
 func (l pionLogger) Error(m string)            { l.log.Error(m) }
 func (l pionLogger) Errorf(f string, a ...any) { l.at(slog.LevelError, f, a) }
 

@@ -9,7 +9,7 @@ import (
 
 // At --log-level warn, Pion's warnings and errors show (a TURN client's
 // "Receive buffer full" is how dropped datagrams show), its debug and
-// info lines do not.
+// info lines do not, nor ICE's warnings (chatter on every connection).
 func TestPionLogsLevels(t *testing.T) {
 	var buf bytes.Buffer
 	log := PionLogs(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))).NewLogger("turnc")
@@ -23,7 +23,10 @@ func TestPionLogsLevels(t *testing.T) {
 			t.Errorf("log %q lacks %q", out, want)
 		}
 	}
-	for _, not := range []string{"Received 1200 bytes", "No Permission"} {
+	ice := PionLogs(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))).NewLogger("ice")
+	ice.Warnf("Failed to resolve TCP address %s", "10.0.0.1:3478")
+	out = buf.String()
+	for _, not := range []string{"Received 1200 bytes", "No Permission", "Failed to resolve"} {
 		if strings.Contains(out, not) {
 			t.Errorf("log %q has %q, a debug line, at warn level", out, not)
 		}
