@@ -173,7 +173,10 @@ func TestRelayHotPathDoesNotAllocate(t *testing.T) {
 		}
 	})
 	log := rtc.PionLogs(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))).NewLogger("turn")
-	if n := testing.AllocsPerRun(1000, func() { log.Debugf("Received %d bytes of udp from %s on %s", 1200, to, to) }); n > 0 {
-		t.Errorf("a debug line that is off: %.2f allocations, want none", n)
+	// The arguments as Pion boxes them at its call site, which the adapter
+	// cannot help: what it must not do is format them.
+	args := []any{1200, to, to}
+	if n := testing.AllocsPerRun(1000, func() { log.Debugf("Received %d bytes of udp from %s on %s", args...) }); n > 0 {
+		t.Errorf("a debug line that is off: %.2f allocations, want none (formatted before the level check?)", n)
 	}
 }
