@@ -131,7 +131,8 @@ func TestRelayRateDelaysEachWay(t *testing.T) {
 // nothing: neither the room check, nor the shaper's queue once its buffers
 // exist (a rate that binds: datagrams queue, and past the queue are
 // dropped), nor a log line at a level that is off. (Pion's own
-// per-datagram work around it is not counted here.)
+// per-datagram work around it is not counted here. AllocsPerRun rounds
+// the average down: one allocation a datagram shows as 1.)
 func TestRelayHotPathDoesNotAllocate(t *testing.T) {
 	r := startRelayLAN(t, Config{Rate: 1 << 30})
 	peer := r.listen(t, 2)
@@ -152,7 +153,7 @@ func TestRelayHotPathDoesNotAllocate(t *testing.T) {
 			for range 3 * shapeQueue { // the room check, once; the shaper's buffers, if the rate binds
 				c.WriteTo(payload, to)
 			}
-			if n := testing.AllocsPerRun(2000, func() { c.WriteTo(payload, to) }); n > 0.05 {
+			if n := testing.AllocsPerRun(2000, func() { c.WriteTo(payload, to) }); n >= 0.5 {
 				t.Errorf("%.2f allocations a datagram, want none", n)
 			}
 		})
@@ -181,7 +182,7 @@ func TestRelayHotPathDoesNotAllocate(t *testing.T) {
 			for sh.pending.Load() > 0 && time.Now().Before(deadline) {
 				runtime.Gosched()
 			}
-		}); n > 0.05 {
+		}); n >= 0.5 {
 			t.Errorf("%.2f allocations a queued datagram, want none", n)
 		}
 		if sh.dropped.Load() > 0 || time.Now().After(deadline) {
