@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lanft/lanft/rtc"
+	"github.com/lanft/lanft/signal"
 )
 
 // The bucket lends: a take past the tokens is due after the debt refills
@@ -195,5 +196,42 @@ func TestRelayHotPathDoesNotAllocate(t *testing.T) {
 	args := []any{1200, to, to}
 	if n := testing.AllocsPerRun(1000, func() { log.Debugf("Received %d bytes of udp from %s on %s", args...) }); n > 0 {
 		t.Errorf("a debug line that is off: %.2f allocations, want none (formatted before the level check?)", n)
+	}
+}
+
+// The room check is cached for recheck, not for the allocation's life: a
+// peer that leaves the room receives nothing more once that has passed.
+func TestRelayStopsForAPeerThatLeft(t *testing.T) {
+	r := startRelayLAN(t, Config{})
+	cl := r.client(t, 2, r.srv.Credentials("r", time.Now()))
+	relay, err := allocate(t, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := r.listen(t, 2)
+	if _, err := relay.WriteTo([]byte("in the room"), peer.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	expectDatagram(t, peer, "in the room")
+	r.dir.set("r", signal.PeerAddrs{}) // host 2 logs out
+	left := time.Now()
+	for time.Since(left) <= recheck {
+		// Until recheck has passed the cached answer may still let
+		// datagrams through; wait it out on the datagrams' own clock.
+		relay.WriteTo([]byte("leaving"), peer.LocalAddr())
+		peer.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		peer.ReadFrom(make([]byte, 100))
+	}
+	relay.WriteTo([]byte("gone"), peer.LocalAddr())
+	buf := make([]byte, 100)
+	for {
+		peer.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		n, _, err := peer.ReadFrom(buf)
+		if err != nil {
+			break
+		}
+		if string(buf[:n]) == "gone" {
+			t.Fatalf("a datagram reached a peer %v after it left the room, want none after %v", time.Since(left).Round(time.Millisecond), recheck)
+		}
 	}
 }
