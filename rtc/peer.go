@@ -157,6 +157,7 @@ func NewPeer(cfg Config, send SendFunc) (*Peer, error) {
 	if n, err := newBufferedNet(cfg.Interfaces); err == nil {
 		se.SetNet(n)
 	}
+	se.LoggerFactory = PionLogs(cfg.Logger)
 	if len(cfg.Interfaces) > 0 {
 		names := slices.Clone(cfg.Interfaces)
 		se.SetInterfaceFilter(func(name string) bool { return slices.Contains(names, name) })

@@ -36,6 +36,23 @@ func newBufferedNet(bind []string) (transport.Net, error) {
 	return bufferedNet{n, slices.Clone(bind)}, nil
 }
 
+// ListenPacket opens the socket a TURN client speaks to its server on
+// (ICE opens it so): its relayed datagrams get the same buffers and
+// batching as host candidates' (one system call for a run of them, not one
+// each).
+func (n bufferedNet) ListenPacket(network, address string) (net.PacketConn, error) {
+	c, err := n.Net.ListenPacket(network, address)
+	if err != nil {
+		return nil, err
+	}
+	if uc, ok := c.(*net.UDPConn); ok {
+		_ = uc.SetReadBuffer(udpBuffer)
+		_ = uc.SetWriteBuffer(udpBuffer)
+		return newBatchConn(uc), nil
+	}
+	return c, nil
+}
+
 // ListenUDP opens the socket and enlarges its buffers (best effort).
 func (n bufferedNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
 	c, err := n.listenUDP(network, laddr)

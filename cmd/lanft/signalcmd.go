@@ -64,7 +64,7 @@ Examples:
 			&cli.StringFlag{Name: "relay-addr", Usage: "bind relays to this local `IP` when --public-addr is a NAT's (default: --public-addr)"},
 			&cli.IntFlag{Name: "turn-port", Value: 3478, Usage: "STUN and TURN `PORT`, UDP and TCP (0 picks a free one)"},
 			&cli.StringFlag{Name: "relay-ports", Value: "49152-65535", Usage: "UDP `RANGE` (MIN-MAX) of relay ports"},
-			&cli.Float64Flag{Name: "relay-rate", Value: 12.5, Usage: "relay at most `MB/s` per client, each way (0: no limit)"},
+			&cli.Float64Flag{Name: "relay-rate", Value: 125, Usage: "relay at most `MB/s` per client (a call's credential) through TURN, each way, by delay (0: no limit)"},
 			&cli.BoolFlag{Name: "no-turn", Usage: "answer STUN only; relay nothing"},
 			&cli.StringSliceFlag{Name: "external-turn", Usage: "hand out this TURN `URL` (coturn with use-auth-secret) instead of relaying here (repeatable)"},
 			&cli.StringFlag{Name: "metrics-token", EnvVars: []string{"LANFT_METRICS_TOKEN"}, Usage: "GET /metrics asks for this bearer `TOKEN` (default: none, and /metrics on --listen answers loopback only)"},

@@ -14,8 +14,8 @@ import (
 
 	"github.com/pion/stun/v4"
 	pionturn "github.com/pion/turn/v5"
-	"golang.org/x/time/rate"
 
+	"github.com/lanft/lanft/rtc"
 	"github.com/lanft/lanft/signal"
 )
 
@@ -48,7 +48,7 @@ type Config struct {
 	TTL time.Duration
 	// MaxAllocations per credential (DefaultMaxAllocations: one call's
 	// gathering, a UDP and a TCP relay per local network); Rate in bytes
-	// per second per credential, each way (12.5 MB/s, 100 Mbit/s;
+	// per second per credential, each way, shaped by delay (DefaultRate;
 	// negative: no limit).
 	MaxAllocations int
 	Rate           int
@@ -61,6 +61,12 @@ type Config struct {
 	ListenPacket func(network, addr string) (net.PacketConn, error)
 }
 
+// DefaultRate is a credential's relay rate each way, in bytes a second:
+// 1 Gbit/s, a server's link, so that one client cannot take all of a
+// bigger one's. The relay shapes by delay (shape.go), so a rate that binds
+// slows a transfer to it without costing it retransmissions.
+const DefaultRate = 125_000_000
+
 // Server is the STUN/TURN server. New validates; Run serves.
 type Server struct {
 	cfg Config
@@ -72,7 +78,7 @@ type Server struct {
 	allocSrc map[string]string         // an allocation's client transport address -> room
 	relays   map[netip.AddrPort]string // live relay address -> room
 	allocs   map[string]int            // username -> live allocations
-	limiters map[string]*rate.Limiter  // username -> relay rate
+	limiters map[string]*limits        // username -> relay rate, each way
 }
 
 // New checks cfg; it opens nothing.
@@ -111,7 +117,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxAllocations = DefaultMaxAllocations
 	}
 	if cfg.Rate == 0 {
-		cfg.Rate = 12_500_000
+		cfg.Rate = DefaultRate
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -127,7 +133,7 @@ func New(cfg Config) (*Server, error) {
 		allocSrc: make(map[string]string),
 		relays:   make(map[netip.AddrPort]string),
 		allocs:   make(map[string]int),
-		limiters: make(map[string]*rate.Limiter),
+		limiters: make(map[string]*limits),
 	}
 	s.own = append(s.own, cfg.PublicIP.Unmap(), cfg.RelayIP.Unmap())
 	if cfg.PacketConn != nil {
@@ -267,7 +273,7 @@ func (s *Server) Run(ctx context.Context) error {
 		Realm:         Realm,
 		AuthHandler:   s.auth,
 		QuotaHandler:  s.quota,
-		LoggerFactory: &slogFactory{s.cfg.Logger},
+		LoggerFactory: rtc.PionLogs(s.cfg.Logger),
 		EventHandler: pionturn.EventHandler{
 			OnAllocationCreated: s.allocated,
 			OnAllocationDeleted: s.deleted,
@@ -275,7 +281,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.cfg.PacketConn != nil {
 		sc.PacketConnConfigs = []pionturn.PacketConnConfig{{
-			PacketConn: s.cfg.PacketConn, RelayAddressGenerator: gen, PermissionHandler: s.permit,
+			PacketConn: batched(s.cfg.PacketConn), RelayAddressGenerator: gen, PermissionHandler: s.permit,
 		}}
 	}
 	if s.cfg.Listener != nil {
@@ -452,7 +458,9 @@ func (s *Server) forbidden(ip netip.Addr) bool {
 		slices.Contains(s.own, ip)
 }
 
-func (s *Server) limiter(user string) *rate.Limiter {
+// limits returns user's buckets (shared by the allocations of one
+// credential), or nil without a limit.
+func (s *Server) limits(user string) *limits {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cfg.Rate < 0 {
@@ -460,7 +468,7 @@ func (s *Server) limiter(user string) *rate.Limiter {
 	}
 	l := s.limiters[user]
 	if l == nil {
-		l = rate.NewLimiter(rate.Limit(s.cfg.Rate), max(s.cfg.Rate/4, 256<<10))
+		l = newLimits(s.cfg.Rate)
 		s.limiters[user] = l
 	}
 	return l

@@ -23,7 +23,8 @@
 // never to the host's loopback, unspecified, multicast or link-local
 // addresses nor to any other address of the host itself. Each credential
 // holds at most MaxAllocations allocations and relays at most Rate bytes a
-// second each way (past it datagrams are dropped, as a full link would).
+// second each way (past it datagrams wait, as at a link of that speed with
+// a queue; only a full queue drops).
 //
 // An expired credential cannot allocate, but refreshes, permissions and
 // channel bindings of an allocation made in time still succeed (with a

@@ -121,9 +121,11 @@ func (r *relayLAN) listen(t *testing.T, i int) net.PacketConn {
 // client is a TURN client on host i with credential c.
 func (r *relayLAN) client(t *testing.T, i int, c Credential) *pionturn.Client {
 	t.Helper()
+	conn := r.listen(t, i)
+	conn.(*net.UDPConn).SetReadBuffer(4 << 20) // as lanft's own (rtc's bufferedNet)
 	cl, err := pionturn.NewClient(&pionturn.ClientConfig{
 		TURNServerAddr: r.url, STUNServerAddr: r.url, Username: c.Username, Password: c.Password,
-		Realm: Realm, Conn: r.listen(t, i), RTO: 200 * time.Millisecond,
+		Realm: Realm, Conn: conn, RTO: 200 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -291,42 +293,4 @@ func TestExternalICEServers(t *testing.T) {
 	if err != nil || time.Until(exp) > DefaultTTL || time.Until(exp) < DefaultTTL-time.Minute {
 		t.Errorf("username %q: expiry %v, want DefaultTTL (%v) from now", got[1].Username, exp, DefaultTTL)
 	}
-}
-
-// A credential relays at most Rate bytes a second (after a burst): what
-// is sent faster is dropped, as by a full link.
-func TestRelayRate(t *testing.T) {
-	const rate = 100_000
-	r := startRelayLAN(t, Config{Rate: rate})
-	cl := r.client(t, 2, r.srv.Credentials("r", time.Now()))
-	relay, err := allocate(t, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := r.listen(t, 2)
-	peer.(*net.UDPConn).SetReadBuffer(4 << 20) // so that the rate, not the socket, drops
-	if _, err := relay.WriteTo([]byte("first"), peer.LocalAddr()); err != nil {
-		t.Fatal(err)
-	}
-	expectDatagram(t, peer, "first")
-	start := time.Now()
-	payload := make([]byte, 1000)
-	for range 2000 { // 2 MB at once
-		relay.WriteTo(payload, peer.LocalAddr())
-	}
-	var got int
-	buf := make([]byte, 1500)
-	peer.SetReadDeadline(time.Now().Add(time.Second))
-	for {
-		n, _, err := peer.ReadFrom(buf)
-		if err != nil {
-			break
-		}
-		got += n
-	}
-	limit := 256<<10 + int(time.Since(start).Seconds()*rate) + 5000
-	if got == 0 || got > limit {
-		t.Errorf("relayed %d bytes in %v, want some and at most %d (burst and rate)", got, time.Since(start).Round(time.Millisecond), limit)
-	}
-	t.Logf("relayed %d of 2,000,000 bytes in %v at a rate of %d B/s", got, time.Since(start).Round(time.Millisecond), rate)
 }
