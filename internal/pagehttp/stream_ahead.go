@@ -20,13 +20,10 @@ const (
 // the CLI has, and join the stream, in order, once the bytes before them
 // arrive (from the POSTs before this one, or their retries).
 type post struct {
-	start  int64  // stream offset of buf[0]
-	buf    []byte // bytes from start, not yet in the stream
-	queued bool   // in Stream.ahead
+	start  int64 // stream offset of its first byte
+	buf    queue // bytes from start, not yet in the stream
+	queued bool  // in Stream.ahead
 }
-
-// end is the stream offset after p's bytes.
-func (p *post) end() int64 { return p.start + int64(len(p.buf)) }
 
 // admit admits a POST from offset off: at or before what the CLI has it
 // joins the stream directly; past it, it is held if it is within the
@@ -52,32 +49,36 @@ func (s *Stream) admit(off int64) (release func(), err error) {
 	}, nil
 }
 
-// take adds the bytes b that p carries at stream offset pos: to the stream
+// take adds the bytes pc that p carries at stream offset pos: to the stream
 // when it has the bytes before them, else held in p until it does. It waits
 // while too much is buffered or held, and gives up with errGap once the
 // stream has not grown for Config.Hold.
-func (s *Stream) take(ctx context.Context, p *post, pos int64, b []byte) error {
+// It owns pc.
+func (s *Stream) take(ctx context.Context, p *post, pos int64, pc piece) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n := int64(len(pc.b))
 	for {
 		switch {
 		case s.err != nil:
+			recycle(pc, s.pool)
 			return s.err
-		case pos <= s.have && len(s.in) < maxInBuffered:
-			s.append(pos, b)
+		case pos <= s.have && s.in.n < maxInBuffered:
+			s.append(pos, pc)
 			return nil
-		case pos > s.have && pos+int64(len(b))-s.have <= maxAhead && s.aheadBytes+int64(len(b)) <= maxAhead:
+		case pos > s.have && pos+n-s.have <= maxAhead && s.aheadBytes+n <= maxAhead:
 			if !p.queued {
-				p.start, p.buf, p.queued = pos, nil, true
+				p.start, p.queued = pos, true
 				s.ahead = append(s.ahead, p)
 			}
-			p.buf = append(p.buf, b...)
-			s.aheadBytes += int64(len(b))
+			p.buf.push(pc)
+			s.aheadBytes += n
 			s.changed()
 			s.c.touch()
 			return nil
 		}
 		if err := s.waitGrowth(ctx, pos > s.have); err != nil {
+			recycle(pc, s.pool)
 			s.drop(p)
 			return err
 		}
@@ -127,15 +128,19 @@ func (s *Stream) waitGrowth(ctx context.Context, ahead bool) error {
 	return ctx.Err()
 }
 
-// append adds the bytes of b the stream lacks (b is at offset pos, at or
-// before what it has), then every held POST its bytes reach. s.mu is held.
-func (s *Stream) append(pos int64, b []byte) {
-	if skip := s.have - pos; skip < int64(len(b)) {
-		s.in = append(s.in, b[skip:]...)
-		s.have += int64(len(b)) - skip
+// append adds the bytes of pc the stream lacks (pc is at offset pos, at or
+// before what it has), then every held POST its bytes reach. It owns pc.
+// s.mu is held.
+func (s *Stream) append(pos int64, pc piece) {
+	if skip := s.have - pos; skip < int64(len(pc.b)) {
+		pc.b = pc.b[skip:]
+		s.in.push(pc)
+		s.have += int64(len(pc.b))
 		s.grew = time.Now()
 		s.joinAhead()
 		s.changed()
+	} else {
+		recycle(pc, s.pool)
 	}
 	s.c.touch()
 }
@@ -149,12 +154,13 @@ func (s *Stream) joinAhead() {
 			if p.start > s.have {
 				continue
 			}
-			buf := p.buf
-			s.drop(p)
-			if p.start+int64(len(buf)) > s.have {
-				s.in = append(s.in, buf[s.have-p.start:]...)
-				s.have = p.start + int64(len(buf))
+			s.removeAhead(p)
+			if end := p.start + int64(p.buf.n); end > s.have {
+				p.buf.skip(int(s.have-p.start), s.pool)
+				p.buf.moveTo(&s.in)
+				s.have = end
 			}
+			p.buf.clear(s.pool)
 			moved = true
 			break
 		}
@@ -163,6 +169,12 @@ func (s *Stream) joinAhead() {
 
 // drop forgets p's held bytes. s.mu is held.
 func (s *Stream) drop(p *post) {
+	s.removeAhead(p)
+	p.buf.clear(s.pool)
+}
+
+// removeAhead takes p out of the held POSTs, keeping its bytes. s.mu is held.
+func (s *Stream) removeAhead(p *post) {
 	if !p.queued {
 		return
 	}
@@ -172,6 +184,6 @@ func (s *Stream) drop(p *post) {
 			break
 		}
 	}
-	s.aheadBytes -= int64(len(p.buf))
-	p.buf, p.queued = nil, false
+	s.aheadBytes -= int64(p.buf.n)
+	p.queued = false
 }

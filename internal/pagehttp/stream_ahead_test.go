@@ -82,7 +82,7 @@ func TestUploadAhead(t *testing.T) {
 	second := postAsync(t, hc, c.URL, x, data[x:2*x])
 	until(t, st, "both POSTs held", func() bool { return st.aheadBytes == 2*x })
 	st.mu.Lock()
-	have, in := st.have, len(st.in)
+	have, in := st.have, st.in.n
 	st.mu.Unlock()
 	if have != 0 || in != 0 {
 		t.Fatalf("with only later POSTs the stream has %d bytes (%d readable), want none", have, in)

@@ -51,7 +51,8 @@ type Stream struct {
 
 	mu      sync.Mutex
 	wake    chan struct{} // closed and replaced on every change
-	in      []byte        // received and not yet read
+	in      queue         // received and not yet read
+	pool    *sync.Pool    // POST read buffers
 	have    int64         // bytes received in all
 	out     []byte        // everything written
 	flushed int64         // bytes of out flushed to the page
@@ -71,7 +72,7 @@ type Stream struct {
 func (s *Server) Upload(ctx context.Context, g Grant) (*Capability, *Stream, error) {
 	var st *Stream
 	c, err := s.mint(ctx, g, PurposeUpload, func(c *Capability) {
-		st = &Stream{c: c, maxBody: s.cfg.MaxBody, hold: s.cfg.Hold, wake: make(chan struct{}), grew: time.Now()}
+		st = &Stream{c: c, maxBody: s.cfg.MaxBody, hold: s.cfg.Hold, pool: newPool(), wake: make(chan struct{}), grew: time.Now()}
 		c.stream = st
 	})
 	if err != nil {
@@ -90,7 +91,7 @@ func (s *Stream) changed() {
 func (s *Stream) Read(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.in) == 0 {
+	for s.in.n == 0 {
 		if s.err != nil {
 			return 0, s.err
 		}
@@ -99,11 +100,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 		<-w
 		s.mu.Lock()
 	}
-	n := copy(p, s.in)
-	s.in = s.in[n:]
-	if len(s.in) == 0 {
-		s.in = nil
-	}
+	n := s.in.read(p, s.pool)
 	s.changed()
 	return n, nil
 }
@@ -130,7 +127,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 func (s *Stream) Close() error {
 	s.fail(errStreamClosed)
 	s.mu.Lock()
-	s.in = nil
+	s.in.clear(s.pool)
 	for len(s.ahead) > 0 {
 		s.drop(s.ahead[0])
 	}
@@ -222,12 +219,14 @@ func (s *Stream) serveUp(ctx context.Context, w http.ResponseWriter, r *http.Req
 		s.mu.Unlock()
 	}()
 	body := http.MaxBytesReader(w, r.Body, s.maxBody)
-	buf := make([]byte, postChunk)
 	pos := off
 	for {
-		n, err := body.Read(buf)
-		if n > 0 {
-			if terr := s.take(ctx, p, pos, buf[:n]); terr != nil {
+		back := s.pool.Get().(*[postChunk]byte)
+		n, err := body.Read(back[:])
+		if n == 0 {
+			s.pool.Put(back)
+		} else {
+			if terr := s.take(ctx, p, pos, piece{back[:n], back}); terr != nil {
 				s.answerTaken(w, terr)
 				return
 			}
@@ -270,7 +269,7 @@ func (s *Stream) accept(ctx context.Context, pos int64, b []byte) error {
 	if gap {
 		return errGap
 	}
-	return s.take(ctx, &post{}, pos, b)
+	return s.take(ctx, &post{}, pos, piece{b: b})
 }
 
 func (s *Stream) answerUp(w http.ResponseWriter, status int) {
