@@ -3,6 +3,7 @@ package web_test
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/lanft/lanft/internal/lanfttest"
 	"github.com/lanft/lanft/internal/netns"
@@ -88,8 +91,7 @@ func benchRounds(b *testing.B, name, limit string) {
 	var down, recv, up, c2c, cpuUp, cpuC2C []float64
 	for r := range rounds() {
 		pageDown := func() {
-			p := newPerson(b, br, url)
-			p.connectHTTP("alpha")
+			p := connectHTTPOr(b, br, url, "alpha")
 			start := time.Now()
 			got := p.saved(`#httppath a.save`, func(s string) bool { return s == "bench.bin" }, 10*time.Minute)
 			down = append(down, rate(n, time.Since(start)))
@@ -97,21 +99,28 @@ func benchRounds(b *testing.B, name, limit string) {
 			os.Remove(got)
 		}
 		cliDown := func() {
-			v, _ := cliRun(b, lan, 2, "alpha", src, n)
+			v, _, _ := cliRun(b, lan, 2, "alpha", src, n)
 			recv = append(recv, v)
 		}
 		pageUp := func() {
-			q := newPerson(b, br, url)
-			name := q.share([]string{src}, "")
-			before := nsCPU(b, lan, 2)
-			v, cpu := cliRun(b, lan, 1, name, src, n)
-			up = append(up, v)
-			d, kinds := nsCPU(b, lan, 2).since(before)
-			cpuUp = append(cpuUp, d.Seconds())
-			b.Logf("the upload from page %s took Chromium %.1f s of CPU (%s), lanft receive %.1f s", name, d.Seconds(), kinds, cpu.Seconds())
+			for try := 1; ; try++ {
+				q := newPerson(b, br, url)
+				name := q.share([]string{src}, "")
+				before := nsCPU(b, lan, 2)
+				v, cpu, path := cliRun(b, lan, 1, name, src, n)
+				if path != "http" && try < 3 {
+					b.Logf("the upload from page %s took the %s path (ICE chose no host route); again", name, path)
+					continue
+				}
+				up = append(up, v)
+				d, kinds := nsCPU(b, lan, 2).since(before)
+				cpuUp = append(cpuUp, d.Seconds())
+				b.Logf("the upload from page %s took Chromium %.1f s of CPU (%s), lanft receive %.1f s", name, d.Seconds(), kinds, cpu.Seconds())
+				return
+			}
 		}
 		cliUp := func() {
-			v, cpu := cliRun(b, lan, 1, "beta", src, n)
+			v, cpu, _ := cliRun(b, lan, 1, "beta", src, n)
 			c2c = append(c2c, v)
 			cpuC2C = append(cpuC2C, cpu.Seconds())
 		}
@@ -139,11 +148,12 @@ func benchRounds(b *testing.B, name, limit string) {
 }
 
 // cliRun runs lanft receive of from on host i, checks the file, and
-// returns its rate from "connected" to "done" and its CPU time.
-func cliRun(b *testing.B, lan *netns.LAN, i int, from string, want string, n int64) (float64, time.Duration) {
+// returns its rate from "connected" to "done", its CPU time and its path.
+func cliRun(b *testing.B, lan *netns.LAN, i int, from string, want string, n int64) (float64, time.Duration, string) {
 	out := b.TempDir()
 	recv := onHost(b, lan, i, "receive", "--interface", lan.Iface(i), "--from", from, "--name", fmt.Sprintf("cli%d", time.Now().UnixNano()%100000), "--yes", "--json", "--out", out)
-	peer := recv.WaitLine(b, `"event":"peer"`, 60*time.Second)
+	path, _ := eventPath(b, recv, "peer", 60*time.Second)
+	peer := recv.WaitLine(b, `"event":"peer"`, time.Second) // the line eventPath read
 	done := recv.WaitLine(b, `"event":"done"`, 10*time.Minute)
 	if code := recv.ExitCode(); code != 0 {
 		b.Fatalf("receive from %s exited %d: %s", from, code, recv.Stderr())
@@ -151,7 +161,27 @@ func cliRun(b *testing.B, lan *netns.LAN, i int, from string, want string, n int
 	got := filepath.Join(out, filepath.Base(want))
 	lanfttest.SameFile(b, want, got)
 	os.Remove(got)
-	return rate(n, done.At.Sub(peer.At)), recv.CPU()
+	return rate(n, done.At.Sub(peer.At)), recv.CPU(), path
+}
+
+// connectHTTPOr is connectHTTP on a new page, tried again (up to three
+// times) when ICE chose a route that is not between host addresses, so the
+// page got no HTTP path (a loaded machine with a shaped link does that).
+func connectHTTPOr(b *testing.B, br context.Context, url, peer string) *person {
+	for try := 1; ; try++ {
+		p := newPerson(b, br, url)
+		sel := fmt.Sprintf(`#peers li[data-name=%q] button.receive`, peer)
+		p.waitJS(fmt.Sprintf(`document.querySelector(%q)`, sel), 20*time.Second)
+		p.do(chromedp.Click(chromedp.CSS(sel)))
+		p.waitJS(`(document.getElementById('httppath') && document.getElementById('httppath').dataset.ready) || document.getElementById('log').textContent.includes('no HTTP path')`, 30*time.Second)
+		if p.text(`String(!!(document.getElementById('httppath') && document.getElementById('httppath').dataset.ready))`) == "true" {
+			return p
+		}
+		if try == 3 {
+			b.Fatalf("the page got no HTTP path three times: %s", p.log())
+		}
+		b.Logf("the page got no HTTP path (%s); again", p.log())
+	}
 }
 
 // proc is what /proc tells of one process.
@@ -185,7 +215,8 @@ func readProc(pid string) (proc, bool) {
 	}
 	p.kind = "browser"
 	if cmd, err := os.ReadFile("/proc/" + pid + "/cmdline"); err == nil {
-		for arg := range strings.SplitSeq(string(cmd), "\x00") {
+		// Chromium rewrites its children's command lines with spaces.
+		for _, arg := range strings.FieldsFunc(string(cmd), func(r rune) bool { return r == 0 || r == ' ' }) {
 			if k, ok := strings.CutPrefix(arg, "--type="); ok {
 				p.kind = k
 			}
