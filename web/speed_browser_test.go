@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -152,8 +153,11 @@ func benchRounds(b *testing.B, name, limit string) {
 func cliRun(b *testing.B, lan *netns.LAN, i int, from string, want string, n int64) (float64, time.Duration, string) {
 	out := b.TempDir()
 	recv := onHost(b, lan, i, "receive", "--interface", lan.Iface(i), "--from", from, "--name", fmt.Sprintf("cli%d", time.Now().UnixNano()%100000), "--yes", "--json", "--out", out)
-	path, _ := eventPath(b, recv, "peer", 60*time.Second)
-	peer := recv.WaitLine(b, `"event":"peer"`, time.Second) // the line eventPath read
+	peer := recv.WaitLine(b, `"event":"peer"`, 60*time.Second)
+	var ev struct{ Path string }
+	if err := json.Unmarshal([]byte(peer.Text), &ev); err != nil {
+		b.Fatalf("peer event %q: %v", peer.Text, err)
+	}
 	done := recv.WaitLine(b, `"event":"done"`, 10*time.Minute)
 	if code := recv.ExitCode(); code != 0 {
 		b.Fatalf("receive from %s exited %d: %s", from, code, recv.Stderr())
@@ -161,7 +165,7 @@ func cliRun(b *testing.B, lan *netns.LAN, i int, from string, want string, n int
 	got := filepath.Join(out, filepath.Base(want))
 	lanfttest.SameFile(b, want, got)
 	os.Remove(got)
-	return rate(n, done.At.Sub(peer.At)), recv.CPU(), path
+	return rate(n, done.At.Sub(peer.At)), recv.CPU(), ev.Path
 }
 
 // connectHTTPOr is connectHTTP on a new page, tried again (up to three

@@ -14,8 +14,10 @@ import (
 
 // Stream bounds.
 const (
-	// maxInBuffered bounds the page's bytes received and not yet Read; a
-	// POST beyond it waits (TCP pushes back on the page).
+	// maxInBuffered bounds the page's bytes received in order and not yet
+	// Read; a POST beyond it waits (TCP pushes back on the page). Bytes held
+	// ahead (maxAhead, stream_ahead.go) may join past it: at most
+	// maxInBuffered + maxAhead are kept per stream.
 	maxInBuffered = 4 << 20
 	// MaxWritten bounds what the CLI writes to the page over a whole
 	// stream (it is all kept, for a page that GETs again after a cut).
