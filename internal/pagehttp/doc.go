@@ -38,4 +38,28 @@
 //	 |-- POST up?off=1234 FILE DATA... ---->|  first 70000 skipped; 200 X-Lanft-Have
 //	 |-- POST up?off=... END ---------->    |
 //	 |<---------------------------- OK -----|
+//
+// # Several POSTs in flight
+//
+// A page may keep several POSTs in flight (httppath.js keeps four of up to
+// 6 MiB), since a browser uploads one request body at a time far slower
+// than the LAN. A POST that starts past what the CLI has is held, not
+// refused, while it is within the window: it starts at most 32 MiB past
+// what the CLI has, at most 32 MiB are held in all, and at most 8 such
+// POSTs run at once. Its bytes are kept aside and join the stream, in
+// order, once the bytes before them arrived (from the POSTs before it, or
+// their retries); it answers 200 only then, with X-Lanft-Have saying all
+// the CLI has (so possibly past its own end). A POST past the window, one
+// more than 8, or one held while the stream does not grow for Config.Hold
+// (30 s) is a 409 with X-Lanft-Have, as a gap always was; a held POST that
+// fails leaves nothing behind. The page sends again, from the last offset
+// acknowledged, whatever was not acknowledged. This is additive: a page
+// that sends one POST at a time never starts past what the CLI has.
+//
+//	|-- POST up?off=0        (6 MiB) ----->|  appended as it arrives
+//	|-- POST up?off=6291456  (6 MiB) ----->|  held ahead: kept aside
+//	|-- POST up?off=12582912 (6 MiB) ----->|  held ahead: kept aside
+//	|<----- 200 X-Lanft-Have: 6291456 -----|  the first is in
+//	|<----- 200 X-Lanft-Have: 18874368 ----|  the held ones joined, in order
+//	|<----- 200 X-Lanft-Have: 18874368 ----|
 package pagehttp

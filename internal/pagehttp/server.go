@@ -36,6 +36,10 @@ type Config struct {
 	MaxAge time.Duration
 	// MaxBody bounds one POST body (default 8 MiB).
 	MaxBody int64
+	// Hold bounds how long an upload's POST that starts past what the CLI
+	// has waits while the stream does not grow, before it is a gap (409)
+	// (default 30 s).
+	Hold time.Duration
 }
 
 // Defaults and bounds.
@@ -43,6 +47,7 @@ const (
 	DefaultIdle    = 5 * time.Minute
 	DefaultMaxAge  = time.Hour
 	DefaultMaxBody = 8 << 20
+	DefaultHold    = 30 * time.Second
 
 	// MaxCapabilities bounds the capabilities alive at once in one Server.
 	MaxCapabilities = 256
@@ -117,6 +122,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.Hold <= 0 {
+		cfg.Hold = DefaultHold
 	}
 	return &Server{
 		cfg:       cfg,

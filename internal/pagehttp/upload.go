@@ -14,8 +14,10 @@ import (
 
 // Stream bounds.
 const (
-	// maxInBuffered bounds the page's bytes received and not yet Read; a
-	// POST beyond it waits (TCP pushes back on the page).
+	// maxInBuffered bounds the page's bytes received in order and not yet
+	// Read; a POST beyond it waits (TCP pushes back on the page). Bytes held
+	// ahead (maxAhead, stream_ahead.go) may join past it: at most
+	// maxInBuffered + maxAhead are kept per stream.
 	maxInBuffered = 4 << 20
 	// MaxWritten bounds what the CLI writes to the page over a whole
 	// stream (it is all kept, for a page that GETs again after a cut).
@@ -47,15 +49,22 @@ func errIdle(d time.Duration) error {
 type Stream struct {
 	c       *Capability
 	maxBody int64
+	hold    time.Duration // Config.Hold
 
 	mu      sync.Mutex
 	wake    chan struct{} // closed and replaced on every change
-	in      []byte        // received and not yet read
+	in      queue         // received and not yet read
+	pool    *sync.Pool    // POST read buffers
 	have    int64         // bytes received in all
 	out     []byte        // everything written
 	flushed int64         // bytes of out flushed to the page
 	closing bool          // Linger: nothing more will be written
 	err     error         // why the stream ended
+
+	ahead      []*post   // POSTs holding bytes past have (stream_ahead.go)
+	aheadBytes int64     // their bytes
+	holding    int       // POSTs running that started past have
+	grew       time.Time // when have last grew
 }
 
 // Upload makes a capability whose POST up and GET down requests form a
@@ -65,7 +74,7 @@ type Stream struct {
 func (s *Server) Upload(ctx context.Context, g Grant) (*Capability, *Stream, error) {
 	var st *Stream
 	c, err := s.mint(ctx, g, PurposeUpload, func(c *Capability) {
-		st = &Stream{c: c, maxBody: s.cfg.MaxBody, wake: make(chan struct{})}
+		st = &Stream{c: c, maxBody: s.cfg.MaxBody, hold: s.cfg.Hold, pool: newPool(), wake: make(chan struct{}), grew: time.Now()}
 		c.stream = st
 	})
 	if err != nil {
@@ -84,7 +93,7 @@ func (s *Stream) changed() {
 func (s *Stream) Read(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.in) == 0 {
+	for s.in.n == 0 {
 		if s.err != nil {
 			return 0, s.err
 		}
@@ -93,11 +102,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 		<-w
 		s.mu.Lock()
 	}
-	n := copy(p, s.in)
-	s.in = s.in[n:]
-	if len(s.in) == 0 {
-		s.in = nil
-	}
+	n := s.in.read(p, s.pool)
 	s.changed()
 	return n, nil
 }
@@ -124,7 +129,10 @@ func (s *Stream) Write(p []byte) (int, error) {
 func (s *Stream) Close() error {
 	s.fail(errStreamClosed)
 	s.mu.Lock()
-	s.in = nil
+	s.in.clear(s.pool)
+	for len(s.ahead) > 0 {
+		s.drop(s.ahead[0])
+	}
 	s.mu.Unlock()
 	s.c.Revoke()
 	return nil
@@ -182,7 +190,10 @@ func parseOffset(r *http.Request) (int64, bool) {
 }
 
 // serveUp takes the page's stream bytes from offset off, skipping those it
-// has. The answer says how many it has; a gap is 409.
+// has. A POST that starts past what the CLI has is held (within maxAhead
+// and maxHeld) until the bytes before it arrive, so a page may keep several
+// POSTs in flight; it answers once its bytes joined the stream. The answer
+// says how many bytes the CLI has; a gap that does not fill is 409.
 func (s *Stream) serveUp(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	off, ok := parseOffset(r)
 	if !ok {
@@ -193,28 +204,32 @@ func (s *Stream) serveUp(ctx context.Context, w http.ResponseWriter, r *http.Req
 		s.answerUp(w, http.StatusRequestEntityTooLarge)
 		return
 	}
-	s.mu.Lock()
-	gap, ended := off > s.have, s.err != nil
-	s.mu.Unlock()
+	release, err := s.admit(off)
 	switch {
-	case ended:
-		refuse(w)
-		return
-	case gap:
+	case errors.Is(err, errGap):
 		s.answerUp(w, http.StatusConflict)
 		return
+	case err != nil:
+		refuse(w) // the stream ended: the capability is gone
+		return
 	}
+	defer release()
+	p := &post{}
+	defer func() {
+		s.mu.Lock()
+		s.drop(p) // a POST that failed leaves nothing held
+		s.mu.Unlock()
+	}()
 	body := http.MaxBytesReader(w, r.Body, s.maxBody)
-	buf := make([]byte, postChunk)
 	pos := off
 	for {
-		n, err := body.Read(buf)
-		if n > 0 {
-			if aerr := s.accept(ctx, pos, buf[:n]); errors.Is(aerr, errGap) {
-				s.answerUp(w, http.StatusConflict)
-				return
-			} else if aerr != nil {
-				refuse(w) // the stream ended: the capability is gone
+		back := s.pool.Get().(*[postChunk]byte)
+		n, err := body.Read(back[:])
+		if n == 0 {
+			s.pool.Put(back)
+		} else {
+			if terr := s.take(ctx, p, pos, piece{back[:n], back}); terr != nil {
+				s.answerTaken(w, terr)
 				return
 			}
 			pos += int64(n)
@@ -222,47 +237,41 @@ func (s *Stream) serveUp(ctx context.Context, w http.ResponseWriter, r *http.Req
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.Is(err, io.EOF):
+			if serr := s.settle(ctx, p, pos); serr != nil {
+				s.answerTaken(w, serr)
+				return
+			}
 			s.answerUp(w, http.StatusOK)
 			return
 		case errors.As(err, &tooBig):
 			s.answerUp(w, http.StatusRequestEntityTooLarge)
 			return
 		case err != nil:
-			return // the page's connection is gone; what arrived is kept
+			return // the page's connection is gone; what joined the stream is kept
 		}
 	}
 }
 
+// answerTaken answers a POST whose bytes could not be taken: a gap that
+// did not fill is 409; an ended stream is the refusal.
+func (s *Stream) answerTaken(w http.ResponseWriter, err error) {
+	if errors.Is(err, errGap) {
+		s.answerUp(w, http.StatusConflict)
+		return
+	}
+	refuse(w)
+}
+
 // accept adds the bytes b at stream offset pos that it lacks, waiting while
-// too much is buffered.
+// too much is buffered; a pos past what the CLI has is a gap.
 func (s *Stream) accept(ctx context.Context, pos int64, b []byte) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for len(s.in) >= maxInBuffered && s.err == nil {
-		w := s.wake
-		s.mu.Unlock()
-		select {
-		case <-w:
-		case <-ctx.Done():
-		}
-		s.mu.Lock()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
-	switch {
-	case s.err != nil:
-		return s.err
-	case pos > s.have:
+	gap := pos > s.have
+	s.mu.Unlock()
+	if gap {
 		return errGap
 	}
-	if skip := s.have - pos; skip < int64(len(b)) {
-		s.in = append(s.in, b[skip:]...)
-		s.have += int64(len(b)) - skip
-		s.changed()
-	}
-	s.c.touch()
-	return nil
+	return s.take(ctx, &post{}, pos, piece{b: b})
 }
 
 func (s *Stream) answerUp(w http.ResponseWriter, status int) {

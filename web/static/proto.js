@@ -263,6 +263,14 @@ function frame(t, payload) {
   return out;
 }
 
+// dataHeader is the header of a DATA frame of n payload bytes.
+function dataHeader(n) {
+  const out = new Uint8Array(5);
+  out[0] = T.D;
+  new DataView(out.buffer).setUint32(1, n);
+  return out;
+}
+
 const json = (v) => enc.encode(JSON.stringify(v));
 
 // sendError tells the peer why the transfer stops (an ERROR frame).
@@ -446,6 +454,16 @@ export async function serve(s, share, progress) {
     let off = w.offset || 0;
     if (off > 0 && (await hashBlob(blob, off)) !== w.sha256) { done -= off; off = 0; }
     await s.write(fileFrame(w.index, off));
+    // A stream that takes Blobs (HTTPStream) gets the file's bytes as
+    // slices of it: the browser reads them from disk as it uploads them,
+    // never into this page.
+    while (s.writeBlob && off < e.size && !reply) {
+      const k = Math.min(step, e.size - off);
+      await s.writeBlob(dataHeader(k), blob.slice(off, off + k));
+      off += k;
+      done += k;
+      progress(done, total);
+    }
     while (off < e.size) {
       if (reply) break;
       const buf = new Uint8Array(await blob.slice(off, Math.min(e.size, off + READ)).arrayBuffer());
