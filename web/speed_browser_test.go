@@ -32,11 +32,11 @@ import (
 //	go test -run '^$' -bench 'BrowserHTTP' -benchtime 1x ./web/
 //	go test -run '^$' -bench 'BrowserBig' -benchtime 1x -timeout 60m ./web/
 //
-// LANFT_BENCH_MIB sets BrowserHTTP's file (1 GiB), LANFT_ROUNDS its rounds (3).
+// LANFT_BENCH_MIB sets BrowserHTTP's file (1 GiB), LANFT_BENCH_ROUNDS its rounds (3).
 
-// rounds is LANFT_ROUNDS, or 3.
+// rounds is LANFT_BENCH_ROUNDS, or 3.
 func rounds() int {
-	if n, err := strconv.Atoi(os.Getenv("LANFT_ROUNDS")); err == nil && n > 0 {
+	if n, err := strconv.Atoi(os.Getenv("LANFT_BENCH_ROUNDS")); err == nil && n > 0 {
 		return n
 	}
 	return 3
