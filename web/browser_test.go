@@ -217,12 +217,18 @@ func (p *person) do(actions ...chromedp.Action[chromedp.Void]) {
 // name is the page's login name.
 func (p *person) name() string { return p.text(`document.body.dataset.online`) }
 
-// receiveFrom clicks Receive on peer, accepts, and waits until done.
-func (p *person) receiveFrom(peer string, d time.Duration) {
+// clickReceive waits for peer's Receive button and clicks it.
+func (p *person) clickReceive(peer string) {
 	p.t.Helper()
 	sel := fmt.Sprintf(`#peers li[data-name=%q] button.receive`, peer)
 	p.waitJS(fmt.Sprintf(`document.querySelector(%q)`, sel), 20*time.Second)
 	p.do(chromedp.Click(chromedp.CSS(sel)))
+}
+
+// receiveFrom clicks Receive on peer, accepts, and waits until done.
+func (p *person) receiveFrom(peer string, d time.Duration) {
+	p.t.Helper()
+	p.clickReceive(peer)
 	p.waitJS(`!document.getElementById('offer').hidden`, 30*time.Second)
 	p.do(chromedp.Click(chromedp.ID("accept")))
 	p.waitJS(`document.getElementById('done').dataset.bytes`, d)
@@ -585,8 +591,7 @@ func TestBrowserCode(t *testing.T) {
 	p := newPerson(t, startBrowser(t, lan, 2, true), pageURL(t, share))
 
 	p.do(chromedp.SendKeys(chromedp.ID("code"), "purple monkey dishwater"))
-	p.waitJS(`document.querySelector('#peers li[data-name="alpha"] button.receive')`, 20*time.Second)
-	p.do(chromedp.Click(chromedp.CSS(`#peers li[data-name="alpha"] button.receive`)))
+	p.clickReceive("alpha")
 	p.waitJS(`[...document.querySelectorAll('#log li.error')].some(e => e.textContent.includes('shared code'))`, 30*time.Second)
 	t.Logf("wrong code: %s", p.text(`document.querySelector('#log li.error').textContent`))
 
@@ -708,8 +713,7 @@ func TestBrowserRefusesHostInTheMiddle(t *testing.T) {
 	lanfttest.WriteRandom(t, src, 1<<16)
 	onHost(t, lan, 1, "share", "--signal", evil, "--interface", lan.Iface(1), "--name", "alpha", "--json", src)
 	p := newPerson(t, startBrowser(t, lan, 2), "http://"+pageAddr+"/")
-	p.waitJS(`document.querySelector('#peers li[data-name="alpha"] button.receive')`, 20*time.Second)
-	p.do(chromedp.Click(chromedp.CSS(`#peers li[data-name="alpha"] button.receive`)))
+	p.clickReceive("alpha")
 	p.waitJS(`[...document.querySelectorAll('#log li.error')].some(e => e.textContent.includes('could not be verified'))`, 30*time.Second)
 	t.Logf("page: %s", p.text(`document.querySelector('#log li.error').textContent`))
 	if got := p.text(`String(document.getElementById('received').children.length)`); got != "0" {

@@ -53,9 +53,7 @@ func browserOn(t testing.TB, lan *netns.LAN, i int) context.Context {
 // HTTP download's Save links.
 func (p *person) connectHTTP(peer string) {
 	p.t.Helper()
-	sel := fmt.Sprintf(`#peers li[data-name=%q] button.receive`, peer)
-	p.waitJS(fmt.Sprintf(`document.querySelector(%q)`, sel), 20*time.Second)
-	p.do(chromedp.Click(chromedp.CSS(sel)))
+	p.clickReceive(peer)
 	p.waitJS(`document.getElementById('httppath') && document.getElementById('httppath').dataset.ready`, 30*time.Second)
 }
 
@@ -212,10 +210,8 @@ func TestBrowserHTTPAfterAsk(t *testing.T) {
 		"share", "--interface", lan.Iface(1), "--name", "alpha", "--ask", "--json", src)
 	defer stdin.Close()
 	p := newPerson(t, browserOn(t, lan, 2), pageURL(t, share))
-	sel := `#peers li[data-name="alpha"] button.receive`
 	for _, accept := range []bool{false, true} {
-		p.waitJS(fmt.Sprintf(`document.querySelector(%q)`, sel), 20*time.Second)
-		p.do(chromedp.Click(chromedp.CSS(sel)))
+		p.clickReceive("alpha")
 		l := share.WaitLine(t, `"event":"ask"`, 30*time.Second)
 		var e struct{ Peer string }
 		if err := json.Unmarshal([]byte(l.Text), &e); err != nil {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"io"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,11 +24,8 @@ func inNS(t *testing.T, ns string, args ...string) *lanfttest.Proc {
 // STUN and TURN (plus extra flags) and returns the URL of a new room.
 func startInternetSignal(t *testing.T, inet *netns.Internet, extra ...string) string {
 	t.Helper()
-	args := append([]string{"signal", "--listen", inet.ServerAddr().String() + ":0", "--public-addr", inet.ServerAddr().String(),
-		"--turn-port", "0", "--new-room"}, extra...)
-	sig := inNS(t, inet.Server(), args...)
-	sig.WaitLine(t, "ws://", 10*time.Second)
-	return strings.TrimSpace(sig.WaitLine(t, "ws://", 10*time.Second).Text)
+	_, url := internetSignal(t, inet, extra...)
+	return url
 }
 
 // peerEvent is the receiver's "peer" (connected) JSON event.
@@ -114,45 +109,7 @@ func TestNATWithoutUDPUsesTURNOverTCP(t *testing.T) {
 // rawTCP copies n bytes over TCP from home 1's peer to the server, through
 // the NAT, and returns how long it took.
 func rawTCP(t *testing.T, inet *netns.Internet, n int64) time.Duration {
-	var ln net.Listener
-	err := netns.DoIn(inet.Server(), func() (err error) {
-		ln, err = net.Listen("tcp", inet.ServerAddr().String()+":0")
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- -1
-			return
-		}
-		defer c.Close()
-		m, _ := io.Copy(io.Discard, c)
-		got <- m
-	}()
-	var c net.Conn
-	if err := netns.DoIn(inet.Peer(1), func() (err error) {
-		c, err = net.Dial("tcp", ln.Addr().String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	buf := make([]byte, 1<<20)
-	for sent := int64(0); sent < n; sent += int64(len(buf)) {
-		if _, err := c.Write(buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.Close()
-	if m := <-got; m != n {
-		t.Fatalf("raw TCP moved %d bytes, want %d", m, n)
-	}
-	return time.Since(start)
+	return rawTCPCopy(t, inet.Server(), inet.ServerAddr().String()+":0", inet.Peer(1), "", n)
 }
 
 // A symmetric NAT and a host without TURN: the receive fails within 20 s

@@ -3,12 +3,9 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,10 +38,7 @@ func TestQUICBenchmark(t *testing.T) {
 				shapeInternet(t, inet, "1gbit")
 			}
 			port := forwardTCP(t, inet)
-			sig := inNS(t, inet.Server(), "signal", "--listen", inet.ServerAddr().String()+":0", "--public-addr", inet.ServerAddr().String(),
-				"--turn-port", "0", "--new-room")
-			sig.WaitLine(t, "ws://", 10*time.Second)
-			url := strings.TrimSpace(sig.WaitLine(t, "ws://", 10*time.Second).Text)
+			_, url := internetSignal(t, inet)
 			src := filepath.Join(t.TempDir(), "bench.bin")
 			lanfttest.WriteRandom(t, src, size)
 			var raw, quic, dc []float64
@@ -63,14 +57,6 @@ func TestQUICBenchmark(t *testing.T) {
 				name, rounds, mr, mq, mq/mr, md, md/mr, mq/md)
 		})
 	}
-}
-
-func mbs(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 // forwardTCP forwards a TCP port of home 2's router to its peer (a port
@@ -92,72 +78,6 @@ func forwardTCP(t *testing.T, inet *netns.Internet) int {
 // rawBetweenHomes copies n bytes over TCP from home 1's peer to home 2's,
 // through both NATs (home 2's port forward), and returns how long it took.
 func rawBetweenHomes(t *testing.T, inet *netns.Internet, port int, n int64) time.Duration {
-	var ln net.Listener
-	if err := netns.DoIn(inet.Peer(2), func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(inet.PeerAddr(2), uint16(port)).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- -1
-			return
-		}
-		defer c.Close()
-		m, _ := io.Copy(io.Discard, c)
-		got <- m
-	}()
-	var c net.Conn
-	if err := netns.DoIn(inet.Peer(1), func() (err error) {
-		c, err = net.Dial("tcp", netip.AddrPortFrom(inet.RouterAddr(2), uint16(port)).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	buf := make([]byte, 1<<20)
-	for sent := int64(0); sent < n; sent += int64(len(buf)) {
-		if _, err := c.Write(buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.Close()
-	if m := <-got; m != n {
-		t.Fatalf("raw TCP moved %d bytes, want %d", m, n)
-	}
-	return time.Since(start)
-}
-
-// homesRuns counts homesRun's runs, for fresh sharer names.
-var homesRuns int
-
-// homesRun moves src from home 1 to home 2 with the real binary, with
-// --path mode on the receiver, and checks the path and the bytes.
-func homesRun(t *testing.T, inet *netns.Internet, url, src, mode, want string) relayResult {
-	homesRuns++
-	name := fmt.Sprintf("home1-%d", homesRuns) // the last run's sharer may still be logged in
-	share := inNS(t, inet.Peer(1), "--log-level", "info", "share", "--signal", url, "--interface", "h0", "--name", name, "--json", src)
-	share.WaitLine(t, `"event":"online"`, 20*time.Second)
-	out := t.TempDir()
-	start := time.Now()
-	recv := inNS(t, inet.Peer(2), "--log-level", "info", "receive", "--signal", url, "--interface", "h0", "--from", name, "--name", "home2", "--yes", "--json",
-		"--out", out, "--path", mode)
-	peer := recv.WaitLine(t, `"event":"peer"`, 30*time.Second)
-	done := recv.WaitLine(t, `"event":"done"`, 10*time.Minute)
-	if code := recv.ExitCode(); code != 0 {
-		t.Fatalf("receive exited %d: %s", code, recv.Stderr())
-	}
-	r := relayResult{path: pathOf(t, peer.Text), took: done.At.Sub(peer.At), wall: time.Since(start)}
-	lanfttest.SameFile(t, src, filepath.Join(out, filepath.Base(src)))
-	share.Interrupt()
-	r.cpuShare, r.cpuRecv = share.CPU(), recv.CPU()
-	r.rssShare, r.rssRecv = share.MaxRSS(), recv.MaxRSS()
-	if r.path != want {
-		t.Errorf("--path %s: path %q, want %q; receiver's log:\n%s\nsharer's log:\n%s", mode, r.path, want, recv.Stderr(), share.Stderr())
-	}
-	return r
+	return rawTCPCopy(t, inet.Peer(2), netip.AddrPortFrom(inet.PeerAddr(2), uint16(port)).String(),
+		inet.Peer(1), netip.AddrPortFrom(inet.RouterAddr(2), uint16(port)).String(), n)
 }

@@ -228,14 +228,7 @@ func (l *link) receivePath(ctx context.Context, dc *rtc.Stream) (transport, Path
 	if err != nil && offer.Relay && plan.relay {
 		return l.receiveRelayAfter(ctx, dc, plan, cert, offer, err)
 	}
-	choice := direct.Choice{V: direct.Version, Path: direct.ChoiceTCP}
-	if err != nil {
-		choice.Path = direct.ChoiceDataChannel
-	}
-	if werr := direct.WriteMessage(dc, choice); werr != nil {
-		if conn != nil {
-			conn.Close()
-		}
+	if werr := tellChoice(dc, direct.ChoiceTCP, conn, err); werr != nil {
 		return nil, "", werr
 	}
 	if err != nil {
@@ -244,6 +237,25 @@ func (l *link) receivePath(ctx context.Context, dc *rtc.Stream) (transport, Path
 		return dc, plan.taken(false), nil
 	}
 	return newTCPTransport(conn, dc, l.peer.Done()), plan.taken(true), nil
+}
+
+// tellChoice writes the receiver's Choice on dc: path where its dial
+// worked (dialErr is nil), the data channel where it did not. Where the
+// write fails it closes conn, if the dial made one, and returns the write
+// error: the sharer cannot learn the path, so neither side may use it.
+func tellChoice[T any, C interface {
+	*T
+	io.Closer
+}](dc io.Writer, path string, conn C, dialErr error) error {
+	choice := direct.Choice{V: direct.Version, Path: path}
+	if dialErr != nil {
+		choice.Path = direct.ChoiceDataChannel
+	}
+	err := direct.WriteMessage(dc, choice)
+	if err != nil && conn != nil {
+		conn.Close()
+	}
+	return err
 }
 
 // dialDirect connects to the offer, only at the address the verified

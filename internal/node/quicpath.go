@@ -230,14 +230,7 @@ func (l *link) receiveQUIC(ctx context.Context, dc *rtc.Stream, plan pathPlan, c
 	} else {
 		sock.Close()
 	}
-	choice := direct.Choice{V: direct.Version, Path: direct.ChoiceQUIC}
-	if err != nil {
-		choice.Path = direct.ChoiceDataChannel
-	}
-	if werr := direct.WriteMessage(dc, choice); werr != nil {
-		if conn != nil {
-			conn.Close()
-		}
+	if werr := tellChoice(dc, direct.ChoiceQUIC, conn, err); werr != nil {
 		return nil, "", werr
 	}
 	if err != nil {

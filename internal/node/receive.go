@@ -67,19 +67,14 @@ func Receive(ctx context.Context, cfg Config, rc ReceiveConfig) (*transfer.Resul
 		})
 		return acceptErr
 	}
+	return online(ctx, &cfg, RoleReceive, func(ctx context.Context, sess *session, peers *peerSet) (*transfer.Result, error) {
+		return receiveFrom(ctx, &cfg, sess, peers, rc)
+	})
+}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	peers := newPeerSet()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	sess, err := online(ctx, &cfg, Meta{V: MetaVersion, Role: RoleReceive, Proof: identity.ProofVersion}, peers, &wg)
-	if err != nil {
-		return nil, err
-	}
-
-	share, err := findSharer(ctx, &cfg, sess, rc.From, rc.Wait)
+// receiveFrom finds the share and receives it, retrying as Receive says.
+func receiveFrom(ctx context.Context, cfg *Config, sess *session, peers *peerSet, rc ReceiveConfig) (*transfer.Result, error) {
+	share, err := findSharer(ctx, cfg, sess, rc.From, rc.Wait)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +88,7 @@ func Receive(ctx context.Context, cfg Config, rc ReceiveConfig) (*transfer.Resul
 	// its full RetryFor.
 	var deadline time.Time
 	for attempt := 1; ; attempt++ {
-		res, err := receiveOnce(ctx, &cfg, sess, peers, share, rc.Transfer)
+		res, err := receiveOnce(ctx, cfg, sess, peers, share, rc.Transfer)
 		if err == nil {
 			return res, nil
 		}
@@ -123,11 +118,19 @@ func Receive(ctx context.Context, cfg Config, rc ReceiveConfig) (*transfer.Resul
 	}
 }
 
-// online logs in for a node that offers connections (a receiver, a
-// sender) and returns once the first login is done; the session runs in a
-// goroutine of wg until ctx ends, routing messages to peers' links.
-func online(ctx context.Context, cfg *Config, meta Meta, peers *peerSet, wg *sync.WaitGroup) (*session, error) {
-	sess := newSession(cfg, meta)
+// online logs in as role for a node that offers connections (a receiver,
+// a sender) and, once the first login is done, runs f with the session and
+// the links it dials. The session runs in a goroutine, routing messages to
+// those links, until f returns; online returns f's result once that
+// goroutine is done.
+func online[T any](ctx context.Context, cfg *Config, role string,
+	f func(ctx context.Context, sess *session, peers *peerSet) (T, error)) (T, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	peers := newPeerSet()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	sess := newSession(cfg, Meta{V: MetaVersion, Role: role, Proof: identity.ProofVersion})
 	first := make(chan error, 1)
 	wg.Go(func() {
 		_ = sess.run(ctx, first, func(msg signal.Message) {
@@ -139,9 +142,10 @@ func online(ctx context.Context, cfg *Config, meta Meta, peers *peerSet, wg *syn
 		})
 	})
 	if err := <-first; err != nil {
-		return nil, err
+		var none T
+		return none, err
 	}
-	return sess, nil
+	return f(ctx, sess, peers)
 }
 
 // retryable reports whether err is a lost connection, the only failure a

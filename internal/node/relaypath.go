@@ -119,14 +119,7 @@ func (l *link) receiveRelay(ctx context.Context, dc *rtc.Stream, plan pathPlan, 
 	rctx, cancel := context.WithTimeout(ctx, relayDeadline)
 	conn, path, err := l.dialRelay(rctx, cert, offer.Cert, false)
 	cancel()
-	choice := direct.Choice{V: direct.Version, Path: direct.ChoiceTCPRelay}
-	if err != nil {
-		choice.Path = direct.ChoiceDataChannel
-	}
-	if werr := direct.WriteMessage(dc, choice); werr != nil {
-		if conn != nil {
-			conn.Close()
-		}
+	if werr := tellChoice(dc, direct.ChoiceTCPRelay, conn, err); werr != nil {
 		return nil, "", werr
 	}
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lanft/lanft/internal/identity"
@@ -60,30 +59,22 @@ func Send(ctx context.Context, cfg Config, sc SendConfig) (*SendResult, error) {
 	if err := offer.check(); err != nil {
 		return nil, fmt.Errorf("node: cannot send %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	peers := newPeerSet()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	sess, err := online(ctx, &cfg, Meta{V: MetaVersion, Role: RoleSend, Proof: identity.ProofVersion}, peers, &wg)
-	if err != nil {
-		return nil, err
-	}
-	target, err := findTarget(ctx, &cfg, sess, sc.To, sc.Wait)
-	if err != nil {
-		return nil, err
-	}
-	if offer.Stream && target.Meta.Role != RoleUp {
-		// A page takes files of known size only (web/static/push.js).
-		return nil, fmt.Errorf("node: %s is a page, which does not take standard input (a stream of unknown size): save it to a file and send that",
-			target.Name)
-	}
-	res, err := sendOnce(ctx, &cfg, sess, peers, target.Name, offer, sc)
-	if c := sess.client(); c != nil {
-		_ = c.Send(signal.Message{Type: signal.TypeLeave, OtherName: target.Name})
-	}
-	return res, err
+	return online(ctx, &cfg, RoleSend, func(ctx context.Context, sess *session, peers *peerSet) (*SendResult, error) {
+		target, err := findTarget(ctx, &cfg, sess, sc.To, sc.Wait)
+		if err != nil {
+			return nil, err
+		}
+		if offer.Stream && target.Meta.Role != RoleUp {
+			// A page takes files of known size only (web/static/push.js).
+			return nil, fmt.Errorf("node: %s is a page, which does not take standard input (a stream of unknown size): save it to a file and send that",
+				target.Name)
+		}
+		res, err := sendOnce(ctx, &cfg, sess, peers, target.Name, offer, sc)
+		if c := sess.client(); c != nil {
+			_ = c.Send(signal.Message{Type: signal.TypeLeave, OtherName: target.Name})
+		}
+		return res, err
+	})
 }
 
 func sendOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet, to string, offer PushOffer, sc SendConfig) (*SendResult, error) {

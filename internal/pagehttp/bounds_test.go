@@ -70,10 +70,7 @@ func TestDownloadKeepsAlive(t *testing.T) {
 	want := randomFile(t, filepath.Join(dir, "big.bin"), 32<<20, 8)
 	const idle = 200 * time.Millisecond
 	s := newServer(t, Config{Idle: idle})
-	c, err := s.Download(t.Context(), grant(), newSource(t, filepath.Join(dir, "big.bin")), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := download(t, s, newSource(t, filepath.Join(dir, "big.bin")), nil)
 	resp, err := client(t, peer).Do(req(t, "GET", c.URL+"f/0", nil, false))
 	if err != nil {
 		t.Fatal(err)
@@ -103,10 +100,7 @@ func TestServerClose(t *testing.T) {
 	dir := t.TempDir()
 	randomFile(t, filepath.Join(dir, "big.bin"), 32<<20, 9)
 	s := New(Config{})
-	c, err := s.Download(t.Context(), grant(), newSource(t, filepath.Join(dir, "big.bin")), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := download(t, s, newSource(t, filepath.Join(dir, "big.bin")), nil)
 	up, st, err := s.Upload(t.Context(), grant())
 	if err != nil {
 		t.Fatal(err)
@@ -160,10 +154,7 @@ func TestEndCutsDownloads(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s := newServer(t, c.cfg)
 			ev := make(events, 64)
-			cp, err := s.Download(t.Context(), grant(), src, ev.report)
-			if err != nil {
-				t.Fatal(err)
-			}
+			cp := download(t, s, src, ev.report)
 			for _, name := range []string{"f/0", "zip"} {
 				resp, err := client(t, peer).Do(req(t, "GET", cp.URL+name, nil, false))
 				if err != nil {

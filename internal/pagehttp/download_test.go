@@ -70,10 +70,7 @@ func TestDownloadFile(t *testing.T) {
 	src := newSource(t, filepath.Join(dir, name))
 	s := newServer(t, Config{})
 	ev := make(events, 64)
-	c, err := s.Download(t.Context(), grant(), src, ev.report)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := download(t, s, src, ev.report)
 	hc := client(t, peer)
 
 	if st, _, b := do(t, hc, req(t, "GET", c.URL+"hello", nil, true)); st != http.StatusNoContent || len(b) != 0 {
@@ -122,10 +119,7 @@ func TestDownloadResume(t *testing.T) {
 	src := newSource(t, filepath.Join(dir, "big.bin"))
 	s := newServer(t, Config{})
 	ev := make(events, 256)
-	c, err := s.Download(t.Context(), grant(), src, ev.report)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := download(t, s, src, ev.report)
 	hc := client(t, peer)
 	etag := `"` + src.Manifest().Entries[0].SHA256 + `"`
 
@@ -183,10 +177,7 @@ func TestDownloadChangedFile(t *testing.T) {
 	randomFile(t, p, 1000, 3)
 	src := newSource(t, p)
 	s := newServer(t, Config{})
-	c, err := s.Download(t.Context(), grant(), src, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := download(t, s, src, nil)
 	randomFile(t, p, 1001, 4)
 	hc := client(t, peer)
 	for _, name := range []string{"f/0", "zip"} {
@@ -265,10 +256,7 @@ func TestDownloadZip(t *testing.T) {
 	src := newSource(t, filepath.Join(dir, "photos"))
 	s := newServer(t, Config{})
 	ev := make(events, 64)
-	c, err := s.Download(t.Context(), grant(), src, ev.report)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := download(t, s, src, ev.report)
 	_, h, _ := do(t, client(t, peer), req(t, "HEAD", c.URL+"zip", nil, false))
 	if got := h.Get("Content-Disposition"); got != `attachment; filename="photos.zip"; filename*=UTF-8''photos.zip` {
 		t.Errorf("zip Content-Disposition %q", got)
@@ -346,10 +334,7 @@ func TestDownloadZip64(t *testing.T) {
 	}
 	src := newSource(t, filepath.Join(dir, "many"))
 	s := newServer(t, Config{})
-	c, err := s.Download(t.Context(), grant(), src, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := download(t, s, src, nil)
 	p := fetchZip(t, c.URL+"zip")
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -401,10 +386,7 @@ func TestDownloadZipHuge(t *testing.T) {
 	writeFiles(t, dir, files{"after.txt": []byte("after the big one")})
 	src := newSource(t, dir)
 	s := newServer(t, Config{})
-	c, err := s.Download(t.Context(), grant(), src, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := download(t, s, src, nil)
 	p := fetchZip(t, c.URL+"zip")
 	unzipTest(t, p)
 	zr, err := zip.OpenReader(p)

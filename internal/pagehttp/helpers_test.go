@@ -98,3 +98,14 @@ func newSource(t testing.TB, paths ...string) *transfer.Source {
 }
 
 func same(a, b []byte) bool { return bytes.Equal(a, b) }
+
+// download grants src on s with grant(), reporting to report, and fails
+// the test if s refuses.
+func download(t *testing.T, s *Server, src *transfer.Source, report func(DownloadProgress)) *Capability {
+	t.Helper()
+	c, err := s.Download(t.Context(), grant(), src, report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

@@ -28,10 +28,7 @@ func shareFixture(t *testing.T, cfg Config) (*Server, *Capability, *Capability, 
 	writeFiles(t, dir, files{"share/a.txt": []byte("secret a"), "share/sub/b.txt": []byte("secret b")})
 	src := newSource(t, filepath.Join(dir, "share"))
 	s := newServer(t, cfg)
-	down, err := s.Download(t.Context(), grant(), src, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	down := download(t, s, src, nil)
 	up, st, err := s.Upload(t.Context(), grant())
 	if err != nil {
 		t.Fatal(err)
@@ -155,10 +152,7 @@ func TestRevokeAndExpiry(t *testing.T) {
 	hc := client(t, peer)
 	// A fresh download capability answers; its idle expiry is not waited for
 	// here: the upload's is below.
-	short, err := s.Download(t.Context(), grant(), newSource(t, writeOne(t, "x.txt", "x")), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	short := download(t, s, newSource(t, writeOne(t, "x.txt", "x")), nil)
 	if code, _, _ := do(t, hc, req(t, "GET", short.URL+"f/0", nil, false)); code != 200 {
 		t.Fatalf("before revoke: %d", code)
 	}
