@@ -29,8 +29,12 @@
 // Each survivor then tells its own clients that the dead node's users went
 // offline and deletes their names, so they can be taken again. A node
 // declared dead while it lives sees its lease gone at its next renewal and
-// fences itself. A node serves logins only once it holds its lease and has
-// read the shared state (Ready).
+// fences itself. A node serves logins only once it holds its lease, has
+// read the shared state and has heard every other lease holder since (or
+// declared it dead): until then NATS may not carry their events to each
+// other yet (Ready). Having read the state anew (at start, after a fence)
+// it measures the others' silence from then, not from before: while it
+// was cut off, their heartbeats could not reach it.
 //
 // Membership: a node is a member while it holds a lease, the key n.<node>
 // in the bucket, written before it publishes anything and deleted when the
@@ -119,7 +123,8 @@ type Cluster struct {
 	subj   string
 	bucket string
 
-	ready     atomic.Bool
+	ready     atomic.Bool // the view is current: the handler is told what the others do
+	serving   atomic.Bool // every member was heard since the view was read: logins are served
 	resync    atomic.Bool // read the state anew, from no clients (after a fence or at start)
 	refresh   atomic.Bool // read the state anew, keeping the clients (after a reconnect)
 	processed atomic.Uint64
@@ -137,6 +142,7 @@ type Cluster struct {
 	held     map[string][]event                    // the event loop's own: events of nodes whose lease could not be read yet
 	byNode   map[string]map[string]signal.Presence // node -> kv key -> user
 	probes   map[string]bool                       // members whose heartbeats say they answer on their own subject
+	unheard  map[string]bool                       // members not heard since the view was read anew (see Ready)
 	h        signal.ClusterHandler
 	stats    Stats
 }
@@ -196,6 +202,7 @@ func New(cfg Config) (*Cluster, error) {
 		cfg:      cfg,
 		renew:    max(cfg.Heartbeat, min(time.Second, cfg.LeaseTTL/8)),
 		probes:   make(map[string]bool),
+		unheard:  make(map[string]bool),
 		node:     nuid.Next(),
 		subj:     cfg.Prefix + ".ev",
 		bucket:   cfg.Prefix + "_presence",
@@ -212,8 +219,12 @@ func New(cfg Config) (*Cluster, error) {
 // Node is this node's id, new for every process.
 func (c *Cluster) Node() string { return c.node }
 
-// Ready reports whether the node holds its lease and has a current view.
-func (c *Cluster) Ready() bool { return c.ready.Load() }
+// Ready reports whether the node serves logins: it holds its lease, has a
+// current view, and has heard every other member since it read that view
+// (or declared it dead). Before that, NATS may not carry its events to a
+// member or theirs to it yet (its server's routes still forming, after a
+// start or a healed partition): a user's relays would be lost.
+func (c *Cluster) Ready() bool { return c.ready.Load() && c.serving.Load() }
 
 // Stats returns the counters so far.
 func (c *Cluster) Stats() Stats {
@@ -584,6 +595,7 @@ func (c *Cluster) apply(e event, h signal.ClusterHandler) {
 	if heard {
 		c.probes[e.Node] = true
 	}
+	serve := c.heardLocked(e.Node)
 	ready := c.ready.Load()
 	k := kvKey(e.Room, e.Key)
 	switch e.Kind {
@@ -602,6 +614,9 @@ func (c *Cluster) apply(e event, h signal.ClusterHandler) {
 	c.mu.Unlock()
 	if heard {
 		c.cfg.Logger.Info("cluster: node heard: its death is seen within a few heartbeats", "node", e.Node)
+	}
+	if serve {
+		c.startServing()
 	}
 	if !ready {
 		return
@@ -682,6 +697,9 @@ func (c *Cluster) doResync(ctx context.Context, h signal.ClusterHandler, hard bo
 	var own, shown []signal.Presence
 	c.mu.Lock()
 	c.members = leases
+	if hard {
+		c.forgetSilence(leases, now)
+	}
 	for _, p := range users {
 		if p.Node == c.node {
 			own = append(own, p)
@@ -727,7 +745,13 @@ func (c *Cluster) doResync(ctx context.Context, h signal.ClusterHandler, hard bo
 	if hard {
 		c.resync.Store(false)
 		c.ready.Store(true)
-		c.cfg.Logger.Info("cluster: node serving", "node", c.node, "users_elsewhere", len(shown))
+		c.mu.Lock()
+		unheard := len(c.unheard)
+		c.mu.Unlock()
+		c.cfg.Logger.Info("cluster: shared state read", "node", c.node, "users_elsewhere", len(shown), "nodes_to_hear", unheard)
+		if unheard == 0 {
+			c.startServing()
+		}
 	} else {
 		c.cfg.Logger.Info("cluster: view refreshed after a reconnect", "node", c.node, "users_elsewhere", len(shown), "gone", len(gone))
 	}
@@ -922,9 +946,49 @@ func (c *Cluster) probe(ctx context.Context, node string) probeResult {
 	return probeUnknown
 }
 
+// forgetSilence starts the others' silence anew, from now, once the state
+// has been read from no view (at start, after a fence): while this node was
+// cut off or fenced, their heartbeats could not reach it, and that silence
+// is its own. Every lease holder must be heard again before this node
+// serves (Ready), and before its silence counts on the fast way (NATS may
+// say "no responders" only because this node's server has no route to it
+// yet); one never heard is dead after DeadAfter. c.mu is held.
+func (c *Cluster) forgetSilence(leases map[string]bool, now time.Time) {
+	c.serving.Store(false)
+	clear(c.lastSeen)
+	clear(c.probes)
+	clear(c.unheard)
+	for n := range leases {
+		if n != c.node {
+			c.lastSeen[n] = now
+			c.unheard[n] = true
+		}
+	}
+}
+
+// heardLocked notes that node was heard (or is dead); it reports whether
+// this node has now heard every member since it read the state, and so may
+// serve. c.mu is held.
+func (c *Cluster) heardLocked(node string) bool {
+	if !c.unheard[node] {
+		return false
+	}
+	delete(c.unheard, node)
+	return len(c.unheard) == 0 && c.ready.Load()
+}
+
+// startServing lets logins in (Ready): the view is current and every
+// member was heard since it was read.
+func (c *Cluster) startServing() {
+	if !c.serving.Swap(true) {
+		c.cfg.Logger.Info("cluster: node serving", "node", c.node)
+	}
+}
+
 // fence stops serving: the local clients are closed and the view dropped
 // until the lease is held again and the state read anew.
 func (c *Cluster) fence(h signal.ClusterHandler) {
+	c.serving.Store(false)
 	if c.ready.Swap(false) {
 		h.Reset()
 	}
@@ -937,6 +1001,7 @@ func (c *Cluster) reapDead(ctx context.Context, h signal.ClusterHandler, confirm
 	now := time.Now()
 	var dead []string
 	var gone []signal.Presence
+	serve := false
 	c.mu.Lock()
 	for n := range c.byNode {
 		if _, ok := c.lastSeen[n]; !ok {
@@ -953,10 +1018,14 @@ func (c *Cluster) reapDead(ctx context.Context, h signal.ClusterHandler, confirm
 			delete(c.lastSeen, n)
 			delete(c.members, n)
 			delete(c.probes, n)
+			serve = c.heardLocked(n) || serve
 			c.stats.DeadNodes++
 		}
 	}
 	c.mu.Unlock()
+	if serve {
+		c.startServing()
+	}
 	if len(dead) == 0 {
 		return
 	}
@@ -1067,7 +1136,7 @@ func (c *Cluster) countErr() {
 // *signal.TakenError when the name (or one too close to it) is held. Once it
 // returns, the node's view holds every login that was announced before.
 func (c *Cluster) Claim(ctx context.Context, p signal.Presence) (uint64, error) {
-	if !c.ready.Load() {
+	if !c.Ready() {
 		return 0, ErrNotReady
 	}
 	c.mu.Lock()
