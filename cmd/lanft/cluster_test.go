@@ -27,10 +27,26 @@ type clusterLAN struct {
 	t     *testing.T
 	lan   *netns.LAN
 	procs [4]*lanfttest.Proc // by host; 0 unused
+	all   []nodeProc         // every process started, for the failure output
+}
+
+// nodeProc is one process of a node, restarted ones included.
+type nodeProc struct {
+	node  int
+	start time.Time
+	p     *lanfttest.Proc
 }
 
 func newClusterLAN(t *testing.T) *clusterLAN {
 	cl := &clusterLAN{t: t, lan: netns.NewLAN(t, 4)}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, np := range cl.all {
+			t.Logf("node %d, started %s, stderr:\n%s", np.node, np.start.Format("15:04:05.000"), np.p.Stderr())
+		}
+	})
 	for i := 1; i <= 3; i++ {
 		cl.startNode(i)
 	}
@@ -49,9 +65,10 @@ func (cl *clusterLAN) startNode(i int) {
 		}
 	}
 	cl.procs[i] = lanfttest.Start(cl.t, "ip", "netns", "exec", l.Namespace(i), lanftBin, "--config-dir", cl.t.TempDir(),
-		"--log-level", "info", "signal", "--listen", l.Addr(i).String()+":7780",
+		"--log-level", "debug", "signal", "--listen", l.Addr(i).String()+":7780",
 		"--cluster-listen", l.Addr(i).String()+":6222", "--cluster-name", fmt.Sprintf("n%d", i),
 		"--cluster-routes", strings.Join(routes, ","), "--cluster-secret", testClusterSecret, "--nats-store", cl.t.TempDir())
+	cl.all = append(cl.all, nodeProc{node: i, start: time.Now(), p: cl.procs[i]})
 }
 
 func (cl *clusterLAN) url(i int) string { return fmt.Sprintf("ws://%s:7780/ws", cl.lan.Addr(i)) }
