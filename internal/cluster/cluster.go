@@ -520,8 +520,8 @@ func (c *Cluster) isMember(ctx context.Context, node string) (bool, error) {
 	if paused {
 		return false, errLookupPaused
 	}
-	held, err := c.leaseHeld(ctx, node)
-	if err != nil || !held {
+	rev, err := c.leaseRevision(ctx, node)
+	if err != nil || rev == 0 {
 		return false, err
 	}
 	c.mu.Lock()
@@ -546,24 +546,25 @@ func validNodeID(node string) bool {
 	return true
 }
 
-// leaseHeld asks the bucket's stream leader (a replica may lag behind a
+// leaseRevision asks the bucket's stream leader (a replica may lag behind a
 // lease just written, and a node's first event follows its lease at once)
-// whether node's lease key is there and not deleted.
-func (c *Cluster) leaseHeld(ctx context.Context, node string) (bool, error) {
+// for the revision of node's lease key: 0 when it is not there or deleted.
+func (c *Cluster) leaseRevision(ctx context.Context, node string) (uint64, error) {
 	req, err := json.Marshal(struct {
 		LastBySubj string `json:"last_by_subj"`
 	}{"$KV." + c.bucket + ".n." + node})
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.renew)
 	defer cancel()
 	msg, err := c.cfg.Conn.RequestWithContext(cctx, "$JS.API.STREAM.MSG.GET.KV_"+c.bucket, req)
 	if err != nil {
-		return false, fmt.Errorf("cluster: lease of %s: %w", node, err)
+		return 0, fmt.Errorf("cluster: lease of %s: %w", node, err)
 	}
 	var resp struct {
 		Message *struct {
+			Seq  uint64 `json:"seq"`
 			Hdrs []byte `json:"hdrs"`
 		} `json:"message"`
 		Error *struct {
@@ -572,19 +573,22 @@ func (c *Cluster) leaseHeld(ctx context.Context, node string) (bool, error) {
 		} `json:"error"`
 	}
 	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return false, fmt.Errorf("cluster: lease of %s: %w", node, err)
+		return 0, fmt.Errorf("cluster: lease of %s: %w", node, err)
 	}
 	const noMessage = 10037 // JSNoMessageFoundErr
 	switch {
 	case resp.Error != nil && resp.Error.ErrCode == noMessage:
-		return false, nil
+		return 0, nil
 	case resp.Error != nil:
-		return false, fmt.Errorf("cluster: lease of %s: %s", node, resp.Error.Description)
+		return 0, fmt.Errorf("cluster: lease of %s: %s", node, resp.Error.Description)
 	case resp.Message == nil:
-		return false, fmt.Errorf("cluster: lease of %s: an empty reply", node)
+		return 0, fmt.Errorf("cluster: lease of %s: an empty reply", node)
 	}
 	// A deleted key's last message is a marker: KV-Operation DEL or PURGE.
-	return !bytes.Contains(resp.Message.Hdrs, []byte("KV-Operation")), nil
+	if bytes.Contains(resp.Message.Hdrs, []byte("KV-Operation")) {
+		return 0, nil
+	}
+	return resp.Message.Seq, nil
 }
 
 func (c *Cluster) apply(e event, h signal.ClusterHandler) {
@@ -1034,14 +1038,52 @@ func (c *Cluster) reapDead(ctx context.Context, h signal.ClusterHandler, confirm
 	c.cfg.Logger.Warn("cluster: node dead: its users are offline", "nodes", dead, "users", len(gone), "gone_from_nats", len(confirmed) > 0)
 	// The lease first and once, as it is: retried later, an unconditional
 	// delete could take the lease a node wrote anew after coming back.
+	var kept []string
 	for _, n := range dead {
-		c.deleteKey(ctx, "n."+n, 0)
+		if !c.tryDelete(ctx, "n."+n, 0) {
+			kept = append(kept, n)
+		}
 	}
 	// The names (each at its claim's revision: safe to retry) until the
-	// bucket answers, for up to LeaseTTL in all.
+	// bucket answers, for up to LeaseTTL in all; then the leases that could
+	// not be deleted (see deleteStaleLease), a few seconds more.
 	deadline := time.Now().Add(c.cfg.LeaseTTL)
 	for _, p := range gone {
 		c.deleteKeyRetry(ctx, kvKey(p.Room, p.Key), p.Rev, deadline)
+	}
+	for _, n := range kept {
+		c.deleteStaleLease(ctx, n, deadline.Add(3*c.renew)) // room for two looks after an election
+	}
+}
+
+// deleteStaleLease deletes the lease of node, declared dead, whose first
+// delete got no answer (a JetStream election: the node may have taken the
+// stream leader with it), until deadline; only at a revision that stayed
+// the same for two renewals, so that a lease the node renews, or wrote
+// anew after coming back, is not taken. Left in place, a dead node's lease
+// keeps every node that starts later from serving until it declares that
+// node dead itself (Ready), after DeadAfter.
+func (c *Cluster) deleteStaleLease(ctx context.Context, node string, deadline time.Time) {
+	var last uint64
+	for time.Now().Before(deadline) {
+		rev, err := c.leaseRevision(ctx, node)
+		switch {
+		case err != nil:
+			last = 0
+		case rev == 0:
+			return // deleted (the first delete did reach the bucket, or another survivor's)
+		case rev == last:
+			if c.tryDelete(ctx, "n."+node, rev) {
+				return // deleted, or renewed meanwhile: alive after all
+			}
+		default:
+			last = rev
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * c.renew):
+		}
 	}
 }
 

@@ -79,3 +79,55 @@ func TestServesOnceEveryMemberHeard(t *testing.T) {
 		t.Fatalf("a login once every member is heard: %v", err)
 	}
 }
+
+// The lease of a node declared dead whose first delete got no answer is
+// deleted later, once it has stayed the same for two renewals; a lease that
+// is renewed meanwhile (its node came back) is left alone.
+func TestStaleLeaseDeletedRenewedKept(t *testing.T) {
+	e, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	cl, nc := runNode(t, e, &recorder{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, "lanft_presence")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const stale, alive = "StaleNode0000000000000", "AliveNode0000000000000"
+	for _, n := range []string{stale, alive} {
+		if _, err := kv.Put(ctx, "n."+n, []byte("now")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	renewing, stopRenewing := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		for renewing.Err() == nil {
+			_, _ = kv.Put(renewing, "n."+alive, []byte("now"))
+			select {
+			case <-renewing.Done():
+			case <-time.After(cl.renew / 2):
+			}
+		}
+	}()
+	start := time.Now()
+	cl.deleteStaleLease(ctx, alive, time.Now().Add(6*cl.renew))
+	stopRenewing()
+	<-renewed
+	if rev, err := cl.leaseRevision(ctx, alive); err != nil || rev == 0 {
+		t.Fatalf("a lease renewed meanwhile: revision %d, %v; want it kept", rev, err)
+	}
+	cl.deleteStaleLease(ctx, stale, time.Now().Add(6*cl.renew))
+	if rev, err := cl.leaseRevision(ctx, stale); err != nil || rev != 0 {
+		t.Fatalf("a stale lease: revision %d, %v; want it deleted", rev, err)
+	}
+	t.Logf("renewed lease kept for %v; stale lease deleted", time.Since(start).Round(time.Millisecond))
+}
