@@ -897,8 +897,33 @@ func (c *Cluster) watchLoop(ctx context.Context, h signal.ClusterHandler) {
 				delete(gone, n)
 			}
 		}
+		confirmed = append(confirmed, c.unheardGone(ctx)...)
 		c.reapDead(ctx, h, confirmed)
 	}
+}
+
+// unheardGone returns, while this node waits to hear every member before it
+// serves, the members not heard yet whose lease is gone: the others
+// declared them dead (a process that stopped just before this node read
+// the state). Their silence cannot be probed (see forgetSilence), but
+// without this they would hold this node off for DeadAfter.
+func (c *Cluster) unheardGone(ctx context.Context) []string {
+	if c.serving.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	var unheard []string
+	for n := range c.unheard {
+		unheard = append(unheard, n)
+	}
+	c.mu.Unlock()
+	var gone []string
+	for _, n := range unheard {
+		if rev, err := c.leaseRevision(ctx, n); err == nil && rev == 0 {
+			gone = append(gone, n)
+		}
+	}
+	return gone
 }
 
 // goneProbes is how many "no responders" in a row, a heartbeat apart,
@@ -1260,10 +1285,24 @@ func (c *Cluster) Lookup(ctx context.Context, room, key string) (signal.Presence
 	if json.Unmarshal(ent.Value(), &rec) != nil {
 		return signal.Presence{}, false
 	}
-	if ok, _ := c.isMember(cctx, rec.Node); !ok && rec.Node != c.node {
+	if rec.Node != c.node && !c.memberForLookup(cctx, rec.Node) {
 		return signal.Presence{}, false
 	}
 	return signal.Presence{Room: room, Key: key, Name: rec.Name, Node: rec.Node, Rev: ent.Revision(), Meta: rec.Meta}, true
+}
+
+// memberForLookup is isMember for Lookup: while the event loop's look-ups
+// of node are paused (one failed a moment ago: a JetStream election, as
+// when a node comes back after a partition), the lease is asked once more
+// here, or a user's relay to that node's user would be lost; the node's
+// own events stay held until the event loop asks again.
+func (c *Cluster) memberForLookup(ctx context.Context, node string) bool {
+	ok, err := c.isMember(ctx, node)
+	if !errors.Is(err, errLookupPaused) {
+		return ok
+	}
+	rev, err := c.leaseRevision(ctx, node)
+	return err == nil && rev != 0
 }
 
 // Sync waits until every event this node had received when it was called
