@@ -29,8 +29,12 @@
 // Each survivor then tells its own clients that the dead node's users went
 // offline and deletes their names, so they can be taken again. A node
 // declared dead while it lives sees its lease gone at its next renewal and
-// fences itself. A node serves logins only once it holds its lease and has
-// read the shared state (Ready).
+// fences itself. A node serves logins only once it holds its lease, has
+// read the shared state and has heard every other lease holder since (or
+// declared it dead): until then NATS may not carry their events to each
+// other yet (Ready). Having read the state anew (at start, after a fence)
+// it measures the others' silence from then, not from before: while it
+// was cut off, their heartbeats could not reach it.
 //
 // Membership: a node is a member while it holds a lease, the key n.<node>
 // in the bucket, written before it publishes anything and deleted when the
@@ -119,7 +123,8 @@ type Cluster struct {
 	subj   string
 	bucket string
 
-	ready     atomic.Bool
+	ready     atomic.Bool // the view is current: the handler is told what the others do
+	serving   atomic.Bool // every member was heard since the view was read: logins are served
 	resync    atomic.Bool // read the state anew, from no clients (after a fence or at start)
 	refresh   atomic.Bool // read the state anew, keeping the clients (after a reconnect)
 	processed atomic.Uint64
@@ -137,6 +142,7 @@ type Cluster struct {
 	held     map[string][]event                    // the event loop's own: events of nodes whose lease could not be read yet
 	byNode   map[string]map[string]signal.Presence // node -> kv key -> user
 	probes   map[string]bool                       // members whose heartbeats say they answer on their own subject
+	unheard  map[string]bool                       // members not heard since the view was read anew (see Ready)
 	h        signal.ClusterHandler
 	stats    Stats
 }
@@ -196,6 +202,7 @@ func New(cfg Config) (*Cluster, error) {
 		cfg:      cfg,
 		renew:    max(cfg.Heartbeat, min(time.Second, cfg.LeaseTTL/8)),
 		probes:   make(map[string]bool),
+		unheard:  make(map[string]bool),
 		node:     nuid.Next(),
 		subj:     cfg.Prefix + ".ev",
 		bucket:   cfg.Prefix + "_presence",
@@ -212,8 +219,12 @@ func New(cfg Config) (*Cluster, error) {
 // Node is this node's id, new for every process.
 func (c *Cluster) Node() string { return c.node }
 
-// Ready reports whether the node holds its lease and has a current view.
-func (c *Cluster) Ready() bool { return c.ready.Load() }
+// Ready reports whether the node serves logins: it holds its lease, has a
+// current view, and has heard every other member since it read that view
+// (or declared it dead). Before that, NATS may not carry its events to a
+// member or theirs to it yet (its server's routes still forming, after a
+// start or a healed partition): a user's relays would be lost.
+func (c *Cluster) Ready() bool { return c.ready.Load() && c.serving.Load() }
 
 // Stats returns the counters so far.
 func (c *Cluster) Stats() Stats {
@@ -509,8 +520,8 @@ func (c *Cluster) isMember(ctx context.Context, node string) (bool, error) {
 	if paused {
 		return false, errLookupPaused
 	}
-	held, err := c.leaseHeld(ctx, node)
-	if err != nil || !held {
+	rev, err := c.leaseRevision(ctx, node)
+	if err != nil || rev == 0 {
 		return false, err
 	}
 	c.mu.Lock()
@@ -535,24 +546,25 @@ func validNodeID(node string) bool {
 	return true
 }
 
-// leaseHeld asks the bucket's stream leader (a replica may lag behind a
+// leaseRevision asks the bucket's stream leader (a replica may lag behind a
 // lease just written, and a node's first event follows its lease at once)
-// whether node's lease key is there and not deleted.
-func (c *Cluster) leaseHeld(ctx context.Context, node string) (bool, error) {
+// for the revision of node's lease key: 0 when it is not there or deleted.
+func (c *Cluster) leaseRevision(ctx context.Context, node string) (uint64, error) {
 	req, err := json.Marshal(struct {
 		LastBySubj string `json:"last_by_subj"`
 	}{"$KV." + c.bucket + ".n." + node})
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.renew)
 	defer cancel()
 	msg, err := c.cfg.Conn.RequestWithContext(cctx, "$JS.API.STREAM.MSG.GET.KV_"+c.bucket, req)
 	if err != nil {
-		return false, fmt.Errorf("cluster: lease of %s: %w", node, err)
+		return 0, fmt.Errorf("cluster: lease of %s: %w", node, err)
 	}
 	var resp struct {
 		Message *struct {
+			Seq  uint64 `json:"seq"`
 			Hdrs []byte `json:"hdrs"`
 		} `json:"message"`
 		Error *struct {
@@ -561,19 +573,22 @@ func (c *Cluster) leaseHeld(ctx context.Context, node string) (bool, error) {
 		} `json:"error"`
 	}
 	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return false, fmt.Errorf("cluster: lease of %s: %w", node, err)
+		return 0, fmt.Errorf("cluster: lease of %s: %w", node, err)
 	}
 	const noMessage = 10037 // JSNoMessageFoundErr
 	switch {
 	case resp.Error != nil && resp.Error.ErrCode == noMessage:
-		return false, nil
+		return 0, nil
 	case resp.Error != nil:
-		return false, fmt.Errorf("cluster: lease of %s: %s", node, resp.Error.Description)
+		return 0, fmt.Errorf("cluster: lease of %s: %s", node, resp.Error.Description)
 	case resp.Message == nil:
-		return false, fmt.Errorf("cluster: lease of %s: an empty reply", node)
+		return 0, fmt.Errorf("cluster: lease of %s: an empty reply", node)
 	}
 	// A deleted key's last message is a marker: KV-Operation DEL or PURGE.
-	return !bytes.Contains(resp.Message.Hdrs, []byte("KV-Operation")), nil
+	if bytes.Contains(resp.Message.Hdrs, []byte("KV-Operation")) {
+		return 0, nil
+	}
+	return resp.Message.Seq, nil
 }
 
 func (c *Cluster) apply(e event, h signal.ClusterHandler) {
@@ -584,6 +599,7 @@ func (c *Cluster) apply(e event, h signal.ClusterHandler) {
 	if heard {
 		c.probes[e.Node] = true
 	}
+	serve := c.heardLocked(e.Node)
 	ready := c.ready.Load()
 	k := kvKey(e.Room, e.Key)
 	switch e.Kind {
@@ -602,6 +618,9 @@ func (c *Cluster) apply(e event, h signal.ClusterHandler) {
 	c.mu.Unlock()
 	if heard {
 		c.cfg.Logger.Info("cluster: node heard: its death is seen within a few heartbeats", "node", e.Node)
+	}
+	if serve {
+		c.startServing()
 	}
 	if !ready {
 		return
@@ -682,6 +701,9 @@ func (c *Cluster) doResync(ctx context.Context, h signal.ClusterHandler, hard bo
 	var own, shown []signal.Presence
 	c.mu.Lock()
 	c.members = leases
+	if hard {
+		c.forgetSilence(leases, now)
+	}
 	for _, p := range users {
 		if p.Node == c.node {
 			own = append(own, p)
@@ -727,7 +749,13 @@ func (c *Cluster) doResync(ctx context.Context, h signal.ClusterHandler, hard bo
 	if hard {
 		c.resync.Store(false)
 		c.ready.Store(true)
-		c.cfg.Logger.Info("cluster: node serving", "node", c.node, "users_elsewhere", len(shown))
+		c.mu.Lock()
+		unheard := len(c.unheard)
+		c.mu.Unlock()
+		c.cfg.Logger.Info("cluster: shared state read", "node", c.node, "users_elsewhere", len(shown), "nodes_to_hear", unheard)
+		if unheard == 0 {
+			c.startServing()
+		}
 	} else {
 		c.cfg.Logger.Info("cluster: view refreshed after a reconnect", "node", c.node, "users_elsewhere", len(shown), "gone", len(gone))
 	}
@@ -869,8 +897,33 @@ func (c *Cluster) watchLoop(ctx context.Context, h signal.ClusterHandler) {
 				delete(gone, n)
 			}
 		}
+		confirmed = append(confirmed, c.unheardGone(ctx)...)
 		c.reapDead(ctx, h, confirmed)
 	}
+}
+
+// unheardGone returns, while this node waits to hear every member before it
+// serves, the members not heard yet whose lease is gone: the others
+// declared them dead (a process that stopped just before this node read
+// the state). Their silence cannot be probed (see forgetSilence), but
+// without this they would hold this node off for DeadAfter.
+func (c *Cluster) unheardGone(ctx context.Context) []string {
+	if c.serving.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	var unheard []string
+	for n := range c.unheard {
+		unheard = append(unheard, n)
+	}
+	c.mu.Unlock()
+	var gone []string
+	for _, n := range unheard {
+		if rev, err := c.leaseRevision(ctx, n); err == nil && rev == 0 {
+			gone = append(gone, n)
+		}
+	}
+	return gone
 }
 
 // goneProbes is how many "no responders" in a row, a heartbeat apart,
@@ -922,9 +975,49 @@ func (c *Cluster) probe(ctx context.Context, node string) probeResult {
 	return probeUnknown
 }
 
+// forgetSilence starts the others' silence anew, from now, once the state
+// has been read from no view (at start, after a fence): while this node was
+// cut off or fenced, their heartbeats could not reach it, and that silence
+// is its own. Every lease holder must be heard again before this node
+// serves (Ready), and before its silence counts on the fast way (NATS may
+// say "no responders" only because this node's server has no route to it
+// yet); one never heard is dead after DeadAfter. c.mu is held.
+func (c *Cluster) forgetSilence(leases map[string]bool, now time.Time) {
+	c.serving.Store(false)
+	clear(c.lastSeen)
+	clear(c.probes)
+	clear(c.unheard)
+	for n := range leases {
+		if n != c.node {
+			c.lastSeen[n] = now
+			c.unheard[n] = true
+		}
+	}
+}
+
+// heardLocked notes that node was heard (or is dead); it reports whether
+// this node has now heard every member since it read the state, and so may
+// serve. c.mu is held.
+func (c *Cluster) heardLocked(node string) bool {
+	if !c.unheard[node] {
+		return false
+	}
+	delete(c.unheard, node)
+	return len(c.unheard) == 0 && c.ready.Load()
+}
+
+// startServing lets logins in (Ready): the view is current and every
+// member was heard since it was read.
+func (c *Cluster) startServing() {
+	if !c.serving.Swap(true) {
+		c.cfg.Logger.Info("cluster: node serving", "node", c.node)
+	}
+}
+
 // fence stops serving: the local clients are closed and the view dropped
 // until the lease is held again and the state read anew.
 func (c *Cluster) fence(h signal.ClusterHandler) {
+	c.serving.Store(false)
 	if c.ready.Swap(false) {
 		h.Reset()
 	}
@@ -937,6 +1030,7 @@ func (c *Cluster) reapDead(ctx context.Context, h signal.ClusterHandler, confirm
 	now := time.Now()
 	var dead []string
 	var gone []signal.Presence
+	serve := false
 	c.mu.Lock()
 	for n := range c.byNode {
 		if _, ok := c.lastSeen[n]; !ok {
@@ -953,10 +1047,14 @@ func (c *Cluster) reapDead(ctx context.Context, h signal.ClusterHandler, confirm
 			delete(c.lastSeen, n)
 			delete(c.members, n)
 			delete(c.probes, n)
+			serve = c.heardLocked(n) || serve
 			c.stats.DeadNodes++
 		}
 	}
 	c.mu.Unlock()
+	if serve {
+		c.startServing()
+	}
 	if len(dead) == 0 {
 		return
 	}
@@ -965,14 +1063,52 @@ func (c *Cluster) reapDead(ctx context.Context, h signal.ClusterHandler, confirm
 	c.cfg.Logger.Warn("cluster: node dead: its users are offline", "nodes", dead, "users", len(gone), "gone_from_nats", len(confirmed) > 0)
 	// The lease first and once, as it is: retried later, an unconditional
 	// delete could take the lease a node wrote anew after coming back.
+	var kept []string
 	for _, n := range dead {
-		c.deleteKey(ctx, "n."+n, 0)
+		if !c.tryDelete(ctx, "n."+n, 0) {
+			kept = append(kept, n)
+		}
 	}
 	// The names (each at its claim's revision: safe to retry) until the
-	// bucket answers, for up to LeaseTTL in all.
+	// bucket answers, for up to LeaseTTL in all; then the leases that could
+	// not be deleted (see deleteStaleLease), a few seconds more.
 	deadline := time.Now().Add(c.cfg.LeaseTTL)
 	for _, p := range gone {
 		c.deleteKeyRetry(ctx, kvKey(p.Room, p.Key), p.Rev, deadline)
+	}
+	for _, n := range kept {
+		c.deleteStaleLease(ctx, n, deadline.Add(3*c.renew)) // room for two looks after an election
+	}
+}
+
+// deleteStaleLease deletes the lease of node, declared dead, whose first
+// delete got no answer (a JetStream election: the node may have taken the
+// stream leader with it), until deadline; only at a revision that stayed
+// the same for two renewals, so that a lease the node renews, or wrote
+// anew after coming back, is not taken. Left in place, a dead node's lease
+// keeps every node that starts later from serving until it declares that
+// node dead itself (Ready), after DeadAfter.
+func (c *Cluster) deleteStaleLease(ctx context.Context, node string, deadline time.Time) {
+	var last uint64
+	for time.Now().Before(deadline) {
+		rev, err := c.leaseRevision(ctx, node)
+		switch {
+		case err != nil:
+			last = 0
+		case rev == 0:
+			return // deleted (the first delete did reach the bucket, or another survivor's)
+		case rev == last:
+			if c.tryDelete(ctx, "n."+node, rev) {
+				return // deleted, or renewed meanwhile: alive after all
+			}
+		default:
+			last = rev
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * c.renew):
+		}
 	}
 }
 
@@ -1067,7 +1203,7 @@ func (c *Cluster) countErr() {
 // *signal.TakenError when the name (or one too close to it) is held. Once it
 // returns, the node's view holds every login that was announced before.
 func (c *Cluster) Claim(ctx context.Context, p signal.Presence) (uint64, error) {
-	if !c.ready.Load() {
+	if !c.Ready() {
 		return 0, ErrNotReady
 	}
 	c.mu.Lock()
@@ -1149,10 +1285,24 @@ func (c *Cluster) Lookup(ctx context.Context, room, key string) (signal.Presence
 	if json.Unmarshal(ent.Value(), &rec) != nil {
 		return signal.Presence{}, false
 	}
-	if ok, _ := c.isMember(cctx, rec.Node); !ok && rec.Node != c.node {
+	if rec.Node != c.node && !c.memberForLookup(cctx, rec.Node) {
 		return signal.Presence{}, false
 	}
 	return signal.Presence{Room: room, Key: key, Name: rec.Name, Node: rec.Node, Rev: ent.Revision(), Meta: rec.Meta}, true
+}
+
+// memberForLookup is isMember for Lookup: while the event loop's look-ups
+// of node are paused (one failed a moment ago: a JetStream election, as
+// when a node comes back after a partition), the lease is asked once more
+// here, or a user's relay to that node's user would be lost; the node's
+// own events stay held until the event loop asks again.
+func (c *Cluster) memberForLookup(ctx context.Context, node string) bool {
+	ok, err := c.isMember(ctx, node)
+	if !errors.Is(err, errLookupPaused) {
+		return ok
+	}
+	rev, err := c.leaseRevision(ctx, node)
+	return err == nil && rev != 0
 }
 
 // Sync waits until every event this node had received when it was called
