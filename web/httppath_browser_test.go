@@ -140,10 +140,13 @@ func TestBrowserSavesOverHTTP(t *testing.T) {
 	writeFile(t, filepath.Join(src, "album", "empty.txt"), "")
 	share := onHost(t, lan, 1, "share", "--interface", lan.Iface(1), "--name", "alpha", "--json", big, filepath.Join(src, "album"))
 	p := newPerson(t, browserOn(t, lan, 2), pageURL(t, share))
+	p.phone()
 	p.connectHTTP("alpha")
 	if path, line := eventPath(t, share, "peer", 10*time.Second); path != "http" {
 		t.Fatalf("the sharer's peer event has path %q, want http: %s", path, line)
 	}
+	p.do(chromedp.ScrollIntoView(chromedp.CSS(`#httppath`)))
+	shot(t, p, screens(t), "09-http-download")
 
 	start := time.Now()
 	got := p.saved(`#httppath a.save[data-path="big.bin"]`, func(n string) bool { return n == "big.bin" }, 2*time.Minute)

@@ -126,8 +126,8 @@ func TestBrowserRefusesChangedList(t *testing.T) {
 	if b := p.text(`document.querySelector('#httppath .checked').dataset.bound`); b != "true" {
 		t.Fatalf("the page's check says bound %q, want true: lanft gave no manifest_sha256", b)
 	}
-	if text := p.text(`document.querySelector('#httppath p.check').textContent`); !strings.Contains(text, "These SHA-256 are authentic") {
-		t.Fatalf("Check a saved file says %q, want that its hashes are authentic", text)
+	if text := p.text(`document.querySelector('#httppath p.check').textContent`); !strings.Contains(text, "the SHA-256 lanft gave over the verified connection") {
+		t.Fatalf("Check a saved file says %q, want that it compares with the SHA-256 given over the verified connection", text)
 	}
 	got := p.saved(`#httppath a.save[data-path="a.txt"]`, func(n string) bool { return n == "a.txt" }, time.Minute)
 	lanfttest.SameFile(t, src, got)

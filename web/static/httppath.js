@@ -141,9 +141,8 @@ export async function download(grant, peer) {
 
   const box = mount();
   box.replaceChildren(el('h2', '', `From ${show(peer)} over HTTP`),
-    el('p', 'what', `${files.length} file(s), ${size(total)}. Your browser's download manager saves them: `
-      + 'a download goes on when the screen locks and resumes after a short network cut, whatever its size. '
-      + '(A transfer over the data channel, between two browsers, stops when the screen locks.)'));
+    el('p', 'what', `${files.length} file(s), ${size(total)}. Your browser's download manager saves them, `
+      + 'whatever their size: a download goes on when the screen locks and resumes after a short network cut.'));
   const ul = el('ul', 'files');
   for (const { e, i } of files) {
     const a = el('a', 'save', 'Save');
@@ -188,9 +187,8 @@ function checker(entries, bound) {
     out.dataset.ok = String(Boolean(hit));
   };
   const about = bound
-    ? 'The browser does not check what it saves. These SHA-256 are authentic: lanft hashed the files when it started sharing, '
-      + 'and the list was checked against the SHA-256 lanft gave over the verified connection, so no one on the network changed it. '
-      + 'Picking a saved file here hashes it on this device and compares: identical means it is the file lanft shared.'
+    ? 'The browser does not check what it saves: pick a saved file here and this page hashes it and compares it with '
+      + 'the SHA-256 lanft gave over the verified connection. Identical means it is the file lanft shared.'
     : 'lanft sends what it hashed when it started sharing; the browser does not check what it saves. '
       + 'This lanft is older and did not bind the list to the verified connection, so someone on the network could have changed it. '
       + 'Picking a saved file here hashes it on this device and compares.';
