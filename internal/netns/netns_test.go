@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -236,9 +237,19 @@ func TestLANCleanup(t *testing.T) {
 		exe, _ := os.Executable()
 		forgotten = lan.Command(context.Background(), 2, exe)
 		forgotten.Env = append(os.Environ(), "LANFT_NETNS_HELPER=listen", "LANFT_IFACE="+lan.Iface(2))
+		out, err := forgotten.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := forgotten.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// Once it says ready it runs in the namespace (before, `ip netns
+		// exec` may not have entered it yet, and no cleanup can see it).
+		if sc := bufio.NewScanner(out); !sc.Scan() || sc.Text() != "ready" {
+			t.Fatalf("the forgotten process did not get ready: %q", sc.Text())
+		}
+		go io.Copy(io.Discard, out)
 	})
 	if forgotten != nil {
 		done := make(chan error, 1)
