@@ -45,6 +45,15 @@ func presenceKV(ctx context.Context, t *testing.T, nc *nats.Conn) jetstream.KeyV
 // until the test ends, and waits until it serves.
 func runNode(t *testing.T, e *Embedded, rec *recorder) (*Cluster, *nats.Conn) {
 	t.Helper()
+	cl, nc := startNode(t, e, rec)
+	waitFor(t, "the node serves", 30*time.Second, cl.Ready)
+	return cl, nc
+}
+
+// startNode runs a node with default timings on its own connection to e
+// until the test ends, without waiting for it.
+func startNode(t *testing.T, e *Embedded, rec *recorder) (*Cluster, *nats.Conn) {
+	t.Helper()
 	nc, err := e.Connect("node")
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +67,6 @@ func runNode(t *testing.T, e *Embedded, rec *recorder) (*Cluster, *nats.Conn) {
 	done := make(chan error, 1)
 	go func() { done <- cl.Run(ctx, rec) }()
 	t.Cleanup(func() { stop(); <-done })
-	waitFor(t, "the node serves", 30*time.Second, cl.Ready)
 	return cl, nc
 }
 

@@ -37,19 +37,7 @@ func TestServesOnceEveryMemberHeard(t *testing.T) {
 		}
 	}
 
-	nc, err := e.Connect("node")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	cl, err := New(Config{Conn: nc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cl.Run(rctx, &recorder{}) }()
-	t.Cleanup(func() { stop(); <-done })
+	cl, _ := startNode(t, e, &recorder{})
 	waitFor(t, "the node reads the shared state", 30*time.Second, cl.ready.Load)
 	// The other real node's heartbeats come every 250ms: a second is four.
 	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) { // watching a state that must not change
