@@ -132,12 +132,25 @@ func (cl *clusterLAN) login(node int, name string) (*wsClient, []string) {
 // its user list.
 func loginAt(t *testing.T, d websocket.Dialer, url, name string) (*wsClient, []string) {
 	t.Helper()
+	c := dialClient(t, d, url, name)
+	t.Cleanup(func() { c.ws.Close() })
+	c.send(map[string]any{"type": "login", "name": name})
+	m := c.next(10 * time.Second)
+	if m["type"] != "login" || m["success"] != true {
+		t.Fatalf("%s at %s: login reply %v", name, url, m)
+	}
+	return c, c.users()
+}
+
+// dialClient dials url with d as name and reads its messages into
+// c.msgs until the connection closes; the caller closes it.
+func dialClient(t *testing.T, d websocket.Dialer, url, name string) *wsClient {
+	t.Helper()
 	ws, _, err := d.Dial(url, nil)
 	if err != nil {
 		t.Fatalf("%s: dial %s: %v", name, url, err)
 	}
 	c := &wsClient{t: t, ws: ws, name: name, msgs: make(chan map[string]any, 1024)}
-	t.Cleanup(func() { ws.Close() })
 	go func() {
 		defer close(c.msgs)
 		for {
@@ -148,17 +161,17 @@ func loginAt(t *testing.T, d websocket.Dialer, url, name string) (*wsClient, []s
 			c.msgs <- m
 		}
 	}()
-	c.send(map[string]any{"type": "login", "name": name})
-	m := c.next(10 * time.Second)
-	if m["type"] != "login" || m["success"] != true {
-		t.Fatalf("%s at %s: login reply %v", name, url, m)
-	}
-	ul := c.next(10 * time.Second)
+	return c
+}
+
+// users reads the next message, the user list a login is answered with.
+func (c *wsClient) users() []string {
+	c.t.Helper()
 	var users []string
-	for _, u := range ul["users"].([]any) {
+	for _, u := range c.next(10 * time.Second)["users"].([]any) {
 		users = append(users, u.(string))
 	}
-	return c, users
+	return users
 }
 
 func (c *wsClient) send(v any) {

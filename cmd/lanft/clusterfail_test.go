@@ -141,30 +141,12 @@ func (cl *clusterLAN) loginRetry(node int, name string, limit time.Duration) (*w
 func (cl *clusterLAN) tryLogin(node int, name string) (*wsClient, []string) {
 	cl.t.Helper()
 	d := websocket.Dialer{NetDialContext: cl.dialFrom(4), HandshakeTimeout: 5 * time.Second}
-	ws, _, err := d.Dial(cl.url(node), nil)
-	if err != nil {
-		cl.t.Fatalf("%s: dial: %v", name, err)
-	}
-	c := &wsClient{t: cl.t, ws: ws, name: name, msgs: make(chan map[string]any, 1024)}
-	go func() {
-		defer close(c.msgs)
-		for {
-			var m map[string]any
-			if err := ws.ReadJSON(&m); err != nil {
-				return
-			}
-			c.msgs <- m
-		}
-	}()
+	c := dialClient(cl.t, d, cl.url(node), name)
 	c.send(map[string]any{"type": "login", "name": name})
 	if m := c.next(10 * time.Second); m["type"] != "login" || m["success"] != true {
-		ws.Close()
+		c.ws.Close()
 		return nil, nil
 	}
-	cl.t.Cleanup(func() { ws.Close() })
-	var users []string
-	for _, u := range c.next(10 * time.Second)["users"].([]any) {
-		users = append(users, u.(string))
-	}
-	return c, users
+	cl.t.Cleanup(func() { c.ws.Close() })
+	return c, c.users()
 }

@@ -35,11 +35,7 @@ func TestEmbeddedNeedsRouteSecret(t *testing.T) {
 // The embedded server's client port is on loopback and refuses a CONNECT
 // without this process's password; this process gets in, in process.
 func TestEmbeddedClientsNeedCredentials(t *testing.T) {
-	e, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
+	e := startEmbedded(t)
 	addr := e.ClientAddr().(*net.TCPAddr)
 	if !addr.IP.IsLoopback() {
 		t.Errorf("the client port is on %v, not loopback", addr)
@@ -93,11 +89,7 @@ func (r *recorder) seen() []string {
 // forgery from a node id the insider gives a lease is taken (membership is
 // who holds a lease, see the package doc): the test can tell.
 func TestForgedEventsFromUnknownNodeChangeNothing(t *testing.T) {
-	e, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
+	e := startEmbedded(t)
 	insider, err := e.Connect("insider")
 	if err != nil {
 		t.Fatal(err)

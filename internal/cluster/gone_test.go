@@ -14,9 +14,45 @@ import (
 	"github.com/lanft/lanft/signal"
 )
 
+// startEmbedded starts an embedded NATS server with its store in a
+// temporary directory, closed when the test ends.
+func startEmbedded(t *testing.T) *Embedded {
+	t.Helper()
+	e, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// presenceKV opens, on nc, the bucket the nodes keep their leases and
+// users in; a node that ran has made it.
+func presenceKV(ctx context.Context, t *testing.T, nc *nats.Conn) jetstream.KeyValue {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, "lanft_presence")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
 // runNode runs a node with default timings on its own connection to e
 // until the test ends, and waits until it serves.
 func runNode(t *testing.T, e *Embedded, rec *recorder) (*Cluster, *nats.Conn) {
+	t.Helper()
+	cl, nc := startNode(t, e, rec)
+	waitFor(t, "the node serves", 30*time.Second, cl.Ready)
+	return cl, nc
+}
+
+// startNode runs a node with default timings on its own connection to e
+// until the test ends, without waiting for it.
+func startNode(t *testing.T, e *Embedded, rec *recorder) (*Cluster, *nats.Conn) {
 	t.Helper()
 	nc, err := e.Connect("node")
 	if err != nil {
@@ -31,7 +67,6 @@ func runNode(t *testing.T, e *Embedded, rec *recorder) (*Cluster, *nats.Conn) {
 	done := make(chan error, 1)
 	go func() { done <- cl.Run(ctx, rec) }()
 	t.Cleanup(func() { stop(); <-done })
-	waitFor(t, "the node serves", 30*time.Second, cl.Ready)
 	return cl, nc
 }
 
@@ -54,11 +89,7 @@ func (r *recorder) has(s string) bool { return slices.Contains(r.seen(), s) }
 // for the others about GoneAfter (1s) after its last heartbeat, far within
 // the lease's DeadAfter (14s): NATS answers "no responders" for it.
 func TestKilledNodeOfflineWithinSeconds(t *testing.T) {
-	e, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
+	e := startEmbedded(t)
 	watcher := &recorder{}
 	w, _ := runNode(t, e, watcher)
 	doomed, nc := runNode(t, e, &recorder{})
@@ -83,11 +114,7 @@ func TestKilledNodeOfflineWithinSeconds(t *testing.T) {
 // not declared dead before DeadAfter; once its interest is gone, it is dead
 // within a few heartbeats.
 func TestSilentNodeDeadOnlyWhenNATSSaysGone(t *testing.T) {
-	e, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
+	e := startEmbedded(t)
 	watcher := &recorder{}
 	cl, _ := runNode(t, e, watcher)
 
@@ -102,14 +129,7 @@ func TestSilentNodeDeadOnlyWhenNATSSaysGone(t *testing.T) {
 	t.Cleanup(p.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	js, err := jetstream.New(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, "lanft_presence")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := presenceKV(ctx, t, p)
 	if _, err := kv.Put(ctx, "n."+paused, []byte("now")); err != nil {
 		t.Fatal(err)
 	}

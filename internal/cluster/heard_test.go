@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/lanft/lanft/signal"
 )
 
@@ -19,11 +17,7 @@ import (
 // A lease holder whose lease the others delete (declared dead) holds it
 // off no longer.
 func TestServesOnceEveryMemberHeard(t *testing.T) {
-	e, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
+	e := startEmbedded(t)
 	runNode(t, e, &recorder{}) // a member that speaks; it makes the bucket
 
 	// Two members that hold a lease but are not heard yet: one will speak,
@@ -36,33 +30,14 @@ func TestServesOnceEveryMemberHeard(t *testing.T) {
 	t.Cleanup(p.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	js, err := jetstream.New(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, "lanft_presence")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := presenceKV(ctx, t, p)
 	for _, n := range []string{quiet, gone} {
 		if _, err := kv.Put(ctx, "n."+n, []byte("now")); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	nc, err := e.Connect("node")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	cl, err := New(Config{Conn: nc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cl.Run(rctx, &recorder{}) }()
-	t.Cleanup(func() { stop(); <-done })
+	cl, _ := startNode(t, e, &recorder{})
 	waitFor(t, "the node reads the shared state", 30*time.Second, cl.ready.Load)
 	// The other real node's heartbeats come every 250ms: a second is four.
 	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) { // watching a state that must not change
@@ -100,22 +75,11 @@ func TestServesOnceEveryMemberHeard(t *testing.T) {
 // deleted later, once it has stayed the same for two renewals; a lease that
 // is renewed meanwhile (its node came back) is left alone.
 func TestStaleLeaseDeletedRenewedKept(t *testing.T) {
-	e, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
+	e := startEmbedded(t)
 	cl, nc := runNode(t, e, &recorder{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, "lanft_presence")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := presenceKV(ctx, t, nc)
 	const stale, alive = "StaleNode0000000000000", "AliveNode0000000000000"
 	for _, n := range []string{stale, alive} {
 		if _, err := kv.Put(ctx, "n."+n, []byte("now")); err != nil {
@@ -152,22 +116,11 @@ func TestStaleLeaseDeletedRenewedKept(t *testing.T) {
 // moment ago, as during the JetStream election after a partition heals) is
 // still found for a relay: Lookup asks the lease itself.
 func TestLookupWhileLeaseLookupsPaused(t *testing.T) {
-	e, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
+	e := startEmbedded(t)
 	cl, nc := runNode(t, e, &recorder{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, "lanft_presence")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := presenceKV(ctx, t, nc)
 	const back = "BackNode00000000000000"
 	rec, _ := json.Marshal(record{Name: "erin", Node: back})
 	for k, v := range map[string][]byte{"n." + back: []byte("now"), kvKey("", "erin"): rec} {

@@ -13,11 +13,7 @@ import (
 // applied in the order they came; a node found to hold no lease has its
 // held events dropped and counted.
 func TestEventsHeldWhileTheLeaseCannotBeRead(t *testing.T) {
-	e, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
+	e := startEmbedded(t)
 	nc, err := e.Connect("node")
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@
 // size limit applies. An upload runs the transfer protocol (proto.js
 // serve) unchanged over HTTPStream: POST up?off=N and GET down?off=N.
 
-import { writeMessage, readMessage, hashBlob, manifestPayload, FLAG_PAGE, FLAG_SERVES_PAGE } from './proto.js';
+import { ByteQueue, writeMessage, readMessage, hashBlob, manifestPayload, FLAG_PAGE, FLAG_SERVES_PAGE } from './proto.js';
 import { SHA256 } from './sha256.js';
 import { core, show, el, size, log } from './ui.js';
 
@@ -219,20 +219,14 @@ export class HTTPStream {
     this.flushing = false;
     this.acks = []; // resolvers waiting for a POST to end
     this.failed = null;
-    this.chunks = [];
-    this.len = 0;
+    this.in = new ByteQueue(() => this.failed || new Error('the connection closed'));
     this.got = 0; // bytes read from down
-    this.closed = false;
-    this.waiter = null;
     this.ctl = new AbortController();
     this.down = this.pull();
   }
 
-  wake() {
-    const w = this.waiter;
-    this.waiter = null;
-    if (w) w();
-  }
+  // closed tells whether the stream has ended.
+  get closed() { return this.in.closed; }
 
   // retry runs fn until it succeeds, for up to RETRY_FOR after the first
   // failure in a row.
@@ -265,38 +259,18 @@ export class HTTPStream {
         for (;;) {
           const { done, value } = await rd.read();
           if (done) return; // lanft ended its stream
-          this.chunks.push(value);
-          this.len += value.length;
           this.got += value.length;
-          this.wake();
+          this.in.push(value);
         }
       });
     } catch (e) {
       this.failed = this.failed || e;
     }
-    this.closed = true;
-    this.wake();
+    this.in.close();
   }
 
   // read returns exactly n bytes, or throws once the stream has ended.
-  async read(n) {
-    while (this.len < n) {
-      if (this.closed) throw this.failed || new Error('the connection closed');
-      await new Promise((r) => { this.waiter = r; });
-    }
-    this.len -= n;
-    const out = new Uint8Array(n);
-    let off = 0;
-    while (off < n) {
-      const c = this.chunks[0];
-      const k = Math.min(c.length, n - off);
-      out.set(c.subarray(0, k), off);
-      off += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
-    }
-    return out;
-  }
+  read(n) { return this.in.read(n); }
 
   // write queues b for the POSTs, waiting while more than the POSTs in
   // flight and one more chunk's worth waits.
@@ -347,8 +321,7 @@ export class HTTPStream {
         .catch((e) => {
           this.failed = this.failed || e;
           this.ctl.abort();
-          this.closed = true;
-          this.wake();
+          this.in.close();
         })
         .finally(() => {
           this.inFlight--;
@@ -421,13 +394,12 @@ export class HTTPStream {
     await this.flush().catch(() => {});
     const t0 = Date.now();
     while (!this.closed && Date.now() - t0 < ms) {
-      await Promise.race([new Promise((r) => { this.waiter = r; }), sleep(100)]);
+      await Promise.race([this.in.changed(), sleep(100)]);
     }
   }
 
   close() {
     this.ctl.abort();
-    this.closed = true;
-    this.wake();
+    this.in.close();
   }
 }

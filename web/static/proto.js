@@ -19,23 +19,27 @@ const LOW = 1 << 20;
 // HTTP path (httppath.js) has no such limit: the browser saves to disk.
 export const MAX_RECEIVE = 2 * 1024 * 1024 * 1024;
 
-export class Stream {
-  constructor(dc) {
-    this.dc = dc;
+// ByteQueue holds the chunks a stream received until they are read:
+// read(n) waits for exactly n bytes, or throws once the queue is closed
+// with fewer. closedError() makes what it throws then.
+export class ByteQueue {
+  constructor(closedError = () => new Error('the connection closed')) {
+    this.closedError = closedError;
     this.chunks = [];
     this.len = 0;
     this.closed = false;
     this.waiter = null;
-    dc.binaryType = 'arraybuffer';
-    dc.bufferedAmountLowThreshold = LOW;
-    dc.addEventListener('message', (e) => {
-      if (typeof e.data === 'string') return;
-      const b = new Uint8Array(e.data);
-      this.chunks.push(b);
-      this.len += b.length;
-      this.wake();
-    });
-    dc.addEventListener('close', () => { this.closed = true; this.wake(); });
+  }
+
+  push(b) {
+    this.chunks.push(b);
+    this.len += b.length;
+    this.wake();
+  }
+
+  close() {
+    this.closed = true;
+    this.wake();
   }
 
   wake() {
@@ -44,15 +48,20 @@ export class Stream {
     if (w) w();
   }
 
-  // read returns exactly n bytes, or throws once the channel has closed.
+  // changed resolves at the next push or close.
+  changed() {
+    return new Promise((r) => { this.waiter = r; });
+  }
+
+  // read returns exactly n bytes, or throws once the queue has closed.
   async read(n) {
     while (this.len < n) {
-      if (this.closed) throw new Error('the connection closed');
-      await new Promise((r) => { this.waiter = r; });
+      if (this.closed) throw this.closedError();
+      await this.changed();
     }
     this.len -= n;
     const first = this.chunks[0];
-    if (first.length >= n) {
+    if (first && first.length >= n) { // a view of the first chunk, no copy (none may be queued when n is 0)
       if (first.length === n) this.chunks.shift();
       else this.chunks[0] = first.subarray(n);
       return first.subarray(0, n);
@@ -69,6 +78,26 @@ export class Stream {
     }
     return out;
   }
+}
+
+export class Stream {
+  constructor(dc) {
+    this.dc = dc;
+    this.in = new ByteQueue();
+    dc.binaryType = 'arraybuffer';
+    dc.bufferedAmountLowThreshold = LOW;
+    dc.addEventListener('message', (e) => {
+      if (typeof e.data === 'string') return;
+      this.in.push(new Uint8Array(e.data));
+    });
+    dc.addEventListener('close', () => this.in.close());
+  }
+
+  // closed tells whether the channel has closed.
+  get closed() { return this.in.closed; }
+
+  // read returns exactly n bytes, or throws once the channel has closed.
+  read(n) { return this.in.read(n); }
 
   // write sends b in messages of at most MAX_MESSAGE bytes, waiting while
   // the channel's queue is full (Chromium refuses sends past about 16 MiB).
@@ -96,7 +125,7 @@ export class Stream {
   async linger(ms) {
     const t0 = Date.now();
     while (!this.closed && Date.now() - t0 < ms) {
-      await Promise.race([new Promise((r) => { this.waiter = r; }), new Promise((r) => setTimeout(r, 100))]);
+      await Promise.race([this.in.changed(), new Promise((r) => setTimeout(r, 100))]);
     }
   }
 }
