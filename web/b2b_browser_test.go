@@ -16,6 +16,7 @@ import (
 
 	"github.com/lanft/lanft/internal/lanfttest"
 	"github.com/lanft/lanft/internal/netns"
+	"github.com/lanft/lanft/web"
 )
 
 // procField is the number after name in /proc/PID/file (status: kB).
@@ -151,6 +152,21 @@ func TestBrowsersRelay(t *testing.T) {
 	bob.do(chromedp.Click(chromedp.ID("accept")))
 	bob.waitJS(`[...document.querySelectorAll('#log li')].some(l => l.textContent.includes('changed on the way'))`, 60*time.Second)
 	t.Logf("bob: %s", lastLine(bob.log(), "changed on the way"))
+
+	// ann's lanft gives no relay: the data channel carries the share (the
+	// same size, for the rate beside the relay's), or refuses it past 2 GiB.
+	ann.text(`(() => { const f = window.fetch; window.fetch = (u, o) => String(u) === '/lanft/relay' ? Promise.reject(new Error('switched off by the test')) : f(u, o); return 'ok'; })()`)
+	if size > web.MaxReceive {
+		bob.clickReceive(annName)
+		bob.waitJS(`[...document.querySelectorAll('#log li')].some(l => l.textContent.includes('at most 2 GiB'))`, 60*time.Second)
+		return
+	}
+	bob.receiveFrom(annName, time.Duration(size>>20)*time.Second+60*time.Second)
+	if !strings.Contains(bob.log(), "gives no relay") {
+		t.Fatalf("bob's page does not say why the data channel carried it: %s", bob.log())
+	}
+	secs, _ = strconv.ParseFloat(bob.text(`document.getElementById('done').dataset.seconds`), 64)
+	t.Logf("the same %d MiB over the data channel in %.1f s: %.1f MB/s", size>>20, secs, float64(size)/1e6/secs)
 }
 
 // saveFirst clicks the first Save link under Received (name) and waits up
