@@ -137,7 +137,15 @@ func newPerson(t testing.TB, bctx context.Context, url string) *person {
 // openPage is newPerson without waiting for the page to be online.
 func openPage(t testing.TB, bctx context.Context, url string) *person {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
+	return openPageWith(t, bctx, url, chromedp.WithNewBrowserContext())
+}
+
+// openPageWith is openPage with the tab's options: none opens it in the
+// browser's own profile, whose Blob storage goes to disk (a new browser
+// context keeps its Blobs in memory, and breaks those past its quota).
+func openPageWith(t testing.TB, bctx context.Context, url string, opts ...chromedp.ContextOption) *person {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(bctx, opts...)
 	t.Cleanup(cancel)
 	p := &person{t: t, ctx: ctx, dl: t.TempDir(), names: map[string]string{}, done: map[string]string{}, ch: make(chan struct{}, 1)}
 	if err := chromedp.Do(ctx); err != nil {

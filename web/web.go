@@ -98,6 +98,7 @@ type Config struct {
 type Web struct {
 	h      http.Handler
 	bridge *bridge
+	relays *relays
 }
 
 // ServeHTTP implements http.Handler.
@@ -107,6 +108,7 @@ func (web *Web) ServeHTTP(w http.ResponseWriter, r *http.Request) { web.h.ServeH
 // bridges asked for afterwards are refused.
 func (web *Web) Close() error {
 	web.bridge.close()
+	web.relays.close()
 	return nil
 }
 
@@ -130,7 +132,12 @@ func New(cfg Config) (*Web, error) {
 	}
 	files := http.FileServerFS(sub)
 	b := newBridge(cfg)
-	return &Web{bridge: b, h: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rs := newRelays(cfg.Admits)
+	return &Web{bridge: b, relays: rs, h: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == relayPrefix || strings.HasPrefix(r.URL.Path, relayPrefix+"/") {
+			rs.ServeHTTP(w, r) // the relay between two pages (relay.go)
+			return
+		}
 		if isUpgrade(r) {
 			root := r.URL.Path == "/" || r.URL.Path == "/ws"
 			switch {

@@ -18,6 +18,7 @@ import { deviceSeed, hex, startLink } from './link.js';
 import { Signaling, nameTaken } from './signaling.js';
 import { dialSecure, sendPush, takePush, titleOf } from './push.js';
 import { PAGE_FLAGS, negotiate, download, HTTPStream } from './httppath.js';
+import { RELAY_FLAGS, joinRelay, offerRelay } from './relay.js';
 
 // A page takes sends (push) whether it shares or not.
 const RECEIVING = { v: 1, role: 'receive', proof: 2, push: true };
@@ -99,18 +100,23 @@ async function receiveFrom(page, peer) {
   const done = $('done');
   done.textContent = '';
   for (const k of ['bytes', 'seconds', 'files']) delete done.dataset[k];
-  let link = null, card = null;
+  let link = null, card = null, s = null;
   try {
     let stream;
-    ({ link, stream } = await dialSecure(page, peer, code(), PAGE_FLAGS, 'receive from'));
+    ({ link, stream } = await dialSecure(page, peer, code(), PAGE_FLAGS | RELAY_FLAGS, 'receive from'));
     log(`connected to ${show(peer)}`);
+    s = stream;
     // HTTP path (httppath.js): the browser's download manager saves the files.
     const grant = await negotiate(stream, link.remoteFlags, peer, 'download');
     if (grant) {
       await download(grant, peer);
       return;
     }
-    const got = await receive(stream, {
+    // A big share from another page: through its lanft (relay.js).
+    const relayed = await joinRelay(stream, link.remoteFlags, peer);
+    if (relayed) s = relayed;
+    const got = await receive(s, {
+      max: relayed ? Number.MAX_SAFE_INTEGER : MAX_RECEIVE,
       accept: async (manifest) => {
         const ok = await ask(peer, manifest, { device: core().deviceID(link.remoteKey), code: link.first ? link.sas : '' });
         if (ok) card = transfer(`from ${show(peer)}`);
@@ -119,7 +125,7 @@ async function receiveFrom(page, peer) {
       progress: (d, t) => card.update(d, t),
     });
     const secs = card.seconds();
-    await stream.linger(2000);
+    await s.linger(2000);
     try { page.sig.send({ type: 'leave', othername: peer }); } catch (e) { /* offline */ }
     const bytes = showFiles(peer, got, secs);
     card.done(`${files(got.length)}, ${size(bytes)} in ${secs.toFixed(1)} s, SHA-256 verified: save them under Received`);
@@ -127,6 +133,7 @@ async function receiveFrom(page, peer) {
     if (card) card.fail(e.message);
     log(`receive from ${show(peer)}: ${e.message}`, 'error');
   } finally {
+    if (s && s.inner) s.close();
     if (link) link.close();
   }
 }
@@ -183,6 +190,7 @@ async function serveShare(page, stream, peer, link) {
   try {
     const grant = await negotiate(stream, link.remoteFlags, peer, 'upload', share);
     if (grant) s = new HTTPStream(grant.base, (text) => log(`send to ${show(peer)}: ${text}`));
+    else s = (await offerRelay(stream, link.remoteFlags, peer, share)) || stream;
     await serve(s, share, (d, t) => card.update(d, t));
     card.done(`${size(share.total)} in ${card.seconds().toFixed(1)} s, all verified by ${show(peer)}`);
     log(`sent ${size(share.total)} to ${show(peer)}, all verified, in ${card.seconds().toFixed(2)} s`, 'sent');
@@ -211,7 +219,7 @@ async function onOffer(page, m) {
   const link = startLink(page.links, page.sig, m.name);
   try {
     const stream = await link.accept(m);
-    const flags = await link.secure(stream, false, code(), PAGE_FLAGS);
+    const flags = await link.secure(stream, false, code(), PAGE_FLAGS | RELAY_FLAGS);
     if (flags & FLAG_PUSH) {
       await takePush(page, link, stream, m.name);
     } else if (page.share) {

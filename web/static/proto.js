@@ -140,6 +140,9 @@ const FLAG_CODE = 1;
 export const FLAG_PAGE = 4;
 export const FLAG_SERVES_PAGE = 8;
 export const FLAG_PUSH = 16;
+// FLAG_RELAY: a page that takes a share from another page through the
+// lanft that serves the sharing page (relay.js).
+export const FLAG_RELAY = 32;
 const NONCE = 32;
 const NONCE_WAIT = 10000; // ms, as node.nonceWait
 
@@ -325,8 +328,9 @@ function fileFrame(index, offset) {
 
 // receive reads a share from s. accept(manifest) resolves to true to go on;
 // progress(done, total) is called as bytes arrive; it returns the files
-// as {path, size, blob}.
-export async function receive(s, { accept, progress }) {
+// as {path, size, blob}. max is the most it takes (MAX_RECEIVE over the
+// data channel; the relay takes what the browser's Blob storage holds).
+export async function receive(s, { accept, progress, max = MAX_RECEIVE }) {
   const fail = async (err) => {
     if (err instanceof TransferError && err.code !== 'remote') await sendError(s, err.code, err.message);
     throw err;
@@ -343,7 +347,7 @@ export async function receive(s, { accept, progress }) {
   const bad = core().validateManifest(JSON.stringify(entries));
   if (bad) return fail(new TransferError(bad[0], bad[1]));
   const total = entries.reduce((n, e) => n + (e.kind === 'file' ? e.size || 0 : 0), 0);
-  if (total > MAX_RECEIVE) {
+  if (total > max) {
     return fail(new TransferError('rejected', `this share holds ${total} bytes; the browser page takes at most 2 GiB (${MAX_RECEIVE} bytes) in one transfer over the data channel, and this one comes no other way: use lanft receive for it`));
   }
   if (!(await accept({ entries, total }))) return fail(new TransferError('rejected', 'declined'));

@@ -83,7 +83,11 @@ export function render(peers, self, on) {
     const acts = el('div', 'acts');
     if (m && m.role === 'share') {
       row.append(el('span', 'what', `shares ${show(m.title || '')} (${files(m.files)}, ${size(m.bytes)})`));
-      if (Number(m.bytes) > MAX_RECEIVE) row.append(el('span', 'toobig', `more than this page keeps in memory (${size(MAX_RECEIVE)}): it comes only over HTTP from lanft on this LAN`));
+      if (Number(m.bytes) > MAX_RECEIVE) {
+        row.append(el('span', 'toobig', k.kind === 'page'
+          ? `more than the data channel takes (${size(MAX_RECEIVE)}): it comes through the lanft that serves that page`
+          : `more than this page keeps in memory (${size(MAX_RECEIVE)}): it comes only over HTTP from lanft on this LAN`));
+      }
       acts.append(button('receive primary', 'Receive', () => on.receive(p.name)));
     } else {
       row.append(el('span', 'what', k.kind === 'up' ? 'takes files and texts' : m ? 'shares nothing now' : 'not a lanft client'));

@@ -13,6 +13,7 @@
 package main
 
 import (
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"encoding/base64"
@@ -38,6 +39,7 @@ type state struct {
 
 func main() {
 	s := &state{parties: map[int]*cpace.Party{}}
+	rs := &sealer{aeads: map[int]cipher.AEAD{}}
 	core := js.Global().Get("Object").New()
 	for name, fn := range map[string]func([]js.Value) (any, error){
 		"setKey":           s.setKey,
@@ -57,6 +59,10 @@ func main() {
 		"validateManifest": validateManifest,
 		"displayName":      displayName,
 		"sameName":         sameName,
+		"relayKey":         rs.relayKey,
+		"relayForget":      rs.relayForget,
+		"relaySeal":        rs.relaySeal,
+		"relayOpen":        rs.relayOpen,
 	} {
 		// A Go panic would end the program: errors travel as
 		// {lanftError} objects that the page's wrapper throws.
