@@ -53,6 +53,8 @@ const (
 	flagPage       = 4  // set by a browser page: it takes bytes over HTTP
 	flagServesPage = 8  // set by a CLI that serves pages over HTTP
 	flagPush       = 16 // set by an initiator that sends to the responder
+	// 32 is a page's (web/static/relay.js: it offers the relay between two
+	// pages through a lanft); a CLI never sets it and ignores it.
 )
 
 // authenticate runs the preamble on a freshly connected stream.
