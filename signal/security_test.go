@@ -228,9 +228,13 @@ func TestConfusableNamesRefused(t *testing.T) {
 		{"terminal escape", "A\x1b[1Alice", "U+001B"},
 		{"trailing space", "Alice ", "space"},
 	}
-	for _, tt := range tests {
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			alice, jose := alice.on(t), jose.on(t)
+			// A name of its own per case: across cluster nodes the last
+			// case's carol may still hold hers for a moment after her
+			// offline reached alice.
+			carol := fmt.Sprintf("carol%d", i)
 			c := dialRaw(t, ts.next())
 			c.send(map[string]any{"type": "login", "name": tt.login})
 			m := c.expect("login")
@@ -245,16 +249,16 @@ func TestConfusableNamesRefused(t *testing.T) {
 				t.Errorf("error %q carries %U unescaped", msg, r)
 			}
 			// Still connected; a clean name is accepted.
-			users := c.login("carol")
-			if !sameSet(users, "Alice", "Jos\u00e9", "carol") {
+			users := c.login(carol)
+			if !sameSet(users, "Alice", "Jos\u00e9", carol) {
 				t.Errorf("userlist %q", users)
 			}
 			// The refused name never reached anyone.
-			alice.expectUpdata("login", "carol")
-			jose.expectUpdata("login", "carol")
+			alice.expectUpdata("login", carol)
+			jose.expectUpdata("login", carol)
 			c.ws.Close()
-			alice.expectUpdata("offline", "carol")
-			jose.expectUpdata("offline", "carol")
+			alice.expectUpdata("offline", carol)
+			jose.expectUpdata("offline", carol)
 		})
 	}
 }

@@ -82,6 +82,7 @@ func pageURLWithin(t testing.TB, p *lanfttest.Proc, d time.Duration) string {
 func startBrowser(t testing.TB, lan *netns.LAN, i int, hideIPs ...bool) context.Context {
 	t.Helper()
 	chromium := chromiumPath(t)
+	addressesSettled(t, lan, i)
 	if out, err := exec.Command("ip", "-n", lan.Namespace(i), "route", "add", "default", "dev", lan.Iface(i)).CombinedOutput(); err != nil {
 		t.Fatalf("default route: %v: %s", err, out)
 	}

@@ -27,10 +27,17 @@ import (
 // data channel and the bytes go over plain HTTP, saved by Chromium's own
 // download manager, or posted by the page's fetches.
 
-// browserOn is startBrowser once host i's addresses are settled: an IPv6
-// address that leaves its tentative state while Chromium loads a page
-// aborts the load (net::ERR_NETWORK_CHANGED).
+// browserOn is startBrowser (which waits until host i's addresses are
+// settled).
 func browserOn(t testing.TB, lan *netns.LAN, i int) context.Context {
+	t.Helper()
+	return startBrowser(t, lan, i)
+}
+
+// addressesSettled waits until host i has no tentative IPv6 address: one
+// that leaves its tentative state while Chromium loads a page aborts the
+// load (net::ERR_NETWORK_CHANGED), and the page never starts.
+func addressesSettled(t testing.TB, lan *netns.LAN, i int) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -39,14 +46,13 @@ func browserOn(t testing.TB, lan *netns.LAN, i int) context.Context {
 			t.Fatalf("ip addr: %v: %s", err, out)
 		}
 		if strings.TrimSpace(string(out)) == "" {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("host %d keeps tentative addresses: %s", i, out)
 		}
 		time.Sleep(100 * time.Millisecond) // the kernel's DAD has no event to wait on here
 	}
-	return startBrowser(t, lan, i)
 }
 
 // connectHTTP clicks Receive on peer and waits until the page shows the
