@@ -662,3 +662,56 @@ func TestRateWindow(t *testing.T) {
 		t.Errorf("long after: %v/s, want 0", got)
 	}
 }
+
+// addrIssuer is a fakeIssuer whose relay other nodes' users reach at addr.
+type addrIssuer struct {
+	fakeIssuer
+	addr string
+}
+
+func (a *addrIssuer) RelayAddr() string { return a.addr }
+
+// Two users on two nodes get a TCP relay of one node: the node of the
+// user whose name sorts first pairs them (the other node passes its
+// user's request on) and both tickets name that relay's public address.
+func TestClusterRelayAcrossNodes(t *testing.T) {
+	iss := &addrIssuer{addr: "203.0.113.9:443"}
+	nodes := startCluster(t, Config{Relay: iss}, 2)
+	alice, _, _ := startClient(t, ClientConfig{URL: nodes[1].url, Name: "alice"})
+	bob, _, _ := startClient(t, ClientConfig{URL: nodes[0].url, Name: "bob"})
+	waitPeers(t, alice, "alice", "bob")
+	waitPeers(t, bob, "alice", "bob")
+	ta, tb, ea, eb := askBoth(t, alice, bob)
+	if ea != nil || eb != nil {
+		t.Fatalf("relay across nodes: %v, %v", ea, eb)
+	}
+	// alice's node (1) relays: it issued alice's half first.
+	if len(iss.issued) != 1 || iss.issued[0] != DefaultRoom+":alice+bob" {
+		t.Fatalf("issued %v, want one pair, by alice's node, alice first", iss.issued)
+	}
+	if ta.Token[0] != 0x0a || tb.Token[0] != 0x0b || ta.Addr != iss.addr || tb.Addr != iss.addr || ta.URL != "" || tb.URL != "" {
+		t.Fatalf("tickets %+v and %+v, want each its own half at the relaying node's public address %s", ta, tb, iss.addr)
+	}
+}
+
+// A node whose relay has no public address refuses a pair across nodes,
+// and both users are told why.
+func TestClusterRelayAcrossNodesNeedsAnAddress(t *testing.T) {
+	plain := startCluster(t, Config{Relay: &fakeIssuer{}}, 2)
+	carol, _, _ := startClient(t, ClientConfig{URL: plain[0].url, Name: "carol"})
+	dave, _, _ := startClient(t, ClientConfig{URL: plain[1].url, Name: "dave"})
+	waitPeers(t, carol, "carol", "dave")
+	waitPeers(t, dave, "carol", "dave")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var ec, ed error
+	var wg sync.WaitGroup
+	wg.Go(func() { _, ec = carol.Relay(ctx, "dave") })
+	wg.Go(func() { _, ed = dave.Relay(ctx, "carol") })
+	wg.Wait()
+	for who, err := range map[string]error{"carol": ec, "dave": ed} {
+		if err == nil || !strings.Contains(err.Error(), "no public address") {
+			t.Errorf("%s, across nodes with no public relay address: %v, want told why", who, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package signal
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/hex"
@@ -29,12 +30,28 @@ import (
 // signaling address itself. A refusal (no relay here, the relay's limits,
 // the request rate) is a reply with "message" and no token, to both users
 // when they were paired. An original client never sends one.
+//
+// Two users on two nodes of a service are relayed by the node of the one
+// whose names.Key sorts first (both nodes tell the same). The other node
+// passes its user's request on to it through the cluster (relayAsk, a
+// "lanft" message to the relaying node's user, which no client can send);
+// the relaying node pairs it as its own, and both grants name its relay's
+// public address ("addr"), where it takes plain relay connections, so that
+// a user logged in through a name that several nodes answer reaches that
+// one. A node without a public address for its relay (RelayAddresser)
+// refuses such pairs, saying why.
 
 // RelayIssuer mints token pairs for two users of a room: RelayGrants with
 // Token and where to use it (Addr, LAN) set. Its error's text is told to
 // both users.
 type RelayIssuer interface {
 	IssueRelay(room, a, b string) (ga, gb RelayGrant, err error)
+}
+
+// RelayAddresser is a RelayIssuer whose relay the users of other nodes
+// reach at RelayAddr (host:port); empty when they cannot.
+type RelayAddresser interface {
+	RelayAddr() string
 }
 
 // RelayRequest is a client's ask for a relay to Peer.
@@ -57,6 +74,18 @@ type relayMeta struct {
 	Relay *json.RawMessage `json:"relay"`
 }
 
+// relayAsk is a user's relay request passed on to the node that relays
+// for the pair (the "relayask" of a "lanft" message between nodes).
+type relayAsk struct {
+	From  string `json:"from"`  // the asking user, on the passing node
+	Peer  string `json:"peer"`  // whom it asks for, on the relaying node
+	Asked string `json:"asked"` // Peer as the asking user spelled it
+}
+
+type relayAskMeta struct {
+	Ask *relayAsk `json:"relayask"`
+}
+
 const (
 	// relayPairWindow is how long a request waits for the peer's.
 	relayPairWindow = 5 * time.Second
@@ -76,13 +105,13 @@ type relayBook struct {
 type relayKey struct{ room, from, to string }
 
 type relayWait struct {
-	c    *conn
-	peer string // as the waiting client spelled it
+	m    member // the asking user: a conn, or a remoteUser whose node passed the request on
+	peer string // as the asking user spelled it
 	at   time.Time
 }
 
-// match records c's request for peer, or returns the peer's waiting one.
-func (b *relayBook) match(c, peer *conn, asked string) (relayWait, bool) {
+// match records from's request for peer, or returns the peer's waiting one.
+func (b *relayBook) match(from, peer member, asked string) (relayWait, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := time.Now()
@@ -94,13 +123,14 @@ func (b *relayBook) match(c, peer *conn, asked string) (relayWait, bool) {
 			delete(b.wait, k)
 		}
 	}
-	back := relayKey{c.room, peer.key, c.key}
-	if w, ok := b.wait[back]; ok && w.c == peer {
+	f, p := from.entry(), peer.entry()
+	back := relayKey{f.room, p.key, f.key}
+	if w, ok := b.wait[back]; ok && w.m == peer {
 		delete(b.wait, back)
 		return w, true
 	}
 	if len(b.wait) < maxRelayWaits {
-		b.wait[relayKey{c.room, c.key, peer.key}] = relayWait{c: c, peer: asked, at: now}
+		b.wait[relayKey{f.room, f.key, p.key}] = relayWait{m: from, peer: asked, at: now}
 	}
 	return relayWait{}, false
 }
@@ -132,15 +162,23 @@ func (c *conn) relayRequest(m Message) bool {
 	s.mu.Lock()
 	holder := s.rooms.lookup(c.room, req.Peer)
 	s.mu.Unlock()
-	peer, local := holder.(*conn)
 	switch {
-	case holder == nil || peer == c:
+	case holder == nil || holder == member(c):
 		return no(fmt.Sprintf("no user %q is online here", req.Peer))
-	case !local:
-		return no(fmt.Sprintf("%q is logged in to another node of the service; the TCP relay joins users of one node", req.Peer))
 	case !c.callLimit().Allow():
 		return no("too many relay requests; wait a few seconds")
 	}
+	if u, ok := holder.(*remoteUser); ok {
+		if u.key < c.key {
+			s.passRelayAsk(u, relayAsk{From: c.name, Peer: u.name, Asked: req.Peer})
+			return true // u's node answers
+		}
+		if w, ok := s.tcpRelay.match(c, u, req.Peer); ok {
+			s.issueAcross(c, u, req.Peer, w.peer)
+		}
+		return true
+	}
+	peer := holder.(*conn)
 	w, ok := s.tcpRelay.match(c, peer, req.Peer)
 	if !ok {
 		return true // answered once the peer asks too
@@ -161,6 +199,86 @@ func (c *conn) sendRelay(g RelayGrant) {
 	if err == nil {
 		c.sendMsg(Message{Type: TypeLanft, Meta: b})
 	}
+}
+
+// sendRelayRemote sends g to u through its node.
+func (s *Server) sendRelayRemote(u *remoteUser, g RelayGrant) {
+	b, err := json.Marshal(map[string]RelayGrant{"relay": g})
+	if err != nil {
+		return
+	}
+	if out, err := Encode(Message{Type: TypeLanft, Meta: b}); err == nil {
+		u.enqueueRelay(addrKey{}, out)
+	}
+}
+
+// passRelayAsk hands a local user's request for u to u's node, which
+// relays for the pair.
+func (s *Server) passRelayAsk(u *remoteUser, a relayAsk) {
+	b, err := json.Marshal(relayAskMeta{Ask: &a})
+	if err != nil {
+		return
+	}
+	if out, err := Encode(Message{Type: TypeLanft, Meta: b}); err == nil {
+		u.enqueueRelay(addrKey{}, out)
+	}
+}
+
+// relayAskOf reads a request another node passed on in msg, a message it
+// relayed to a user here. Clients' messages are relayed as offer, answer,
+// candidate or leave only, so a "lanft" one is a node's own.
+func relayAskOf(msg []byte) (relayAsk, bool) {
+	if !bytes.HasPrefix(msg, []byte(`{"type":"lanft"`)) {
+		return relayAsk{}, false
+	}
+	var m Message
+	var meta relayAskMeta
+	if json.Unmarshal(msg, &m) != nil || m.Type != TypeLanft || json.Unmarshal(m.Meta, &meta) != nil || meta.Ask == nil {
+		return relayAsk{}, false
+	}
+	return *meta.Ask, true
+}
+
+// relayAskFrom pairs a request another node passed on: its user a.From
+// asks for the local user a.Peer of room.
+func (s *Server) relayAskFrom(room string, a relayAsk) {
+	s.mu.Lock()
+	from, _ := s.rooms.lookup(room, a.From).(*remoteUser)
+	to, _ := s.rooms.lookup(room, a.Peer).(*conn)
+	s.mu.Unlock()
+	if from == nil || to == nil || from.name != a.From || to.name != a.Peer {
+		return // gone meanwhile: the asking client gives up after RelayWait
+	}
+	if s.cfg.Relay == nil {
+		s.sendRelayRemote(from, RelayGrant{Peer: a.Asked, Message: "this signaling host has no TCP relay"})
+		return
+	}
+	if w, ok := s.tcpRelay.match(from, to, a.Asked); ok {
+		s.issueAcross(to, from, w.peer, a.Asked)
+	}
+}
+
+// issueAcross issues a relay on this node for its user c and the user u
+// of another node, who asked for each other as cAsked and uAsked.
+func (s *Server) issueAcross(c *conn, u *remoteUser, cAsked, uAsked string) {
+	var gc, gu RelayGrant
+	addr := ""
+	if ra, ok := s.cfg.Relay.(RelayAddresser); ok {
+		addr = ra.RelayAddr()
+	}
+	var err error
+	if addr == "" {
+		err = fmt.Errorf("%q is logged in to another node of the service, and this node's TCP relay has no public address for it (--public-addr)", u.name)
+	} else if gc, gu, err = s.cfg.Relay.IssueRelay(c.room, c.name, u.name); err == nil {
+		gc.Addr, gu.Addr = addr, addr
+	}
+	if err != nil {
+		gc, gu = RelayGrant{Message: err.Error()}, RelayGrant{Message: err.Error()}
+	}
+	gc.Peer, gu.Peer = cAsked, uAsked
+	s.cfg.Logger.Debug("signal: relay pair across nodes", "room", c.room, "local", c.name, "remote", u.name, "node", u.node, "err", err)
+	c.sendRelay(gc)
+	s.sendRelayRemote(u, gu)
 }
 
 // RelayPath is where a host takes relay connections as an HTTP upgrade

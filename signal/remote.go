@@ -119,6 +119,10 @@ func (v clusterView) OfflineAll(ps []Presence) {
 
 func (v clusterView) Deliver(room, to string, msg []byte) {
 	s := v.s
+	if a, ok := relayAskOf(msg); ok {
+		s.relayAskFrom(room, a)
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c, ok := s.rooms.lookup(room, to).(*conn); ok && c.name == to {

@@ -396,25 +396,9 @@ func waitHealthIn(t *testing.T, ns, addr string, p *lanfttest.Proc) {
 // to a different node of one service, relayed through both nodes' TURN
 // servers (relay forced on both sides: each peer has only its own node's
 // relay, so the bytes go relay to relay, across nodes).
+// (The nodes' TCP relays are off: they would carry this pair, below.)
 func TestClusterTransferThroughTwoNodesRelays(t *testing.T) {
-	inet := netns.NewInternet(t, netns.HomeNAT, netns.HomeNAT)
-	srv2, addr2 := inet.AddServer(2)
-	type node struct {
-		ns   string
-		addr string
-	}
-	nodes := []node{{inet.Server(), inet.ServerAddr().String()}, {srv2, addr2.String()}}
-	var procs []*lanfttest.Proc
-	for i, n := range nodes {
-		other := nodes[1-i]
-		procs = append(procs, inNS(t, n.ns, "--log-level", "debug", "signal", "--listen", n.addr+":7780",
-			"--public-addr", n.addr, "--turn-secret", "one-secret-for-the-service",
-			"--cluster-listen", n.addr+":6222", "--cluster-name", fmt.Sprintf("n%d", i+1),
-			"--cluster-routes", "nats://"+other.addr+":6222", "--cluster-secret", testClusterSecret, "--nats-store", t.TempDir()))
-	}
-	for i, n := range nodes {
-		waitHealthIn(t, n.ns, n.addr+":7780", procs[i])
-	}
+	inet, nodes, procs := twoNodeService(t, "--no-tcp-relay")
 	src := filepath.Join(t.TempDir(), "across.bin")
 	lanfttest.WriteRandom(t, src, 4<<20)
 	share := inNS(t, inet.Peer(1), "share", "--signal", "ws://"+nodes[0].addr+":7780/ws/tworelays", "--interface", "h0",
@@ -436,6 +420,71 @@ func TestClusterTransferThroughTwoNodesRelays(t *testing.T) {
 		if strings.Contains(p.Stderr(), "turn: refused a permission") {
 			t.Errorf("node %d refused a relay permission:\n%s", i+1, p.Stderr())
 		}
+	}
+}
+
+// serviceNode is a node of twoNodeService.
+type serviceNode struct {
+	ns   string
+	addr string
+}
+
+// twoNodeService runs a `lanft signal` service of two nodes with TURN on
+// the "internet" of two home NATs, each node with flags too, and waits
+// until both serve.
+func twoNodeService(t *testing.T, flags ...string) (*netns.Internet, []serviceNode, []*lanfttest.Proc) {
+	t.Helper()
+	inet := netns.NewInternet(t, netns.HomeNAT, netns.HomeNAT)
+	srv2, addr2 := inet.AddServer(2)
+	nodes := []serviceNode{{inet.Server(), inet.ServerAddr().String()}, {srv2, addr2.String()}}
+	var procs []*lanfttest.Proc
+	for i, n := range nodes {
+		other := nodes[1-i]
+		args := append([]string{"--log-level", "debug", "signal", "--listen", n.addr + ":7780",
+			"--public-addr", n.addr, "--turn-secret", "one-secret-for-the-service",
+			"--cluster-listen", n.addr + ":6222", "--cluster-name", fmt.Sprintf("n%d", i+1),
+			"--cluster-routes", "nats://" + other.addr + ":6222", "--cluster-secret", testClusterSecret, "--nats-store", t.TempDir()}, flags...)
+		procs = append(procs, inNS(t, n.ns, args...))
+	}
+	for i, n := range nodes {
+		waitHealthIn(t, n.ns, n.addr+":7780", procs[i])
+	}
+	return inet, nodes, procs
+}
+
+// Two CLI peers behind home NATs on two nodes of one service, the relay
+// forced: the bytes go through the TCP relay of one node (alice's, whose
+// name sorts first), end-to-end TLS, both peers connecting to that node's
+// public address. The other node (bob's, the sharer's) is killed
+// mid-transfer: the transfer goes on through the survivor and ends
+// identical.
+func TestClusterTCPRelayAcrossNodesSurvivesTheOtherNode(t *testing.T) {
+	// 8 MB/s each way: 24 MiB take about 3 s, time to kill a node.
+	inet, nodes, procs := twoNodeService(t, "--tcp-relay-rate", "8")
+	src := filepath.Join(t.TempDir(), "across.bin")
+	lanfttest.WriteRandom(t, src, 24<<20)
+	share := inNS(t, inet.Peer(1), "share", "--signal", "ws://"+nodes[0].addr+":7780/ws/tcprelay", "--interface", "h0",
+		"--name", "bob", "--path", "relay", "--json", src)
+	share.WaitLine(t, `"event":"online"`, 20*time.Second)
+	out := t.TempDir()
+	recv := inNS(t, inet.Peer(2), "receive", "--signal", "ws://"+nodes[1].addr+":7780/ws/tcprelay", "--interface", "h0",
+		"--from", "bob", "--name", "alice", "--path", "relay", "--yes", "--json", "--out", out)
+	line := recv.WaitLine(t, `"event":"peer"`, 45*time.Second)
+	if !strings.Contains(line.Text, `"path":"tcp-relay"`) {
+		t.Fatalf("peer event %s, want path tcp-relay; receiver's stderr:\n%s", line.Text, recv.Stderr())
+	}
+	recv.WaitLine(t, `"event":"progress"`, 30*time.Second)
+	procs[0].Kill()
+	killed := time.Now()
+	done := recv.WaitLine(t, `"event":"done"`, 2*time.Minute)
+	lanfttest.SameFile(t, src, filepath.Join(out, "across.bin"))
+	if done.At.Before(killed) {
+		t.Fatalf("the transfer ended before node 1 was killed: raise the size")
+	}
+	t.Logf("24 MiB through node 2's TCP relay in %v; node 1 (the sharer's) killed %v before the end",
+		done.At.Sub(line.At).Round(time.Millisecond), done.At.Sub(killed).Round(time.Millisecond))
+	if !strings.Contains(procs[1].Stderr(), "relay pair across nodes") {
+		t.Errorf("node 2 did not pair the relay:\n%s", procs[1].Stderr())
 	}
 }
 

@@ -71,6 +71,7 @@ Examples:
 			&cli.StringFlag{Name: "metrics-listen", Usage: "serve /metrics (and /healthz) on this `ADDR` of their own, such as 127.0.0.1:9090, instead of on --listen"},
 			&cli.BoolFlag{Name: "no-tcp-relay", Usage: "relay no TCP connection between two lanft CLIs (they then use TURN, if any)"},
 			&cli.Float64Flag{Name: "tcp-relay-rate", Usage: "shape each TCP relay to `MB/s` each way, by delay (0: no limit)"},
+			&cli.StringFlag{Name: "tcp-relay-addr", Usage: "in a service, the `HOST:PORT` where users of other nodes reach this node's TCP relay (default: --public-addr on the --listen port)"},
 			&cli.IntFlag{Name: "tcp-relays", Value: 256, Usage: "relay at most `N` TCP connections at once (4 per user)"},
 			&cli.StringFlag{Name: "turn-secret", EnvVars: []string{"LANFT_TURN_SECRET"}, Usage: "the shared `SECRET` of --external-turn (or a fixed one for this relay; default: random per run; the same on every node of a service)"},
 		}, clusterFlags()...)...),
@@ -146,7 +147,11 @@ func runSignal(c *cli.Context) error {
 	if member != nil {
 		cfg.Cluster = member.cl
 	}
-	tcpRelay(c, &cfg)
+	if err := tcpRelay(c, &cfg, ln); err != nil {
+		ln.Close()
+		closeTURN(relay)
+		return err
+	}
 	h, err := host.New(cfg) // closes the listeners when it fails
 	if err != nil {
 		return err
@@ -296,11 +301,31 @@ func portRange(s string) (uint16, uint16, error) {
 }
 
 // tcpRelay gives the host its TCP relay for lanft peers, on the signaling
-// port, unless --no-tcp-relay.
-func tcpRelay(c *cli.Context, cfg *host.Config) {
+// port ln, unless --no-tcp-relay. A node of a service also relays for a
+// user of its own and one of another node: those reach it at
+// --tcp-relay-addr, or --public-addr on ln's port.
+func tcpRelay(c *cli.Context, cfg *host.Config, ln net.Listener) error {
 	if c.Bool("no-tcp-relay") {
 		cfg.NoRelay = "this signaling host relays no TCP connection (it runs with --no-tcp-relay)"
-		return
+		return nil
 	}
 	cfg.Relay = &relay.Config{Rate: c.Float64("tcp-relay-rate") * 1e6, MaxRelays: c.Int("tcp-relays")}
+	if cfg.Cluster == nil {
+		return nil
+	}
+	if a := c.String("tcp-relay-addr"); a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return cli.Exit(fmt.Sprintf("signal: --tcp-relay-addr %q: want HOST:PORT", a), 2)
+		}
+		cfg.RelayAddr = a
+		return nil
+	}
+	if h := c.String("public-addr"); h != "" {
+		ip, err := resolveHost(c.Context, h)
+		if err != nil {
+			return err
+		}
+		cfg.RelayAddr = netip.AddrPortFrom(ip, uint16(portOf(ln.Addr()))).String()
+	}
+	return nil
 }

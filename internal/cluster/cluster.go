@@ -1225,14 +1225,11 @@ func (c *Cluster) Claim(ctx context.Context, p signal.Presence) (uint64, error) 
 	defer cancel()
 	rev, err := kv.Create(cctx, key, val)
 	if errors.Is(err, jetstream.ErrKeyExists) {
-		holder := p.Name
-		if ent, gerr := kv.Get(cctx, key); gerr == nil {
-			var other record
-			if json.Unmarshal(ent.Value(), &other) == nil {
-				holder = other.Name
-			}
-		}
-		return 0, &signal.TakenError{Holder: holder}
+		rev, err = c.claimLeftover(cctx, kv, key, val, p.Name)
+	}
+	var te *signal.TakenError
+	if errors.As(err, &te) {
+		return 0, err
 	}
 	if err != nil {
 		c.countErr()
@@ -1251,6 +1248,41 @@ func (c *Cluster) Claim(ctx context.Context, p signal.Presence) (uint64, error) 
 	if err := c.Sync(cctx); err != nil {
 		c.countErr()
 	}
+	return rev, nil
+}
+
+// claimLeftover takes key when its holder is a node that holds no lease: a
+// node declared dead, whose names the survivors delete only after telling
+// their clients its users went offline (a user told so may log in under
+// that name at once), or a node that fenced itself. The update is at the
+// leftover's revision, so a claim made meanwhile wins. Otherwise the name
+// is taken, by the holder it names.
+func (c *Cluster) claimLeftover(ctx context.Context, kv jetstream.KeyValue, key string, val []byte, name string) (uint64, error) {
+	ent, err := kv.Get(ctx, key)
+	if err != nil {
+		return 0, &signal.TakenError{Holder: name}
+	}
+	var other record
+	if json.Unmarshal(ent.Value(), &other) != nil {
+		return 0, &signal.TakenError{Holder: name}
+	}
+	if other.Name == "" {
+		other.Name = name
+	}
+	if other.Node == c.node {
+		return 0, &signal.TakenError{Holder: other.Name}
+	}
+	if alive, err := c.isMember(ctx, other.Node); alive || err != nil {
+		return 0, &signal.TakenError{Holder: other.Name}
+	}
+	rev, err := kv.Update(ctx, key, val, ent.Revision())
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, &signal.TakenError{Holder: other.Name} // another claim came first
+	}
+	if err != nil {
+		return 0, err
+	}
+	c.cfg.Logger.Debug("cluster: claimed a name a node without a lease left behind", "name", other.Name, "node", other.Node)
 	return rev, nil
 }
 

@@ -76,6 +76,10 @@ type Config struct {
 	Relay    *relay.Config
 	RelayLAN bool
 	NoRelay  string
+	// RelayAddr (host:port) is where users of other nodes reach Relay, on
+	// a node of a service: with it, the node relays for one of its users
+	// and one of another node (signal.RelayAddresser).
+	RelayAddr string
 	// TLS, when set, serves Listener with TLS (wss://); the relay's
 	// connections on the same port come before TLS.
 	TLS *tls.Config
@@ -156,7 +160,7 @@ func assemble(cfg Config) (*Host, error) {
 			return nil, err
 		}
 		h.tcp = rs
-		cfg.Signal.Relay = relayIssuer{srv: rs, lan: cfg.RelayLAN}
+		cfg.Signal.Relay = relayIssuer{srv: rs, lan: cfg.RelayLAN, public: cfg.RelayAddr}
 		cfg.Signal.Metrics = relayMetrics(rs, cfg.Signal.Metrics)
 	case cfg.NoRelay != "":
 		cfg.Signal.Relay = refusingIssuer{why: cfg.NoRelay}

@@ -34,9 +34,12 @@ func relayListener(ln net.Listener, rs *relay.Server, tc *tls.Config) net.Listen
 
 // relayIssuer hands out the relay's token pairs to the signaling server.
 type relayIssuer struct {
-	srv *relay.Server
-	lan bool
+	srv    *relay.Server
+	lan    bool
+	public string // where other nodes' users reach srv
 }
+
+func (r relayIssuer) RelayAddr() string { return r.public }
 
 func (r relayIssuer) IssueRelay(room, a, b string) (signal.RelayGrant, signal.RelayGrant, error) {
 	ta, tb, err := r.srv.Issue(room, a, b)
