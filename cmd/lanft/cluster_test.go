@@ -399,18 +399,7 @@ func waitHealthIn(t *testing.T, ns, addr string, p *lanfttest.Proc) {
 // (The nodes' TCP relays are off: they would carry this pair, below.)
 func TestClusterTransferThroughTwoNodesRelays(t *testing.T) {
 	inet, nodes, procs := twoNodeService(t, "--no-tcp-relay")
-	src := filepath.Join(t.TempDir(), "across.bin")
-	lanfttest.WriteRandom(t, src, 4<<20)
-	share := inNS(t, inet.Peer(1), "share", "--signal", "ws://"+nodes[0].addr+":7780/ws/tworelays", "--interface", "h0",
-		"--name", "home1", "--path", "relay", "--json", src)
-	share.WaitLine(t, `"event":"online"`, 20*time.Second)
-	out := t.TempDir()
-	recv := inNS(t, inet.Peer(2), "receive", "--signal", "ws://"+nodes[1].addr+":7780/ws/tworelays", "--interface", "h0",
-		"--from", "home1", "--name", "home2", "--path", "relay", "--yes", "--json", "--out", out)
-	line := recv.WaitLine(t, `"event":"peer"`, 45*time.Second)
-	if !strings.Contains(line.Text, `"path":"relay"`) {
-		t.Fatalf("peer event %s, want path relay", line.Text)
-	}
+	src, out, recv, line := relayedAcrossNodes(t, inet, nodes, "home1", "home2", 4<<20, "relay")
 	done := recv.WaitLine(t, `"event":"done"`, 2*time.Minute)
 	lanfttest.SameFile(t, src, filepath.Join(out, "across.bin"))
 	t.Logf("4 MiB from node 1's user to node 2's user through both nodes' relays in %v", done.At.Sub(line.At).Round(time.Millisecond))
@@ -461,18 +450,7 @@ func twoNodeService(t *testing.T, flags ...string) (*netns.Internet, []serviceNo
 func TestClusterTCPRelayAcrossNodesSurvivesTheOtherNode(t *testing.T) {
 	// 8 MB/s each way: 24 MiB take about 3 s, time to kill a node.
 	inet, nodes, procs := twoNodeService(t, "--tcp-relay-rate", "8")
-	src := filepath.Join(t.TempDir(), "across.bin")
-	lanfttest.WriteRandom(t, src, 24<<20)
-	share := inNS(t, inet.Peer(1), "share", "--signal", "ws://"+nodes[0].addr+":7780/ws/tcprelay", "--interface", "h0",
-		"--name", "bob", "--path", "relay", "--json", src)
-	share.WaitLine(t, `"event":"online"`, 20*time.Second)
-	out := t.TempDir()
-	recv := inNS(t, inet.Peer(2), "receive", "--signal", "ws://"+nodes[1].addr+":7780/ws/tcprelay", "--interface", "h0",
-		"--from", "bob", "--name", "alice", "--path", "relay", "--yes", "--json", "--out", out)
-	line := recv.WaitLine(t, `"event":"peer"`, 45*time.Second)
-	if !strings.Contains(line.Text, `"path":"tcp-relay"`) {
-		t.Fatalf("peer event %s, want path tcp-relay; receiver's stderr:\n%s", line.Text, recv.Stderr())
-	}
+	src, out, recv, line := relayedAcrossNodes(t, inet, nodes, "bob", "alice", 24<<20, "tcp-relay")
 	recv.WaitLine(t, `"event":"progress"`, 30*time.Second)
 	procs[0].Kill()
 	killed := time.Now()
@@ -486,6 +464,28 @@ func TestClusterTCPRelayAcrossNodesSurvivesTheOtherNode(t *testing.T) {
 	if !strings.Contains(procs[1].Stderr(), "relay pair across nodes") {
 		t.Errorf("node 2 did not pair the relay:\n%s", procs[1].Stderr())
 	}
+}
+
+// relayedAcrossNodes shares size random bytes as sharer from home 1
+// through node 1, receives them as receiver at home 2 through node 2,
+// both with --path relay, and waits for the receiver's peer event, which
+// must name want as the path. It returns the file shared, the receiver's
+// folder, the receiver and its peer event.
+func relayedAcrossNodes(t *testing.T, inet *netns.Internet, nodes []serviceNode, sharer, receiver string, size int64, want string) (string, string, *lanfttest.Proc, lanfttest.Line) {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "across.bin")
+	lanfttest.WriteRandom(t, src, size)
+	share := inNS(t, inet.Peer(1), "share", "--signal", "ws://"+nodes[0].addr+":7780/ws/across", "--interface", "h0",
+		"--name", sharer, "--path", "relay", "--json", src)
+	share.WaitLine(t, `"event":"online"`, 20*time.Second)
+	out := t.TempDir()
+	recv := inNS(t, inet.Peer(2), "receive", "--signal", "ws://"+nodes[1].addr+":7780/ws/across", "--interface", "h0",
+		"--from", sharer, "--name", receiver, "--path", "relay", "--yes", "--json", "--out", out)
+	line := recv.WaitLine(t, `"event":"peer"`, 45*time.Second)
+	if !strings.Contains(line.Text, `"path":"`+want+`"`) {
+		t.Fatalf("peer event %s, want path %s; receiver's stderr:\n%s", line.Text, want, recv.Stderr())
+	}
+	return src, out, recv, line
 }
 
 // startNATS runs a nats-server with JetStream on loopback, user "lanft"
