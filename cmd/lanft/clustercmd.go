@@ -118,6 +118,9 @@ func joinCluster(c *cli.Context, log *slog.Logger) (*clusterNode, error) {
 	cfg := cluster.Config{Conn: nc, Logger: log, Replicas: max(replicas, 1),
 		Heartbeat: c.Duration("cluster-heartbeat"), GoneAfter: c.Duration("cluster-gone-after"),
 		LeaseTTL: c.Duration("cluster-lease"), DeadAfter: c.Duration("cluster-dead-after")}
+	if n.embedded != nil {
+		cfg.Current = n.embedded.Current
+	}
 	if host := c.String("public-addr"); host != "" && !c.Bool("no-turn") && len(c.StringSlice("external-turn")) == 0 {
 		// The other nodes' relays may send to this one's, for a room's users.
 		if cfg.RelayIP, err = resolveHost(c.Context, host); err != nil {

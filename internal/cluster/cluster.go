@@ -112,6 +112,13 @@ type Config struct {
 	Timeout time.Duration
 	// RelayIP is this node's public TURN relay address, if it relays.
 	RelayIP netip.Addr
+	// Current, if set, reports whether this node's own NATS server holds
+	// a current copy of the shared state (Embedded.Current). A node then
+	// starts serving only once it does: one restarted with an empty copy
+	// that served at once would tell a rolling restart, which waits for
+	// /healthz, to go on to the next node while its copy still catches
+	// up, and the two left would hold one current copy, no quorum.
+	Current func() bool
 }
 
 // Cluster is one node's membership in the service: the signal.Cluster of
@@ -128,6 +135,7 @@ type Cluster struct {
 	resync    atomic.Bool // read the state anew, from no clients (after a fence or at start)
 	refresh   atomic.Bool // read the state anew, keeping the clients (after a reconnect)
 	processed atomic.Uint64
+	caughtUp  atomic.Bool  // Config.Current said yes since serving last stopped
 	holding   atomic.Bool  // the lease is held: heartbeats go out
 	renewedAt atomic.Int64 // Unix nanoseconds of the last lease renewal that worked
 
@@ -223,8 +231,27 @@ func (c *Cluster) Node() string { return c.node }
 // current view, and has heard every other member since it read that view
 // (or declared it dead). Before that, NATS may not carry its events to a
 // member or theirs to it yet (its server's routes still forming, after a
-// start or a healed partition): a user's relays would be lost.
-func (c *Cluster) Ready() bool { return c.ready.Load() && c.serving.Load() }
+// start or a healed partition): a user's relays would be lost. With
+// Config.Current, its NATS server must also have caught up (once, each
+// time it starts serving).
+func (c *Cluster) Ready() bool {
+	return c.ready.Load() && c.serving.Load() && c.current()
+}
+
+// current reports whether Config.Current said yes since serving last
+// stopped; it is asked until it does, then no more.
+func (c *Cluster) current() bool {
+	if c.cfg.Current == nil || c.caughtUp.Load() {
+		return true
+	}
+	if !c.cfg.Current() {
+		return false
+	}
+	if !c.caughtUp.Swap(true) {
+		c.cfg.Logger.Info("cluster: this node's NATS server holds a current copy of the shared state", "node", c.node)
+	}
+	return true
+}
 
 // Stats returns the counters so far.
 func (c *Cluster) Stats() Stats {
@@ -984,6 +1011,7 @@ func (c *Cluster) probe(ctx context.Context, node string) probeResult {
 // yet); one never heard is dead after DeadAfter. c.mu is held.
 func (c *Cluster) forgetSilence(leases map[string]bool, now time.Time) {
 	c.serving.Store(false)
+	c.caughtUp.Store(false)
 	clear(c.lastSeen)
 	clear(c.probes)
 	clear(c.unheard)
@@ -1018,6 +1046,7 @@ func (c *Cluster) startServing() {
 // until the lease is held again and the state read anew.
 func (c *Cluster) fence(h signal.ClusterHandler) {
 	c.serving.Store(false)
+	c.caughtUp.Store(false)
 	if c.ready.Swap(false) {
 		h.Reset()
 	}

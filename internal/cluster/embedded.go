@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -129,6 +130,13 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		return nil, errors.New("cluster: nats-server did not start within 10s")
 	}
 	return &Embedded{srv: s, user: clientUser, pass: pass}, nil
+}
+
+// Current reports whether this server's JetStream is current: with the
+// meta leader, and every copy it holds (the bucket's) caught up, as
+// nats-server's own /healthz checks it (Config.Current).
+func (e *Embedded) Current() bool {
+	return e.srv.Healthz(nil).StatusCode == http.StatusOK
 }
 
 // randomSecret is 32 random bytes, base64: a password only this process

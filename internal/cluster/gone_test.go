@@ -54,12 +54,19 @@ func runNode(t *testing.T, e *Embedded, rec *recorder) (*Cluster, *nats.Conn) {
 // until the test ends, without waiting for it.
 func startNode(t *testing.T, e *Embedded, rec *recorder) (*Cluster, *nats.Conn) {
 	t.Helper()
+	return startNodeWith(t, e, rec, Config{})
+}
+
+// startNodeWith is startNode with cfg (its Conn is set here).
+func startNodeWith(t *testing.T, e *Embedded, rec *recorder, cfg Config) (*Cluster, *nats.Conn) {
+	t.Helper()
 	nc, err := e.Connect("node")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	cl, err := New(Config{Conn: nc})
+	cfg.Conn = nc
+	cl, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
