@@ -31,6 +31,8 @@ type output struct {
 	onOnline func(node.Event) string
 	// inbound: the status and done lines are of files coming in (lanft up).
 	inbound bool
+	// outbound: the progress bar is of files going out (lanft send).
+	outbound bool
 
 	mu       sync.Mutex
 	online   bool
@@ -155,7 +157,11 @@ func (o *output) event(e node.Event) {
 		}
 		line := fmt.Sprintf("%s: %s %s", who, verb, transfer.FormatSize(e.Transferred))
 		if had := e.Size - e.Transferred; had > 0 {
-			line += fmt.Sprintf(" (it had %s already)", transfer.FormatSize(had))
+			form := " (it had %s already)" // the receiver of a share had it
+			if o.inbound {
+				form = " (already had %s)"
+			}
+			line += fmt.Sprintf(form, transfer.FormatSize(had))
 		}
 		if e.Text != "" {
 			line += " " + e.Text
@@ -183,7 +189,7 @@ func (o *output) progressLocked(e node.Event) {
 	if !o.tty {
 		return
 	}
-	if o.onOnline == nil { // a receive: one sharer
+	if o.onOnline == nil { // a receive or a send: one peer
 		if o.bar == nil {
 			o.bar = progressbar.NewOptions64(e.Size,
 				progressbar.OptionSetWriter(o.stderr),
@@ -193,7 +199,7 @@ func (o *output) progressLocked(e node.Event) {
 				progressbar.OptionThrottle(100*time.Millisecond),
 				progressbar.OptionSetPredictTime(true),
 				progressbar.OptionFullWidth(),
-				progressbar.OptionSetDescription(describeReceiving(e.Path)),
+				progressbar.OptionSetDescription(o.barLabel(e.Path)),
 			)
 		}
 		_ = o.bar.Set64(e.Done)
@@ -282,11 +288,15 @@ func truncateWidth(s string, w int) string {
 	return out
 }
 
-// describeReceiving is the progress bar's label: the path shows how the
-// bytes move.
-func describeReceiving(path node.Path) string {
-	if path == "" {
-		return "receiving"
+// barLabel is the progress bar's label: which way the bytes go, and the
+// path they take.
+func (o *output) barLabel(path node.Path) string {
+	verb := "receiving"
+	if o.outbound {
+		verb = "sending"
 	}
-	return "receiving via " + path.Describe()
+	if path == "" {
+		return verb
+	}
+	return verb + " via " + path.Describe()
 }

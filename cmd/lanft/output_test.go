@@ -88,3 +88,20 @@ func TestJSONEventKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestBarSaysWhichWay: the progress bar of lanft send says sending, that
+// of lanft receive receiving, each with the path.
+func TestBarSaysWhichWay(t *testing.T) {
+	var stderr bytes.Buffer
+	o := newOutput(false, &stderr, &stderr)
+	if got, want := o.barLabel(node.PathTCP), "receiving via direct TCP with TLS 1.3"; got != want {
+		t.Errorf("receive: %q, want %q", got, want)
+	}
+	o.outbound = true
+	if got, want := o.barLabel(node.PathTCP), "sending via direct TCP with TLS 1.3"; got != want {
+		t.Errorf("send: %q, want %q", got, want)
+	}
+	if got := o.barLabel(""); got != "sending" {
+		t.Errorf("send, no path yet: %q, want sending", got)
+	}
+}

@@ -172,6 +172,9 @@ func TestPushTrustedDevice(t *testing.T) {
 	first := file("first.bin")
 	s := sender.send(t, "desk", first)
 	decide(t, up, stdin, "laptop", true)
+	if ask := s.WaitLine(t, `"event":"ask"`, 10*time.Second); !strings.Contains(ask.Text, "it must match on desk's screen") {
+		t.Errorf("at first contact the sender does not ask for the code to be compared: %s", ask.Text)
+	}
 	exitCode(t, s, 0)
 	if list := target.local(t, "devices"); !strings.Contains(list, "laptop") {
 		t.Fatalf("devices lacks the sender:\n%s", list)
@@ -184,6 +187,11 @@ func TestPushTrustedDevice(t *testing.T) {
 	push := up.WaitLine(t, `"event":"push"`, 60*time.Second)
 	if !strings.Contains(push.Text, "trusted") {
 		t.Fatalf("push event: %s", push.Text)
+	}
+	// desk shows no code for a trusted device: the sender does not say
+	// that one must match on desk's screen.
+	if ask := s.WaitLine(t, `"event":"ask"`, 10*time.Second); strings.Contains(ask.Text, "must match on desk's screen") || !strings.Contains(ask.Text, "if desk shows one") {
+		t.Errorf("the sender to a device that knows it: %s", ask.Text)
 	}
 	exitCode(t, s, 0)
 	lanfttest.SameFile(t, second, filepath.Join(out, "second.bin"))

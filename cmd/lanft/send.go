@@ -67,6 +67,7 @@ Examples:
 				return err
 			}
 			defer stop()
+			out.outbound = true
 			dir, err := configDir(c)
 			if err != nil {
 				return err
@@ -111,8 +112,12 @@ Examples:
 				out.say("sent standard input, %s, to %s as %s", transfer.FormatSize(res.Bytes), transfer.DisplayName(res.Peer), transfer.DisplayName(c.String("as")))
 			default:
 				m := src.Manifest()
-				out.say("sent %d file(s), %s, to %s (%s transferred)", m.Files(), transfer.FormatSize(m.TotalSize()),
-					transfer.DisplayName(res.Peer), transfer.FormatSize(res.Bytes))
+				moved := fmt.Sprintf("%s transferred", transfer.FormatSize(res.Bytes))
+				if res.Bytes == 0 && m.TotalSize() > 0 {
+					moved = "it had them already"
+				}
+				out.say("sent %d file(s), %s, to %s (%s)", m.Files(), transfer.FormatSize(m.TotalSize()),
+					transfer.DisplayName(res.Peer), moved)
 			}
 			return nil
 		},

@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lanft/lanft/rtc"
 	"github.com/lanft/lanft/transfer"
@@ -26,4 +28,14 @@ func explain(err error) string {
 		return "the connection was lost"
 	}
 	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+// tookText is a done event's words: how long the transfer took and at
+// what rate, or nothing when it moved no byte (the receiver had it all).
+func tookText(moved int64, took time.Duration) string {
+	if moved == 0 {
+		return ""
+	}
+	return fmt.Sprintf("in %s (%s/s)", took.Round(100*time.Millisecond),
+		transfer.FormatSize(int64(float64(moved)/max(took.Seconds(), 0.001))))
 }

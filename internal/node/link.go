@@ -287,12 +287,25 @@ func (l *link) settle(receiverNonce, sharerNonce []byte) {
 	}
 }
 
-// verification is the remote's device id and the verification code of
-// this connection (both ends compute the same code), once settled.
-func (l *link) verification() (device, code string) {
+// verification is the remote's device id, the verification code of this
+// connection (both ends compute the same code) once settled, and whether
+// this is the first contact with that device: the only time a person
+// compares the code.
+func (l *link) verification() (device, code string, first bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return identity.DeviceID(l.remoteKey), l.code
+	return identity.DeviceID(l.remoteKey), l.code, l.firstSeen
+}
+
+// compareCode is what the side that asks the other to decide says of the
+// code: at first contact it must match the other side's; a peer seen
+// before proved its pinned key, and the other side shows the code only
+// if it does not know this device (its pins were lost, or it is new).
+func compareCode(peer, code string, first bool) string {
+	if first {
+		return fmt.Sprintf("; verification code %s (it must match on %s's screen)", code, peer)
+	}
+	return fmt.Sprintf("; verification code %s (if %s shows one, it must match)", code, peer)
 }
 
 // pin remembers the remote's key once everything asked for has passed

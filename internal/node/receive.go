@@ -186,9 +186,9 @@ func receiveOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 	}
 	cfg.Events(Event{Kind: EventPeer, Peer: sharer, Path: path, Text: "connected"})
 	if share.Meta != nil && share.Meta.Ask {
-		device, code := l.verification()
-		cfg.Events(Event{Kind: EventAsk, Peer: sharer, Device: device, Code: code, Text: fmt.Sprintf(
-			"waiting for %s to accept; verification code %s (it must match on %s's screen)", sharer, code, sharer)})
+		device, code, first := l.verification()
+		text := fmt.Sprintf("waiting for %s to accept", sharer) + compareCode(sharer, code, first)
+		cfg.Events(Event{Kind: EventAsk, Peer: sharer, Device: device, Code: code, Text: text})
 	}
 	if opts.Progress == nil {
 		opts.Progress = func(pr transfer.Progress) {

@@ -87,9 +87,9 @@ func sendOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet, t
 	if err := l.pin(); err != nil {
 		return nil, refusedSend(err)
 	}
-	device, code := l.verification()
-	cfg.Events(Event{Kind: EventAsk, Peer: to, Device: device, Code: code, Text: fmt.Sprintf(
-		"offering %s to %s; verification code %s (it must match on %s's screen)", offer.Describe(), to, code, to)})
+	device, code, first := l.verification()
+	text := fmt.Sprintf("offering %s to %s", offer.Describe(), to) + compareCode(to, code, first)
+	cfg.Events(Event{Kind: EventAsk, Peer: to, Device: device, Code: code, Text: text})
 	ans, err := offerPush(ctx, stream, offer, sc.AnswerWait)
 	if err == nil {
 		err = ans.err(to)

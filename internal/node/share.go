@@ -140,10 +140,7 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 	}
 	defer conn.Close()
 	if cfg.Ask != nil {
-		device, code := l.verification()
-		l.mu.Lock()
-		first := l.firstSeen
-		l.mu.Unlock()
+		device, code, first := l.verification()
 		if !cfg.Ask(ctx, Request{Peer: who, Device: device, Code: code, First: first}) {
 			cfg.Events(Event{Kind: EventRefused, Peer: who, Device: device, Code: code, Text: "declined"})
 			if page {
@@ -186,7 +183,7 @@ func serve(ctx context.Context, cfg *Config, src *transfer.Source, l *link) {
 	}
 	total, moved, took := src.Manifest().TotalSize(), last.Done-last.Skipped, time.Since(start)
 	cfg.Events(Event{Kind: EventDone, Peer: who, Done: total, Size: total, Transferred: moved, Path: path,
-		Text: fmt.Sprintf("in %s (%s/s)", took.Round(100*time.Millisecond), transfer.FormatSize(int64(float64(moved)/took.Seconds())))})
+		Text: tookText(moved, took)})
 }
 
 func title(m *transfer.Manifest) string {

@@ -131,9 +131,9 @@ func (u *upNode) take(ctx context.Context, l *link) {
 	}
 	defer u.running.Add(-1)
 
-	device, code := l.verification()
+	device, code, first := l.verification()
 	l.mu.Lock()
-	first, key := l.firstSeen, l.remoteKey
+	key := l.remoteKey
 	l.mu.Unlock()
 	trusted := !first && cfg.Pins != nil && cfg.Pins.Trusted(who, key)
 	req := PushRequest{Request: Request{Peer: who, Device: device, Code: code, First: first}, Offer: offer}
@@ -261,7 +261,7 @@ func (u *upNode) receive(ctx context.Context, l *link, stream *rtc.Stream, rec *
 	}
 	took := time.Since(start)
 	cfg.Events(Event{Kind: EventDone, Peer: who, Done: res.Bytes + res.Skipped, Size: res.Bytes + res.Skipped, Transferred: res.Bytes, Path: path,
-		Text: fmt.Sprintf("in %s (%s/s)", took.Round(100*time.Millisecond), transfer.FormatSize(int64(float64(res.Bytes)/max(took.Seconds(), 0.001))))})
+		Text: tookText(res.Bytes, took)})
 }
 
 func (u *upNode) received(r Received) {
