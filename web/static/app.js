@@ -284,7 +284,7 @@ async function main() {
   const id = core().deviceID(core().publicKey());
   const base = `web-${id.slice(0, 4).toLowerCase()}`;
   const page = newPage(base, sessionStorage.getItem('lanft-name') || base);
-  $('me').textContent = `this browser: device ${id}; from lanft on this LAN any size over HTTP, else up to ${size(MAX_RECEIVE)} per transfer (kept in memory)`;
+  $('me').textContent = `this browser: device ${id}; any size from lanft on this LAN and from another page's share through it, else up to ${size(MAX_RECEIVE)} per transfer`;
   $('share').onclick = () => startShare(page);
   $('files').onchange = () => showPicks(page);
   $('folder').onchange = () => showPicks(page);
