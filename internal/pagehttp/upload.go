@@ -58,6 +58,7 @@ type Stream struct {
 	have    int64         // bytes received in all
 	out     []byte        // everything written
 	flushed int64         // bytes of out flushed to the page
+	downs   int           // GET down responses under way
 	closing bool          // Linger: nothing more will be written
 	err     error         // why the stream ended
 
@@ -145,7 +146,9 @@ func (s *Stream) Linger(d time.Duration) error {
 	defer t.Stop()
 	s.mu.Lock()
 	s.closing = true
-	for s.flushed < int64(len(s.out)) && s.err == nil {
+	// A stream closed already (transfer.Receive closes it once it wrote
+	// its ERROR frame) still gives a GET down under way its last bytes.
+	for s.flushed < int64(len(s.out)) && (s.err == nil || s.downs > 0) {
 		w := s.wake
 		s.mu.Unlock()
 		select {
@@ -166,7 +169,28 @@ func (s *Stream) Linger(d time.Duration) error {
 	if left > 0 {
 		return fmt.Errorf("pagehttp: the page did not take lanft's last %d bytes: %w", left, err)
 	}
+	s.endDowns(t.C)
 	return nil
+}
+
+// endDowns waits, until timeout fires, for the GET down responses to end
+// (the stream is closed): a response cut by lanft's exit before its end
+// is a network error for the page, which then tries again for a minute
+// instead of reading lanft's last word.
+func (s *Stream) endDowns(timeout <-chan time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.downs > 0 {
+		w := s.wake
+		s.mu.Unlock()
+		select {
+		case <-w:
+		case <-timeout:
+			s.mu.Lock()
+			return
+		}
+		s.mu.Lock()
+	}
 }
 
 // fail ends the stream with why, unless it has ended already.
@@ -309,6 +333,18 @@ func (s *Stream) serveDown(ctx context.Context, w http.ResponseWriter, r *http.R
 	if rc.Flush() != nil {
 		return
 	}
+	s.mu.Lock()
+	s.downs++
+	s.mu.Unlock()
+	defer func() {
+		// The response ends on the wire (its last chunk) before Linger's
+		// caller, lanft about to exit, hears it ended.
+		rc.Flush()
+		s.mu.Lock()
+		s.downs--
+		s.changed()
+		s.mu.Unlock()
+	}()
 	for pos, lastCall := off, false; ; {
 		s.mu.Lock()
 		chunk, wake, ended := s.out[pos:], s.wake, s.err != nil

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -430,4 +431,47 @@ func lastFrame(b []byte) byte {
 		return 0
 	}
 	return typ
+}
+
+// A receive that fails writes its ERROR frame and closes the stream
+// (transfer.Receive does both) before lanft lingers and exits: Linger
+// still waits until the page's GET down has those last bytes and has
+// ended, so that lanft's exit right after (here: the server closed at
+// once) cuts nothing and the page reads why rather than a network error.
+func TestLingerGivesAClosedStreamItsLastWord(t *testing.T) {
+	s := newServer(t, Config{})
+	c, st, err := s.Upload(t.Context(), grant())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client(t, peer).Do(req(t, "GET", c.URL+"down?off=0", nil, true))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET down: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	type read struct {
+		b   []byte
+		err error
+	}
+	got := make(chan read, 1)
+	go func() {
+		b, err := io.ReadAll(resp.Body)
+		got <- read{b, err}
+	}()
+	const last = "ERROR: the list of files arrived changed"
+	for range 20 { // the same again and again, as a loaded machine schedules it
+		if _, err := st.Write([]byte(last)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	lingerErr := st.Linger(10 * time.Second)
+	s.Close() // lanft exits
+	r := <-got
+	if want := strings.Repeat(last, 20); string(r.b) != want || r.err != nil {
+		t.Fatalf("the page read %d bytes (%v), want the %d of lanft's last word and a clean end", len(r.b), r.err, len(want))
+	}
+	if lingerErr != nil {
+		t.Errorf("Linger: %v, want nil: the page took everything", lingerErr)
+	}
 }
