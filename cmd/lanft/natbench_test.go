@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +47,21 @@ func shapeInternet(t *testing.T, inet *netns.Internet, rate string) {
 }
 
 func mbs(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
+
+// benchCount is a benchmark's count from the environment variable env
+// (LANFT_BENCH_MIB, LANFT_BENCH_ROUNDS), def when unset.
+func benchCount(t *testing.T, env string, def int) int {
+	t.Helper()
+	s := os.Getenv(env)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		t.Fatalf("%s %q: want a positive number", env, s)
+	}
+	return n
+}
 
 func median(v []float64) float64 {
 	s := slices.Clone(v)

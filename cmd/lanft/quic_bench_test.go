@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,15 +19,20 @@ import (
 // hole-punched QUIC path, the data channel through the same NATs, and raw
 // TCP between the homes (through both NATs, to a port forward on home 2's
 // router), on an unshaped "internet" and on one shaped to 1 Gbit/s,
-// several rounds each. A benchmark, not a pass/fail timing test; it runs
-// only when asked:
+// several rounds each, and with LANFT_BENCH_CROC=/path/to/croc croc
+// through `croc relay` on the server (croc punches no hole). A benchmark,
+// not a pass/fail timing test; it runs only when asked:
 //
 //	go test -run TestQUICBenchmark -bench QUIC ./cmd/lanft
+//
+// LANFT_BENCH_MIB sets the size (256), LANFT_BENCH_ROUNDS the rounds (5).
 func TestQUICBenchmark(t *testing.T) {
 	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
 		t.Skip("a benchmark: run with -bench QUIC")
 	}
-	const size, rounds = 256 << 20, 5
+	size := int64(benchCount(t, "LANFT_BENCH_MIB", 256)) << 20
+	rounds := benchCount(t, "LANFT_BENCH_ROUNDS", 5)
+	croc := os.Getenv("LANFT_BENCH_CROC")
 	for _, shaped := range []bool{false, true} {
 		name := "unshaped"
 		if shaped {
@@ -51,6 +57,12 @@ func TestQUICBenchmark(t *testing.T) {
 					"datachannel-nat %.1f MB/s (wall %.2f s; CPU s %.2f, %.2f; RSS MiB %d, %d)",
 					name, r+1, size>>20, raw[r], quic[r], q.wall.Seconds(), q.cpuShare.Seconds(), q.cpuRecv.Seconds(), q.rssShare>>20, q.rssRecv>>20,
 					dc[r], d.wall.Seconds(), d.cpuShare.Seconds(), d.cpuRecv.Seconds(), d.rssShare>>20, d.rssRecv>>20)
+				if croc != "" {
+					c := crocRun(t, inet, croc, src)
+					t.Logf("%s round %d: croc through croc relay: wall clock with setup %.2f s, %.1f MB/s; quic by wall clock %.1f MB/s (%.2f of croc's); CPU s sender %.2f, receiver %.2f, relay %.2f; peak RSS MiB %d, %d, %d",
+						name, r+1, c.wall.Seconds(), mbs(size, c.wall), mbs(size, q.wall), c.wall.Seconds()/q.wall.Seconds(),
+						c.cpuShare.Seconds(), c.cpuRecv.Seconds(), c.cpuSig.Seconds(), c.rssShare>>20, c.rssRecv>>20, c.rssSig>>20)
+				}
 			}
 			mr, mq, md := median(raw), median(quic), median(dc)
 			t.Logf("%s medians of %d rounds: raw TCP %.1f MB/s, quic %.1f MB/s (%.2f of raw), datachannel-nat %.1f MB/s (%.2f of raw); quic/datachannel %.1fx",

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,27 +28,13 @@ func TestTURNBenchmark(t *testing.T) {
 	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
 		t.Skip("a benchmark: run with -bench TURN")
 	}
-	size := int64(64 << 20)
-	if s := os.Getenv("LANFT_BENCH_MIB"); s != "" {
-		mib, err := strconv.Atoi(s)
-		if err != nil || mib <= 0 {
-			t.Fatalf("LANFT_BENCH_MIB %q: want a number of MiB", s)
-		}
-		size = int64(mib) << 20
-	}
+	size := int64(benchCount(t, "LANFT_BENCH_MIB", 64)) << 20
 	bins := []struct{ name, path string }{{"new", lanftBin}}
 	if b := os.Getenv("LANFT_BENCH_BASELINE"); b != "" {
 		bins = append(bins, struct{ name, path string }{"baseline", b})
 	}
 	inet := netns.NewInternet(t, netns.HomeNAT, netns.HomeNAT)
-	rounds := 3
-	if s := os.Getenv("LANFT_BENCH_ROUNDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			t.Fatalf("LANFT_BENCH_ROUNDS %q: want a number", s)
-		}
-		rounds = n
-	}
+	rounds := benchCount(t, "LANFT_BENCH_ROUNDS", 3)
 	for round := range rounds {
 		for _, bin := range bins {
 			for _, m := range []struct {
