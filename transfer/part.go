@@ -136,6 +136,9 @@ const (
 	// Received files are flushed to disk and renamed in batches.
 	commitBatchFiles = 256
 	commitBatchBytes = 64 << 20
+	// writebackEvery is how often, in bytes of one file, the receiver
+	// asks the kernel to start writing them out (startWriteback).
+	writebackEvery = 8 << 20
 )
 
 // committer makes verified files durable and renames them into place, in

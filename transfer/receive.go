@@ -259,6 +259,7 @@ func (r *receiver) receiveFiles(ctx context.Context) error {
 		f         *os.File
 		h         hash.Hash
 		got, need int64 // bytes of cur received in this run, and expected
+		unsynced  int64 // bytes of cur written since the last startWriteback
 		next      int   // position in r.wants of the next file
 	)
 	fresh := sha256.New()
@@ -292,6 +293,10 @@ func (r *receiver) receiveFiles(ctx context.Context) error {
 			}
 			h.Write(p)
 			got += int64(len(p))
+			if unsynced += int64(len(p)); unsynced >= writebackEvery {
+				startWriteback(f, cur.offset+got-unsynced, unsynced)
+				unsynced = 0
+			}
 			r.bytes += int64(len(p))
 			r.progress(cur, cur.offset+got, total)
 
@@ -357,7 +362,7 @@ func (r *receiver) receiveFiles(ctx context.Context) error {
 				fresh.Reset()
 				h = fresh
 			}
-			got, need = 0, e.Size-cur.offset
+			got, need, unsynced = 0, e.Size-cur.offset, 0
 			if cur.stream {
 				need = streamNeed
 			}
