@@ -324,6 +324,11 @@ func WriteRandom(t testing.TB, path string, size int64) {
 	if _, err := io.CopyN(f, r, size); err != nil {
 		t.Fatal(err)
 	}
+	// On disk before any transfer, as a user's file is: a receiver on the
+	// same filesystem syncs it (syncfs) and would pay for writing it too.
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
