@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -81,6 +82,10 @@ type Config struct {
 	// (a peer silent for 15 s is gone) instead of the LAN's 5 s. Either
 	// way a connection that finds no path fails after that long.
 	WAN bool
+	// Net is the network ICE uses: the machine's when nil (with lanft's
+	// socket buffers and batching), or another, such as Pion's virtual
+	// network in tests.
+	Net transport.Net
 }
 
 // ICEServer is one STUN or TURN server (as the browser's RTCIceServer).
@@ -103,6 +108,13 @@ const (
 	// maxMessage is the largest data-channel message lanft sends: Pion's
 	// default limit on the receiving side.
 	maxMessage = 64 << 10
+)
+
+// How long ICE checks before it nominates a pair of each kind (NewPeer).
+const (
+	acceptSrflx = 200 * time.Millisecond
+	acceptPrflx = 300 * time.Millisecond
+	acceptRelay = 800 * time.Millisecond
 )
 
 // Peer is one WebRTC connection to one remote peer.
@@ -154,7 +166,24 @@ func NewPeer(cfg Config, send SendFunc) (*Peer, error) {
 		// receive can resume from another attempt instead of hanging.
 		se.SetICETimeouts(2*time.Second, 5*time.Second, 500*time.Millisecond)
 	}
-	if n, err := newBufferedNet(cfg.Interfaces); err == nil {
+	// ICE nominates a pair of a kind only after checking that long, so
+	// that a better pair may still succeed; Pion waits 0.5 s for a
+	// server-reflexive pair, 1 s for a peer-reflexive and 2 s for a relay
+	// one. Whoever waits is the user: lanft takes its byte path from the
+	// pair (reflexive: QUIC through the punched hole; relay: the TCP
+	// relay), and the data channel carries only the checks before that.
+	// A punched pair succeeds a round trip or two after the candidates
+	// arrive, so shorter waits still let it win over a relay at Internet
+	// round trips (TestDistantHomesPunchBeforeTheRelay: 200 and 400 ms).
+	// With relay candidates alone there is nothing to wait for.
+	se.SetSrflxAcceptanceMinWait(acceptSrflx)
+	se.SetPrflxAcceptanceMinWait(acceptPrflx)
+	if !cfg.RelayOnly {
+		se.SetRelayAcceptanceMinWait(acceptRelay)
+	}
+	if cfg.Net != nil {
+		se.SetNet(cfg.Net)
+	} else if n, err := newBufferedNet(cfg.Interfaces); err == nil {
 		se.SetNet(n)
 	}
 	se.LoggerFactory = PionLogs(cfg.Logger)

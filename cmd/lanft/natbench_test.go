@@ -149,6 +149,9 @@ func homesRun(t *testing.T, inet *netns.Internet, url, src, mode, want string) r
 		t.Fatalf("receive exited %d: %s", code, recv.Stderr())
 	}
 	r := relayResult{path: pathOf(t, peer.Text), took: done.At.Sub(peer.At), wall: time.Since(start)}
+	if os.Getenv("LANFT_BENCH_LOG") != "" { // where a benchmark's setup time goes
+		t.Logf("receive started %s; its log:\n%s\nthe sharer's:\n%s", start.Format("15:04:05.000"), recv.Stderr(), share.Stderr())
+	}
 	lanfttest.SameFile(t, src, filepath.Join(out, filepath.Base(src)))
 	share.Interrupt()
 	r.cpuShare, r.cpuRecv = share.CPU(), recv.CPU()
