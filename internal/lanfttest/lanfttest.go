@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -105,6 +106,7 @@ type Proc struct {
 	stderr *SyncBuffer
 	done   chan struct{}
 	args   []string
+	peakKB atomic.Int64 // VmHWM, sampled while it runs (watchPeak)
 }
 
 // Line is one stdout line and when it was read.
@@ -190,6 +192,7 @@ func start(t testing.TB, withStdin bool, argv []string) (*Proc, io.WriteCloser) 
 		close(p.lines)
 	}()
 	go func() { cmd.Wait(); close(p.done) }()
+	go p.watchPeak()
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
@@ -227,11 +230,55 @@ func (p *Proc) ExitCode() int {
 	return p.Cmd.ProcessState.ExitCode()
 }
 
-// MaxRSS is the peak resident set size of the exited process, in bytes.
+// MaxRSS is the peak resident set size of the exited process, in bytes:
+// the largest VmHWM read from /proc while it ran (every 20 ms, so growth
+// in its last moments is missed), or elsewhere its exit status's
+// ru_maxrss. That one is no use on Linux: os/exec starts the child with
+// vfork, and exec carries the parent's high-water mark (this test
+// binary's) into the child's, so every small process reported the test
+// binary's size.
 func (p *Proc) MaxRSS() int64 {
 	<-p.done
+	if kb := p.peakKB.Load(); kb > 0 {
+		return kb << 10
+	}
 	if ru, ok := p.Cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		return ru.Maxrss * 1024
+	}
+	return 0
+}
+
+// watchPeak samples the process's VmHWM until it exits. With `ip netns
+// exec` the pid is lanft's own after ip execs it, with a new high-water
+// mark.
+func (p *Proc) watchPeak() {
+	status := fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if kb := vmHWM(status); kb > p.peakKB.Load() {
+			p.peakKB.Store(kb)
+		}
+		select {
+		case <-p.done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// vmHWM is the VmHWM line of a /proc/PID/status file in KiB, 0 when there
+// is none (not Linux, the process gone).
+func vmHWM(status string) int64 {
+	b, err := os.ReadFile(status)
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb
+		}
 	}
 	return 0
 }
