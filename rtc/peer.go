@@ -37,6 +37,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/datachannel"
 	"github.com/pion/ice/v4"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
@@ -384,7 +385,7 @@ func (p *Peer) Dial(ctx context.Context) (*Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtc: create data channel: %w", err)
 	}
-	opened := p.onOpen(dc)
+	open := p.onOpen(dc)
 	offer, err := p.pc.CreateOffer(nil)
 	if err != nil {
 		return nil, fmt.Errorf("rtc: create offer: %w", err)
@@ -402,7 +403,7 @@ func (p *Peer) Dial(ctx context.Context) (*Stream, error) {
 	if err := p.setRemote(answer); err != nil {
 		return nil, err
 	}
-	return p.waitOpen(ctx, dc, opened)
+	return p.waitOpen(ctx, dc, open)
 }
 
 // Accept waits for the remote offer (delivered through Handle), answers it
@@ -436,30 +437,44 @@ func (p *Peer) Accept(ctx context.Context) (*Stream, error) {
 	return p.waitOpen(ctx, dc, p.onOpen(dc))
 }
 
-// onOpen must be registered before the channel can open.
-func (p *Peer) onOpen(dc *webrtc.DataChannel) <-chan struct{} {
-	ch := make(chan struct{})
+// opened is a data channel that opened, detached.
+type opened struct {
+	raw datachannel.ReadWriteCloser
+	err error
+}
+
+// onOpen must be registered before the channel can open. It detaches the
+// channel in Pion's OnOpen callback, where Pion wants it (detached later,
+// it warns "didn't Detach" on every connection).
+func (p *Peer) onOpen(dc *webrtc.DataChannel) <-chan opened {
+	ch := make(chan opened, 1)
 	var once sync.Once
-	dc.OnOpen(func() { once.Do(func() { close(ch) }) })
+	open := func() {
+		once.Do(func() {
+			raw, err := dc.Detach()
+			ch <- opened{raw, err}
+		})
+	}
+	dc.OnOpen(open)
 	if dc.ReadyState() == webrtc.DataChannelStateOpen {
-		once.Do(func() { close(ch) })
+		open()
 	}
 	return ch
 }
 
-func (p *Peer) waitOpen(ctx context.Context, dc *webrtc.DataChannel, opened <-chan struct{}) (*Stream, error) {
+func (p *Peer) waitOpen(ctx context.Context, dc *webrtc.DataChannel, open <-chan opened) (*Stream, error) {
+	var o opened
 	select {
-	case <-opened:
+	case o = <-open:
 	case <-p.done:
 		return nil, p.failed("waiting for data channel to open", ErrPeerGone)
 	case <-ctx.Done():
 		return nil, p.failed("waiting for data channel to open", ctx.Err())
 	}
-	raw, err := dc.Detach()
-	if err != nil {
-		return nil, fmt.Errorf("rtc: detach data channel: %w", err)
+	if o.err != nil {
+		return nil, fmt.Errorf("rtc: detach data channel: %w", o.err)
 	}
-	return newStream(p, dc, raw), nil
+	return newStream(p, dc, o.raw), nil
 }
 
 // failed is the error of a connection that did not come up: when ICE

@@ -8,11 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/lanft/lanft/internal/lanfttest"
 )
 
 // loopback keeps every ICE packet of these tests on lo.
@@ -278,5 +281,31 @@ func TestLingerLetsTheLastMessageArrive(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Linger took %v after the remote closed", d)
+	}
+}
+
+// Connecting, moving a few bytes and closing log no warning: what
+// --log-level warn shows a user is worth reading (Pion warned "didn't
+// Detach" on every connection while lanft detached after its OnOpen
+// callback, and SCTP that it could not write once DTLS had closed).
+func TestConnectingLogsNoWarnings(t *testing.T) {
+	var logs lanfttest.SyncBuffer
+	cfg := loopback
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, b := pair(t, cfg)
+	if _, err := a.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(b, buf); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	b.Close()
+	<-a.peer.Done()
+	<-b.peer.Done()
+	time.Sleep(100 * time.Millisecond) // Pion's loops end after Close returns
+	if s := logs.String(); s != "" {
+		t.Errorf("connecting logged warnings:\n%s", s)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/pion/logging"
 )
@@ -15,7 +16,9 @@ import (
 // receive buffer, a failed send: dropped datagrams) at warn, its errors at
 // error. ICE's warnings are its gathering's and checks' chatter on every
 // connection (a TURN-over-TCP URL while ICE keeps to UDP, a check before
-// the first pair), so they are info.
+// the first pair), so they are info, as is SCTP's warning that it could
+// not write to the DTLS connection once that was closed (its last packets
+// as a connection ends, every time).
 func PionLogs(log *slog.Logger) logging.LoggerFactory { return pionFactory{log} }
 
 type pionFactory struct{ log *slog.Logger }
@@ -25,12 +28,13 @@ func (f pionFactory) NewLogger(scope string) logging.LeveledLogger {
 	if scope == "ice" {
 		warn = slog.LevelInfo
 	}
-	return pionLogger{log: f.log.With("pion", scope), warn: warn}
+	return pionLogger{log: f.log.With("pion", scope), warn: warn, sctp: scope == "sctp"}
 }
 
 type pionLogger struct {
 	log  *slog.Logger
 	warn slog.Level // where Pion's warnings go
+	sctp bool
 }
 
 func (l pionLogger) Trace(string)              {}
@@ -40,7 +44,17 @@ func (l pionLogger) Debugf(f string, a ...any) { l.at(slog.LevelDebug, f, a) }
 func (l pionLogger) Info(m string)             { l.log.Debug(m) }
 func (l pionLogger) Infof(f string, a ...any)  { l.at(slog.LevelDebug, f, a) }
 func (l pionLogger) Warn(m string)             { l.log.Log(context.Background(), l.warn, m) }
-func (l pionLogger) Warnf(f string, a ...any)  { l.at(l.warn, f, a) }
+func (l pionLogger) Warnf(f string, a ...any) {
+	if l.sctp && l.log.Enabled(context.Background(), l.warn) {
+		if m := fmt.Sprintf(f, a...); strings.HasSuffix(m, "conn is closed") {
+			l.log.Info(m)
+		} else {
+			l.log.Log(context.Background(), l.warn, m)
+		}
+		return
+	}
+	l.at(l.warn, f, a)
+}
 func (l pionLogger) Error(m string)            { l.log.Error(m) }
 func (l pionLogger) Errorf(f string, a ...any) { l.at(slog.LevelError, f, a) }
 

@@ -25,8 +25,14 @@ func TestPionLogsLevels(t *testing.T) {
 	}
 	ice := PionLogs(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))).NewLogger("ice")
 	ice.Warnf("Failed to resolve TCP address %s", "10.0.0.1:3478")
+	sctp := PionLogs(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))).NewLogger("sctp")
+	sctp.Warnf("[%s] failed to write packets on netConn: %v", "0x1b908bc5e708", "dtls fatal: conn is closed")
+	sctp.Warnf("[%s] failed to write packets on netConn: %v", "0x1b908bc5e708", "write udp: no buffer space available")
 	out = buf.String()
-	for _, not := range []string{"Received 1200 bytes", "No Permission", "Failed to resolve"} {
+	if !strings.Contains(out, "no buffer space available") {
+		t.Errorf("log %q lacks SCTP's failed write on an open connection", out)
+	}
+	for _, not := range []string{"Received 1200 bytes", "No Permission", "Failed to resolve", "conn is closed"} {
 		if strings.Contains(out, not) {
 			t.Errorf("log %q has %q, a debug line, at warn level", out, not)
 		}

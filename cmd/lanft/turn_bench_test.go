@@ -85,7 +85,7 @@ func turnRun(t *testing.T, inet *netns.Internet, bin, mode string, n int64, sigA
 		proc *lanfttest.Proc
 	}{{"server", sig}, {"sharer", share}, {"receiver", recv}} {
 		if w := warnings(p.proc.Stderr()); len(w) > 0 {
-			t.Logf("--path %s %v: %s logged %d warnings, the first: %s", mode, sigArgs, p.name, len(w), w[0])
+			t.Logf("--path %s %v: %s logged %d warnings, the first: %s; the last: %s", mode, sigArgs, p.name, len(w), w[0], w[len(w)-1])
 		}
 	}
 	want := map[string]string{"datachannel": "datachannel-nat", "relay": "relay"}[mode]
