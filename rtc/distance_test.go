@@ -10,7 +10,6 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/turn/v5"
-	"golang.org/x/sync/errgroup"
 )
 
 // These tests put two peers behind NATs of Pion's virtual network, 200 ms
@@ -135,15 +134,7 @@ func connectFar(t *testing.T, homes []*vnet.Net) (Route, time.Duration) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	var sa, sb *Stream
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { sa, err = a.Dial(gctx); return })
-	g.Go(func() (err error) { sb, err = b.Accept(gctx); return })
-	if err := g.Wait(); err != nil {
-		a.Close()
-		b.Close()
-		t.Fatalf("connect: %v", err)
-	}
+	sa, sb := connect(ctx, t, a, b)
 	took := time.Since(start)
 	route, err := a.Route()
 	sa.Close()

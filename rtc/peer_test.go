@@ -53,6 +53,15 @@ func pair(t testing.TB, cfg Config) (*Stream, *Stream) {
 	}
 	go relay(toB, b)
 	go relay(toA, a)
+	sa, sb := connect(ctx, t, a, b)
+	t.Cleanup(func() { sa.Close(); sb.Close() })
+	return sa, sb
+}
+
+// connect dials from a and accepts at b at once, and returns their
+// streams; it fails the test when they do not connect.
+func connect(ctx context.Context, t testing.TB, a, b *Peer) (*Stream, *Stream) {
+	t.Helper()
 	var sa, sb *Stream
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) { sa, err = a.Dial(gctx); return })
@@ -62,7 +71,6 @@ func pair(t testing.TB, cfg Config) (*Stream, *Stream) {
 		b.Close()
 		t.Fatalf("connect: %v", err)
 	}
-	t.Cleanup(func() { sa.Close(); sb.Close() })
 	return sa, sb
 }
 
