@@ -111,12 +111,9 @@ const (
 	maxMessage = 64 << 10
 )
 
-// How long ICE checks before it nominates a pair of each kind (NewPeer).
-const (
-	acceptSrflx = 200 * time.Millisecond
-	acceptPrflx = 300 * time.Millisecond
-	acceptRelay = 800 * time.Millisecond
-)
+// acceptRelay is how long ICE checks before it nominates a relay pair
+// (NewPeer).
+const acceptRelay = 800 * time.Millisecond
 
 // Peer is one WebRTC connection to one remote peer.
 type Peer struct {
@@ -170,16 +167,17 @@ func NewPeer(cfg Config, send SendFunc) (*Peer, error) {
 	// ICE nominates a pair of a kind only after checking that long, so
 	// that a better pair may still succeed; Pion waits 0.5 s for a
 	// server-reflexive pair, 1 s for a peer-reflexive and 2 s for a relay
-	// one. Whoever waits is the user: lanft takes its byte path from the
-	// pair (reflexive: QUIC through the punched hole; relay: the TCP
-	// relay), and the data channel carries only the checks before that.
-	// A punched pair succeeds a round trip or two after the candidates
-	// arrive, so shorter waits still let it win over a relay at Internet
-	// round trips (TestDistantHomesPunchBeforeTheRelay: 200 and 400 ms).
+	// one. Whoever waits is the user: across the Internet lanft takes its
+	// byte path from the pair (a relay pair: the TCP relay), and the data
+	// channel carries only the checks before that. A punched pair
+	// succeeds a round trip or two after the candidates arrive, so a
+	// shorter relay wait still lets it win at Internet round trips
+	// (TestDistantHomesPunchBeforeTheRelay: 200 and 400 ms). On a LAN the
+	// waits stay Pion's: with a LAN instance's TURN on offer, a 0.8 s
+	// relay wait left a browser page's data channel deaf one way in about
+	// 1 of 10 runs under load (TestPageAndLanftUp), not yet understood.
 	// With relay candidates alone there is nothing to wait for.
-	se.SetSrflxAcceptanceMinWait(acceptSrflx)
-	se.SetPrflxAcceptanceMinWait(acceptPrflx)
-	if !cfg.RelayOnly {
+	if cfg.WAN && !cfg.RelayOnly {
 		se.SetRelayAcceptanceMinWait(acceptRelay)
 	}
 	if cfg.Net != nil {
