@@ -46,6 +46,20 @@ var preambleMagic = []byte("LANFT\x02")
 // trying sharers for a code that matches.
 const nonceWait = 10 * time.Second
 
+// helloWait bounds the wait for the remote's first bytes: every lanft
+// writes its preamble as its channel opens, so a channel still silent
+// after this long will stay so. Chromium 156 could hold a page's first
+// message for good (about 1 connection in 50 from a CLI under load,
+// TestSilentChannelIsALostConnection): the dialer gives up on the
+// connection, which nothing was decided on, and dials again.
+const helloWait = 5 * time.Second
+
+// noPreamble is the failure of a connection that ended before the
+// remote's preamble: nothing was said on it, so it may be dialed again.
+type noPreamble struct{ error }
+
+func (e noPreamble) Unwrap() error { return e.error }
+
 // The preamble's FLAGS bits (flagDirect is in direct.go). The HTTP path
 // for pages and the push offer use the others; nothing new is exchanged unless both sides set the matching bit.
 const (
@@ -65,10 +79,18 @@ func authenticate(ctx context.Context, cfg *Config, rw io.ReadWriteCloser, l *li
 		return fmt.Errorf("node: send preamble: %w", err)
 	}
 	hello := make([]byte, len(preambleMagic)+1)
-	if _, err := io.ReadFull(rw, hello); err != nil {
+	helloCtx, cancel := context.WithTimeout(ctx, helloWait)
+	defer cancel()
+	closeLate := context.AfterFunc(helloCtx, func() { rw.Close() })
+	_, err := io.ReadFull(rw, hello)
+	closeLate()
+	if err != nil {
 		// Nothing was decided yet: a lost connection, which a receiver
-		// tries again.
-		return fmt.Errorf("%w: the connection to %s closed before lanft's preamble: %w", ErrConnect, l.remote, err)
+		// and a sender try again.
+		if helloCtx.Err() == context.DeadlineExceeded {
+			return noPreamble{fmt.Errorf("%w: %s sent no lanft preamble within %s of the connection", ErrConnect, l.remote, helloWait)}
+		}
+		return noPreamble{fmt.Errorf("%w: the connection to %s closed before lanft's preamble: %w", ErrConnect, l.remote, err)}
 	}
 	if err := checkMagic(hello, l.remote); err != nil {
 		return err

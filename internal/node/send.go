@@ -69,7 +69,14 @@ func Send(ctx context.Context, cfg Config, sc SendConfig) (*SendResult, error) {
 			return nil, fmt.Errorf("node: %s is a page, which does not take standard input (a stream of unknown size): save it to a file and send that",
 				target.Name)
 		}
+		// A connection that ended before the target's preamble (dialPeer:
+		// nothing was offered, so nothing can arrive twice) is dialed again.
 		res, err := sendOnce(ctx, &cfg, sess, peers, target.Name, offer, sc)
+		for attempt := 1; attempt < sendAttempts && errors.As(err, new(noPreamble)) && ctx.Err() == nil; attempt++ {
+			cfg.Logger.Info("node: connection lost before the offer; dialing again", "attempt", attempt, "err", err)
+			cfg.Events(Event{Kind: EventInfo, Peer: target.Name, Text: fmt.Sprintf("%s; trying again", explain(err))})
+			res, err = sendOnce(ctx, &cfg, sess, peers, target.Name, offer, sc)
+		}
 		if c := sess.client(); c != nil {
 			_ = c.Send(signal.Message{Type: signal.TypeLeave, OtherName: target.Name})
 		}
@@ -127,6 +134,10 @@ func sendOnce(ctx context.Context, cfg *Config, sess *session, peers *peerSet, t
 	}
 	return res, nil
 }
+
+// sendAttempts is how many connections a send dials when each ends
+// before the target's preamble.
+const sendAttempts = 3
 
 // refusedSend is a refusal of the connection itself (a signed refusal
 // from the target: it knows this name from another device; or the
