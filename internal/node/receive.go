@@ -98,7 +98,11 @@ func receiveFrom(ctx context.Context, cfg *Config, sess *session, peers *peerSet
 		// No path at the first attempt is the networks' verdict (a
 		// symmetric NAT without a relay), not a dropped connection.
 		noPath := attempt == 1 && (errors.Is(err, rtc.ErrNoPair) || errors.Is(err, ErrNoRelay))
-		if noPath || !retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
+		// After a lost connection, no answer may be the sharer's old
+		// session, gone but still listed while it restarts: worth another
+		// try until the deadline. At the first attempt it is a verdict.
+		again := retryable(err) || attempt > 1 && errors.Is(err, ErrNoAnswer)
+		if noPath || !again || ctx.Err() != nil || time.Now().After(deadline) {
 			return nil, err
 		}
 		cfg.Logger.Info("node: transfer interrupted; retrying", "attempt", attempt, "err", err)
