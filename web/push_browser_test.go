@@ -36,6 +36,18 @@ func decideUp(t *testing.T, up *lanfttest.Proc, stdin io.Writer, peer string, ac
 	fmt.Fprintf(stdin, `{"peer":%q,"accept":%v}`+"\n", peer, accept)
 }
 
+// deskUp starts `lanft up` as "desk" on host 1 of a new LAN of 3 hosts,
+// saving into out, and returns its page's URL.
+func deskUp(t *testing.T) (lan *netns.LAN, up *lanfttest.Proc, stdin io.Writer, out, url string) {
+	t.Helper()
+	needsUp(t)
+	lan = netns.NewLAN(t, 3)
+	out = t.TempDir()
+	up, stdin = lanfttest.StartWithStdin(t, "ip", "netns", "exec", lan.Namespace(1), lanft(t), "--config-dir", t.TempDir(),
+		"up", "--interface", lan.Iface(1), "--name", "desk", "--json", "--out", out)
+	return lan, up, stdin, out, pageURL(t, up)
+}
+
 // TestPageAndLanftUp: a page (a phone's screen, its own host) lists a
 // `lanft up` device with a Send… action and sends it a file and a text,
 // which up accepts: the file lands identical in up's folder, the text as
@@ -43,12 +55,7 @@ func decideUp(t *testing.T, up *lanfttest.Proc, stdin io.Writer, peer string, ac
 // page, which accepts both (identical, as typed), and a file the page
 // declines: send exits with its "declined" code, and the page says it once.
 func TestPageAndLanftUp(t *testing.T) {
-	needsUp(t)
-	lan := netns.NewLAN(t, 3)
-	out := t.TempDir()
-	up, stdin := lanfttest.StartWithStdin(t, "ip", "netns", "exec", lan.Namespace(1), lanft(t), "--config-dir", t.TempDir(),
-		"up", "--interface", lan.Iface(1), "--name", "desk", "--json", "--out", out)
-	url := pageURL(t, up)
+	lan, up, stdin, out, url := deskUp(t)
 	p := newPerson(t, startBrowser(t, lan, 2), url)
 	p.phone()
 	page := p.name()

@@ -12,7 +12,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/lanft/lanft/internal/lanfttest"
-	"github.com/lanft/lanft/internal/netns"
 )
 
 // pcSpy keeps the page's peer connections where pcDump finds them.
@@ -42,12 +41,7 @@ func TestPushToPageSoak(t *testing.T) {
 	if n <= 0 {
 		t.Skip("a soak test: LANFT_SOAK_PUSHES=N runs it (N=200: about 8 minutes)")
 	}
-	needsUp(t)
-	lan := netns.NewLAN(t, 3)
-	out := t.TempDir()
-	up, _ := lanfttest.StartWithStdin(t, "ip", "netns", "exec", lan.Namespace(1), lanft(t), "--config-dir", t.TempDir(),
-		"up", "--interface", lan.Iface(1), "--name", "desk", "--json", "--out", out)
-	url := pageURL(t, up)
+	lan, _, _, _, url := deskUp(t)
 	bctx := startBrowser(t, lan, 2)
 	p := openPage(t, bctx, url)
 	if _, err := chromedp.Call(p.ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: pcSpy}); err != nil {
