@@ -34,7 +34,7 @@ const pcDump = `(async () => { const out = []; for (const pc of window.__pcs.sli
 // TestPushToPageSoak (opt-in: LANFT_SOAK_PUSHES=N) sends N texts from
 // lanft send to a page, one after the other, and fails on any send that
 // does not end accepted. It found Chromium 156 holding a page's first
-// message on about 1 connection in 50 under load (helloWait in
+// message on 1 connection in 40 to 100 under load (helloWait in
 // internal/node/auth.go); it prints how many sends had to dial again.
 func TestPushToPageSoak(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("LANFT_SOAK_PUSHES"))

@@ -49,7 +49,7 @@ const nonceWait = 10 * time.Second
 // helloWait bounds the wait for the remote's first bytes: every lanft
 // writes its preamble as its channel opens, so a channel still silent
 // after this long will stay so. Chromium 156 could hold a page's first
-// message for good (about 1 connection in 50 from a CLI under load,
+// message for good (1 connection in 40 to 100 from a CLI under load,
 // TestSilentChannelIsALostConnection): the dialer gives up on the
 // connection, which nothing was decided on, and dials again.
 const helloWait = 5 * time.Second
