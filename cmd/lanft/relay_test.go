@@ -20,9 +20,11 @@ import (
 
 // Two symmetric NATs: no hole punching. The data channel that verifies
 // the peers goes through TURN, and the bytes through the host's TCP relay,
-// with TLS 1.3 end to end; the relay's counters show they went there.
+// with TLS 1.3 end to end; the relay's counters show they went there. The
+// server opened no TCP connection for it: both peers connected in.
 func TestNATSymmetricUsesTheTCPRelay(t *testing.T) {
 	inet := netns.NewInternet(t, netns.SymmetricNAT, netns.SymmetricNAT)
+	connectsOut := netns.WatchConnectsOut(t, inet.Server())
 	url := startInternetSignal(t, inet, "--metrics-token", "relaytest")
 	const size = 16 << 20
 	path, took := transferAcross(t, inet, url, size)
@@ -32,6 +34,20 @@ func TestNATSymmetricUsesTheTCPRelay(t *testing.T) {
 	m := serverMetrics(t, inet, url, "relaytest")
 	if m["lanft_tcp_relays_total"] != 1 || m["lanft_tcp_relay_bytes_total"] < size {
 		t.Fatalf("relay metrics %v, want one relay that moved at least %d bytes", m, size)
+	}
+	if n := connectsOut(); n != 0 {
+		t.Errorf("the server sent %d SYNs out: it opened connections, want none (the relay only accepts)", n)
+	}
+	// The watch sees a connection the server's namespace does open.
+	netns.DoIn(inet.Server(), func() error {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(inet.RouterAddr(1).String(), "9"), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return nil
+	})
+	if n := connectsOut(); n == 0 {
+		t.Errorf("a dial from the server's namespace to home 1's router counted no SYN: the watch sees nothing")
 	}
 	t.Logf("%d MiB over the TCP relay between two symmetric NATs: %.1f MB/s (unshaped veths)", size>>20, float64(size)/took.Seconds()/1e6)
 }

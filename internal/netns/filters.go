@@ -2,7 +2,10 @@ package netns
 
 import (
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
+	"testing"
 )
 
 // LANs that get in the way (LAN-TESTING.md): filters a test puts on its
@@ -37,4 +40,36 @@ func (l *LAN) Nft(ns, rules string) {
 func (l *LAN) IP(args ...string) {
 	l.t.Helper()
 	l.mustIP(args...)
+}
+
+// WatchConnectsOut counts the TCP connections namespace ns opens to other
+// hosts from now on: the SYNs without an ACK it sends out of any interface
+// but loopback (a SYN-ACK answers a connection; a dial to the namespace's
+// own addresses stays on loopback). The function it returns reads the
+// count. The rules go when ns does. Call it from the test goroutine.
+func WatchConnectsOut(t testing.TB, ns string) func() int {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(`table inet lanftwatch {
+  counter syns {}
+  chain out { type filter hook output priority 0; policy accept; oifname != "lo" tcp flags & (syn | ack) == syn counter name "syns"; }
+}
+`)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("netns: nft in %s: %v: %s", ns, err, strings.TrimSpace(string(out)))
+	}
+	packetsRE := regexp.MustCompile(`packets (\d+)`)
+	return func() int {
+		t.Helper()
+		out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "counter", "inet", "lanftwatch", "syns").CombinedOutput()
+		if err != nil {
+			t.Fatalf("netns: the SYN counter in %s: %v: %s", ns, err, strings.TrimSpace(string(out)))
+		}
+		m := packetsRE.FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("netns: the SYN counter in %s: no packet count in %q", ns, out)
+		}
+		n, _ := strconv.Atoi(string(m[1]))
+		return n
+	}
 }
