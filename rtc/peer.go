@@ -175,7 +175,8 @@ func NewPeer(cfg Config, send SendFunc) (*Peer, error) {
 	// (TestDistantHomesPunchBeforeTheRelay: 200 and 400 ms). On a LAN the
 	// waits stay Pion's: with a LAN instance's TURN on offer, a 0.8 s
 	// relay wait left a browser page's data channel deaf one way in about
-	// 1 of 10 runs under load (TestPageAndLanftUp), not yet understood.
+	// 1 of 10 runs under load (TestPageAndLanftUp); Chromium holding the
+	// page's first message (node's helloWait) may be why, not re-measured.
 	// With relay candidates alone there is nothing to wait for.
 	if cfg.WAN && !cfg.RelayOnly {
 		se.SetRelayAcceptanceMinWait(acceptRelay)
