@@ -147,10 +147,8 @@ func TestPageAndLanftUp(t *testing.T) {
 	// The decline and the text are told "from laptop"; the file, which
 	// came over HTTP, as what laptop gives. (A connection that ended
 	// before its preamble, which send dials again, is an error entry.)
-	told := func(s string) string {
-		return p.text(fmt.Sprintf(`String([...document.querySelectorAll('#log li:not(.error)')].filter(e => e.textContent.includes(%q)).length)`, s))
-	}
-	if n, f := told("from laptop"), told("laptop gives"); n != "2" || f != "1" {
+	told := "#log li:not(.error)"
+	if n, f := p.countAt(told, "from laptop"), p.countAt(told, "laptop gives"); n != "2" || f != "1" {
 		t.Errorf("the page told of laptop's sends %s+%s times, want 2+1 (once each): %s", n, f, p.log())
 	}
 }

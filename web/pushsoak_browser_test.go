@@ -51,6 +51,7 @@ func TestPushToPageSoak(t *testing.T) {
 	p.waitJS(`document.body.dataset.online`, 20*time.Second)
 	pg := p.name()
 	sender := t.TempDir()
+	const offerShown = `String(!document.getElementById('offer').hidden)`
 	fails, retries := 0, 0
 	for i := 0; i < n; i++ {
 		argv := []string{"ip", "netns", "exec", lan.Namespace(3), lanft(t), "--log-level", "info", "--config-dir", sender,
@@ -59,14 +60,14 @@ func TestPushToPageSoak(t *testing.T) {
 		// A send whose offer is not up within 5 s: the page's view then,
 		// before it gives the connection up.
 		var early string
-		for k := 0; k < 50 && p.text(`String(!document.getElementById('offer').hidden)`) != "true"; k++ {
+		for k := 0; k < 50 && p.text(offerShown) != "true"; k++ {
 			time.Sleep(100 * time.Millisecond)
 		}
-		if p.text(`String(!document.getElementById('offer').hidden)`) != "true" {
+		if p.text(offerShown) != "true" {
 			early = p.text(pcDump)
 		}
 		p.waitJS(`!document.getElementById('offer').hidden || [...document.querySelectorAll('#log li')].some(e => e.textContent.includes('did not complete'))`, 60*time.Second)
-		if p.text(`String(!document.getElementById('offer').hidden)`) == "true" {
+		if p.text(offerShown) == "true" {
 			p.do(chromedp.Click(chromedp.ID("accept")))
 		}
 		code := s.ExitCode()

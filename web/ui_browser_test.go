@@ -100,8 +100,11 @@ func (p *person) offered() string {
 }
 
 // count is how many of the page's log entries contain s.
-func (p *person) count(s string) string {
-	return p.text(fmt.Sprintf(`String([...document.querySelectorAll('#log li')].filter(e => e.textContent.includes(%q)).length)`, s))
+func (p *person) count(s string) string { return p.countAt("#log li", s) }
+
+// countAt is how many of the elements sel says s.
+func (p *person) countAt(sel, s string) string {
+	return p.text(fmt.Sprintf(`String([...document.querySelectorAll(%q)].filter(e => e.textContent.includes(%q)).length)`, sel, s))
 }
 
 // scrollTo brings the element sel into the middle of the screen.
